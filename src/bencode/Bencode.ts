@@ -260,6 +260,8 @@ const write = (w: Writer, v: Encodable): void => {
     if (!Number.isSafeInteger(v)) throw new RangeError(`bencode integers must be safe integers, got ${v}`)
     w.ascii(`i${v}e`)
   } else if (typeof v === "bigint") {
+    // The decoder rejects integers outside int64, so never write one.
+    if (v > MAX_I64 || v < MIN_I64) throw new RangeError(`bencode integers must fit in 64 bits, got ${v}`)
     w.ascii(`i${v}e`)
   } else if (typeof v === "string") {
     w.str(enc.encode(v))
@@ -273,6 +275,8 @@ const write = (w: Writer, v: Encodable): void => {
     const m = v as ReadonlyMap<string, Encodable>
     w.ascii("d")
     for (const k of [...m.keys()].sort()) {
+      // A char above 0xff would be truncated to its low byte: wrong key, possibly unsorted or duplicate output.
+      if (/[^\x00-\xff]/.test(k)) throw new RangeError(`Map keys must be binary strings, got ${JSON.stringify(k)}`)
       w.str(Bytes.fromBinaryString(k))
       write(w, m.get(k)!)
     }
@@ -292,7 +296,10 @@ const write = (w: Writer, v: Encodable): void => {
   }
 }
 
-/** Canonical bencode of a value: dictionary keys sorted by their bytes. */
+/**
+ * Canonical bencode of a value: dictionary keys sorted by their bytes. Throws `RangeError` for what bencode (or our
+ * decoder) cannot hold: non-safe-integer numbers, bigints outside int64, Map keys with chars above 0xff.
+ */
 export const encode = (value: Encodable): Uint8Array => {
   const w = new Writer()
   write(w, value)

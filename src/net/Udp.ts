@@ -1,0 +1,100 @@
+/**
+ * UDP datagram sockets over node:dgram, as a scoped Effect resource. One socket can talk to many remote addresses;
+ * inbound datagrams are delivered to a synchronous handler (the caller routes them, e.g. by transaction id), so no
+ * fiber is forked per datagram.
+ */
+import * as Dgram from "node:dgram"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
+
+export type Family = "udp4" | "udp6"
+
+export class UdpError extends Data.TaggedError("UdpError")<{
+  readonly reason: "Bind" | "Send" | "Socket"
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `udp ${this.reason.toLowerCase()} failed: ${detail}`
+  }
+}
+
+export interface Datagram {
+  readonly data: Uint8Array
+  readonly address: string
+  readonly port: number
+}
+
+/** The port other modules depend on; tests substitute in-memory sockets. */
+export interface Socket {
+  readonly family: Family
+  /** Sends one datagram; completes when node has handed it to the kernel. */
+  readonly send: (data: Uint8Array, port: number, address: string) => Effect.Effect<void, UdpError>
+  /**
+   * Installs the handler for inbound datagrams (replacing any previous one). Datagrams that arrive with no
+   * handler installed are dropped, as UDP allows.
+   */
+  readonly onMessage: (handler: (datagram: Datagram) => void) => void
+  /** The locally bound address. */
+  readonly local: { readonly address: string; readonly port: number }
+}
+
+export interface Options {
+  readonly family: Family
+  /** Local address to bind; defaults to all interfaces of the family. */
+  readonly address?: string | undefined
+  readonly port?: number | undefined
+}
+
+/** Binds a socket for the lifetime of the current scope; closing the scope closes the socket. */
+export const make = (options: Options): Effect.Effect<Socket, UdpError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const socket = yield* Effect.acquireRelease(
+      Effect.async<Dgram.Socket, UdpError>((resume) => {
+        const s = Dgram.createSocket({ type: options.family, ipv6Only: options.family === "udp6" })
+        const onError = (cause: unknown) => {
+          s.close()
+          resume(Effect.fail(new UdpError({ reason: "Bind", cause })))
+        }
+        s.once("error", onError)
+        s.bind(options.port ?? 0, options.address ?? (options.family === "udp4" ? "0.0.0.0" : "::"), () => {
+          s.off("error", onError)
+          resume(Effect.succeed(s))
+        })
+      }),
+      (s) =>
+        Effect.async<void>((resume) => {
+          s.removeAllListeners("message")
+          try {
+            s.close(() => resume(Effect.void))
+          } catch {
+            resume(Effect.void) // already closed
+          }
+        })
+    )
+    let handler: ((d: Datagram) => void) | undefined
+    socket.on("message", (data, rinfo) => {
+      handler?.({ data: new Uint8Array(data.buffer, data.byteOffset, data.length), address: rinfo.address, port: rinfo.port })
+    })
+    // An ICMP error on an unconnected socket must not crash the process; per-request timeouts cover the loss.
+    socket.on("error", () => {})
+    const local = socket.address()
+    return {
+      family: options.family,
+      local: { address: local.address, port: local.port },
+      onMessage: (h) => {
+        handler = h
+      },
+      send: (data, port, address) =>
+        Effect.async<void, UdpError>((resume) => {
+          try {
+            socket.send(data, port, address, (cause) => {
+              resume(cause ? Effect.fail(new UdpError({ reason: "Send", cause })) : Effect.void)
+            })
+          } catch (cause) {
+            resume(Effect.fail(new UdpError({ reason: "Send", cause })))
+          }
+        })
+    } satisfies Socket
+  })

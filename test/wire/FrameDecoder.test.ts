@@ -247,7 +247,7 @@ describe("FrameDecoder: properties", () => {
       const bytes = Message.encodeBatch(messages)
       expect(decodeChunks(split(bytes, at))).toEqual({ messages, error: undefined, atBoundary: true })
     },
-    { fastCheck: { numRuns: 300 } }
+    { fastCheck: { numRuns: 200 } }
   )
 
   it.prop(

@@ -182,7 +182,9 @@ const fileLength = (d: Bencode.BDict, flags: Flags, field: string): number => {
   if (typeof v === "bigint") return fail("invalid-field", `${field}.length`, `file length ${v} is too large`)
   if (typeof v !== "number") return fail("invalid-field", `${field}.length`, "file length must be an integer")
   if (v < 0) return fail("invalid-field", `${field}.length`, `file length ${v} is negative`)
-  if (Math.floor(v / BLOCK) >= MAX_FILE_BLOCKS) return fail("invalid-field", `${field}.length`, `file length ${v} is too large`)
+  if (Math.floor(v / BLOCK) >= MAX_FILE_BLOCKS) {
+    return fail("invalid-field", `${field}.length`, `file length ${v} is too large`)
+  }
   return v
 }
 
@@ -198,7 +200,9 @@ const symlinkOf = (d: Bencode.BDict, flags: Flags, field: string): string | unde
   if (sp === undefined) return undefined
   const parts: Array<string> = []
   sp.forEach((c, k) => {
-    if (!Bencode.isBytes(c)) return fail("invalid-field", `${field}.symlink path[${k}]`, "path components must be strings")
+    if (!Bencode.isBytes(c)) {
+      return fail("invalid-field", `${field}.symlink path[${k}]`, "path components must be strings")
+    }
     const s = sanitizeComponent(c)
     if (s !== undefined) parts.push(s)
   })
@@ -217,7 +221,10 @@ const sanitizeList = (components: ReadonlyArray<Uint8Array>): Array<string> => {
 const BITCOMET_PAD = "_____padding_file_"
 
 /** A list of byte strings, preferring the `.utf-8` variant when it is well-formed and valid UTF-8. */
-const pathList = (d: Bencode.BDict, field: string): { readonly parts: ReadonlyArray<Uint8Array>; readonly key: string } | undefined => {
+const pathList = (
+  d: Bencode.BDict,
+  field: string
+): { readonly parts: ReadonlyArray<Uint8Array>; readonly key: string } | undefined => {
   const u = list(d, "path.utf-8")
   if (u !== undefined && u.length > 0 && u.every((c) => Bencode.isBytes(c) && Bytes.decodeUtf8(c) !== undefined)) {
     return { parts: u as ReadonlyArray<Uint8Array>, key: "path.utf-8" }
@@ -314,11 +321,20 @@ const v2Files = (tree: Bencode.BDict, name: string, hasV1Files: boolean, pieceLe
   const out: Array<V2File> = []
   let total = 0
   const bad = (field: string, detail: string): never => fail("invalid-v2", field, detail)
-  const walk = (node: Bencode.BDict, dir: ReadonlyArray<string>, rooted: boolean, raw: ReadonlyArray<string>, depth: number, field: string) => {
+  const walk = (
+    node: Bencode.BDict,
+    dir: ReadonlyArray<string>,
+    rooted: boolean,
+    raw: ReadonlyArray<string>,
+    depth: number,
+    field: string
+  ) => {
     if (depth > 100) bad(field, "file tree nested too deeply")
     for (const [key, value] of node) {
       const keyBytes = Bytes.fromBinaryString(key)
-      if (!Bencode.isDict(value) || key.length === 0) bad(field, "file tree entries must be non-empty names mapping to dictionaries")
+      if (!Bencode.isDict(value) || key.length === 0) {
+        bad(field, "file tree entries must be non-empty names mapping to dictionaries")
+      }
       const v = value as Bencode.BDict
       const leaf = v.size === 1 && v.has("")
       const single = leaf && !hasV1Files && node.size === 1 && depth === 0
@@ -340,7 +356,9 @@ const v2Files = (tree: Bencode.BDict, name: string, hasV1Files: boolean, pieceLe
       if (symlink === undefined) {
         // BEP 52: empty files have no pieces root
         root = str(f, "pieces root")
-        if (length > 0 && (root === undefined || root.length !== 32)) return bad(`${sub}.pieces root`, "missing or not 32 bytes")
+        if (length > 0 && (root === undefined || root.length !== 32)) {
+          return bad(`${sub}.pieces root`, "missing or not 32 bytes")
+        }
         if (root !== undefined && root.length !== 32) return bad(`${sub}.pieces root`, "not 32 bytes")
         if (length > 0 && root!.every((b) => b === 0)) bad(`${sub}.pieces root`, "all zeros")
         if (total % pieceLength !== 0) {
@@ -420,7 +438,8 @@ const checkPieceLayers = (top: Bencode.BDict, files: ReadonlyArray<V2File>, piec
   }
   for (const [key, value] of layers) {
     if (key.length !== 32 || !Bencode.isBytes(value) || value.length % 32 !== 0) {
-      fail("invalid-v2", `piece layers[${Bytes.toHex(Bytes.fromBinaryString(key))}]`, "a piece layer must be a string of 32-byte hashes under a 32-byte root")
+      const field = `piece layers[${Bytes.toHex(Bytes.fromBinaryString(key))}]`
+      fail("invalid-v2", field, "a piece layer must be a string of 32-byte hashes under a 32-byte root")
     }
   }
   for (const { entry } of files) {
@@ -430,7 +449,8 @@ const checkPieceLayers = (top: Bencode.BDict, files: ReadonlyArray<V2File>, piec
     if (!Bencode.isBytes(layer)) continue
     const expected = Math.ceil(entry.length / pieceLength) * 32
     if (layer.length !== expected) {
-      fail("invalid-v2", `piece layers[${Bytes.toHex(entry.piecesRoot)}]`, `${layer.length} bytes, expected ${expected}`)
+      const field = `piece layers[${Bytes.toHex(entry.piecesRoot)}]`
+      fail("invalid-v2", field, `${layer.length} bytes, expected ${expected}`)
     }
   }
 }
@@ -446,7 +466,8 @@ const maybeUrlEncode = (url: string): string => {
   let path = ""
   for (const b of Bytes.encodeUtf8(m[2])) {
     const c = String.fromCharCode(b)
-    path += b <= 0x20 || b >= 0x7f || "\"<>\\^`{|}%".includes(c) ? `%${b.toString(16).toUpperCase().padStart(2, "0")}` : c
+    const escape = b <= 0x20 || b >= 0x7f || "\"<>\\^`{|}%".includes(c)
+    path += escape ? `%${b.toString(16).toUpperCase().padStart(2, "0")}` : c
   }
   return m[1] + path
 }
@@ -570,7 +591,9 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
   let total = 0
   files.forEach((f, i) => {
     total += f.length
-    if (total > MAX_TOTAL) fail("invalid-field", multi ? `info.files[${i}].length` : "info.length", "the torrent is too large")
+    if (total > MAX_TOTAL) {
+      fail("invalid-field", multi ? `info.files[${i}].length` : "info.length", "the torrent is too large")
+    }
   })
   const pieceCount = Math.ceil(total / pl)
   if (pieceCount > MAX_PIECES) {
@@ -605,7 +628,8 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
   let offset = 0
   const out = entries.map((e, i): FileEntry => {
     const path = paths[i]!.split("/")
-    const symlink = e.symlink === undefined ? undefined : e.rooted ? [name, ...e.symlink.split("/")] : e.symlink.split("/")
+    const target = e.symlink?.split("/")
+    const symlink = target === undefined ? undefined : e.rooted ? [name, ...target] : target
     const f: FileEntry = {
       path,
       rawPath: e.rooted && e.rawPath.length > 0 ? [text.decode(nameRaw), ...e.rawPath] : e.rawPath,

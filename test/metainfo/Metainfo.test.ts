@@ -12,7 +12,13 @@ const hashes = (n: number) => new Uint8Array(20 * n).map((_, i) => i & 0xff)
 
 const torrent = (info: Dict, top: Dict = {}): Uint8Array => Bencode.encode({ announce: "http://t/a", ...top, info })
 
-const single = (over: Dict = {}): Dict => ({ name: "file.bin", "piece length": 16384, length: 40000, pieces: hashes(3), ...over })
+const single = (over: Dict = {}): Dict => ({
+  name: "file.bin",
+  "piece length": 16384,
+  length: 40000,
+  pieces: hashes(3),
+  ...over
+})
 
 const multi = (files: ReadonlyArray<Dict>, over: Dict = {}): Dict => {
   const total = files.reduce((n, f) => n + (typeof f.length === "number" ? f.length : 0), 0)
@@ -187,9 +193,14 @@ describe("Metainfo.decode: validation errors name their field", () => {
       "too-many-pieces",
       "info.pieces"
     ],
-    ["file length", torrent(multi([{ length: 1, path: ["a"] }, { length: -5, path: ["b"] }])), "invalid-field", "info.files[1].length"],
+    [
+      "file length",
+      torrent(multi([{ length: 1, path: ["a"] }, { length: -5, path: ["b"] }])),
+      "invalid-field",
+      "info.files[1].length"
+    ],
     ["missing path", torrent(multi([{ length: 1 }])), "missing-field", "info.files[0].path"],
-    ["non-string path element", torrent(multi([{ length: 1, path: ["a", 4] }])), "invalid-field", "info.files[0].path[1]"],
+    ["non-string path", torrent(multi([{ length: 1, path: ["a", 4] }])), "invalid-field", "info.files[0].path[1]"],
     ["file entry not a dict", torrent({ ...multi([]), files: [1] }), "invalid-field", "info.files[0]"],
     ["no files", torrent(multi([], { pieces: hashes(0) })), "invalid-field", "info.files"],
     ["meta version 3", torrent(single({ "meta version": 3 })), "unsupported-version", "info.meta version"],
@@ -296,7 +307,10 @@ describe("Metainfo.decode: never throws", () => {
     "on mutated valid torrents, and any failure is a typed MetainfoError",
     [
       FastCheck.integer({ min: 0, max: valid.length - 1 }),
-      FastCheck.array(FastCheck.tuple(FastCheck.nat(), FastCheck.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+      FastCheck.array(FastCheck.tuple(FastCheck.nat(), FastCheck.integer({ min: 0, max: 255 })), {
+        minLength: 1,
+        maxLength: 4
+      }),
       FastCheck.option(FastCheck.nat(), { nil: undefined })
     ],
     ([which, edits, cut]) => {

@@ -86,7 +86,8 @@ const differences = (entry: ManifestEntry): Array<string> => {
   const out: Array<string> = []
   const cmp = (what: string, ours: unknown, theirs: unknown) => {
     if (JSON.stringify(ours) !== JSON.stringify(theirs)) {
-      out.push(`${what}: ours ${JSON.stringify(ours)?.slice(0, 300)} vs libtorrent ${JSON.stringify(theirs)?.slice(0, 300)}`)
+      const show = (v: unknown) => JSON.stringify(v)?.slice(0, 300)
+      out.push(`${what}: ours ${show(ours)} vs libtorrent ${show(theirs)}`)
     }
   }
   if (Either.isLeft(result)) {

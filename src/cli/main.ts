@@ -1,13 +1,53 @@
 /**
- * The `effect-torrent` command line: wiring only.
+ * The `effect-torrent` command line: wiring only. Commands live in their own modules; this file assembles them,
+ * turns every failure into one line on stderr and an exit code, and runs the program on Node.
  */
 import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import { info } from "./InfoCommand.ts"
+import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 
-const root = Command.make("effect-torrent")
+const root = Command.make("effect-torrent").pipe(
+  Command.withDescription("A BitTorrent client and library built on Effect"),
+  Command.withSubcommands([info])
+)
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })
 
-cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain({ disableErrorReporting: true }))
+// @effect/cli colours its help and errors unconditionally; keep escapes off pipes and out of NO_COLOR terminals.
+const plainStream = (stream: NodeJS.WriteStream) => {
+  if (colorEnabled(stream)) return
+  const write = stream.write.bind(stream) as (chunk: unknown, ...rest: Array<unknown>) => boolean
+  stream.write = ((chunk: unknown, ...rest: Array<unknown>) =>
+    write(typeof chunk === "string" ? stripAnsi(chunk) : chunk, ...rest)) as typeof stream.write
+}
+plainStream(process.stdout)
+plainStream(process.stderr)
+
+const program = cli(process.argv).pipe(
+  Effect.catchAll((e) =>
+    ValidationError.isValidationError(e)
+      ? Effect.fail(new CliFailure({ message: "", exitCode: 2 })) // @effect/cli has already printed the problem
+      : Effect.fail(e)
+  ),
+  Effect.tapError((e) => (e.message === "" ? Effect.void : Console.error(`effect-torrent: ${e.message}`))),
+  Effect.provide(NodeContext.layer)
+)
+
+NodeRuntime.runMain(program, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some" && failure.value instanceof CliFailure) return onExit(failure.value.exitCode)
+    // A defect is a bug in effect-torrent: still one line, never a stack trace.
+    process.stderr.write(`effect-torrent: internal error: ${Cause.pretty(exit.cause).split("\n")[0]}\n`)
+    onExit(70)
+  }
+})

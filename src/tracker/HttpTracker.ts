@@ -5,6 +5,7 @@
  * parameters and re-encodes them, which corrupts a binary `info_hash`. We resolve `Location` against the current
  * URL with WHATWG `URL`, which keeps `%XX` escapes byte for byte.
  */
+import { STATUS_CODES } from "node:http"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -118,7 +119,9 @@ export const make = (options?: Options): Effect.Effect<HttpTracker, never, HttpC
               return loop(next.href, redirects + 1)
             }
             if (res.status !== 200) {
-              return Effect.fail(new TrackerError({ reason: "http-status", url: display, status: res.status, detail: "" }))
+              return Effect.fail(
+                new TrackerError({ reason: "http-status", url: display, status: res.status, detail: STATUS_CODES[res.status] ?? "" })
+              )
             }
             return readBody(display, res)
           })

@@ -1,0 +1,176 @@
+/**
+ * The `Hasher` port: SHA-1 of piece data, inline or in a `worker_threads` pool (THROUGHPUT.md rule 7).
+ *
+ * Ownership: `sha1(data)` takes `data`; the bytes come back in `HashResult.data`. The pool transfers the
+ * ArrayBuffer to a worker and back (never SharedArrayBuffer, rule 8), so when `data` is a whole ArrayBuffer
+ * (`byteOffset` 0, same length as its buffer, as PiecePool hands out) the caller's view is detached meanwhile and
+ * `HashResult.data` is a new view over the same memory. A view into a larger buffer (a socket chunk, Node's pool
+ * slab) is copied once into a fresh buffer instead and handed back unchanged. Inline hashing returns `data` itself.
+ *
+ * The worker's source is a string constant run with `new Worker(code, { eval: true })`: it needs no file next to
+ * the module, so it works the same from TS sources (vitest, tsx) and from the esbuild single-file bundle.
+ */
+import { createHash } from "node:crypto"
+import { availableParallelism } from "node:os"
+import { Worker } from "node:worker_threads"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+
+export interface HashResult {
+  /** 20 bytes. */
+  readonly digest: Uint8Array
+  /** The hashed bytes: `data` itself, or a new view over its (transferred and returned) memory. */
+  readonly data: Uint8Array
+}
+
+export interface HasherShape {
+  readonly sha1: (data: Uint8Array) => Effect.Effect<HashResult>
+}
+
+export class Hasher extends Context.Tag("effect-torrent/Hasher")<Hasher, HasherShape>() {}
+
+const sha1Sync = (data: Uint8Array): Uint8Array => new Uint8Array(createHash("sha1").update(data).digest())
+
+/** Hashes on the calling thread: about 0.5–0.9 ms per MiB here, so fine for pieces up to ~1 MiB. */
+export const inline: HasherShape = {
+  sha1: (data) => Effect.sync(() => ({ digest: sha1Sync(data), data }))
+}
+
+export const layerInline: Layer.Layer<Hasher> = Layer.succeed(Hasher, inline)
+
+export interface PoolOptions {
+  /** Worker threads, started on demand. Default: available parallelism - 1, between 1 and 4. */
+  readonly workers?: number
+  /** Data of at most this many bytes is hashed inline (a worker round trip costs more). Default 1 MiB. */
+  readonly inlineMax?: number
+}
+
+export interface PoolHasher extends HasherShape {
+  /** Worker threads currently alive (for tests and metrics). */
+  readonly liveWorkers: () => number
+}
+
+/** Default `inlineMax`: pieces up to 1 MiB block the loop for under ~1 ms (scratchpad/hash-bench.ts). */
+export const DEFAULT_INLINE_MAX = 1 << 20
+
+const WORKER_SOURCE = `"use strict"
+const { parentPort } = require("node:worker_threads")
+const { createHash } = require("node:crypto")
+parentPort.on("message", (m) => {
+  const digest = new Uint8Array(createHash("sha1").update(new Uint8Array(m.buffer, m.offset, m.length)).digest())
+  parentPort.postMessage({ id: m.id, digest, buffer: m.buffer }, [m.buffer])
+})
+`
+
+interface Job {
+  readonly resume: (r: Effect.Effect<HashResult>) => void
+  readonly offset: number
+  readonly length: number
+  /** The caller's view when the pool hashed a copy; returned as is. */
+  readonly original: Uint8Array | undefined
+}
+
+interface Slot {
+  readonly worker: Worker
+  readonly jobs: Map<number, Job>
+  alive: boolean
+}
+
+const isWholeBuffer = (data: Uint8Array): boolean =>
+  data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
+
+/** A pool of SHA-1 workers; they are terminated when the scope closes. */
+export const makePool = (options: PoolOptions = {}): Effect.Effect<PoolHasher, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => new Pool(options)),
+      (pool) => Effect.promise(() => pool.terminate())
+    ),
+    (pool): PoolHasher => ({
+      sha1: (data) =>
+        data.byteLength <= pool.inlineMax
+          ? inline.sha1(data)
+          : Effect.async<HashResult>((resume) => pool.submit(data, resume)),
+      liveWorkers: () => pool.live
+    })
+  )
+
+export const layerPool = (options: PoolOptions = {}): Layer.Layer<Hasher> => Layer.scoped(Hasher, makePool(options))
+
+class Pool {
+  readonly size: number
+  readonly inlineMax: number
+  readonly slots: Array<Slot>
+  nextId: number
+  closed: boolean
+  live: number
+
+  constructor(options: PoolOptions) {
+    this.size = Math.max(1, Math.floor(options.workers ?? Math.min(4, Math.max(1, availableParallelism() - 1))))
+    this.inlineMax = options.inlineMax ?? DEFAULT_INLINE_MAX
+    this.slots = []
+    this.nextId = 0
+    this.closed = false
+    this.live = 0
+  }
+
+  submit(data: Uint8Array, resume: (r: Effect.Effect<HashResult>) => void): void {
+    if (this.closed) {
+      resume(inline.sha1(data))
+      return
+    }
+    const slot = this.pick()
+    const id = this.nextId++
+    const whole = isWholeBuffer(data)
+    // A view into a larger buffer is copied, so the worker never receives (or detaches) memory it does not own.
+    const buffer = (whole ? data.buffer : data.slice().buffer) as ArrayBuffer
+    const original = whole ? undefined : data
+    slot.jobs.set(id, { resume, offset: 0, length: data.byteLength, original })
+    if (slot.jobs.size === 1) slot.worker.ref()
+    slot.worker.postMessage({ id, buffer, offset: 0, length: data.byteLength }, [buffer])
+  }
+
+  /** The least busy live worker, starting a new one while fewer than `size` run and all are busy. */
+  private pick(): Slot {
+    let best: Slot | undefined
+    for (const s of this.slots) if (s.alive && (best === undefined || s.jobs.size < best.jobs.size)) best = s
+    if (best !== undefined && (best.jobs.size === 0 || this.live >= this.size)) return best
+    return this.spawn()
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_SOURCE, { eval: true })
+    const slot: Slot = { worker, jobs: new Map(), alive: true }
+    this.live++
+    this.slots.push(slot)
+    worker.unref() // only pending jobs keep the process alive
+    worker.on("message", (m: { id: number; digest: Uint8Array; buffer: ArrayBuffer }) => {
+      const job = slot.jobs.get(m.id)
+      if (job === undefined) return
+      slot.jobs.delete(m.id)
+      if (slot.jobs.size === 0) worker.unref()
+      const data = job.original ?? new Uint8Array(m.buffer, job.offset, job.length)
+      job.resume(Effect.succeed({ digest: m.digest, data }))
+    })
+    const fail = (cause: unknown) => {
+      if (!slot.alive) return
+      slot.alive = false
+      this.live--
+      const at = this.slots.indexOf(slot)
+      if (at >= 0) this.slots.splice(at, 1)
+      for (const job of slot.jobs.values()) job.resume(Effect.die(cause))
+      slot.jobs.clear()
+    }
+    worker.on("error", fail)
+    worker.on("exit", (code) => fail(new Error(`hash worker exited with code ${code}`)))
+    return slot
+  }
+
+  terminate(): Promise<void> {
+    this.closed = true
+    const slots = this.slots.splice(0)
+    return Promise.all(slots.map((s) => s.worker.terminate())).then(() => undefined)
+  }
+}

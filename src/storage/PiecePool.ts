@@ -1,0 +1,60 @@
+/**
+ * A free list of piece buffers, so the receive path reuses warm memory instead of touching fresh pages
+ * (THROUGHPUT.md rule 9). Plain synchronous code: it sits on the byte path.
+ *
+ * Every buffer handed out is a whole ArrayBuffer of exactly the requested size, so the worker Hasher can transfer
+ * it without a copy. Buffers are kept per size; at most `maxFree` idle buffers are kept in all, the rest are left
+ * to the GC. A released buffer that was detached (transferred away and never returned) is dropped.
+ */
+
+export interface PiecePool {
+  /** A buffer of `size` bytes; its contents are whatever the last user left (not zeroed). */
+  readonly acquire: (size: number) => Uint8Array
+  /** Gives a buffer back. The caller must not use it afterwards. */
+  readonly release: (buf: Uint8Array) => void
+  /** Idle buffers held. */
+  readonly free: () => number
+  /** Buffers allocated so far (misses of the free list). */
+  readonly allocated: () => number
+}
+
+export interface Options {
+  /** Most idle buffers kept. Default 64 (64 MiB of 1 MiB pieces, the write backlog budget of THROUGHPUT.md). */
+  readonly maxFree?: number
+}
+
+export const make = (options: Options = {}): PiecePool => {
+  const maxFree = Math.max(0, options.maxFree ?? 64)
+  const lists = new Map<number, Array<Uint8Array>>()
+  const idle = new WeakSet<Uint8Array>() // guards against a double release handing one buffer out twice
+  let free = 0
+  let allocated = 0
+  return {
+    acquire: (size) => {
+      const list = lists.get(size)
+      const buf = list?.pop()
+      if (buf !== undefined) {
+        idle.delete(buf)
+        free--
+        return buf
+      }
+      allocated++
+      return new Uint8Array(size)
+    },
+    release: (buf) => {
+      // Only whole, attached ArrayBuffers go back on the list (views into other memory are not ours to reuse).
+      if (buf.byteLength === 0 || buf.byteOffset !== 0 || buf.buffer.byteLength !== buf.byteLength) return
+      if (free >= maxFree || idle.has(buf)) return
+      let list = lists.get(buf.byteLength)
+      if (list === undefined) {
+        list = []
+        lists.set(buf.byteLength, list)
+      }
+      list.push(buf)
+      idle.add(buf)
+      free++
+    },
+    free: () => free,
+    allocated: () => allocated
+  }
+}

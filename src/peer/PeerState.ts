@@ -1,0 +1,740 @@
+/**
+ * The per-peer download state machine of ARCHITECTURE.md as a pure function: `step(state, event, now)` returns the
+ * next state and the commands to carry out (send, ask the torrent for requests, tell the torrent, close). No I/O, no
+ * clock: `now` (ms) comes with each event, deadlines are absolute times kept in the state, and a periodic `Tick`
+ * evaluates them, so tests drive time by choosing `now` (or with TestClock through the session).
+ *
+ * Phases: Connecting → Handshaking → Introducing → Choked ⇄ Downloading, and Closed from anywhere.
+ * `Choked` means "not downloading": the peer chokes us or we are not interested. `Downloading` holds exactly when
+ * the peer unchokes us and we are interested.
+ *
+ * Deadlines (PeerConfig, ms): connect, handshake and introduction each close the connection when they pass; an
+ * optional choked deadline does the same for a peer that never unchokes us; a request unanswered for
+ * `requestTimeout` marks the peer snubbed (its requests are reported so the torrent can re-request them elsewhere,
+ * the pipeline drops to 1) and `dropSnubbedAfter` such deadlines in a row close it; after `keepAliveInterval` of our
+ * silence a keep-alive goes out; after `idleTimeout` of the peer's silence it is dropped.
+ *
+ * Pipelining: the target number of requests in flight starts at `minPipeline`, grows by one per block received
+ * (slow start) until the measured rate stops growing, then follows rate × `targetLatency` / 16 KiB, clamped to
+ * `minPipeline`..min(`maxPipeline`, the peer's `reqq`).
+ *
+ * Immutable: every step returns a new state object (arrays are copied, never mutated), so property tests can keep
+ * and compare states. The costs are small and per block at most (a copy of ≤ 250 requests), never per byte.
+ */
+import * as Data from "effect/Data"
+import * as Bencode from "../bencode/Bencode.ts"
+import * as Bitfield from "../core/Bitfield.ts"
+import * as Bytes from "../core/Bytes.ts"
+import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
+import * as Handshake from "../wire/Handshake.ts"
+import * as Message from "../wire/Message.ts"
+import type { WireError } from "../wire/WireError.ts"
+import { PeerError, type Reason } from "./PeerError.ts"
+
+/** Timings in milliseconds and limits. Every field has a default ({@link defaults}). */
+export interface PeerConfig {
+  readonly connectTimeout: number
+  readonly handshakeTimeout: number
+  readonly introductionTimeout: number
+  /** Close a peer that keeps us choked this long while we are interested; `undefined`: never. */
+  readonly chokedTimeout: number | undefined
+  readonly requestTimeout: number
+  /** Consecutive request deadlines without a block before the peer is dropped as "snubbed". */
+  readonly dropSnubbedAfter: number
+  readonly keepAliveInterval: number
+  readonly idleTimeout: number
+  /** How often the session evaluates deadlines (the `Tick` event). */
+  readonly tickInterval: number
+  readonly minPipeline: number
+  readonly maxPipeline: number
+  /** The pipeline aims at this much data in flight, in ms at the measured rate. */
+  readonly targetLatency: number
+  /** Requests the peer may send while we choke it before it is a protocol violation. */
+  readonly maxRequestsWhileChoked: number
+  /** Blocks we never asked for (and did not recently drop) before it is a protocol violation. */
+  readonly maxUnsolicited: number
+  /** Client name in our extension handshake. */
+  readonly clientName: string
+}
+
+export const defaults: PeerConfig = {
+  connectTimeout: 5_000,
+  handshakeTimeout: 10_000,
+  introductionTimeout: 10_000,
+  chokedTimeout: undefined,
+  requestTimeout: 20_000,
+  dropSnubbedAfter: 3,
+  keepAliveInterval: 90_000,
+  idleTimeout: 180_000,
+  tickInterval: 1_000,
+  minPipeline: 4,
+  maxPipeline: 250,
+  targetLatency: 1_000,
+  maxRequestsWhileChoked: 64,
+  maxUnsolicited: 8,
+  clientName: "effect-torrent 0.1"
+}
+
+/** `defaults` with some fields replaced. */
+export const config = (overrides: Partial<PeerConfig> = {}): PeerConfig => ({ ...defaults, ...overrides })
+
+/** One block request: piece `index`, byte `begin` in the piece, `length` bytes. */
+export interface BlockRef {
+  readonly index: number
+  readonly begin: number
+  readonly length: number
+}
+
+export interface Outstanding extends BlockRef {
+  readonly sentAt: number
+}
+
+export type Phase = "Connecting" | "Handshaking" | "Introducing" | "Choked" | "Downloading" | "Closed"
+
+export interface PeerState {
+  readonly config: PeerConfig
+  /** `host:port`, for errors. */
+  readonly address: string
+  readonly direction: "outbound" | "inbound"
+  readonly infoHash: InfoHashV1
+  readonly peerId: PeerId
+  /** Our reserved handshake bytes (the features the torrent allows). */
+  readonly reserved: Uint8Array
+  readonly pieceCount: number
+  readonly phase: Phase
+  readonly amInterested: boolean
+  readonly peerInterested: boolean
+  readonly amChoking: boolean
+  readonly peerChoking: boolean
+  /** Negotiated by both handshakes (BEP 6 / BEP 10). */
+  readonly fast: boolean
+  readonly extensionProtocol: boolean
+  /** The remote peer id, once its handshake arrived. */
+  readonly remotePeerId: PeerId | undefined
+  readonly snubbed: boolean
+  /** Request deadlines passed in a row without a block. */
+  readonly snubCount: number
+  /** A bitfield / have-all / have-none is still acceptable (no other core message yet). */
+  readonly bitfieldAllowed: boolean
+  /** Our requests in flight, oldest first. */
+  readonly outstanding: ReadonlyArray<Outstanding>
+  /** Requests given up recently (cancelled, dropped by a choke): their blocks may still arrive without penalty. */
+  readonly dropped: ReadonlyArray<BlockRef>
+  /** Target number of requests in flight (before the snub / reqq caps). */
+  readonly pipeline: number
+  readonly slowStart: boolean
+  /** The peer's `reqq` from its extension handshake. */
+  readonly peerReqq: number | undefined
+  /** Block bytes per second, smoothed over ticks. */
+  readonly rate: number
+  readonly lastSample: number
+  /** Block bytes since the last tick. */
+  readonly tickBytes: number
+  readonly lastTickAt: number
+  /** The torrent had nothing to request last time; do not ask again until something changes. */
+  readonly starved: boolean
+  /** Deadline of the current phase (connect, handshake, introduction, optional choked). */
+  readonly phaseDeadline: number | undefined
+  /** Deadline for the next block while requests are in flight. */
+  readonly requestDeadline: number | undefined
+  readonly lastSentAt: number
+  readonly lastReceivedAt: number
+  readonly unsolicited: number
+  readonly requestsWhileChoked: number
+  /** Set once Closed. */
+  readonly error: PeerError | undefined
+}
+
+/** Something the torrent is told (the session maps each to a `TorrentHandle` call). */
+export type Upward = Data.TaggedEnum<{
+  Connected: { readonly peerId: PeerId; readonly fast: boolean; readonly extensionProtocol: boolean }
+  Bitfield: { readonly bitfield: Bitfield.Bitfield }
+  Have: { readonly index: number }
+  HaveAll: {}
+  HaveNone: {}
+  /** The peer choked us; `returned` are requests that will not be answered (all of them without BEP 6). */
+  Choked: { readonly returned: ReadonlyArray<BlockRef> }
+  Unchoked: {}
+  /** Requests that will not be answered (rejected, or more than we could send). */
+  Returned: { readonly blocks: ReadonlyArray<BlockRef> }
+  /** A request deadline passed: these are still in flight here but worth requesting elsewhere. */
+  RequestTimeout: { readonly blocks: ReadonlyArray<BlockRef> }
+  PeerInterest: { readonly interested: boolean }
+  PeerRequest: BlockRef
+  Extended: { readonly id: number; readonly payload: Uint8Array }
+}>
+export const Upward = Data.taggedEnum<Upward>()
+
+export type Command = Data.TaggedEnum<{
+  SendHandshake: { readonly handshake: Handshake.Handshake }
+  Send: { readonly message: Message.Message }
+  /** Ask the torrent for up to `max` blocks to request; answer with a `RequestsChosen` event. */
+  WantRequests: { readonly max: number }
+  Emit: { readonly event: Upward }
+  /** Close the connection; emitted exactly once, as the last command of a state. */
+  Close: { readonly error: PeerError }
+}>
+export const Command = Data.taggedEnum<Command>()
+
+export type Event = Data.TaggedEnum<{
+  /** TCP connected (outbound). */
+  Connected: {}
+  /** The peer's complete handshake; `ours` is our bitfield now, for the introduction. */
+  HandshakeReceived: { readonly handshake: Handshake.Handshake; readonly ours: Bitfield.Bitfield }
+  /** A control message (every message but `piece`). */
+  MessageReceived: { readonly message: Message.Control }
+  /** A whole block arrived; `accepted`: the torrent kept it. */
+  BlockReceived: BlockRef & { readonly accepted: boolean }
+  /** Periodic: evaluates deadlines. `received`: bytes read since the last tick; `paused`: reading is paused. */
+  Tick: { readonly received: number; readonly paused: boolean }
+  /** The torrent's decision: we want (or no longer want) something this peer has. */
+  SetInterested: { readonly interested: boolean }
+  /** The torrent's answer to `WantRequests` (empty: nothing to request now). */
+  RequestsChosen: { readonly blocks: ReadonlyArray<BlockRef> }
+  /** The torrent has new work: ask again even if it had nothing last time. */
+  RequestMore: {}
+  ChokePeer: {}
+  UnchokePeer: {}
+  SendHave: { readonly index: number }
+  /** Endgame: these requests are no longer needed. */
+  Cancel: { readonly blocks: ReadonlyArray<BlockRef> }
+  DecodeFailed: { readonly error: WireError }
+  RemoteClosed: { readonly detail: string }
+  CloseLocal: { readonly reason: Reason; readonly detail: string }
+}>
+export const Event = Data.taggedEnum<Event>()
+
+export interface InitOptions {
+  readonly config: PeerConfig
+  readonly address: string
+  readonly direction: "outbound" | "inbound"
+  readonly infoHash: InfoHashV1
+  readonly peerId: PeerId
+  readonly reserved: Uint8Array
+  readonly pieceCount: number
+}
+
+/** The state before anything happened: Connecting (outbound) or Handshaking (inbound, already connected). */
+export const initial = (options: InitOptions, now: number): PeerState => {
+  const c = options.config
+  const outbound = options.direction === "outbound"
+  return {
+    config: c,
+    address: options.address,
+    direction: options.direction,
+    infoHash: options.infoHash,
+    peerId: options.peerId,
+    reserved: options.reserved,
+    pieceCount: options.pieceCount,
+    phase: outbound ? "Connecting" : "Handshaking",
+    amInterested: false,
+    peerInterested: false,
+    amChoking: true,
+    peerChoking: true,
+    fast: false,
+    extensionProtocol: false,
+    remotePeerId: undefined,
+    snubbed: false,
+    snubCount: 0,
+    bitfieldAllowed: true,
+    outstanding: [],
+    dropped: [],
+    pipeline: c.minPipeline,
+    slowStart: true,
+    peerReqq: undefined,
+    rate: 0,
+    lastSample: 0,
+    tickBytes: 0,
+    lastTickAt: now,
+    starved: false,
+    phaseDeadline: now + (outbound ? c.connectTimeout : c.handshakeTimeout),
+    requestDeadline: undefined,
+    lastSentAt: now,
+    lastReceivedAt: now,
+    unsolicited: 0,
+    requestsWhileChoked: 0,
+    error: undefined
+  }
+}
+
+/** Requests in flight may not exceed this now: 1 when snubbed, else the pipeline within its bounds. */
+export const pipelineLimit = (s: PeerState): number => {
+  if (s.snubbed) return 1
+  const cap = Math.min(s.config.maxPipeline, s.peerReqq ?? Infinity)
+  return Math.max(1, Math.min(cap, Math.max(s.config.minPipeline, s.pipeline)))
+}
+
+const sameBlock = (a: BlockRef, index: number, begin: number, length: number): boolean =>
+  a.index === index && a.begin === begin && a.length === length
+
+const findBlock = (list: ReadonlyArray<BlockRef>, index: number, begin: number, length: number): number => {
+  for (let i = 0; i < list.length; i++) if (sameBlock(list[i]!, index, begin, length)) return i
+  return -1
+}
+
+/**
+ * Whether a block now arriving was asked for (in flight, or recently dropped but still welcome): the session
+ * copies its bytes only then. Allocation-free.
+ */
+export const expects = (s: PeerState, index: number, begin: number, length: number): boolean =>
+  s.phase !== "Closed" &&
+  (findBlock(s.outstanding, index, begin, length) >= 0 || findBlock(s.dropped, index, begin, length) >= 0)
+
+const without = <A>(list: ReadonlyArray<A>, i: number): ReadonlyArray<A> => {
+  if (i === 0) return list.slice(1)
+  const out = list.slice()
+  out.splice(i, 1)
+  return out
+}
+
+const blockRef = (b: BlockRef): BlockRef => ({ index: b.index, begin: b.begin, length: b.length })
+
+/** The extension handshake we send (BEP 10): no extensions yet, our name, how many requests we queue. */
+export const extensionHandshake = (c: PeerConfig): Uint8Array =>
+  Bencode.encode({ m: new Map(), v: c.clientName, reqq: c.maxPipeline })
+
+/** `reqq` from a peer's extension handshake, when it is a positive integer. */
+export const parseReqq = (payload: Uint8Array): number | undefined => {
+  const d = Bencode.decode(payload, { mode: "lenient" })
+  if (d._tag === "Left" || !Bencode.isDict(d.right)) return undefined
+  const reqq = d.right.get("reqq")
+  return typeof reqq === "number" && reqq > 0 ? reqq : undefined
+}
+
+/** Accumulates one step's changes and commands; `step` is pure from the outside. */
+class Step {
+  s: PeerState
+  readonly now: number
+  readonly out: Array<Command> = []
+  constructor(s: PeerState, now: number) {
+    this.s = s
+    this.now = now
+  }
+  set(patch: Partial<PeerState>): void {
+    this.s = { ...this.s, ...patch }
+  }
+  send(message: Message.Message): void {
+    this.out.push(Command.Send({ message }))
+    if (this.s.lastSentAt !== this.now) this.set({ lastSentAt: this.now })
+  }
+  emit(event: Upward): void {
+    this.out.push(Command.Emit({ event }))
+  }
+  close(reason: Reason, detail: string): void {
+    if (this.s.phase === "Closed") return
+    const error = new PeerError({ reason, address: this.s.address, detail })
+    this.set({ phase: "Closed", error, phaseDeadline: undefined, requestDeadline: undefined })
+    this.out.push(Command.Close({ error }))
+  }
+  get closed(): boolean {
+    return this.s.phase === "Closed"
+  }
+  get connected(): boolean {
+    const p = this.s.phase
+    return p === "Introducing" || p === "Choked" || p === "Downloading"
+  }
+  /** Choked ⇄ Downloading from the flags, with the optional choked deadline. */
+  settle(): void {
+    const s = this.s
+    if (s.phase !== "Choked" && s.phase !== "Downloading") return
+    const phase = !s.peerChoking && s.amInterested ? "Downloading" : "Choked"
+    const timed = phase === "Choked" && s.amInterested && s.config.chokedTimeout !== undefined
+    const phaseDeadline = timed ? (s.phase === "Choked" && s.phaseDeadline !== undefined
+      ? s.phaseDeadline
+      : this.now + s.config.chokedTimeout!) : undefined
+    if (phase !== s.phase || phaseDeadline !== s.phaseDeadline) this.set({ phase, phaseDeadline })
+  }
+  leaveIntroduction(): void {
+    if (this.s.phase !== "Introducing") return
+    this.set({ phase: "Choked", phaseDeadline: undefined })
+    this.settle()
+  }
+  /** Asks the torrent for more requests when there is room in the pipeline. */
+  topUp(): void {
+    const s = this.s
+    if (s.phase !== "Downloading" || s.starved) return
+    const room = pipelineLimit(s) - s.outstanding.length
+    if (room > 0) this.out.push(Command.WantRequests({ max: room }))
+  }
+  requestDeadlineAfterChange(): void {
+    const s = this.s
+    if (s.outstanding.length === 0) {
+      if (s.requestDeadline !== undefined) this.set({ requestDeadline: undefined })
+    } else if (s.requestDeadline === undefined) this.set({ requestDeadline: this.now + s.config.requestTimeout })
+  }
+  drop(blocks: ReadonlyArray<BlockRef>): void {
+    if (blocks.length === 0) return
+    const max = 2 * this.s.config.maxPipeline
+    const dropped = this.s.dropped.concat(blocks.map(blockRef))
+    this.set({ dropped: dropped.length > max ? dropped.slice(dropped.length - max) : dropped })
+  }
+}
+
+/** One transition. Never throws; once Closed, every event is ignored. */
+export const step = (state: PeerState, event: Event, now: number): readonly [PeerState, ReadonlyArray<Command>] => {
+  if (state.phase === "Closed") return [state, []]
+  const t = new Step(state, now)
+  switch (event._tag) {
+    case "Connected":
+      if (state.phase !== "Connecting") break
+      t.out.push(Command.SendHandshake({ handshake: ourHandshake(state) }))
+      t.set({
+        phase: "Handshaking",
+        phaseDeadline: now + state.config.handshakeTimeout,
+        lastSentAt: now,
+        lastReceivedAt: now
+      })
+      break
+    case "HandshakeReceived":
+      onHandshake(t, event.handshake, event.ours)
+      break
+    case "MessageReceived":
+      onMessage(t, event.message)
+      break
+    case "BlockReceived":
+      onBlock(t, event)
+      break
+    case "Tick":
+      onTick(t, event.received, event.paused)
+      break
+    case "SetInterested": {
+      if (!t.connected || state.amInterested === event.interested) break
+      t.send(event.interested ? Message.Interested() : Message.NotInterested())
+      t.set({ amInterested: event.interested, starved: false })
+      t.settle()
+      t.topUp()
+      break
+    }
+    case "RequestsChosen":
+      onRequestsChosen(t, event.blocks)
+      break
+    case "RequestMore":
+      t.set({ starved: false })
+      t.topUp()
+      break
+    case "ChokePeer":
+    case "UnchokePeer": {
+      const choke = event._tag === "ChokePeer"
+      if (!t.connected || state.amChoking === choke) break
+      t.send(choke ? Message.Choke() : Message.Unchoke())
+      t.set({ amChoking: choke, requestsWhileChoked: 0 })
+      break
+    }
+    case "SendHave":
+      if (t.connected && event.index >= 0 && event.index < state.pieceCount) t.send(Message.Have({ index: event.index }))
+      break
+    case "Cancel": {
+      let outstanding = state.outstanding
+      const cancelled: Array<BlockRef> = []
+      for (const b of event.blocks) {
+        const i = findBlock(outstanding, b.index, b.begin, b.length)
+        if (i < 0) continue
+        outstanding = without(outstanding, i)
+        cancelled.push(blockRef(b))
+        t.send(Message.Cancel(blockRef(b)))
+      }
+      if (cancelled.length === 0) break
+      t.set({ outstanding })
+      t.drop(cancelled)
+      t.requestDeadlineAfterChange()
+      t.topUp()
+      break
+    }
+    case "DecodeFailed":
+      t.close("protocol", event.error.message)
+      break
+    case "RemoteClosed":
+      t.close("closed", event.detail)
+      break
+    case "CloseLocal":
+      t.close(event.reason, event.detail)
+      break
+  }
+  return [t.s, t.out]
+}
+
+const ourHandshake = (s: PeerState): Handshake.Handshake => ({
+  reserved: s.reserved,
+  infoHash: s.infoHash,
+  peerId: s.peerId
+})
+
+const onHandshake = (t: Step, theirs: Handshake.Handshake, ours: Bitfield.Bitfield): void => {
+  const s = t.s
+  if (s.phase !== "Handshaking") {
+    t.close("protocol", `handshake received while ${s.phase.toLowerCase()}`)
+    return
+  }
+  if (!Bytes.equals(theirs.infoHash, s.infoHash)) {
+    t.close("wrong-info-hash", `peer asked for info-hash ${Bytes.toHex(theirs.infoHash)}`)
+    return
+  }
+  if (Bytes.equals(theirs.peerId, s.peerId)) {
+    t.close("self-connection", "the peer's id is our own")
+    return
+  }
+  const n = Handshake.negotiated(s.reserved, theirs.reserved)
+  if (s.direction === "inbound") t.out.push(Command.SendHandshake({ handshake: ourHandshake(s) }))
+  t.set({
+    phase: "Introducing",
+    phaseDeadline: t.now + s.config.introductionTimeout,
+    fast: n.fast,
+    extensionProtocol: n.extensionProtocol,
+    remotePeerId: theirs.peerId,
+    lastReceivedAt: t.now,
+    lastSentAt: t.now
+  })
+  // Introduction: what we have, then our extension handshake.
+  const have = ours.size === s.pieceCount ? Bitfield.count(ours) : 0
+  if (n.fast && have === s.pieceCount && have > 0) t.send(Message.HaveAll())
+  else if (n.fast && have === 0) t.send(Message.HaveNone())
+  else if (have > 0) t.send(Message.Bitfield({ bytes: new Uint8Array(ours.bytes) }))
+  if (n.extensionProtocol) t.send(Message.Extended({ id: 0, payload: extensionHandshake(s.config) }))
+  t.emit(Upward.Connected({ peerId: theirs.peerId, fast: n.fast, extensionProtocol: n.extensionProtocol }))
+}
+
+const onMessage = (t: Step, m: Message.Control): void => {
+  const s = t.s
+  if (!t.connected) {
+    t.close("protocol", `${m._tag} message before the handshake`)
+    return
+  }
+  t.set({ lastReceivedAt: t.now })
+  if (m._tag === "KeepAlive") return
+  const introductory = m._tag === "Bitfield" || m._tag === "HaveAll" || m._tag === "HaveNone"
+  if (introductory && !s.bitfieldAllowed) {
+    t.close("protocol", `${m._tag} message after other messages (only allowed first)`)
+    return
+  }
+  if (m._tag !== "Extended" && m._tag !== "Port" && s.bitfieldAllowed) t.set({ bitfieldAllowed: false })
+  t.leaveIntroduction()
+  switch (m._tag) {
+    case "Bitfield": {
+      const bitfield = Bitfield.fromBytes(m.bytes, s.pieceCount)
+      if (bitfield === undefined) {
+        t.close("protocol", `bitfield of ${m.bytes.length} bytes does not fit ${s.pieceCount} pieces`)
+        return
+      }
+      t.emit(Upward.Bitfield({ bitfield }))
+      return
+    }
+    case "HaveAll":
+    case "HaveNone":
+      if (!s.fast) {
+        t.close("protocol", `${m._tag} without the fast extension`)
+        return
+      }
+      t.emit(m._tag === "HaveAll" ? Upward.HaveAll() : Upward.HaveNone())
+      return
+    case "Have":
+      if (m.index >= s.pieceCount) {
+        t.close("protocol", `have ${m.index}, the torrent has ${s.pieceCount} pieces`)
+        return
+      }
+      t.emit(Upward.Have({ index: m.index }))
+      if (t.s.starved) {
+        t.set({ starved: false })
+        t.topUp()
+      }
+      return
+    case "Choke": {
+      if (s.peerChoking) return
+      // Without BEP 6 a choke discards every pending request; with it, each is rejected or served explicitly.
+      const returned = s.fast ? [] : s.outstanding.map(blockRef)
+      t.set({ peerChoking: true, ...(s.fast ? {} : { outstanding: [] }) })
+      t.drop(returned)
+      t.requestDeadlineAfterChange()
+      t.emit(Upward.Choked({ returned }))
+      t.settle()
+      return
+    }
+    case "Unchoke":
+      if (!s.peerChoking) return
+      t.set({ peerChoking: false, starved: false })
+      t.emit(Upward.Unchoked())
+      t.settle()
+      t.topUp()
+      return
+    case "Interested":
+    case "NotInterested": {
+      const interested = m._tag === "Interested"
+      if (s.peerInterested === interested) return
+      t.set({ peerInterested: interested })
+      t.emit(Upward.PeerInterest({ interested }))
+      return
+    }
+    case "Request": {
+      if (!s.amChoking) {
+        t.emit(Upward.PeerRequest({ index: m.index, begin: m.begin, length: m.length }))
+        return
+      }
+      const count = s.requestsWhileChoked + 1
+      if (count > s.config.maxRequestsWhileChoked) {
+        t.close("protocol", `${count} requests while choked`)
+        return
+      }
+      t.set({ requestsWhileChoked: count })
+      if (s.fast) t.send(Message.Reject({ index: m.index, begin: m.begin, length: m.length }))
+      return
+    }
+    case "Reject": {
+      const i = findBlock(s.outstanding, m.index, m.begin, m.length)
+      if (i >= 0) {
+        t.set({ outstanding: without(s.outstanding, i), starved: false })
+        t.requestDeadlineAfterChange()
+        t.emit(Upward.Returned({ blocks: [{ index: m.index, begin: m.begin, length: m.length }] }))
+        t.topUp()
+        return
+      }
+      const d = findBlock(s.dropped, m.index, m.begin, m.length)
+      if (d >= 0) t.set({ dropped: without(s.dropped, d) })
+      else unsolicited(t, `reject of a block never requested (piece ${m.index} at ${m.begin})`)
+      return
+    }
+    case "Extended":
+      if (m.id === 0) {
+        const reqq = parseReqq(m.payload)
+        if (reqq !== undefined) t.set({ peerReqq: reqq })
+      }
+      t.emit(Upward.Extended({ id: m.id, payload: m.payload }))
+      return
+    case "Cancel": // we serve nothing yet
+    case "Port": // DHT not yet
+    case "Suggest":
+    case "AllowedFast":
+      return
+  }
+}
+
+const unsolicited = (t: Step, detail: string): void => {
+  const n = t.s.unsolicited + 1
+  if (n > t.s.config.maxUnsolicited) t.close("protocol", `${n} unsolicited messages, the last: ${detail}`)
+  else t.set({ unsolicited: n })
+}
+
+const onBlock = (t: Step, b: BlockRef): void => {
+  const s = t.s
+  if (!t.connected) {
+    t.close("protocol", "piece message before the handshake")
+    return
+  }
+  t.set({ lastReceivedAt: t.now })
+  t.leaveIntroduction()
+  const i = findBlock(s.outstanding, b.index, b.begin, b.length)
+  if (i < 0) {
+    const d = findBlock(s.dropped, b.index, b.begin, b.length)
+    if (d >= 0) t.set({ dropped: without(s.dropped, d) })
+    else unsolicited(t, `block never requested (piece ${b.index} at ${b.begin}, ${b.length} bytes)`)
+    return
+  }
+  const cap = Math.min(s.config.maxPipeline, s.peerReqq ?? Infinity)
+  t.set({
+    outstanding: without(s.outstanding, i),
+    snubbed: false,
+    snubCount: 0,
+    starved: false,
+    tickBytes: s.tickBytes + b.length,
+    pipeline: s.slowStart ? Math.min(cap, s.pipeline + 1) : s.pipeline,
+    requestDeadline: s.outstanding.length > 1 ? t.now + s.config.requestTimeout : undefined
+  })
+  t.topUp()
+}
+
+const onRequestsChosen = (t: Step, blocks: ReadonlyArray<BlockRef>): void => {
+  const s = t.s
+  if (blocks.length === 0) {
+    if (s.phase === "Downloading") t.set({ starved: true })
+    return
+  }
+  const room = s.phase === "Downloading" ? pipelineLimit(s) - s.outstanding.length : 0
+  const outstanding = s.outstanding.slice()
+  const returned: Array<BlockRef> = []
+  for (const b of blocks) {
+    if (outstanding.length - s.outstanding.length >= room || findBlock(outstanding, b.index, b.begin, b.length) >= 0) {
+      returned.push(blockRef(b))
+      continue
+    }
+    outstanding.push({ index: b.index, begin: b.begin, length: b.length, sentAt: t.now })
+    t.send(Message.Request(blockRef(b)))
+  }
+  if (outstanding.length !== s.outstanding.length) {
+    t.set({ outstanding })
+    t.requestDeadlineAfterChange()
+  }
+  if (returned.length > 0) t.emit(Upward.Returned({ blocks: returned }))
+}
+
+const phaseReason = (p: Phase): Reason =>
+  p === "Connecting"
+    ? "connect-timeout"
+    : p === "Handshaking"
+    ? "handshake-timeout"
+    : p === "Introducing"
+    ? "introduction-timeout"
+    : "choked-timeout"
+
+const onTick = (t: Step, received: number, paused: boolean): void => {
+  const s = t.s
+  const c = s.config
+  const now = t.now
+  if (s.phaseDeadline !== undefined && now >= s.phaseDeadline) {
+    t.close(phaseReason(s.phase), `no progress while ${s.phase.toLowerCase()} for ${deadlineLength(s)} ms`)
+    return
+  }
+  // While we do not read, the peer's silence and unanswered requests are our doing.
+  if (received > 0 || paused) {
+    t.set({
+      lastReceivedAt: now,
+      ...(paused && s.requestDeadline !== undefined ? { requestDeadline: now + c.requestTimeout } : {})
+    })
+  }
+  if (!t.connected) return
+  if (now - t.s.lastReceivedAt >= c.idleTimeout) {
+    t.close("idle", `nothing received for ${now - t.s.lastReceivedAt} ms`)
+    return
+  }
+  if (t.s.requestDeadline !== undefined && now >= t.s.requestDeadline) {
+    const snubCount = t.s.snubCount + 1
+    if (snubCount >= c.dropSnubbedAfter) {
+      t.close("snubbed", `${snubCount} request deadlines of ${c.requestTimeout} ms passed without a block`)
+      return
+    }
+    t.set({
+      snubbed: true,
+      snubCount,
+      slowStart: false,
+      pipeline: c.minPipeline,
+      requestDeadline: now + c.requestTimeout
+    })
+    t.emit(Upward.RequestTimeout({ blocks: t.s.outstanding.map(blockRef) }))
+  }
+  // Rate and pipeline.
+  const elapsed = now - t.s.lastTickAt
+  if (elapsed > 0) {
+    const sample = (t.s.tickBytes * 1000) / elapsed
+    const rate = t.s.rate === 0 ? sample : t.s.rate * 0.6 + sample * 0.4
+    const slowStart = t.s.slowStart && !(sample > 0 && sample <= t.s.lastSample)
+    const cap = Math.min(c.maxPipeline, t.s.peerReqq ?? Infinity)
+    const pipeline = slowStart
+      ? t.s.pipeline
+      : Math.max(c.minPipeline, Math.min(cap, Math.ceil((rate * c.targetLatency) / 1000 / Message.blockLength)))
+    t.set({ rate, lastSample: sample, slowStart, pipeline, tickBytes: 0, lastTickAt: now })
+  }
+  if (now - t.s.lastSentAt >= c.keepAliveInterval) t.send(Message.KeepAlive())
+  if (t.s.starved) t.set({ starved: false })
+  t.topUp()
+}
+
+const deadlineLength = (s: PeerState): number => {
+  const c = s.config
+  switch (s.phase) {
+    case "Connecting":
+      return c.connectTimeout
+    case "Handshaking":
+      return c.handshakeTimeout
+    case "Introducing":
+      return c.introductionTimeout
+    default:
+      return c.chokedTimeout ?? 0
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The narrow interface a peer session talks upward through (rqbit's `PeerConnectionHandler`, ANCHORS.md (b)): the
+ * session owns the socket, framing, timers and the per-peer state machine; the torrent behind this handle owns
+ * piece state, the picker and storage, and decides.
+ *
+ * Every method is synchronous plain JavaScript, called from the session's socket data handler or timer (one JS
+ * thread, so calls never interleave). The byte path stays synchronous (THROUGHPUT.md rules 1–2): `blockBuffer` and
+ * `onBlock` run per 16 KiB block and must not allocate much; a torrent crosses into Effect per *piece*, e.g. with
+ * `Mailbox.unsafeOffer` to its owner fiber when `onBlock` completes a piece.
+ *
+ * `peer` is the session's key (its `host:port`) in every call.
+ */
+import type * as Bitfield from "../core/Bitfield.ts"
+import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
+import type { Features } from "../wire/Handshake.ts"
+import type { PeerError } from "./PeerError.ts"
+import type { BlockRef } from "./PeerState.ts"
+
+export { PeerError } from "./PeerError.ts"
+export type { Reason } from "./PeerError.ts"
+export type { BlockRef } from "./PeerState.ts"
+
+export type PeerKey = string
+
+/** What the torrent learns about a peer once its handshake checked out. */
+export interface PeerInfo {
+  readonly peerId: PeerId
+  /** Negotiated by both handshakes. */
+  readonly fast: boolean
+  readonly extensionProtocol: boolean
+  readonly direction: "outbound" | "inbound"
+}
+
+/**
+ * The torrent's levers on one connected session (given in `onConnected`). Synchronous; each feeds the session's
+ * state machine, whose messages leave in the next socket write. Calls after the session closed do nothing.
+ */
+export interface PeerControl {
+  /** Tell the peer we now have piece `index`. */
+  readonly sendHave: (index: number) => void
+  /** Our interest changed (e.g. we completed everything this peer has, or it announced a piece we need). */
+  readonly setInterested: (interested: boolean) => void
+  /** The torrent has new blocks to hand out (a peer left, a piece failed): ask `nextRequests` again. */
+  readonly requestMore: () => void
+  /** Endgame: these requests were answered by someone else. */
+  readonly cancel: (blocks: ReadonlyArray<BlockRef>) => void
+  /** The choker's decisions (uploading itself is not implemented yet; requests are rejected or ignored). */
+  readonly choke: () => void
+  readonly unchoke: () => void
+  /** Backpressure: stop reading from this peer while the hash/write backlog is over budget. */
+  readonly pauseReading: () => void
+  readonly resumeReading: () => void
+  /** Drop the peer; the session ends with `PeerError` reason "local". */
+  readonly close: (detail: string) => void
+}
+
+export interface TorrentHandle {
+  readonly infoHash: InfoHashV1
+  readonly peerId: PeerId
+  readonly pieceCount: number
+  /** Extensions to announce in our handshake (e.g. no `dht` for a private torrent). */
+  readonly features: Partial<Features>
+  /** Our pieces now, for the introduction (bitfield, have-all or have-none). */
+  readonly bitfield: () => Bitfield.Bitfield
+
+  /** The handshake checked out; keep `control` to drive this session. */
+  readonly onConnected: (peer: PeerKey, info: PeerInfo, control: PeerControl) => void
+  /** The peer's pieces. Each returns whether we are interested in this peer now. */
+  readonly onPeerBitfield: (peer: PeerKey, bitfield: Bitfield.Bitfield) => boolean
+  readonly onPeerHave: (peer: PeerKey, index: number) => boolean
+  readonly onPeerHaveAll: (peer: PeerKey) => boolean
+  readonly onPeerHaveNone: (peer: PeerKey) => boolean
+
+  /**
+   * Up to `max` blocks to request from this peer now (block-aligned, as `Lengths` cuts them); they count as
+   * requested from this peer until they arrive or come back through `onChoked`, `onReturned` or `onClosed`.
+   * Empty: nothing to request (the session asks again after the next block, tick, `have` or `requestMore`).
+   */
+  readonly nextRequests: (peer: PeerKey, max: number) => ReadonlyArray<BlockRef>
+  /**
+   * Where a requested block arriving now goes: the piece buffer of piece `index` (the session copies the block to
+   * byte `begin` of it, in parts as they arrive), or `undefined` to discard the bytes. The buffer must stay valid and
+   * unread by others until `onBlock` for this block returns.
+   */
+  readonly blockBuffer: (peer: PeerKey, index: number, begin: number, length: number) => Uint8Array | undefined
+  /**
+   * The block is in the buffer `blockBuffer` gave (or was discarded). Returns whether it was kept. The torrent
+   * notices a complete piece here and hashes/writes it (in Effect, per piece).
+   */
+  readonly onBlock: (peer: PeerKey, index: number, begin: number, length: number) => boolean
+
+  /** The peer choked us; `returned` will not be answered (all in-flight requests when BEP 6 is off). */
+  readonly onChoked: (peer: PeerKey, returned: ReadonlyArray<BlockRef>) => void
+  readonly onUnchoked: (peer: PeerKey) => void
+  /** Requests that will not be answered: rejected (BEP 6), or more than the pipeline could take. */
+  readonly onReturned: (peer: PeerKey, blocks: ReadonlyArray<BlockRef>) => void
+  /** A request deadline passed (the peer is snubbed): these are still in flight here, worth asking elsewhere. */
+  readonly onRequestTimeout: (peer: PeerKey, blocks: ReadonlyArray<BlockRef>) => void
+  /**
+   * The session ended (called exactly once per session, whatever the exit, interruption included):
+   * `outstanding` are the requests still in flight, now the torrent's again.
+   */
+  readonly onClosed: (peer: PeerKey, error: PeerError, outstanding: ReadonlyArray<BlockRef>) => void
+
+  /** Optional: the peer's interest in us (for a choker). */
+  readonly onPeerInterest?: ((peer: PeerKey, interested: boolean) => void) | undefined
+  /** Optional: a request from a peer we unchoked. Without it they are ignored. */
+  readonly onPeerRequest?: ((peer: PeerKey, block: BlockRef) => void) | undefined
+  /** Optional: BEP 10 messages (id 0 is the extension handshake). */
+  readonly onExtended?: ((peer: PeerKey, id: number, payload: Uint8Array) => void) | undefined
+}

@@ -1,0 +1,563 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as FastCheck from "effect/FastCheck"
+import * as Bitfield from "../../src/core/Bitfield.ts"
+import * as PeerState from "../../src/peer/PeerState.ts"
+import * as Message from "../../src/wire/Message.ts"
+import { WireError } from "../../src/wire/WireError.ts"
+import {
+  blockSource,
+  closeOf,
+  Driver,
+  emitted,
+  infoHash,
+  make,
+  noPieces,
+  ourId,
+  pieceCount,
+  reservedAll,
+  reservedNone,
+  sent,
+  theirHandshake
+} from "./support.ts"
+
+const E = PeerState.Event
+const msg = (message: Message.Control) => E.MessageReceived({ message })
+const tick = (received = 0, paused = false) => E.Tick({ received, paused })
+
+/** An outbound session through handshake and introduction, interested and unchoked (Downloading). */
+const downloading = (
+  options: Parameters<typeof make>[0] = {},
+  answer: (max: number) => ReadonlyArray<PeerState.BlockRef> = blockSource()
+) => {
+  const d = new Driver(make(options), answer)
+  d.run(E.Connected())
+  d.run(E.HandshakeReceived({ handshake: theirHandshake(options.reserved ?? reservedAll), ours: noPieces }))
+  d.run(msg(Message.Bitfield({ bytes: Bitfield.full(pieceCount).bytes })))
+  d.run(E.SetInterested({ interested: true }))
+  d.run(msg(Message.Unchoke()))
+  return d
+}
+
+describe("PeerState: handshake and introduction", () => {
+  it("outbound: connected sends our handshake, theirs leads to the introduction", () => {
+    const d = new Driver(make())
+    expect(d.state.phase).toBe("Connecting")
+    expect(sent(d.run(E.Connected(), 10))).toEqual(["Handshake"])
+    expect(d.state.phase).toBe("Handshaking")
+    expect(d.state.phaseDeadline).toBe(10 + PeerState.defaults.handshakeTimeout)
+    const cmds = d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }), 20)
+    // Fast negotiated and nothing to offer: have-none, then the extension handshake.
+    expect(sent(cmds)).toEqual(["HaveNone", "Extended"])
+    expect(emitted(cmds).map((e) => e._tag)).toEqual(["Connected"])
+    expect(d.state.phase).toBe("Introducing")
+    expect(d.state.fast && d.state.extensionProtocol).toBe(true)
+    expect(d.state.phaseDeadline).toBe(20 + PeerState.defaults.introductionTimeout)
+  })
+
+  it("inbound: our handshake goes out only after theirs checked out, then the bitfield", () => {
+    const d = new Driver(make({ direction: "inbound", reserved: reservedNone }))
+    expect(d.state.phase).toBe("Handshaking")
+    const ours = Bitfield.make(pieceCount)
+    Bitfield.set(ours, 3)
+    const cmds = d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours }))
+    expect(sent(cmds)).toEqual(["Handshake", "Bitfield"])
+    expect(d.state.fast).toBe(false)
+  })
+
+  it("have-all when we have everything and fast is on; nothing without fast and no pieces", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    expect(sent(d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: Bitfield.full(pieceCount) }))))
+      .toEqual(["HaveAll", "Extended"])
+    const e = new Driver(make({ reserved: reservedNone }))
+    e.run(E.Connected())
+    expect(sent(e.run(E.HandshakeReceived({ handshake: theirHandshake(reservedNone), ours: noPieces })))).toEqual([])
+  })
+
+  it("a wrong info-hash closes with wrong-info-hash", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    const other = { ...theirHandshake(), infoHash: new Uint8Array(20).fill(9) as typeof infoHash }
+    const cmds = d.run(E.HandshakeReceived({ handshake: other, ours: noPieces }))
+    expect(closeOf(cmds)?.reason).toBe("wrong-info-hash")
+    expect(sent(cmds)).toEqual([])
+    expect(d.state.phase).toBe("Closed")
+  })
+
+  it("our own peer id closes with self-connection", () => {
+    const d = new Driver(make({ direction: "inbound" }))
+    const cmds = d.run(E.HandshakeReceived({ handshake: theirHandshake(reservedAll, ourId), ours: noPieces }))
+    expect(closeOf(cmds)?.reason).toBe("self-connection")
+  })
+
+  it("a bitfield after another message is a protocol violation", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    d.run(msg(Message.Have({ index: 1 })))
+    const cmds = d.run(msg(Message.Bitfield({ bytes: new Uint8Array(5) })))
+    expect(closeOf(cmds)?.reason).toBe("protocol")
+  })
+
+  it("the extension handshake may precede the bitfield, and its reqq caps the pipeline", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    d.run(msg(Message.Extended({ id: 0, payload: PeerState.extensionHandshake(PeerState.config({ maxPipeline: 7 })) })))
+    expect(d.state.peerReqq).toBe(7)
+    const cmds = d.run(msg(Message.Bitfield({ bytes: new Uint8Array(5) })))
+    expect(closeOf(cmds)).toBeUndefined()
+    expect(emitted(cmds).map((e) => e._tag)).toEqual(["Bitfield"])
+  })
+
+  it("have out of range and have-all without fast are protocol violations", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    expect(closeOf(d.run(msg(Message.Have({ index: pieceCount }))))?.reason).toBe("protocol")
+    const e = new Driver(make({ reserved: reservedNone }))
+    e.run(E.Connected())
+    e.run(E.HandshakeReceived({ handshake: theirHandshake(reservedNone), ours: noPieces }))
+    expect(closeOf(e.run(msg(Message.HaveAll())))?.reason).toBe("protocol")
+  })
+
+  it("a message before the handshake is a protocol violation", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    expect(closeOf(d.run(msg(Message.Unchoke())))?.reason).toBe("protocol")
+  })
+})
+
+describe("PeerState: choking, interest and requests", () => {
+  it("Downloading exactly when unchoked and interested; asks for min-pipeline requests first", () => {
+    const d = new Driver(make(), blockSource())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    d.run(msg(Message.HaveAll()))
+    expect(d.state.phase).toBe("Choked")
+    expect(sent(d.run(E.SetInterested({ interested: true })))).toEqual(["Interested"])
+    expect(d.state.phase).toBe("Choked")
+    const cmds = d.run(msg(Message.Unchoke()))
+    expect(d.state.phase).toBe("Downloading")
+    expect(cmds.find((c) => c._tag === "WantRequests")).toEqual(PeerState.Command.WantRequests({ max: 4 }))
+    expect(sent(cmds)).toEqual(["Request", "Request", "Request", "Request"])
+    expect(d.state.outstanding.length).toBe(4)
+    expect(d.state.requestDeadline).toBe(d.now + PeerState.defaults.requestTimeout)
+  })
+
+  it("slow start: each block received widens the pipeline by one", () => {
+    const d = downloading()
+    const first = d.state.outstanding[0]!
+    const cmds = d.run(E.BlockReceived({ ...first, accepted: true }))
+    expect(sent(cmds)).toEqual(["Request", "Request"])
+    expect(d.state.outstanding.length).toBe(5)
+  })
+
+  it("without fast, a choke returns every request in flight; a late block is welcome without penalty", () => {
+    const d = downloading({ reserved: reservedNone })
+    const inFlight = d.state.outstanding.map(({ index, begin, length }) => ({ index, begin, length }))
+    const cmds = d.run(msg(Message.Choke()))
+    expect(emitted(cmds)).toEqual([PeerState.Upward.Choked({ returned: inFlight })])
+    expect(d.state.outstanding).toEqual([])
+    expect(d.state.requestDeadline).toBeUndefined()
+    expect(d.state.phase).toBe("Choked")
+    expect(PeerState.expects(d.state, inFlight[0]!.index, inFlight[0]!.begin, inFlight[0]!.length)).toBe(true)
+    d.run(E.BlockReceived({ ...inFlight[0]!, accepted: true }))
+    expect(d.state.unsolicited).toBe(0)
+  })
+
+  it("with fast, a choke keeps requests in flight; a reject returns one", () => {
+    const d = downloading()
+    d.run(msg(Message.Choke()))
+    expect(d.state.outstanding.length).toBe(4)
+    const first = d.state.outstanding[0]!
+    const cmds = d.run(msg(Message.Reject({ index: first.index, begin: first.begin, length: first.length })))
+    expect(emitted(cmds)).toEqual([
+      PeerState.Upward.Returned({ blocks: [{ index: first.index, begin: first.begin, length: first.length }] })
+    ])
+    expect(d.state.outstanding.length).toBe(3)
+  })
+
+  it("unsolicited blocks are tolerated up to maxUnsolicited, then close with protocol", () => {
+    const d = downloading({ config: { maxUnsolicited: 2 } })
+    const stray = E.BlockReceived({ index: 39, begin: 999, length: 16384, accepted: false })
+    expect(PeerState.expects(d.state, 39, 999, 16384)).toBe(false)
+    expect(closeOf(d.run(stray))).toBeUndefined()
+    expect(closeOf(d.run(stray))).toBeUndefined()
+    expect(closeOf(d.run(stray))?.reason).toBe("protocol")
+  })
+
+  it("requests while we choke: rejected with fast, a protocol violation beyond the tolerance", () => {
+    const d = downloading({ config: { maxRequestsWhileChoked: 2 } })
+    const req = msg(Message.Request({ index: 1, begin: 0, length: 16384 }))
+    expect(sent(d.run(req))).toEqual(["Reject"])
+    expect(sent(d.run(req))).toEqual(["Reject"])
+    expect(closeOf(d.run(req))?.reason).toBe("protocol")
+    const e = downloading({ reserved: reservedNone })
+    expect(sent(e.run(req))).toEqual([])
+  })
+
+  it("requests from a peer we unchoked go up to the torrent", () => {
+    const d = downloading()
+    expect(sent(d.run(E.UnchokePeer()))).toEqual(["Unchoke"])
+    const cmds = d.run(msg(Message.Request({ index: 1, begin: 0, length: 100 })))
+    expect(emitted(cmds)).toEqual([PeerState.Upward.PeerRequest({ index: 1, begin: 0, length: 100 })])
+  })
+
+  it("nothing to request: stays starved until a block, a tick, a have or requestMore", () => {
+    let supply = 0
+    const source = blockSource()
+    const d = downloading({}, (max) => source(Math.min(max, supply)))
+    expect(d.state.outstanding.length).toBe(0)
+    expect(d.state.starved).toBe(true)
+    expect(d.run(msg(Message.KeepAlive())).filter((c) => c._tag === "WantRequests")).toEqual([])
+    supply = 2
+    expect(sent(d.run(E.RequestMore()))).toEqual(["Request", "Request"])
+  })
+
+  it("more blocks than asked for come back as Returned; duplicates too", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    d.run(msg(Message.HaveAll()))
+    d.run(E.SetInterested({ interested: true }))
+    d.run(msg(Message.Unchoke())) // the driver answers nothing
+    const blocks = blockSource()(6)
+    const cmds = d.run(E.RequestsChosen({ blocks: [blocks[0]!, blocks[0]!, ...blocks.slice(1)] }))
+    expect(sent(cmds).length).toBe(4)
+    expect(emitted(cmds)).toEqual([PeerState.Upward.Returned({ blocks: [blocks[0]!, blocks[4]!, blocks[5]!] })])
+  })
+
+  it("cancel sends cancels for requests in flight and forgets them", () => {
+    const d = downloading({}, () => [])
+    d.run(E.RequestsChosen({ blocks: blockSource()(3) }))
+    const [a, b] = d.state.outstanding
+    const cmds = d.run(E.Cancel({ blocks: [a!, { index: 99, begin: 0, length: 1 }, b!] }))
+    expect(sent(cmds)).toEqual(["Cancel", "Cancel"])
+    expect(d.state.outstanding.length).toBe(1)
+  })
+
+  it("sendHave, choke and unchoke of the peer", () => {
+    const d = downloading()
+    expect(sent(d.run(E.SendHave({ index: 5 })))).toEqual(["Have"])
+    expect(sent(d.run(E.SendHave({ index: pieceCount })))).toEqual([])
+    expect(sent(d.run(E.ChokePeer()))).toEqual([]) // already choking
+    expect(sent(d.run(E.UnchokePeer()))).toEqual(["Unchoke"])
+    expect(sent(d.run(E.ChokePeer()))).toEqual(["Choke"])
+  })
+})
+
+describe("PeerState: deadlines", () => {
+  const c = PeerState.defaults
+
+  it("connect deadline", () => {
+    const d = new Driver(make())
+    expect(d.run(tick(), c.connectTimeout - 1)).toEqual([])
+    expect(closeOf(d.run(tick(), c.connectTimeout))?.reason).toBe("connect-timeout")
+  })
+
+  it("handshake deadline", () => {
+    const d = new Driver(make())
+    d.run(E.Connected(), 100)
+    expect(closeOf(d.run(tick(), 100 + c.handshakeTimeout - 1))).toBeUndefined()
+    expect(closeOf(d.run(tick(), 100 + c.handshakeTimeout))?.reason).toBe("handshake-timeout")
+  })
+
+  it("introduction deadline", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }), 50)
+    expect(closeOf(d.run(tick(), 50 + c.introductionTimeout))?.reason).toBe("introduction-timeout")
+  })
+
+  it("the optional choked deadline closes a peer that never unchokes us", () => {
+    const d = new Driver(make({ config: { chokedTimeout: 30_000 } }))
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    d.run(msg(Message.HaveAll()))
+    expect(d.state.phaseDeadline).toBeUndefined() // not interested: no deadline
+    d.run(E.SetInterested({ interested: true }), 1000)
+    expect(d.state.phaseDeadline).toBe(31_000)
+    expect(closeOf(d.run(tick(), 31_000))?.reason).toBe("choked-timeout")
+  })
+
+  it("an unanswered request marks the peer snubbed, reports its requests, and several in a row drop it", () => {
+    const d = downloading()
+    const deadline = d.state.requestDeadline!
+    const cmds = d.run(tick(), deadline)
+    expect(d.state.snubbed).toBe(true)
+    expect(PeerState.pipelineLimit(d.state)).toBe(1)
+    const timeout = emitted(cmds).find((e) => e._tag === "RequestTimeout")
+    expect(timeout?._tag === "RequestTimeout" && timeout.blocks.length).toBe(4)
+    d.run(tick(), deadline + c.requestTimeout)
+    expect(closeOf(d.run(tick(), deadline + 2 * c.requestTimeout))?.reason).toBe("snubbed")
+  })
+
+  it("a block clears the snub", () => {
+    const d = downloading()
+    d.run(tick(), d.state.requestDeadline!)
+    d.run(E.BlockReceived({ ...d.state.outstanding[0]!, accepted: true }))
+    expect(d.state.snubbed).toBe(false)
+    expect(d.state.snubCount).toBe(0)
+  })
+
+  it("keep-alive after our silence, idle drop after the peer's", () => {
+    const d = downloading({}, () => [])
+    const t0 = d.now
+    expect(sent(d.run(tick(1), t0 + c.keepAliveInterval - 1))).toEqual([])
+    expect(sent(d.run(tick(1), t0 + c.keepAliveInterval))).toEqual(["KeepAlive"])
+    const heard = d.now
+    expect(closeOf(d.run(tick(0), heard + c.idleTimeout - 1))).toBeUndefined()
+    expect(closeOf(d.run(tick(0), heard + c.idleTimeout))?.reason).toBe("idle")
+  })
+
+  it("while reading is paused neither silence nor unanswered requests count against the peer", () => {
+    const d = downloading()
+    const t0 = d.now
+    for (let t = t0; t <= t0 + 2 * c.idleTimeout; t += 1000) d.run(tick(0, true), t)
+    expect(d.state.phase).toBe("Downloading")
+    expect(d.state.snubbed).toBe(false)
+  })
+
+  it("after slow start the pipeline follows rate × target latency, capped by reqq", () => {
+    const d = downloading({}, blockSource())
+    // Rate stops growing: two ticks of 100 blocks per second.
+    d.state = { ...d.state, slowStart: true, pipeline: 4 }
+    d.run(E.MessageReceived({ message: Message.KeepAlive() }))
+    d.state = { ...d.state, tickBytes: 100 * 16384 }
+    d.run(tick(1), d.now + 1000)
+    d.state = { ...d.state, tickBytes: 100 * 16384 }
+    d.run(tick(1), d.now + 1000)
+    expect(d.state.slowStart).toBe(false)
+    expect(PeerState.pipelineLimit(d.state)).toBe(100)
+    expect(d.state.outstanding.length).toBe(100)
+    d.state = { ...d.state, peerReqq: 30 }
+    expect(PeerState.pipelineLimit(d.state)).toBe(30)
+  })
+})
+
+describe("PeerState: closing", () => {
+  it("a closed state ignores every event", () => {
+    const d = downloading()
+    d.run(E.RemoteClosed({ detail: "eof" }))
+    expect(d.state.phase).toBe("Closed")
+    expect(d.state.error?.reason).toBe("closed")
+    expect(d.run(msg(Message.Unchoke()))).toEqual([])
+    expect(d.run(tick(), 1e9)).toEqual([])
+  })
+
+  it("decode failures and local closes carry their reason", () => {
+    const d = downloading()
+    const err = new WireError({ reason: "frame-too-large", offset: 0, detail: "x" })
+    expect(closeOf(d.run(E.DecodeFailed({ error: err })))?.reason).toBe("protocol")
+    const e = downloading()
+    expect(closeOf(e.run(E.CloseLocal({ reason: "local", detail: "not needed" })))?.message).toContain("not needed")
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Random event sequences
+
+type Action =
+  | { readonly kind: "event"; readonly event: PeerState.Event }
+  | { readonly kind: "answer"; readonly k: number } // the block of the k-th request in flight arrives
+  | { readonly kind: "reject"; readonly k: number }
+  | { readonly kind: "cancel"; readonly k: number }
+  | { readonly kind: "tick"; readonly dt: number; readonly received: number; readonly paused: boolean }
+  | { readonly kind: "supply"; readonly n: number } // how many blocks the torrent hands out per ask from now on
+
+const control: FastCheck.Arbitrary<Message.Control> = FastCheck.oneof(
+  {
+    weight: 8,
+    arbitrary: FastCheck.constantFrom<Message.Control>(
+      Message.KeepAlive(),
+      Message.Choke(),
+      Message.Unchoke(),
+      Message.Unchoke(),
+      Message.Interested(),
+      Message.NotInterested()
+    )
+  },
+  { weight: 4, arbitrary: FastCheck.integer({ min: 0, max: pieceCount - 1 }).map((index) => Message.Have({ index })) },
+  { weight: 2, arbitrary: FastCheck.record({ index: FastCheck.nat(50), begin: FastCheck.nat(1 << 20), length: FastCheck.nat(16384) })
+    .map(Message.Request) },
+  { weight: 1, arbitrary: FastCheck.integer({ min: 1, max: 300 }).map((reqq) =>
+    Message.Extended({ id: 0, payload: PeerState.extensionHandshake(PeerState.config({ maxPipeline: reqq })) })
+  ) },
+  { weight: 1, arbitrary: FastCheck.constant(Message.Port({ port: 1 })) },
+  // Rare violations: late or malformed introductions, have out of range.
+  {
+    weight: 1,
+    arbitrary: FastCheck.oneof(
+      FastCheck.constantFrom<Message.Control>(Message.HaveAll(), Message.HaveNone()),
+      FastCheck.integer({ min: pieceCount, max: pieceCount + 2 }).map((index) => Message.Have({ index })),
+      FastCheck.uint8Array({ minLength: 4, maxLength: 6 }).map((bytes) => Message.Bitfield({ bytes }))
+    )
+  }
+)
+
+const handshake = (fast: boolean, wrong = false, self = false) =>
+  E.HandshakeReceived({
+    handshake: {
+      reserved: fast ? reservedAll : reservedNone,
+      infoHash: wrong ? (new Uint8Array(20).fill(7) as typeof infoHash) : infoHash,
+      peerId: self ? ourId : theirHandshake().peerId
+    },
+    ours: noPieces
+  })
+
+const event: FastCheck.Arbitrary<PeerState.Event> = FastCheck.oneof(
+  { weight: 1, arbitrary: FastCheck.constant(E.Connected()) },
+  {
+    weight: 1,
+    arbitrary: FastCheck.record({ fast: FastCheck.boolean(), wrong: FastCheck.boolean(), self: FastCheck.boolean() })
+      .map(({ fast, wrong, self }) => handshake(fast, wrong, self))
+  },
+  { weight: 30, arbitrary: control.map((message) => E.MessageReceived({ message })) },
+  { weight: 6, arbitrary: FastCheck.boolean().map((interested) => E.SetInterested({ interested })) },
+  {
+    weight: 4,
+    arbitrary: FastCheck.constantFrom(E.RequestMore(), E.ChokePeer(), E.UnchokePeer(), E.SendHave({ index: 2 }))
+  },
+  {
+    weight: 1,
+    arbitrary: FastCheck.record({ index: FastCheck.nat(45), begin: FastCheck.nat(3) })
+      .map(({ index, begin }) => E.BlockReceived({ index, begin, length: 16384, accepted: true }))
+  },
+  {
+    weight: 1,
+    arbitrary: FastCheck.constantFrom(
+      E.RemoteClosed({ detail: "eof" }),
+      E.CloseLocal({ reason: "local", detail: "test" }),
+      E.DecodeFailed({ error: new WireError({ reason: "bad-length", offset: 0, detail: "x" }) })
+    )
+  }
+)
+
+const action: FastCheck.Arbitrary<Action> = FastCheck.oneof(
+  { weight: 8, arbitrary: event.map((e): Action => ({ kind: "event", event: e })) },
+  { weight: 12, arbitrary: FastCheck.nat(300).map((k): Action => ({ kind: "answer", k })) },
+  { weight: 2, arbitrary: FastCheck.nat(300).map((k): Action => ({ kind: "reject", k })) },
+  { weight: 2, arbitrary: FastCheck.nat(300).map((k): Action => ({ kind: "cancel", k })) },
+  {
+    weight: 6,
+    arbitrary: FastCheck.record({
+      dt: FastCheck.oneof({ weight: 8, arbitrary: FastCheck.nat(3000) }, { weight: 1, arbitrary: FastCheck.nat(60_000) }),
+      received: FastCheck.oneof(FastCheck.constant(0), FastCheck.nat(1 << 20)),
+      paused: FastCheck.boolean()
+    }).map((t): Action => ({ kind: "tick", ...t }))
+  },
+  { weight: 1, arbitrary: FastCheck.nat(300).map((n): Action => ({ kind: "supply", n })) }
+)
+
+/** Mostly a valid opening (connect, handshake, introduction, interest, unchoke), sometimes none. */
+const opening = (inbound: boolean, fast: boolean): FastCheck.Arbitrary<ReadonlyArray<Action>> =>
+  FastCheck.oneof(
+    { weight: 1, arbitrary: FastCheck.constant([]) },
+    {
+      weight: 5,
+      arbitrary: FastCheck.constant([
+        ...(inbound ? [] : [E.Connected()]),
+        handshake(fast),
+        E.MessageReceived({ message: fast ? Message.HaveAll() : Message.Bitfield({ bytes: Bitfield.full(pieceCount).bytes }) }),
+        E.SetInterested({ interested: true }),
+        E.MessageReceived({ message: Message.Unchoke() })
+      ].map((event): Action => ({ kind: "event", event })))
+    }
+  )
+
+const scenario = FastCheck.record({
+  inbound: FastCheck.boolean(),
+  fast: FastCheck.boolean(),
+  chokedTimeout: FastCheck.constantFrom(undefined, 5_000)
+}).chain((o) =>
+  FastCheck.tuple(opening(o.inbound, o.fast), FastCheck.array(action, { minLength: 10, maxLength: 200, size: "max" }))
+    .map(([head, tail]) => ({ ...o, actions: [...head, ...tail] }))
+)
+
+const key = (b: PeerState.BlockRef) => `${b.index}/${b.begin}/${b.length}`
+
+describe("PeerState: random event sequences", () => {
+  it.prop(
+    "never throws, keeps its invariants, and accounts for every block it was handed",
+    [scenario],
+    ([{ actions, chokedTimeout, fast, inbound }]) => {
+      const config = { minPipeline: 2, maxPipeline: 40, maxUnsolicited: 5, chokedTimeout }
+      let supply = 10
+      const source = blockSource()
+      const d = new Driver(
+        make({ direction: inbound ? "inbound" : "outbound", config, reserved: fast ? reservedAll : reservedNone }),
+        (max) => source(Math.min(max + (supply % 3 === 0 ? 2 : 0), supply))
+      )
+      const handedOut = new Set<string>()
+      let closes = 0
+      let wasClosed = false
+      for (const a of actions) {
+        const out = d.state.outstanding
+        let cmds: Array<PeerState.Command>
+        switch (a.kind) {
+          case "event":
+            cmds = d.run(a.event)
+            break
+          case "answer": {
+            const b = out[a.k % Math.max(1, out.length)]
+            cmds = b === undefined ? [] : d.run(E.BlockReceived({ ...b, accepted: true }))
+            break
+          }
+          case "reject": {
+            const b = out.length > 0 ? out[a.k % out.length]! : { index: 1, begin: 1, length: 1 }
+            cmds = d.run(msg(Message.Reject({ index: b.index, begin: b.begin, length: b.length })))
+            break
+          }
+          case "cancel": {
+            const b = out.length > 0 ? out[a.k % out.length]! : { index: 1, begin: 1, length: 1 }
+            cmds = d.run(E.Cancel({ blocks: [b] }))
+            break
+          }
+          case "tick":
+            cmds = d.run(tick(a.received, a.paused), d.now + a.dt)
+            break
+          case "supply":
+            supply = a.n
+            cmds = []
+            break
+        }
+        // Bookkeeping of blocks handed out by the torrent and handed back by the session: a block leaves the
+        // session's hands when it arrives, is cancelled, or is returned upward.
+        if (!wasClosed) {
+          const arrived = a.kind === "answer" ? out[a.k % Math.max(1, out.length)] : a.kind === "event" &&
+              a.event._tag === "BlockReceived" ? a.event : undefined
+          if (arrived !== undefined && out.some((b) => key(b) === key(arrived))) handedOut.delete(key(arrived))
+        }
+        for (const c of cmds) {
+          if (c._tag === "Send" && c.message._tag === "Request") handedOut.add(key(c.message))
+          if (c._tag === "Send" && c.message._tag === "Cancel") handedOut.delete(key(c.message))
+        }
+        for (const e of emitted(cmds)) {
+          if (e._tag === "Choked") e.returned.forEach((b) => handedOut.delete(key(b)))
+          if (e._tag === "Returned") e.blocks.forEach((b) => handedOut.delete(key(b)))
+        }
+        // Invariants.
+        const s = d.state
+        if (wasClosed) expect(cmds).toEqual([])
+        const closeCmds = cmds.filter((c) => c._tag === "Close")
+        closes += closeCmds.length
+        if (closeCmds.length > 0) expect(cmds[cmds.length - 1]!._tag).toBe("Close")
+        expect(closes).toBe(s.phase === "Closed" ? 1 : 0)
+        wasClosed = s.phase === "Closed"
+        if (s.phase === "Downloading") expect(!s.peerChoking && s.amInterested).toBe(true)
+        expect(s.outstanding.length).toBeLessThanOrEqual(config.maxPipeline)
+        if (s.phase === "Connecting" || s.phase === "Handshaking" || s.phase === "Introducing") {
+          expect(s.phaseDeadline).toBeGreaterThan(d.now)
+        }
+        if (s.phase !== "Closed" && s.outstanding.length > 0) expect(s.requestDeadline).toBeDefined()
+        if (s.phase === "Choked" && s.amInterested && s.peerChoking && chokedTimeout !== undefined) {
+          expect(s.phaseDeadline).toBeDefined()
+        }
+        if (s.phase !== "Closed") expect(new Set(s.outstanding.map(key))).toEqual(handedOut)
+        for (const c of cmds) if (c._tag === "WantRequests") expect(c.max).toBeGreaterThan(0)
+      }
+    },
+    { fastCheck: { numRuns: 200 } }
+  )
+})

@@ -5,6 +5,15 @@
  * For each size: µs per piece and MB/s for inline; for the pool with 1 and 2 workers, µs per piece with one piece
  * in flight (latency) and with 8 in flight (throughput), and the event loop's longest stall (p99/max of
  * `monitorEventLoopDelay`, 1 ms resolution included) while hashing, yielding to the loop after every round.
+ *
+ * Results (Node 20.20, 2 vCPU, shared: load average 6–7 from other sessions' tests, so ±50 %), 3 runs:
+ * - inline: 16 KiB 87–189 µs (setup-dominated), 256 KiB 210–510 µs, 1 MiB 660–1880 µs, 4 MiB 2.6–7.4 ms,
+ *   16 MiB 10–25 ms per piece; i.e. 0.6–1.0 ms/MiB when it gets the CPU (≈ THROUGHPUT.md's 0.5–0.9).
+ * - pool, one piece in flight: about the same wall time as inline from 256 KiB up (the round trip with transfer is
+ *   ~50–100 µs), 3–6× slower at 16–64 KiB. With 8 in flight, 2 workers beat 1 only at 16 MiB; on 2 shared cores
+ *   there is no idle core to win, as THROUGHPUT.md found.
+ * - Decision: `inlineMax` = 1 MiB. Pieces up to 1 MiB block the loop for ≲ 1 ms (harmless per rule 7); 4–16 MiB
+ *   pieces would stall it 3–25 ms per piece, so they go to the pool, which keeps the loop free at equal cost.
  */
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import * as Effect from "effect/Effect"

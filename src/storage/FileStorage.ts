@@ -269,11 +269,15 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       openLock.withPermits(1)(Effect.gen(function*() {
         if (closed) return yield* closedError(paths[f]!)
         const cur = cache.get(f)
-        if (cur !== undefined && (cur.writable || !writable)) return cur
+        if (cur !== undefined && (cur.writable || !writable)) {
+          cur.refs++ // opened by another fiber meanwhile
+          return cur
+        }
         if (cur !== undefined) evict(cur) // read-only handle, now writing
         const fd = yield* openFd(f, writable)
         if (fd === undefined) return undefined
-        const h: Handle = { file: f, fd, writable, refs: 0, evicted: false, dirty: false }
+        // Referenced before the lock is released, so no other opener can evict and close it first.
+        const h: Handle = { file: f, fd, writable, refs: 1, evicted: false, dirty: false }
         openCount++
         cache.set(f, h)
         for (const old of cache.values()) {
@@ -292,10 +296,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
           h.refs++
           return Effect.succeed(h)
         }
-        return Effect.map(openHandle(f, writable), (h) => {
-          if (h !== undefined) h.refs++
-          return h
-        })
+        return openHandle(f, writable)
       })
 
     const release = (h: Handle | undefined) =>

@@ -99,6 +99,9 @@ export const makePool = (options: PoolOptions = {}): Effect.Effect<PoolHasher, n
 
 export const layerPool = (options: PoolOptions = {}): Layer.Layer<Hasher> => Layer.scoped(Hasher, makePool(options))
 
+/** The default: inline up to 1 MiB, a pool (workers started on demand) above. */
+export const layer: Layer.Layer<Hasher> = layerPool()
+
 class Pool {
   readonly size: number
   readonly inlineMax: number

@@ -120,7 +120,7 @@ describe("FileStorage layout", () => {
             expect(Bitfield.isComplete(yield* s.check)).toBe(true)
           })))
         }),
-        { numRuns: 40 }
+        { numRuns: 30 }
       )
     )
   )
@@ -390,5 +390,27 @@ describe("FileStorage open files", () => {
       // Closes are asynchronous (fs.close callbacks); give them a moment.
       yield* Effect.sleep("50 millis")
       expect(fdCount()).toBe(base)
+    }))
+
+  it.scopedLive("concurrent writes after a check (read-only handles reopened for writing) stay correct and bounded", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const t = torrent(Array.from({ length: 120 }, (_, i) => ({ length: 1 + ((i * 7919) % 3000) })), 2048)
+      // Half the data already on disk, so the check opens files read-only first.
+      yield* Effect.scoped(Effect.flatMap(open(dir, t), (s) => writeAll(s, t, shuffled(t.pieceCount, 1).slice(0, 40))))
+      let peak = 0
+      yield* Effect.scoped(Effect.gen(function*() {
+        const s = yield* open(dir, t, { maxOpenFiles: 4 })
+        expect(Bitfield.count(yield* s.check)).toBeGreaterThan(0)
+        yield* Effect.forEach(shuffled(t.pieceCount, 2), (i) =>
+          Effect.tap(s.writePiece(i, pieceOf(t, i)), () =>
+            Effect.sync(() => {
+              peak = Math.max(peak, s.openFiles())
+            })), { concurrency: 6, discard: true })
+        expect(Bitfield.isComplete(yield* s.check)).toBe(true)
+      }))
+      // Evicted descriptors still in use close when their operation ends: at most one extra per concurrent write.
+      expect(peak).toBeLessThanOrEqual(4 + 6)
+      expectFiles(dir, t)
     }))
 })

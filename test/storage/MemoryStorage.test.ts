@@ -33,7 +33,7 @@ describe("MemoryStorage", () => {
       for (let i = 0; i < t.pieceCount; i++) expect(sameBytes(yield* s.readPiece(i), pieceOf(t, i))).toBe("same")
       expect(Bitfield.isComplete(yield* s.check)).toBe(true)
     }).pipe(Effect.provide(Hasher.layerInline)))
-  }, { fastCheck: { numRuns: 100 } })
+  }, { fastCheck: { numRuns: 60 } })
 
   it.effect("check: written pieces only, corrupted byte drops its piece, short files are skipped", () =>
     Effect.gen(function*() {

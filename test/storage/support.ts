@@ -105,7 +105,7 @@ export const layoutArb = FastCheck.record({
     FastCheck.record({ length: FastCheck.integer({ min: 0, max: 9000 }), pad: FastCheck.boolean() }),
     { minLength: 1, maxLength: 6 }
   ).filter((s) => s.some((f) => !f.pad && f.length > 0)),
-  pieceLength: FastCheck.oneof(FastCheck.integer({ min: 64, max: 5000 }), FastCheck.constantFrom(1024, 4096, 16384)),
+  pieceLength: FastCheck.oneof(FastCheck.integer({ min: 256, max: 5000 }), FastCheck.constantFrom(1024, 4096, 16384)),
   seed: FastCheck.integer({ min: 1, max: 1 << 30 })
 })
 

@@ -19,7 +19,7 @@ export const retransmitSchedule = (
   base: Duration.DurationInput = Duration.seconds(15),
   maxN = 8
 ): Schedule.Schedule<Duration.Duration> =>
-  Schedule.exponential(base, 2).pipe(Schedule.intersect(Schedule.recurs(maxN + 1)), Schedule.map(([d]) => d))
+  Schedule.exponential(base, 2).pipe(Schedule.intersect(Schedule.recurs(maxN)), Schedule.map(([d]) => d))
 
 /** The BEP 15 default. */
 export const bep15Retransmit = retransmitSchedule()

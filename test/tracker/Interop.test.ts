@@ -3,12 +3,17 @@
  * server (in process), over HTTP and UDP (IPv4 and IPv6).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Announcer from "../../src/tracker/Announcer.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
 import { Tracker } from "../../src/tracker/Tracker.ts"
 import * as BittorrentTracker from "../support/bittorrentTracker.ts"
 import * as Opentracker from "../support/opentracker.ts"
-import { infoHash, liveLayer, request } from "./fixtures.ts"
+import { infoHash, liveLayer, peerId, request } from "./fixtures.ts"
 
 const hasPeer = (peers: ReadonlyArray<{ ip: string; port: number }>, ip: string, port: number) =>
   peers.some((p) => p.ip === ip && p.port === port)
@@ -103,5 +108,40 @@ describe("bittorrent-tracker (npm) server", () => {
       expect({ complete: r.complete, incomplete: r.incomplete }).toEqual({ complete: 1, incomplete: 1 })
       const scrape = yield* tracker.scrape(bt.udp6Url, [ih])
       expect(scrape.get(Bytes.toHex(ih))).toMatchObject({ seeders: 1, leechers: 1 })
+    }).pipe(Effect.provide(liveLayer)))
+})
+
+describe("Announcer.stream against bittorrent-tracker", () => {
+  let bt: BittorrentTracker.BittorrentTracker
+  beforeAll(async () => {
+    bt = await BittorrentTracker.start()
+  })
+  afterAll(() => bt?.close())
+
+  it.live("two announce streams see each other; closing a stream sends stopped", () =>
+    Effect.gen(function*() {
+      const tracker = yield* Tracker
+      const ih = infoHash()
+      const options = (port: number, tiers: ReadonlyArray<ReadonlyArray<string>>) => ({
+        tiers,
+        infoHash: ih,
+        peerId: peerId(),
+        port,
+        stats: { uploaded: Effect.succeed(0), downloaded: Effect.succeed(0), left: Effect.succeed(port === 41001 ? 0 : 9) }
+      })
+      // First tier is dead (refused), so the streams fall through to the live tracker in tier 2.
+      const dead = "http://127.0.0.1:1/announce"
+      const firstBatch = yield* Deferred.make<Announcer.PeerBatch>()
+      const first = yield* Announcer.stream(options(41001, [[dead], [bt.httpUrl]])).pipe(
+        Stream.runForEach((b) => Deferred.succeed(firstBatch, b)),
+        Effect.fork
+      )
+      expect((yield* Deferred.await(firstBatch)).url).toBe(bt.httpUrl)
+      const second = yield* Announcer.stream(options(41002, [[dead], [bt.udp4Url]])).pipe(Stream.take(1), Stream.runCollect)
+      expect(hasPeer(Chunk.unsafeHead(second).peers, "127.0.0.1", 41001)).toBe(true)
+      yield* Fiber.interrupt(first)
+      // Both streams have ended, so both sent stopped: the swarm is empty again.
+      const s = yield* tracker.scrape(bt.httpUrl, [ih])
+      expect(s.get(Bytes.toHex(ih))).toMatchObject({ seeders: 0, leechers: 0 })
     }).pipe(Effect.provide(liveLayer)))
 })

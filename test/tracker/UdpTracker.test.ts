@@ -3,15 +3,18 @@
  * its minute, transaction-id checks, the error action, garbage, IPv6 peers.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Dgram from "node:dgram"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as Bytes from "../../src/core/Bytes.ts"
-import type * as Udp from "../../src/net/Udp.ts"
+import * as Udp from "../../src/net/Udp.ts"
 import * as UdpCodec from "../../src/tracker/UdpCodec.ts"
 import * as UdpTracker from "../../src/tracker/UdpTracker.ts"
 import * as UdpTransaction from "../../src/tracker/UdpTransaction.ts"
@@ -228,4 +231,54 @@ describe("UdpTracker", () => {
       const dns = yield* Effect.flip(t.announce("udp://nope.nonexistent-host.invalid:80", request({ infoHash: infoHash() })))
       expect(dns).toMatchObject({ reason: "network", detail: expect.stringContaining("nope.nonexistent-host.invalid") })
     }))
+})
+
+describe("UdpTracker on real loopback sockets", () => {
+  it.live("garbage and silence from real UDP servers are typed errors; the client's socket closes with its scope", () =>
+    Effect.gen(function*() {
+      const servers = yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          const make = (answer: (msg: Buffer, tid: number) => Buffer | undefined) =>
+            new Promise<Dgram.Socket>((resolve) => {
+              const s = Dgram.createSocket("udp4")
+              s.on("message", (msg, r) => {
+                const out = answer(msg, msg.length >= 16 ? msg.readUInt32BE(12) : 0)
+                if (out !== undefined) s.send(out, r.port, r.address)
+              })
+              s.bind(0, "127.0.0.1", () => resolve(s))
+            })
+          const garbage = await make((_, tid) => {
+            const b = Buffer.alloc(30, 0xee)
+            b.writeUInt32BE(0, 0)
+            b.writeUInt32BE(tid, 4)
+            return b.subarray(0, 12) // a connect reply cut short
+          })
+          const junk = await make(() => Buffer.from("HTTP/1.1 400 Bad Request\r\n\r\n"))
+          const silent = await make(() => undefined)
+          return { garbage, junk, silent }
+        }),
+        (s) => Effect.sync(() => [s.garbage, s.junk, s.silent].forEach((x) => x.close()))
+      )
+      const url = (s: Dgram.Socket) => `udp://127.0.0.1:${s.address().port}`
+      const sockets: Array<Udp.Socket> = []
+      const scope = yield* Scope.make()
+      const t = yield* Scope.extend(
+        UdpTracker.make({
+          retransmit: UdpTransaction.retransmitSchedule("50 millis", 2),
+          openSocket: (family) => Effect.tap(Udp.make({ family, address: "127.0.0.1" }), (s) => sockets.push(s))
+        }),
+        scope
+      )
+      const errs = yield* Effect.all(
+        [servers.garbage, servers.junk, servers.silent].map((s) =>
+          Effect.flip(t.announce(url(s), request({ infoHash: infoHash() })))
+        ),
+        { concurrency: "unbounded" }
+      )
+      expect(errs.map((e) => e.reason)).toEqual(["bad-response", "timeout", "timeout"])
+      expect(sockets.length).toBe(1)
+      yield* Scope.close(scope, Exit.void)
+      const closed = yield* Effect.flip(sockets[0]!.send(Uint8Array.of(0), 9, "127.0.0.1"))
+      expect(closed.reason).toBe("Send")
+    }).pipe(Effect.scoped))
 })

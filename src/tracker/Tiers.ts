@@ -39,7 +39,8 @@ export const shuffle = (
   tiers.map((tier) => {
     const a = [...tier]
     for (let i = a.length - 1; i > 0; i--) {
-      const j = Math.min(i, Math.floor(random() * (i + 1)))
+      const r = random()
+      const j = r >= 0 && r < 1 ? Math.floor(r * (i + 1)) : 0 // a misbehaving source must not lose URLs
       const t = a[i]!
       a[i] = a[j]!
       a[j] = t

@@ -12,10 +12,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { info } from "./InfoCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
+import { trackers } from "./TrackersCommand.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info])
+  Command.withSubcommands([info, trackers])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })

@@ -1,0 +1,275 @@
+/**
+ * Property tests: random event sequences against the invariants of PIECES.md, and simulated swarms that must
+ * complete (no stall at 99 %), reach endgame with cancels, and ban a corrupting peer.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as FastCheck from "effect/FastCheck"
+import * as Bitfield from "../../src/core/Bitfield.ts"
+import * as Picker from "../../src/picker/Picker.ts"
+import { rng, type SimPeer, simulate } from "./sim.ts"
+
+const B = Picker.BLOCK
+
+/** Small geometries, including short last pieces and piece lengths that are not block multiples. */
+const geometryUpTo = (maxPieces: number) =>
+  FastCheck.tuple(
+    FastCheck.oneof(
+      FastCheck.integer({ min: 1, max: 4 }).map((k) => k * B),
+      FastCheck.integer({ min: 1, max: 3 * B + 7 })
+    ),
+    FastCheck.integer({ min: 1, max: maxPieces }),
+    FastCheck.double({ min: 0, max: 1, noNaN: true })
+  ).map(([pieceLength, pieceCount, frac]) => ({
+    pieceLength,
+    pieceCount,
+    totalLength: (pieceCount - 1) * pieceLength + Math.max(1, Math.ceil(frac * pieceLength))
+  }))
+const geometry = geometryUpTo(14)
+
+const randomBits = (size: number, random: () => number, p: number): Bitfield.Bitfield => {
+  const bf = Bitfield.make(size)
+  for (let i = 0; i < size; i++) if (random() < p) Bitfield.set(bf, i)
+  return bf
+}
+
+/** Event kinds (0 join … 16 setWanted), weighted towards the per-block traffic. */
+const KINDS = [0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 8, 8, 9, 9, 9, 10, 10, 10, 11, 12, 12, 13, 14, 15, 15, 15, 16, 16]
+
+const event = FastCheck.tuple(
+  FastCheck.integer({ min: 0, max: KINDS.length - 1 }).map((k) => KINDS[k]!),
+  FastCheck.integer({ min: 0, max: 2 }),
+  FastCheck.nat(1000),
+  FastCheck.nat(1000)
+)
+
+/** `PICKER_PROP_SCALE=20 npx vitest run test/picker` for a long soak. */
+const scale = Number(process.env["PICKER_PROP_SCALE"] ?? "1")
+const runs = (n: number) => ({ fastCheck: { numRuns: Math.round(n * scale) } })
+
+describe("Picker invariants under random events", () => {
+  it.prop(
+    "every event keeps PIECES.md's invariants and the promises of each method",
+    [
+      geometry,
+      FastCheck.array(event, { minLength: 20, maxLength: 150 }),
+      FastCheck.nat(),
+      FastCheck.integer({ min: 1, max: 3 })
+    ],
+    ([g, events, seed, dup]) => {
+      const random = rng(seed)
+      const p = Picker.make({ ...g, random, randomFirst: seed % 3, endgameDuplicates: dup })
+      const n = g.pieceCount
+      const blocksOf = (i: number): number =>
+        Math.ceil((i === n - 1 ? g.totalLength - (n - 1) * g.pieceLength : g.pieceLength) / B)
+      const connected = new Set<string>()
+      for (const [kind, pi, x, y] of events) {
+        const peer = `p${pi}`
+        const piece = x % n
+        // an event for a peer that is not connected connects it first (with a random bitfield)
+        if (kind !== 0 && kind !== 5 && !connected.has(peer)) {
+          p.peerJoined(peer)
+          p.peerBitfield(peer, randomBits(n, random, 0.3 + random() * 0.7))
+          connected.add(peer)
+          Picker.assertInvariants(p)
+        }
+        if (kind === 0) connected.add(peer)
+        if (kind === 5) connected.delete(peer)
+        switch (kind) {
+          case 0:
+            p.peerJoined(peer)
+            break
+          case 1:
+            p.peerBitfield(peer, randomBits(n, random, (y % 10) / 10))
+            break
+          case 2:
+            p.peerHave(peer, piece)
+            break
+          case 3:
+            p.peerHaveAll(peer)
+            break
+          case 4:
+            p.peerHaveNone(peer)
+            break
+          case 5:
+            p.peerLeft(peer)
+            expect(p.requestsOf(peer)).toEqual([])
+            expect(p.isInteresting(peer)).toBe(false)
+            break
+          case 6:
+            p.peerChoked(peer)
+            expect(p.requestsOf(peer)).toEqual([])
+            break
+          case 7:
+          case 8: {
+            const before = new Set(p.requestsOf(peer).map((r) => `${r.piece}:${r.begin}`))
+            const max = 1 + (y % 20)
+            const reqs = p.nextRequests(peer, max)
+            expect(reqs.length).toBeLessThanOrEqual(max)
+            const keys = new Set(reqs.map((r) => `${r.piece}:${r.begin}`))
+            expect(keys.size).toBe(reqs.length)
+            for (const r of reqs) {
+              expect(before.has(`${r.piece}:${r.begin}`)).toBe(false)
+              expect(p.pieceState(r.piece)).toBe("InFlight")
+              expect(r.begin % B).toBe(0)
+              expect(r.length).toBeGreaterThan(0)
+              expect(r.length).toBeLessThanOrEqual(B)
+            }
+            break
+          }
+          case 9:
+          case 10: {
+            const out = p.requestsOf(peer)
+            const r = out[y % Math.max(1, out.length)]
+            if (r === undefined) break
+            const res = p.blockReceived(peer, r.piece, r.begin, r.length)
+            expect(res.kind).not.toBe("ignored")
+            expect(p.requestsOf(peer).some((q) => q.piece === r.piece && q.begin === r.begin)).toBe(false)
+            for (const c of res.cancels) {
+              expect(c.peer).not.toBe(peer)
+              expect(p.requestsOf(c.peer).some((q) => q.piece === r.piece && q.begin === r.begin)).toBe(false)
+            }
+            break
+          }
+          case 11: {
+            // arbitrary (often unsolicited or duplicate) block
+            const b = y % (blocksOf(piece) + 1)
+            const res = p.blockReceived(peer, piece, b * B, B)
+            if (res.kind !== "ignored") expect(p.pieceState(piece)).not.toBe("Missing")
+            break
+          }
+          case 12: {
+            const out = p.requestsOf(peer)
+            const r = out[y % Math.max(1, out.length)]
+            if (r !== undefined) expect(p.requestTimedOut(peer, r.piece, r.begin)).toBe(true)
+            break
+          }
+          case 13:
+            p.peerSnubbed(peer)
+            break
+          case 14: {
+            const out = p.requestsOf(peer)
+            const r = out[y % Math.max(1, out.length)]
+            if (r !== undefined) expect(p.requestRejected(peer, r.piece, r.begin)).toBe(true)
+            break
+          }
+          case 15: {
+            const verifying = Array.from({ length: n }, (_, i) => i).filter((i) => p.pieceState(i) === "Verifying")
+            const v = verifying[y % Math.max(1, verifying.length)]
+            if (v === undefined) break
+            if (x % 2 === 0) {
+              expect(p.pieceVerified(v)).toBe(true)
+              expect(p.pieceState(v)).toBe("Have")
+            } else {
+              expect(p.pieceFailed(v).length).toBeGreaterThan(0)
+              expect(["Missing", "NotWanted"]).toContain(p.pieceState(v))
+            }
+            break
+          }
+          case 16: {
+            const before = p.pieceState(piece)
+            const cancels = p.setWanted(piece, y % 3 !== 0)
+            if (before !== "InFlight") expect(cancels).toEqual([])
+            if (y % 3 === 0 && before !== "Have" && before !== "Verifying") {
+              expect(p.pieceState(piece)).toBe("NotWanted")
+            }
+            break
+          }
+        }
+        Picker.assertInvariants(p)
+      }
+      const pr = p.progress()
+      expect(pr.have + pr.verifying + pr.inFlight + pr.missing + pr.notWanted).toBe(n)
+    },
+    runs(300)
+  )
+})
+
+/** Peers whose union covers every piece: `honest` random subsets plus one seed-ish peer per uncovered piece. */
+const swarm = (n: number, random: () => number, honest: number): Array<SimPeer> => {
+  const peers: Array<SimPeer> = []
+  const cover = Bitfield.make(n)
+  for (let k = 0; k < honest; k++) {
+    const bits = random() < 0.3 ? Bitfield.full(n) : randomBits(n, random, 0.2 + random() * 0.7)
+    for (let i = 0; i < n; i++) if (Bitfield.has(bits, i)) Bitfield.set(cover, i)
+    peers.push({ id: `h${k}`, bits })
+  }
+  const gaps = Bitfield.make(n)
+  for (let i = 0; i < n; i++) if (!Bitfield.has(cover, i)) Bitfield.set(gaps, i)
+  if (!Bitfield.isEmpty(gaps)) peers.push({ id: "gapfiller", bits: gaps })
+  return peers
+}
+
+describe("Picker in simulated swarms", () => {
+  it.prop(
+    "honest swarms always complete, through chokes, reconnects, timeouts, snubs, rejects and a silent peer",
+    [geometryUpTo(60), FastCheck.nat(), FastCheck.integer({ min: 1, max: 5 }), FastCheck.boolean()],
+    ([g, seed, honest, deselect]) => {
+      const random = rng(seed)
+      const p = Picker.make({ ...g, random, randomFirst: 2 })
+      if (deselect) for (let i = 0; i < g.pieceCount; i++) if (random() < 0.3) p.setWanted(i, false)
+      const silent: SimPeer = { id: "silent", bits: Bitfield.full(g.pieceCount), silent: true }
+      const peers = [...swarm(g.pieceCount, random, honest), silent]
+      const res = simulate(p, peers, { random, chaos: true, checkEachRound: true, maxRounds: 1000, maxBatch: 4 })
+      expect(res.complete).toBe(true)
+      Picker.assertInvariants(p)
+      expect(p.progress().bytesLeft).toBe(0)
+    },
+    runs(150)
+  )
+
+  it.prop(
+    "with several seeds, endgame is reached and the losing duplicates are cancelled",
+    [geometry, FastCheck.nat(), FastCheck.integer({ min: 2, max: 4 })],
+    ([g, seed, seeds]) => {
+      const random = rng(seed)
+      const p = Picker.make({ ...g, random, endgameDuplicates: 2 })
+      const peers = Array.from({ length: seeds }, (_, k) => ({ id: `s${k}`, bits: Bitfield.full(g.pieceCount) }))
+      // large batches: the last pieces get requested while others still ask, so duplicates must happen
+      const res = simulate(p, peers, { random, maxBatch: 400, checkEachRound: true })
+      expect(res.complete).toBe(true)
+      expect(res.endgameSeen).toBe(true)
+      expect(res.cancels).toBeGreaterThan(0)
+    },
+    runs(100)
+  )
+
+  it.prop(
+    "a peer sending corrupt data is banned and the download still completes; honest peers are not banned",
+    [FastCheck.integer({ min: 8, max: 60 }), FastCheck.nat(), FastCheck.integer({ min: 1, max: 4 })],
+    ([pieces, seed, honest]) => {
+      const random = rng(seed)
+      const g = { pieceCount: pieces, pieceLength: 2 * B, totalLength: pieces * 2 * B - 1000 }
+      const p = Picker.make({ ...g, random })
+      const peers: Array<SimPeer> = [
+        { id: "evil", bits: Bitfield.full(pieces), corrupt: true },
+        ...swarm(pieces, random, honest)
+      ]
+      const res = simulate(p, peers, { random, chaos: true, checkEachRound: true, maxRounds: 600 })
+      expect(res.complete).toBe(true)
+      expect(res.banned.filter((id) => id !== "evil")).toEqual([])
+      // banned as soon as it has supplied two failing pieces alone (it may finish first, sharing every failure)
+      expect(p.strikes("evil").sole < 2 || res.banned.includes("evil")).toBe(true)
+    },
+    runs(100)
+  )
+
+  it("the corrupting peer is banned in the large majority of swarms", () => {
+    let banned = 0
+    const swarms = 60
+    for (let s = 0; s < swarms; s++) {
+      const random = rng(1000 + s)
+      const pieces = 20 + s
+      const p = Picker.make({ pieceCount: pieces, pieceLength: 2 * B, totalLength: pieces * 2 * B, random })
+      const peers: Array<SimPeer> = [
+        { id: "evil", bits: Bitfield.full(pieces), corrupt: true },
+        { id: "h0", bits: Bitfield.full(pieces) },
+        { id: "h1", bits: Bitfield.full(pieces) }
+      ]
+      const res = simulate(p, peers, { random, chaos: true, maxRounds: 600 })
+      expect(res.complete).toBe(true)
+      expect(res.banned.filter((id) => id !== "evil")).toEqual([])
+      if (res.banned.includes("evil")) banned++
+    }
+    expect(banned / swarms).toBeGreaterThan(0.8)
+  })
+})

@@ -5,11 +5,13 @@
  * Effect here). Pure: no I/O, no timers; randomness comes in through `Options.random`. The rules it keeps are in
  * `PIECES.md` next to this file, and `check` verifies them.
  */
+import * as Either from "effect/Either"
 import * as Bitfield from "../core/Bitfield.ts"
+import * as Lengths from "../core/Lengths.ts"
 import * as Availability from "./Availability.ts"
 
-/** Block size every request uses (BEP 3 convention); the last block of a piece may be shorter. */
-export const BLOCK = 16384
+/** Block size every request uses (`Lengths.BLOCK`); the last block of a piece may be shorter. */
+export const BLOCK = Lengths.BLOCK
 
 /** @category models */
 export type PieceState = "NotWanted" | "Missing" | "InFlight" | "Verifying" | "Have"
@@ -263,16 +265,17 @@ class PickerImpl implements Picker {
 
   constructor(o: Options) {
     const { pieceCount: n, pieceLength: pl, totalLength: total } = o
-    if (!Number.isSafeInteger(pl) || pl <= 0) throw new RangeError(`pieceLength must be a positive integer: ${pl}`)
-    if (!Number.isSafeInteger(total) || total <= 0) throw new RangeError(`totalLength must be positive: ${total}`)
-    if (n !== Math.ceil(total / pl)) throw new RangeError(`pieceCount ${n} != ceil(${total} / ${pl})`)
+    const geo = Lengths.make(total, pl)
+    if (Either.isLeft(geo)) throw new RangeError(geo.left.message)
+    if (n !== geo.right.pieceCount) throw new RangeError(`pieceCount ${n} != ceil(${total} / ${pl})`)
+    if (n === 0) throw new RangeError("a torrent with no pieces has nothing to pick")
     if (o.wanted !== undefined && o.wanted.size !== n) throw new RangeError("wanted bitfield size != pieceCount")
     if (o.have !== undefined && o.have.size !== n) throw new RangeError("have bitfield size != pieceCount")
     this.pieceCount = n
     this.pieceLength = pl
     this.totalLength = total
-    this.lastLength = total - (n - 1) * pl
-    this.perPiece = Math.ceil(pl / BLOCK)
+    this.lastLength = geo.right.lastPieceSize
+    this.perPiece = geo.right.blocksPerPiece
     this.random = o.random ?? Math.random
     this.randomFirst = positiveInt(o.randomFirst, 4, "randomFirst")
     this.dup = Math.max(1, positiveInt(o.endgameDuplicates, 2, "endgameDuplicates"))
@@ -292,7 +295,7 @@ class PickerImpl implements Picker {
     }
   }
 
-  // -- geometry (src/core/Lengths.ts was not committed yet when this was written) --
+  // -- geometry: sizes from core/Lengths, validated once in the constructor; plain arithmetic on the per-block path --
 
   private pieceSize(i: number): number {
     return i === this.pieceCount - 1 ? this.lastLength : this.pieceLength

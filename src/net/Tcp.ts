@@ -1,0 +1,258 @@
+/**
+ * TCP connections for peer sessions: dial and accept, as scoped resources, with a synchronous byte path.
+ *
+ * Decision: this wraps `node:net` by hand instead of `NodeSocket.makeNet` (STACK.md §2, THROUGHPUT.md rule 1).
+ * makeNet's `run` reconnects on every call and its `writer` waits for each write's callback; it has no way to pause
+ * reading; and sockets accepted through `NodeSocketServer` reach the handler as a `Socket` whose `net.Socket` is only
+ * reachable through a context tag that leaks into `R`. A peer session needs the opposite of each: one connection,
+ * fire-and-forget coalesced writes, `pause()`/`resume()` for backpressure when the hash/write backlog is over budget,
+ * and one type for dialled and accepted sockets. The wrapper is the raw `'data'` handler THROUGHPUT.md measured as
+ * the ceiling; Effect owns only the lifecycle (acquire/release, connect timeout, `closed`).
+ *
+ * - Reading: `onData(handler)` installs a synchronous handler (returning `void`). Node delivers nothing until it is
+ *   installed, so bytes that arrive before are kept by the socket, not lost.
+ * - Writing: `write(bytes)` queues and returns at once; everything queued in the same tick goes out as one corked
+ *   batch (one `writev`). Write errors surface through `closed`.
+ * - `closed` completes when the connection ends (remote FIN or our `close`), fails with `TcpError` on a socket error.
+ * - Scoped: the socket is destroyed when the scope closes, whatever the exit.
+ */
+import * as Net from "node:net"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Mailbox from "effect/Mailbox"
+import * as Scope from "effect/Scope"
+
+export class TcpError extends Data.TaggedError("TcpError")<{
+  readonly reason: "connect-failed" | "connect-timeout" | "listen-failed" | "socket"
+  /** `host:port` of the remote (or local, for `listen-failed`) end. */
+  readonly address: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `tcp ${this.reason} (${this.address}): ${detail}`
+  }
+}
+
+export interface Address {
+  readonly host: string
+  readonly port: number
+}
+
+/** One TCP connection, dialled or accepted. Every method is synchronous and safe to call after close (no-op). */
+export interface Connection {
+  /** `host:port` of the remote end (IPv6 hosts in brackets). */
+  readonly remoteAddress: string
+  readonly remote: Address
+  /** Installs (or replaces) the synchronous chunk handler. Chunks are Node Buffers: views, valid during the call. */
+  readonly onData: (handler: (chunk: Uint8Array) => void) => void
+  /** Queues bytes; all writes of one tick leave as one batch. The caller must not modify `bytes` afterwards. */
+  readonly write: (bytes: Uint8Array) => void
+  /** Stops reading (no more `onData` calls) until `resume`; TCP flow control then slows the sender. */
+  readonly pause: () => void
+  readonly resume: () => void
+  readonly isPaused: () => boolean
+  /** Destroys the socket (pending writes are flushed first when possible). */
+  readonly close: () => void
+  /** Completes when the connection has ended or been closed; fails with `TcpError` on a socket error. */
+  readonly closed: Effect.Effect<void, TcpError>
+  /** Bytes read and written so far. */
+  readonly bytesRead: () => number
+  readonly bytesWritten: () => number
+}
+
+const formatAddress = (host: string, port: number): string => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+/** Wraps a connected `net.Socket`. Returns the connection and its release action. */
+const wrap = (socket: Net.Socket, remote: Address): { conn: Connection; release: Effect.Effect<void> } => {
+  const remoteAddress = formatAddress(remote.host, remote.port)
+  const closed = Deferred.unsafeMake<void, TcpError>(FiberId.none)
+  let handler: ((chunk: Uint8Array) => void) | undefined
+  let queue: Array<Uint8Array> = []
+  let flushScheduled = false
+  let paused = false
+  let isClosed = false
+  socket.setNoDelay(true)
+
+  const finish = (exit: Exit.Exit<void, TcpError>) => {
+    isClosed = true
+    Deferred.unsafeDone(closed, exit)
+  }
+  socket.on("error", (cause) => finish(Exit.fail(new TcpError({ reason: "socket", address: remoteAddress, cause }))))
+  socket.on("end", () => {
+    finish(Exit.void)
+    socket.destroy()
+  })
+  socket.on("close", () => finish(Exit.void))
+  const onData = (chunk: Buffer) => handler?.(chunk)
+
+  const flush = () => {
+    flushScheduled = false
+    const q = queue
+    queue = []
+    if (isClosed || socket.destroyed || q.length === 0) return
+    if (q.length === 1) {
+      socket.write(q[0]!)
+      return
+    }
+    socket.cork()
+    for (let i = 0; i < q.length; i++) socket.write(q[i]!)
+    socket.uncork()
+  }
+
+  const conn: Connection = {
+    remoteAddress,
+    remote,
+    onData: (h) => {
+      if (handler === undefined && !isClosed) {
+        handler = h
+        socket.on("data", onData)
+        // Accepted sockets start paused (pauseOnConnect); a dialled one starts flowing on the first listener.
+        if (paused) socket.pause()
+        else socket.resume()
+      } else handler = h
+    },
+    write: (bytes) => {
+      if (isClosed || bytes.length === 0) return
+      queue.push(bytes)
+      if (!flushScheduled) {
+        flushScheduled = true
+        process.nextTick(flush)
+      }
+    },
+    pause: () => {
+      paused = true
+      socket.pause()
+    },
+    resume: () => {
+      paused = false
+      if (handler !== undefined) socket.resume()
+    },
+    isPaused: () => paused,
+    close: () => {
+      if (!socket.destroyed) {
+        flush()
+        socket.destroy()
+      }
+      finish(Exit.void)
+    },
+    closed: Deferred.await(closed),
+    bytesRead: () => socket.bytesRead,
+    bytesWritten: () => socket.bytesWritten
+  }
+  return { conn, release: Effect.sync(() => conn.close()) }
+}
+
+export interface DialOptions extends Address {
+  /** Connect deadline (default 5 seconds); `TcpError` "connect-timeout" past it. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** Opens a connection that lives until the scope closes. */
+export const dial = (options: DialOptions): Effect.Effect<Connection, TcpError, Scope.Scope> => {
+  const address = formatAddress(options.host, options.port)
+  return Effect.acquireRelease(
+    Effect.async<{ conn: Connection; release: Effect.Effect<void> }, TcpError>((resume) => {
+      const socket = Net.createConnection({ host: options.host, port: options.port })
+      const onError = (cause: unknown) => {
+        socket.destroy()
+        resume(Effect.fail(new TcpError({ reason: "connect-failed", address, cause })))
+      }
+      socket.once("error", onError)
+      socket.once("connect", () => {
+        socket.off("error", onError)
+        resume(Effect.succeed(wrap(socket, { host: options.host, port: options.port })))
+      })
+      // Interruption (the timeout below, or the caller) destroys the half-open socket.
+      return Effect.sync(() => socket.destroy())
+    }).pipe(
+      Effect.timeoutFail({
+        duration: options.timeout ?? "5 seconds",
+        onTimeout: () => new TcpError({ reason: "connect-timeout", address, cause: new Error("connect timed out") })
+      })
+    ),
+    (w) => w.release
+  ).pipe(Effect.map((w) => w.conn))
+}
+
+/** Adopts an already connected socket (e.g. from another listener) into the current scope. */
+export const fromSocket = (socket: Net.Socket): Effect.Effect<Connection, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => wrap(socket, { host: socket.remoteAddress ?? "?", port: socket.remotePort ?? 0 })),
+    (w) => w.release
+  ).pipe(Effect.map((w) => w.conn))
+
+export interface ListenOptions {
+  /** Default "0.0.0.0". */
+  readonly host?: string | undefined
+  /** 0 (the default) picks a free port; read it from `Listener.address`. */
+  readonly port?: number | undefined
+  /** Inbound connections waiting for `accept`; more are refused (destroyed). Default 64. */
+  readonly backlog?: number | undefined
+}
+
+export interface Listener {
+  readonly address: Address
+  /**
+   * The next inbound connection, owned by the caller's scope from then on. Fails with `TcpError` only when the
+   * listener itself failed; waits while none is pending.
+   */
+  readonly accept: Effect.Effect<Connection, TcpError, Scope.Scope>
+}
+
+/** A listening socket for the lifetime of the scope; closing it also destroys connections never accepted. */
+export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, TcpError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const host = options.host ?? "0.0.0.0"
+    const backlog = options.backlog ?? 64
+    const pending = yield* Mailbox.make<Net.Socket, TcpError>()
+    let waiting = 0
+    const server = yield* Effect.acquireRelease(
+      Effect.async<Net.Server, TcpError>((resume) => {
+        const s = Net.createServer({ pauseOnConnect: true, noDelay: true })
+        const onError = (cause: unknown) =>
+          resume(Effect.fail(new TcpError({ reason: "listen-failed", address: formatAddress(host, options.port ?? 0), cause })))
+        s.once("error", onError)
+        s.listen(options.port ?? 0, host, () => {
+          s.off("error", onError)
+          resume(Effect.succeed(s))
+        })
+      }),
+      (s) =>
+        Effect.gen(function*() {
+          const left = yield* pending.clear.pipe(Effect.orElseSucceed(() => []))
+          for (const sock of left) sock.destroy()
+          yield* pending.shutdown
+          yield* Effect.async<void>((resume) => {
+            s.close(() => resume(Effect.void))
+          })
+        })
+    )
+    server.on("connection", (sock) => {
+      if (waiting >= backlog) {
+        sock.destroy()
+        return
+      }
+      waiting++
+      pending.unsafeOffer(sock)
+    })
+    server.on("error", (cause) => {
+      pending.unsafeDone(Exit.fail(new TcpError({ reason: "listen-failed", address: formatAddress(host, 0), cause })))
+    })
+    const info = server.address() as Net.AddressInfo
+    const accept: Effect.Effect<Connection, TcpError, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
+      restore(pending.take).pipe(
+        Effect.catchTag("NoSuchElementException", () =>
+          Effect.fail(new TcpError({ reason: "listen-failed", address: formatAddress(host, info.port), cause: "closed" }))),
+        Effect.flatMap((sock) => {
+          waiting--
+          return fromSocket(sock)
+        })
+      )
+    )
+    return { address: { host: info.address, port: info.port }, accept }
+  })

@@ -1,0 +1,369 @@
+/**
+ * One peer connection as a scoped Effect: dial (or take an accepted connection), handshake, introduction, then the
+ * download loop, until something closes it. It always ends with a `PeerError` saying why; the socket is closed and
+ * `TorrentHandle.onClosed` gets the requests still in flight, on every exit, interruption included.
+ *
+ * Shape (THROUGHPUT.md rules 1–2, ANCHORS.md (b)):
+ * - The byte path is synchronous: the socket's data handler feeds `Handshake.reader`, then `FrameDecoder`. Block
+ *   parts are copied straight into the piece buffer the handle gives (`blockBuffer`), once; no Effect per block.
+ * - Policy is the pure `PeerState.step`. Control messages, whole blocks, the torrent's decisions (through
+ *   `PeerControl`) and timer ticks all become events; the session carries out the resulting commands, calling the
+ *   handle synchronously and queueing messages. Events raised while commands run are queued, never nested.
+ * - Messages produced while one chunk (or one control call) is processed go out as one write; `Tcp` coalesces writes
+ *   of the same tick as well.
+ * - Timers: one fiber per session ticks every `tickInterval` and feeds `Tick`; deadlines live in the state. The
+ *   connect deadline is an `Effect.timeoutFail` around the dial. Both run on Effect's Clock, so TestClock drives them.
+ * - Backpressure: `PeerControl.pauseReading/resumeReading` pause the socket; while paused the state machine does not
+ *   count the peer's silence or unanswered requests against it.
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Scope from "effect/Scope"
+import * as Bytes from "../core/Bytes.ts"
+import * as Tcp from "../net/Tcp.ts"
+import * as FrameDecoder from "../wire/FrameDecoder.ts"
+import * as Handshake from "../wire/Handshake.ts"
+import * as Message from "../wire/Message.ts"
+import { WireError } from "../wire/WireError.ts"
+import { PeerError } from "./PeerError.ts"
+import * as PeerState from "./PeerState.ts"
+import type { PeerControl, PeerKey, TorrentHandle } from "./TorrentHandle.ts"
+
+export interface Options {
+  readonly handle: TorrentHandle
+  readonly config?: Partial<PeerState.PeerConfig> | undefined
+}
+
+export interface ConnectOptions extends Options {
+  readonly host: string
+  readonly port: number
+  /** How to open the connection (default `Tcp.dial`); tests pass in-memory transports. */
+  readonly dial?: ((address: Tcp.Address) => Effect.Effect<Tcp.Connection, Tcp.TcpError, Scope.Scope>) | undefined
+}
+
+export interface AcceptOptions extends Options {
+  /** An inbound connection (owned by the caller's scope; the session closes it when it ends). */
+  readonly connection: Tcp.Connection
+  /** Bytes already read from it, e.g. by a listener that read the handshake to route it by info-hash. */
+  readonly prefix?: Uint8Array | undefined
+}
+
+/** Dials a peer and runs the session until it closes. */
+export const connect = (options: ConnectOptions): Effect.Effect<never, PeerError> =>
+  Effect.scoped(Effect.gen(function*() {
+    const address = formatAddress(options.host, options.port)
+    const session = yield* make(options, address, "outbound")
+    const config = session.state.config
+    const dial = options.dial ?? ((a: Tcp.Address) => Tcp.dial({ ...a, timeout: Duration.infinity }))
+    const conn = yield* dial({ host: options.host, port: options.port }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(config.connectTimeout),
+        onTimeout: () => new Tcp.TcpError({ reason: "connect-timeout", address, cause: "deadline" })
+      }),
+      Effect.catchAll((e) => {
+        const reason = e.reason === "connect-timeout" ? "connect-timeout" : "connect-failed"
+        const detail = reason === "connect-timeout" ? `no connection within ${config.connectTimeout} ms` : e.message
+        return Effect.fail(session.fail(reason, detail))
+      })
+    )
+    return yield* session.run(conn, undefined)
+  }))
+
+/** Runs the session on an inbound connection until it closes. */
+export const accept = (options: AcceptOptions): Effect.Effect<never, PeerError> =>
+  Effect.scoped(Effect.gen(function*() {
+    const session = yield* make(options, options.connection.remoteAddress, "inbound")
+    return yield* session.run(options.connection, options.prefix)
+  }))
+
+const formatAddress = (host: string, port: number): string =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+const make = (options: Options, address: string, direction: "outbound" | "inbound") =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const done = yield* Deferred.make<never, PeerError>()
+    const handle = options.handle
+    const state = PeerState.initial({
+      config: PeerState.config(options.config),
+      address,
+      direction,
+      infoHash: handle.infoHash,
+      peerId: handle.peerId,
+      reserved: Handshake.reserved(handle.features),
+      pieceCount: handle.pieceCount
+    }, clock.unsafeCurrentTimeMillis())
+    const session = new Session(handle, address, state, () => clock.unsafeCurrentTimeMillis(), done)
+    yield* Effect.addFinalizer(() => Effect.sync(() => session.finalize()))
+    return session
+  })
+
+const E = PeerState.Event
+
+/** The mutable shell around the pure machine for one connection. */
+class Session implements FrameDecoder.Handler {
+  state: PeerState.PeerState
+  readonly handle: TorrentHandle
+  readonly key: PeerKey
+  readonly now: () => number
+  readonly done: Deferred.Deferred<never, PeerError>
+  conn: Tcp.Connection | undefined = undefined
+  readonly reader = Handshake.reader()
+  decoder: FrameDecoder.FrameDecoder | undefined = undefined
+  readonly queue: Array<PeerState.Event> = []
+  running = false
+  /** > 0 while a chunk is being processed: writes wait for its end. */
+  holding = 0
+  pendingHandshake: Uint8Array | undefined = undefined
+  pendingMessages: Array<Message.Message> = []
+  /** Bytes read since the last tick. */
+  received = 0
+  /** The piece buffer of the block being received, when it is wanted. */
+  target: Uint8Array | undefined = undefined
+  expected = false
+  finalized = false
+  readonly control: PeerControl
+
+  constructor(
+    handle: TorrentHandle,
+    key: PeerKey,
+    state: PeerState.PeerState,
+    now: () => number,
+    done: Deferred.Deferred<never, PeerError>
+  ) {
+    this.handle = handle
+    this.key = key
+    this.state = state
+    this.now = now
+    this.done = done
+    this.control = {
+      sendHave: (index) => this.dispatch(E.SendHave({ index })),
+      setInterested: (interested) => this.dispatch(E.SetInterested({ interested })),
+      requestMore: () => this.dispatch(E.RequestMore()),
+      cancel: (blocks) => this.dispatch(E.Cancel({ blocks })),
+      choke: () => this.dispatch(E.ChokePeer()),
+      unchoke: () => this.dispatch(E.UnchokePeer()),
+      pauseReading: () => this.conn?.pause(),
+      resumeReading: () => this.conn?.resume(),
+      close: (detail) => this.dispatch(E.CloseLocal({ reason: "local", detail }))
+    }
+  }
+
+  /** Closes the machine before a connection exists (connect failures); returns the error. */
+  fail(reason: PeerError["reason"], detail: string): PeerError {
+    this.dispatch(E.CloseLocal({ reason, detail }))
+    return this.state.error ?? new PeerError({ reason, address: this.key, detail })
+  }
+
+  run(conn: Tcp.Connection, prefix: Uint8Array | undefined): Effect.Effect<never, PeerError, Scope.Scope> {
+    const self = this
+    return Effect.gen(function*() {
+      self.conn = conn
+      self.dispatch(E.Connected())
+      conn.onData((chunk) => self.onData(chunk))
+      if (prefix !== undefined && prefix.length > 0) self.onData(prefix)
+      const tick = Duration.millis(self.state.config.tickInterval)
+      yield* Effect.sleep(tick).pipe(
+        Effect.andThen(Effect.sync(() => self.tick())),
+        Effect.forever,
+        Effect.forkScoped
+      )
+      yield* conn.closed.pipe(
+        Effect.exit,
+        Effect.andThen((exit) =>
+          Effect.sync(() =>
+            self.dispatch(E.RemoteClosed({
+              detail: Exit.isFailure(exit) ? `connection failed: ${errorText(exit)}` : "connection closed by the peer"
+            }))
+          )
+        ),
+        Effect.forkScoped
+      )
+      return yield* Deferred.await(self.done)
+    })
+  }
+
+  tick(): void {
+    const received = this.received
+    this.received = 0
+    this.dispatch(E.Tick({ received, paused: this.conn?.isPaused() ?? false }))
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.received += chunk.length
+    this.holding++
+    try {
+      if (this.decoder !== undefined) {
+        const error = this.decoder.push(chunk)
+        if (error !== undefined) this.dispatch(E.DecodeFailed({ error }))
+      } else this.onHandshakeBytes(chunk)
+    } catch (cause) {
+      // A throwing handle is a bug: end the session with a defect rather than crash the socket's event handler.
+      Deferred.unsafeDone(this.done, Exit.die(cause))
+    } finally {
+      this.holding--
+      this.flush()
+    }
+  }
+
+  onHandshakeBytes(chunk: Uint8Array): void {
+    const p = this.reader.push(chunk)
+    if (p instanceof WireError) {
+      this.dispatch(E.DecodeFailed({ error: p }))
+      return
+    }
+    if (p._tag === "NeedMore") {
+      // The info-hash is known after 48 bytes: refuse a wrong one before the peer id arrives.
+      if (p.infoHash !== undefined && !Bytes.equals(p.infoHash, this.state.infoHash)) {
+        const detail = `peer asked for info-hash ${Bytes.toHex(p.infoHash)}`
+        this.dispatch(E.CloseLocal({ reason: "wrong-info-hash", detail }))
+      }
+      return
+    }
+    this.dispatch(E.HandshakeReceived({ handshake: p.handshake, ours: this.handle.bitfield() }))
+    if (this.state.phase === "Closed") return
+    this.decoder = FrameDecoder.make(this, {
+      pieceCount: this.state.pieceCount,
+      fast: this.state.fast,
+      extensionProtocol: this.state.extensionProtocol
+    })
+    if (p.rest.length > 0) {
+      const error = this.decoder.push(p.rest)
+      if (error !== undefined) this.dispatch(E.DecodeFailed({ error }))
+    }
+  }
+
+  // FrameDecoder.Handler: the byte path.
+
+  onMessage(message: Message.Control): void {
+    this.dispatch(E.MessageReceived({ message }))
+  }
+
+  onBlock(index: number, begin: number, length: number, offset: number, data: Uint8Array): void {
+    if (offset === 0) {
+      this.expected = PeerState.expects(this.state, index, begin, length)
+      const buf = this.expected ? this.handle.blockBuffer(this.key, index, begin, length) : undefined
+      this.target = buf !== undefined && begin + length <= buf.length ? buf : undefined
+    }
+    if (this.target !== undefined) this.target.set(data, begin + offset)
+    if (offset + data.length < length) return
+    const accepted = this.expected && this.handle.onBlock(this.key, index, begin, length)
+    this.target = undefined
+    this.expected = false
+    this.dispatch(E.BlockReceived({ index, begin, length, accepted }))
+  }
+
+  // The machine.
+
+  dispatch(event: PeerState.Event): void {
+    this.queue.push(event)
+    if (this.running) return
+    this.running = true
+    try {
+      for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) {
+        const [next, commands] = PeerState.step(this.state, e, this.now())
+        this.state = next
+        for (let i = 0; i < commands.length; i++) this.execute(commands[i]!)
+      }
+    } finally {
+      this.running = false
+      this.queue.length = 0
+    }
+    if (this.holding === 0) this.flush()
+  }
+
+  execute(c: PeerState.Command): void {
+    switch (c._tag) {
+      case "SendHandshake":
+        this.pendingHandshake = Handshake.encode(c.handshake)
+        return
+      case "Send":
+        this.pendingMessages.push(c.message)
+        return
+      case "WantRequests":
+        this.queue.push(E.RequestsChosen({ blocks: this.handle.nextRequests(this.key, c.max) }))
+        return
+      case "Emit":
+        this.emit(c.event)
+        return
+      case "Close":
+        this.flush()
+        this.conn?.pause()
+        Deferred.unsafeDone(this.done, Exit.fail(c.error))
+        return
+    }
+  }
+
+  emit(u: PeerState.Upward): void {
+    const h = this.handle
+    const key = this.key
+    switch (u._tag) {
+      case "Connected":
+        h.onConnected(key, {
+          peerId: u.peerId,
+          fast: u.fast,
+          extensionProtocol: u.extensionProtocol,
+          direction: this.state.direction
+        }, this.control)
+        return
+      case "Bitfield":
+        return this.interest(h.onPeerBitfield(key, u.bitfield))
+      case "Have":
+        return this.interest(h.onPeerHave(key, u.index))
+      case "HaveAll":
+        return this.interest(h.onPeerHaveAll(key))
+      case "HaveNone":
+        return this.interest(h.onPeerHaveNone(key))
+      case "Choked":
+        return h.onChoked(key, u.returned)
+      case "Unchoked":
+        return h.onUnchoked(key)
+      case "Returned":
+        return h.onReturned(key, u.blocks)
+      case "RequestTimeout":
+        return h.onRequestTimeout(key, u.blocks)
+      case "PeerInterest":
+        return h.onPeerInterest?.(key, u.interested)
+      case "PeerRequest":
+        return h.onPeerRequest?.(key, { index: u.index, begin: u.begin, length: u.length })
+      case "Extended":
+        return h.onExtended?.(key, u.id, u.payload)
+    }
+  }
+
+  interest(interested: boolean): void {
+    if (interested !== this.state.amInterested) this.queue.push(E.SetInterested({ interested }))
+  }
+
+  flush(): void {
+    const conn = this.conn
+    if (conn === undefined || (this.pendingHandshake === undefined && this.pendingMessages.length === 0)) return
+    const messages = this.pendingMessages
+    this.pendingMessages = []
+    const hs = this.pendingHandshake
+    this.pendingHandshake = undefined
+    if (hs !== undefined) conn.write(hs)
+    if (messages.length > 0) conn.write(Message.encodeBatch(messages))
+  }
+
+  /** Scope exit: close the machine if something else ended the session, tell the torrent once, close the socket. */
+  finalize(): void {
+    if (this.finalized) return
+    this.finalized = true
+    if (this.state.phase !== "Closed") this.dispatch(E.CloseLocal({ reason: "local", detail: "session interrupted" }))
+    const error = this.state.error ?? new PeerError({ reason: "local", address: this.key, detail: "session ended" })
+    const outstanding = this.state.outstanding.map(({ begin, index, length }) => ({ index, begin, length }))
+    try {
+      this.handle.onClosed(this.key, error, outstanding)
+    } finally {
+      this.conn?.close()
+    }
+  }
+}
+
+const errorText = (exit: Exit.Exit<unknown, unknown>): string =>
+  Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error instanceof Error
+    ? exit.cause.error.message
+    : "socket error"

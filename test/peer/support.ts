@@ -125,6 +125,8 @@ export class TestTorrent implements TorrentHandle {
   readonly controls = new Map<PeerKey, PeerControl>()
   readonly closed: Array<{ peer: PeerKey; error: PeerError; outstanding: ReadonlyArray<PeerState.BlockRef> }> = []
   readonly requestTimeouts: Array<ReadonlyArray<PeerState.BlockRef>> = []
+  /** Verified pieces land here. */
+  readonly data: Uint8Array
   hashFailures = 0
   maxAsked = 0
   onComplete: () => void = () => {}
@@ -136,6 +138,7 @@ export class TestTorrent implements TorrentHandle {
     this.infoHash = o.infoHash ?? infoHash
     this.peerId = o.peerId ?? ourId
     this.features = o.features ?? { fast: true, extensionProtocol: true }
+    this.data = new Uint8Array(o.payload.length)
     this.hashes = Array.from({ length: this.pieceCount }, (_, i) => Bytes.sha1(this.piece(i)))
     this.mine = o.have === true ? Bitfield.full(this.pieceCount) : Bitfield.make(this.pieceCount)
     if (o.have !== true) {
@@ -202,6 +205,7 @@ export class TestTorrent implements TorrentHandle {
       this.buffers.delete(index)
       if (Bytes.equals(Bytes.sha1(buf), this.hashes[index]!)) {
         Bitfield.set(this.mine, index)
+        this.data.set(buf, index * this.pieceLength)
         for (const c of this.controls.values()) c.sendHave(index)
         if (this.complete) {
           for (const c of this.controls.values()) c.setInterested(false)

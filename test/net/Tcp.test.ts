@@ -1,0 +1,95 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as Bytes from "../../src/core/Bytes.ts"
+import * as Tcp from "../../src/net/Tcp.ts"
+
+/** A connected pair over loopback: [dialled, accepted]. */
+const pair = Effect.gen(function*() {
+  const listener = yield* Tcp.listen({ host: "127.0.0.1", port: 0 })
+  const client = yield* Tcp.dial({ host: "127.0.0.1", port: listener.address.port })
+  const server = yield* listener.accept
+  return [client, server] as const
+})
+
+/** Collects what `conn` reads until `n` bytes have arrived. */
+const collect = (conn: Tcp.Connection, n: number) =>
+  Effect.gen(function*() {
+    const chunks: Array<Uint8Array> = []
+    let got = 0
+    const done = yield* Deferred.make<Uint8Array>()
+    conn.onData((chunk) => {
+      chunks.push(new Uint8Array(chunk))
+      got += chunk.length
+      if (got >= n) Deferred.unsafeDone(done, Exit.succeed(Bytes.concat(chunks)))
+    })
+    return done
+  })
+
+describe("Tcp", () => {
+  it.scopedLive("writes of one tick arrive complete and in order, both ways", () =>
+    Effect.gen(function*() {
+      const [client, server] = yield* pair
+      expect(server.remote.host).toBe("127.0.0.1")
+      expect(client.remoteAddress).toMatch(/^127\.0\.0\.1:\d+$/)
+      const messages = Array.from({ length: 500 }, (_, i) => Uint8Array.of(i & 0xff, i >> 8, 7))
+      const atServer = yield* collect(server, 1500)
+      for (const m of messages) client.write(m)
+      expect(yield* Deferred.await(atServer)).toEqual(Bytes.concat(messages))
+      const atClient = yield* collect(client, 3)
+      server.write(Uint8Array.of(1, 2, 3))
+      expect(yield* Deferred.await(atClient)).toEqual(Uint8Array.of(1, 2, 3))
+      expect(client.bytesWritten()).toBe(1500)
+    }))
+
+  it.scopedLive("bytes sent before the handler is installed are kept, not lost", () =>
+    Effect.gen(function*() {
+      const [client, server] = yield* pair
+      client.write(Uint8Array.of(9, 8, 7))
+      yield* Effect.sleep("50 millis")
+      const got = yield* collect(server, 3)
+      expect(yield* Deferred.await(got)).toEqual(Uint8Array.of(9, 8, 7))
+    }))
+
+  it.scopedLive("pause stops delivery until resume", () =>
+    Effect.gen(function*() {
+      const [client, server] = yield* pair
+      server.pause()
+      expect(server.isPaused()).toBe(true)
+      const got = yield* collect(server, 4)
+      client.write(Uint8Array.of(1, 2, 3, 4))
+      yield* Effect.sleep("100 millis")
+      expect(yield* Deferred.isDone(got)).toBe(false)
+      server.resume()
+      expect(yield* Deferred.await(got)).toEqual(Uint8Array.of(1, 2, 3, 4))
+    }))
+
+  it.scopedLive("closing a scope destroys its socket; the other end's closed completes", () =>
+    Effect.gen(function*() {
+      const listener = yield* Tcp.listen({ host: "127.0.0.1", port: 0 })
+      const scope = yield* Scope.make()
+      yield* Tcp.dial({ host: "127.0.0.1", port: listener.address.port }).pipe(Scope.extend(scope))
+      const server = yield* listener.accept
+      server.onData(() => {})
+      yield* Scope.close(scope, Exit.void)
+      yield* server.closed
+      server.write(Uint8Array.of(1)) // a no-op after close
+    }))
+
+  it.scopedLive("dialling a port nobody listens on fails with connect-failed", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.scoped(Effect.map(Tcp.listen({ host: "127.0.0.1", port: 0 }), (l) => l.address.port))
+      const error = yield* Effect.flip(Effect.scoped(Tcp.dial({ host: "127.0.0.1", port })))
+      expect(error.reason).toBe("connect-failed")
+      expect(error.message).toContain(`127.0.0.1:${port}`)
+    }))
+
+  it.scopedLive("listening on a taken port fails with listen-failed", () =>
+    Effect.gen(function*() {
+      const first = yield* Tcp.listen({ host: "127.0.0.1", port: 0 })
+      const error = yield* Effect.flip(Effect.scoped(Tcp.listen({ host: "127.0.0.1", port: first.address.port })))
+      expect(error.reason).toBe("listen-failed")
+    }))
+})

@@ -65,7 +65,8 @@ export interface Connection {
   readonly bytesWritten: () => number
 }
 
-const formatAddress = (host: string, port: number): string => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+const formatAddress = (host: string, port: number): string =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 /** Wraps a connected `net.Socket`. Returns the connection and its release action. */
 const wrap = (socket: Net.Socket, remote: Address): { conn: Connection; release: Effect.Effect<void> } => {
@@ -214,8 +215,9 @@ export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, Tcp
     const server = yield* Effect.acquireRelease(
       Effect.async<Net.Server, TcpError>((resume) => {
         const s = Net.createServer({ pauseOnConnect: true, noDelay: true })
+        const address = formatAddress(host, options.port ?? 0)
         const onError = (cause: unknown) =>
-          resume(Effect.fail(new TcpError({ reason: "listen-failed", address: formatAddress(host, options.port ?? 0), cause })))
+          resume(Effect.fail(new TcpError({ reason: "listen-failed", address, cause })))
         s.once("error", onError)
         s.listen(options.port ?? 0, host, () => {
           s.off("error", onError)
@@ -247,7 +249,9 @@ export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, Tcp
     const accept: Effect.Effect<Connection, TcpError, Scope.Scope> = Effect.uninterruptibleMask((restore) =>
       restore(pending.take).pipe(
         Effect.catchTag("NoSuchElementException", () =>
-          Effect.fail(new TcpError({ reason: "listen-failed", address: formatAddress(host, info.port), cause: "closed" }))),
+          Effect.fail(
+            new TcpError({ reason: "listen-failed", address: formatAddress(host, info.port), cause: "listener closed" })
+          )),
         Effect.flatMap((sock) => {
           waiting--
           return fromSocket(sock)

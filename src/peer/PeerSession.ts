@@ -166,7 +166,7 @@ class Session implements FrameDecoder.Handler {
       if (prefix !== undefined && prefix.length > 0) self.onData(prefix)
       const tick = Duration.millis(self.state.config.tickInterval)
       yield* Effect.sleep(tick).pipe(
-        Effect.andThen(Effect.sync(() => self.tick())),
+        Effect.andThen(Effect.sync(() => self.guard(() => self.tick()))),
         Effect.forever,
         Effect.forkScoped
       )
@@ -174,9 +174,11 @@ class Session implements FrameDecoder.Handler {
         Effect.exit,
         Effect.andThen((exit) =>
           Effect.sync(() =>
-            self.dispatch(E.RemoteClosed({
-              detail: Exit.isFailure(exit) ? `connection failed: ${errorText(exit)}` : "connection closed by the peer"
-            }))
+            self.guard(() =>
+              self.dispatch(E.RemoteClosed({
+                detail: Exit.isFailure(exit) ? `connection failed: ${errorText(exit)}` : "connection closed by the peer"
+              }))
+            )
           )
         ),
         Effect.forkScoped
@@ -191,6 +193,15 @@ class Session implements FrameDecoder.Handler {
     this.dispatch(E.Tick({ received, paused: this.conn?.isPaused() ?? false }))
   }
 
+  /** A throwing handle is a bug: it ends the session with a defect instead of escaping into Node's event loop. */
+  guard(f: () => void): void {
+    try {
+      f()
+    } catch (cause) {
+      Deferred.unsafeDone(this.done, Exit.die(cause))
+    }
+  }
+
   onData(chunk: Uint8Array): void {
     this.received += chunk.length
     this.holding++
@@ -200,7 +211,6 @@ class Session implements FrameDecoder.Handler {
         if (error !== undefined) this.dispatch(E.DecodeFailed({ error }))
       } else this.onHandshakeBytes(chunk)
     } catch (cause) {
-      // A throwing handle is a bug: end the session with a defect rather than crash the socket's event handler.
       Deferred.unsafeDone(this.done, Exit.die(cause))
     } finally {
       this.holding--

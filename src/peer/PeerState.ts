@@ -421,7 +421,9 @@ export const step = (state: PeerState, event: Event, now: number): readonly [Pee
       break
     }
     case "SendHave":
-      if (t.connected && event.index >= 0 && event.index < state.pieceCount) t.send(Message.Have({ index: event.index }))
+      if (t.connected && event.index >= 0 && event.index < state.pieceCount) {
+        t.send(Message.Have({ index: event.index }))
+      }
       break
     case "Cancel": {
       let outstanding = state.outstanding

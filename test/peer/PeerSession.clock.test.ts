@@ -197,6 +197,38 @@ describe("PeerSession over an in-memory peer", () => {
       yield* Fiber.interrupt(fiber)
     }))
 
+  it.effect("the messages one chunk provokes leave in one write", () =>
+    Effect.gen(function*() {
+      const t = torrent()
+      const { conn, fiber } = yield* start(t)
+      yield* Effect.sync(() => conn.feed(theirHandshake))
+      const writes = conn.written.length
+      yield* feed(conn, Message.HaveAll(), Message.Unchoke())
+      expect(conn.written.length).toBe(writes + 1)
+      const decoded = FrameDecoder.decodeAll(conn.written[writes]!)
+      expect(decoded._tag === "Right" && decoded.right.map((m) => m._tag)).toEqual(
+        ["Interested", "Request", "Request", "Request", "Request"]
+      )
+      yield* Fiber.interrupt(fiber)
+    }))
+
+  it.effect("a throwing handle ends the session with a defect, not an exception in the socket handler", () =>
+    Effect.gen(function*() {
+      const t = torrent()
+      Object.assign(t, {
+        onPeerHaveAll: () => {
+          throw new Error("boom")
+        }
+      })
+      const { conn, fiber } = yield* start(t)
+      yield* Effect.sync(() => conn.feed(theirHandshake))
+      yield* feed(conn, Message.HaveAll())
+      const exit = yield* Fiber.await(fiber)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Die").toBe(true)
+      expect(conn.isClosed()).toBe(true)
+      expect(t.closed.length).toBe(1)
+    }))
+
   it.effect("an accepted connection: handshake bytes read by a listener are passed as the prefix", () =>
     Effect.gen(function*() {
       const t = new TestTorrent({ payload, pieceLength: 32768, have: true })
@@ -213,7 +245,8 @@ describe("PeerSession over an in-memory peer", () => {
     Effect.gen(function*() {
       const t = torrent()
       const { conn, fiber } = yield* start(t)
-      const wrong = Handshake.encode({ reserved: reservedAll, infoHash: new Uint8Array(20) as typeof infoHash, peerId: theirId })
+      const other = new Uint8Array(20) as typeof infoHash
+      const wrong = Handshake.encode({ reserved: reservedAll, infoHash: other, peerId: theirId })
       yield* Effect.sync(() => conn.feed(wrong.subarray(0, 48)))
       expect(failureReason(yield* Fiber.await(fiber))).toBe("wrong-info-hash")
     }))

@@ -379,8 +379,14 @@ const control: FastCheck.Arbitrary<Message.Control> = FastCheck.oneof(
     )
   },
   { weight: 4, arbitrary: FastCheck.integer({ min: 0, max: pieceCount - 1 }).map((index) => Message.Have({ index })) },
-  { weight: 2, arbitrary: FastCheck.record({ index: FastCheck.nat(50), begin: FastCheck.nat(1 << 20), length: FastCheck.nat(16384) })
-    .map(Message.Request) },
+  {
+    weight: 2,
+    arbitrary: FastCheck.record({
+      index: FastCheck.nat(50),
+      begin: FastCheck.nat(1 << 20),
+      length: FastCheck.nat(16384)
+    }).map(Message.Request)
+  },
   { weight: 1, arbitrary: FastCheck.integer({ min: 1, max: 300 }).map((reqq) =>
     Message.Extended({ id: 0, payload: PeerState.extensionHandshake(PeerState.config({ maxPipeline: reqq })) })
   ) },
@@ -442,7 +448,10 @@ const action: FastCheck.Arbitrary<Action> = FastCheck.oneof(
   {
     weight: 6,
     arbitrary: FastCheck.record({
-      dt: FastCheck.oneof({ weight: 8, arbitrary: FastCheck.nat(3000) }, { weight: 1, arbitrary: FastCheck.nat(60_000) }),
+      dt: FastCheck.oneof(
+        { weight: 8, arbitrary: FastCheck.nat(3000) },
+        { weight: 1, arbitrary: FastCheck.nat(60_000) }
+      ),
       received: FastCheck.oneof(FastCheck.constant(0), FastCheck.nat(1 << 20)),
       paused: FastCheck.boolean()
     }).map((t): Action => ({ kind: "tick", ...t }))
@@ -459,7 +468,9 @@ const opening = (inbound: boolean, fast: boolean): FastCheck.Arbitrary<ReadonlyA
       arbitrary: FastCheck.constant([
         ...(inbound ? [] : [E.Connected()]),
         handshake(fast),
-        E.MessageReceived({ message: fast ? Message.HaveAll() : Message.Bitfield({ bytes: Bitfield.full(pieceCount).bytes }) }),
+        E.MessageReceived({
+          message: fast ? Message.HaveAll() : Message.Bitfield({ bytes: Bitfield.full(pieceCount).bytes })
+        }),
         E.SetInterested({ interested: true }),
         E.MessageReceived({ message: Message.Unchoke() })
       ].map((event): Action => ({ kind: "event", event })))

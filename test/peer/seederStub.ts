@@ -51,7 +51,8 @@ const serve = (conn: Tcp.Connection, o: StubOptions): Effect.Effect<void> => {
   const answer = (m: Message.Control) => {
     if (m._tag !== "Request") return
     const at = m.index * o.pieceLength + m.begin
-    conn.write(Message.encode(Message.Piece({ index: m.index, begin: m.begin, block: o.payload.subarray(at, at + m.length) })))
+    const block = o.payload.subarray(at, at + m.length)
+    conn.write(Message.encode(Message.Piece({ index: m.index, begin: m.begin, block })))
   }
   const reply = (infoHash: InfoHashV1): Uint8Array =>
     Handshake.encode({ reserved: Handshake.reserved({ fast, extensionProtocol: true }), infoHash, peerId: stubPeerId })

@@ -90,7 +90,8 @@ export const blockSource = () => {
   return (max: number): Array<PeerState.BlockRef> =>
     Array.from({ length: max }, () => {
       const k = n++
-      return { index: Math.floor(k / 16) % pieceCount, begin: (k % 16) * 16384 + Math.floor(k / (16 * pieceCount)), length: 16384 }
+      const begin = (k % 16) * 16384 + Math.floor(k / (16 * pieceCount))
+      return { index: Math.floor(k / 16) % pieceCount, begin, length: 16384 }
     })
 }
 
@@ -213,7 +214,9 @@ export class TestTorrent implements TorrentHandle {
         }
       } else {
         this.hashFailures++
-        for (let b = 0; b < buf.length; b += 16384) this.todo.push({ index, begin: b, length: Math.min(16384, buf.length - b) })
+        for (let b = 0; b < buf.length; b += 16384) {
+          this.todo.push({ index, begin: b, length: Math.min(16384, buf.length - b) })
+        }
       }
     }
     return true

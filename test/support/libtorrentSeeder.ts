@@ -51,7 +51,7 @@ export const isInstalled = (): boolean => {
 export const shouldRun = (suite: string): boolean => {
   if (isInstalled()) return true
   if (process.env["CI"]) return true
-  console.warn(`\n!!! SKIPPING ${suite}: python3-libtorrent is not installed (apt-get install python3-libtorrent). !!!\n`)
+  console.warn(`\n!!! SKIPPING ${suite}: python3-libtorrent is not installed (apt-get install python3-libtorrent)!!!\n`)
   return false
 }
 

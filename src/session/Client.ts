@@ -1,0 +1,196 @@
+/**
+ * The library entry point: a `Client` (peer id, announced port, limits, tracker and hasher services) and
+ * `download`, which runs one torrent in the caller's scope.
+ *
+ * ```ts
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const d = yield* Client.download(metainfo, { outputDir: "out" })
+ *   yield* Effect.forkScoped(Stream.runForEach(d.events, (e) => Console.log(e._tag)))
+ *   yield* d.done
+ * })).pipe(Effect.provide(Client.layer()))
+ * ```
+ *
+ * Trackers are contacted through `TrackerLive`, restricted to loopback when `EFFECT_TORRENT_LOOPBACK_ONLY` is set
+ * (peers too). A magnet link can be downloaded only once its metadata is known (BEP 9 is a later issue): today it
+ * fails with reason "metadata-needed".
+ */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import type * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
+import * as PeerIdentity from "../core/PeerIdentity.ts"
+import type * as Magnet from "../metainfo/Magnet.ts"
+import type * as Metainfo from "../metainfo/Metainfo.ts"
+import type * as Tcp from "../net/Tcp.ts"
+import type * as PeerState from "../peer/PeerState.ts"
+import * as FileStorage from "../storage/FileStorage.ts"
+import * as Hasher from "../storage/Hasher.ts"
+import * as FileSelection from "../torrent/FileSelection.ts"
+import * as Torrent from "../torrent/Torrent.ts"
+import { TorrentError } from "../torrent/TorrentError.ts"
+import type * as TorrentEvent from "../torrent/TorrentEvent.ts"
+import * as Restricted from "../tracker/Restricted.ts"
+import { Tracker } from "../tracker/Tracker.ts"
+import * as TrackerLive from "../tracker/TrackerLive.ts"
+
+export { TorrentError } from "../torrent/TorrentError.ts"
+
+export interface ClientOptions {
+  /** Default: a fresh `-ET0100-…` id. */
+  readonly peerId?: PeerId | undefined
+  /** The port announced to trackers. There is no listener yet (uploading is a later issue); default 6881. */
+  readonly port?: number | undefined
+  /** Default connection limit per torrent (50). */
+  readonly maxPeers?: number | undefined
+  /** Default no-peers timeout (60 s); see Torrent.ts for the rule. */
+  readonly noPeersTimeout?: Duration.DurationInput | undefined
+  /** Per-session deadlines and pipeline settings (tests shorten them). */
+  readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
+  /** Reconnect backoff of one peer (default: 1 s doubling, 5 times). */
+  readonly reconnect?: Schedule.Schedule<unknown> | undefined
+}
+
+export interface ClientShape {
+  readonly peerId: PeerId
+  readonly options: ClientOptions
+  readonly tracker: Context.Tag.Service<Tracker>
+  readonly hasher: Hasher.HasherShape
+}
+
+export class Client extends Context.Tag("effect-torrent/Client")<Client, ClientShape>() {}
+
+/** A client with the live tracker (loopback-restricted by the environment) and the default hasher. */
+export const layer = (options: ClientOptions = {}): Layer.Layer<Client> =>
+  layerWith(options).pipe(
+    Layer.provide(Restricted.fromEnvironment(TrackerLive.layer())),
+    Layer.provide(Hasher.layer)
+  )
+
+/** A client over the `Tracker` and `Hasher` in context (tests pass fakes). */
+export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, never, Tracker | Hasher.Hasher> =>
+  Layer.effect(
+    Client,
+    Effect.gen(function*() {
+      return {
+        peerId: options.peerId ?? PeerIdentity.generate(),
+        options,
+        tracker: yield* Tracker,
+        hasher: yield* Hasher.Hasher
+      }
+    })
+  )
+
+export interface DownloadOptions {
+  readonly outputDir: string
+  /** Peers to dial besides the trackers' ones (magnet `x.pe` peers are added too). */
+  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  /** Files to download, numbered as `effect-torrent info` lists them (pad files left out), from 0. Default: all. */
+  readonly only?: ReadonlyArray<number> | undefined
+  readonly maxPeers?: number | undefined
+  /** Announce to the torrent's trackers (default true). */
+  readonly trackers?: boolean | undefined
+  readonly noPeersTimeout?: Duration.DurationInput | undefined
+}
+
+export interface Download {
+  readonly infoHash: InfoHashV1
+  readonly name: string
+  /**
+   * The torrent's events from the start (Checking first). One consumer: run it once; use `subscribe` for more
+   * (those see events from the moment they subscribe).
+   */
+  readonly events: Stream.Stream<TorrentEvent.TorrentEvent>
+  readonly subscribe: Stream.Stream<TorrentEvent.TorrentEvent>
+  /** Succeeds when every wanted piece is verified and on disk; fails with the reason it cannot finish. */
+  readonly done: Effect.Effect<void, TorrentError>
+  readonly stats: () => Torrent.Stats
+}
+
+const isMagnet = (source: Metainfo.Metainfo | Magnet.Magnet): source is Magnet.Magnet => "infoHashes" in source
+
+/**
+ * Starts downloading `source` into `outputDir` in the current scope (closing it stops the download: sessions
+ * closed, data flushed, `stopped` announced). Data already in `outputDir` is checked first and kept.
+ */
+export const download = (
+  source: Metainfo.Metainfo | Magnet.Magnet,
+  options: DownloadOptions
+): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
+  Effect.gen(function*() {
+    if (isMagnet(source)) {
+      return yield* Effect.fail(
+        new TorrentError({
+          reason: "metadata-needed",
+          detail: "this magnet link has no metadata yet: fetching it from peers (BEP 9) is not implemented yet"
+        })
+      )
+    }
+    const client = yield* Client
+    const m = source
+    const files = FileSelection.wantedFiles(m, options.only)
+    if (options.only !== undefined && options.only.length > 0 && !files.some((w) => w)) {
+      return yield* Effect.fail(
+        new TorrentError({
+          reason: "invalid-selection",
+          detail: `no file of the torrent is numbered ${options.only.join(", ")}`
+        })
+      )
+    }
+    const storage = yield* FileStorage.make({
+      outputDir: options.outputDir,
+      files: m.files.map((f) => ({ path: f.path, length: f.length, pad: f.pad })),
+      pieceLength: m.pieceLength,
+      pieceHashes: m.pieces,
+      wanted: (f) => files[f] === true
+    }).pipe(
+      Effect.provideService(Hasher.Hasher, client.hasher),
+      Effect.mapError((e) =>
+        new TorrentError({
+          reason: e.reason === "no-space" ? "no-space" : e.reason === "read-only" ? "read-only" : "storage",
+          detail: e.message,
+          cause: e
+        })
+      )
+    )
+    const events = yield* Torrent.makeEvents()
+    const first = yield* PubSub.subscribe(events)
+    const torrent = yield* Torrent.start({
+      metainfo: m,
+      storage,
+      peerId: client.peerId,
+      port: client.options.port,
+      peers: options.peers,
+      wanted: FileSelection.wantedPieces(storage.layout, files),
+      maxPeers: options.maxPeers ?? client.options.maxPeers,
+      trackers: options.trackers,
+      noPeersTimeout: options.noPeersTimeout ?? client.options.noPeersTimeout,
+      peerConfig: client.options.peerConfig,
+      reconnect: client.options.reconnect,
+      events
+    }).pipe(Effect.provideService(Tracker, client.tracker))
+    return {
+      infoHash: m.infoHash,
+      name: m.name,
+      // Ends after `Completed`, or when the torrent fails.
+      events: Stream.fromQueue(first).pipe(
+        Stream.takeUntil((e) => e._tag === "Completed"),
+        Stream.interruptWhen(
+          Effect.flatMap(Effect.exit(torrent.done), (exit) => (exit._tag === "Success" ? Effect.never : Effect.void))
+        )
+      ),
+      subscribe: Stream.fromPubSub(events),
+      done: torrent.done,
+      stats: torrent.stats
+    }
+  })
+
+/** Magnet `so` (BEP 53) as file numbers for `DownloadOptions.only`. */
+export const selectOnlyOf = (magnet: Magnet.Magnet): ReadonlyArray<number> | undefined =>
+  magnet.selectOnly?.flatMap((r) => Array.from({ length: r.last - r.first + 1 }, (_, i) => r.first + i))
+
+export const noPeersDefault = Duration.seconds(60)

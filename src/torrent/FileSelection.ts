@@ -1,0 +1,43 @@
+/**
+ * File selection. Files are numbered as `effect-torrent info` lists them: torrent order with pad files left out,
+ * from 0 (BEP 53 `so` in magnet links uses the same numbering). A piece is wanted when it holds bytes of a wanted
+ * file, so a piece straddling a wanted and an unwanted file is downloaded (storage writes only the wanted part).
+ */
+import * as Option from "effect/Option"
+import * as Bitfield from "../core/Bitfield.ts"
+import * as FileLayout from "../metainfo/FileLayout.ts"
+import type * as Metainfo from "../metainfo/Metainfo.ts"
+
+/** Torrent-order indices of the real (non-pad) files: `dataFiles(m)[i]` is the file `info` shows as number `i`. */
+export const dataFiles = (metainfo: Metainfo.Metainfo): ReadonlyArray<number> =>
+  metainfo.files.flatMap((f, i) => (f.pad ? [] : [i]))
+
+/** Which torrent-order files are wanted for a selection of `info` numbers (all when `only` is undefined). */
+export const wantedFiles = (
+  metainfo: Metainfo.Metainfo,
+  only: ReadonlyArray<number> | undefined
+): ReadonlyArray<boolean> => {
+  if (only === undefined) return metainfo.files.map((f) => !f.pad)
+  const data = dataFiles(metainfo)
+  const out = metainfo.files.map(() => false)
+  for (const n of only) {
+    const f = data[n]
+    if (f !== undefined) out[f] = true
+  }
+  return out
+}
+
+/** The pieces holding bytes of a wanted file. */
+export const wantedPieces = (layout: FileLayout.FileLayout, wanted: ReadonlyArray<boolean>): Bitfield.Bitfield => {
+  const bf = Bitfield.make(layout.lengths.pieceCount)
+  wanted.forEach((w, f) => {
+    if (!w) return
+    const range = piecesOf(layout, f)
+    if (range === undefined) return
+    for (let p = range.first; p <= range.last; p++) Bitfield.set(bf, p)
+  })
+  return bf
+}
+
+const piecesOf = (layout: FileLayout.FileLayout, f: number) =>
+  Option.getOrUndefined(FileLayout.piecesOfFile(layout, f))

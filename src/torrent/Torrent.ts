@@ -1,0 +1,586 @@
+/**
+ * One torrent's runtime: Checking → Downloading → Complete | Failed (seeding is a later issue: when every wanted
+ * piece is verified the torrent flushes storage, publishes `Completed` and ends its sessions).
+ *
+ * Shape (ARCHITECTURE.md "How a download flows", THROUGHPUT.md design rules):
+ * - It implements `TorrentHandle`: sessions call it synchronously from their socket handlers (one JS thread, so no
+ *   locks). The `Picker` is the single owner of piece state. Blocks are copied by the session straight into pooled
+ *   piece buffers (`blockBuffer`); a block is written by one session at a time.
+ * - A completed piece crosses into Effect once, per piece (`Mailbox.unsafeOffer`), to ONE long-lived owner fiber
+ *   that verifies (Hasher) and writes it (`Storage.writePiece`), then `pieceVerified` + `have` to every session, or
+ *   `pieceFailed` → strikes → ban (the peer is closed and never contacted again).
+ * - Backpressure: while more than `backlogBudget` bytes of pieces wait for hash/write, every session stops reading;
+ *   they resume below half of it.
+ * - Peers: the tracker announce stream, the given peers (`--peer`, magnet `x.pe`); a `FiberMap` of sessions keyed by
+ *   address, at most `maxPeers`, fed from a queue of candidates. A peer whose session ends is retried after a
+ *   backoff (`reconnect` schedule) until the schedule ends; a banned peer, one with another info-hash, a protocol
+ *   violator or ourselves never. With `EFFECT_TORRENT_LOOPBACK_ONLY` non-loopback peers are refused.
+ *
+ * The no-peers rule: the torrent fails with reason "no-peers" when, for `noPeersTimeout` in a row, no peer has been
+ * connected (handshake done) and no tracker has answered an announce. Once a tracker answers (even with no peers)
+ * the torrent keeps waiting for it, as trackers re-announce and may hand out peers later; dialing and reconnect
+ * backoffs do not stop the clock.
+ */
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as FiberSet from "effect/FiberSet"
+import * as Mailbox from "effect/Mailbox"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Bitfield from "../core/Bitfield.ts"
+import type { PeerId } from "../core/InfoHash.ts"
+import type * as Metainfo from "../metainfo/Metainfo.ts"
+import * as Destination from "../net/Destination.ts"
+import type * as Tcp from "../net/Tcp.ts"
+import type { PeerError } from "../peer/PeerError.ts"
+import * as PeerSession from "../peer/PeerSession.ts"
+import type * as PeerState from "../peer/PeerState.ts"
+import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import * as Picker from "../picker/Picker.ts"
+import * as PiecePool from "../storage/PiecePool.ts"
+import type * as Storage from "../storage/Storage.ts"
+import * as Announcer from "../tracker/Announcer.ts"
+import { Tracker } from "../tracker/Tracker.ts"
+import { TorrentError } from "./TorrentError.ts"
+import * as TorrentEvent from "./TorrentEvent.ts"
+
+export { TorrentError } from "./TorrentError.ts"
+
+export interface Options {
+  readonly metainfo: Metainfo.Metainfo
+  readonly storage: Storage.StorageShape
+  readonly peerId: PeerId
+  /** The port announced to trackers (no listener yet: a placeholder; default 6881). */
+  readonly port?: number | undefined
+  /** Peers to dial besides the trackers' (e.g. `--peer`, magnet `x.pe`). */
+  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  /** Pieces to download (default: all); see FileSelection.ts. */
+  readonly wanted?: Bitfield.Bitfield | undefined
+  /** Connected or dialing peers at most (default 50). */
+  readonly maxPeers?: number | undefined
+  /** Announce to the metainfo's trackers (default true). */
+  readonly trackers?: boolean | undefined
+  /** See the no-peers rule above (default 60 s). */
+  readonly noPeersTimeout?: Duration.DurationInput | undefined
+  /** Bytes of pieces waiting for hash/write before sessions stop reading (default 64 MiB). */
+  readonly backlogBudget?: number | undefined
+  /** Waits between reconnects of one peer; the peer is given up when it ends (default 1 s doubling, 5 times). */
+  readonly reconnect?: Schedule.Schedule<unknown> | undefined
+  /** Interval of `Progress` events (default 1 s). */
+  readonly progressInterval?: Duration.DurationInput | undefined
+  readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
+  /** Passed to every session (tests). */
+  readonly dial?: PeerSession.ConnectOptions["dial"]
+  /** Publish here instead of a fresh PubSub (so a caller can subscribe before anything happens). */
+  readonly events?: PubSub.PubSub<TorrentEvent.TorrentEvent> | undefined
+}
+
+export interface Stats {
+  /** Payload bytes of accepted blocks. */
+  readonly downloaded: number
+  readonly uploaded: number
+  readonly peers: number
+  readonly have: number
+  readonly pieces: number
+  readonly bytesLeft: number
+  /** Bytes of wanted pieces. */
+  readonly total: number
+}
+
+export interface Torrent {
+  readonly events: PubSub.PubSub<TorrentEvent.TorrentEvent>
+  /** Succeeds when every wanted piece is verified and flushed; fails when the torrent cannot finish. */
+  readonly done: Effect.Effect<void, TorrentError>
+  readonly stats: () => Stats
+}
+
+/** A sliding event hub: slow subscribers lose old events, the torrent never waits for them. */
+export const makeEvents = (capacity = 4096): Effect.Effect<PubSub.PubSub<TorrentEvent.TorrentEvent>> =>
+  PubSub.sliding<TorrentEvent.TorrentEvent>(capacity)
+
+/** Default reconnect backoff: 1 s, 2 s, 4 s, 8 s, 16 s, then the peer is given up. */
+export const defaultReconnect: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
+  Schedule.intersect(Schedule.recurs(5))
+)
+
+const BLOCK = Picker.BLOCK
+
+/** Per in-flight piece: its pooled buffer, which blocks are in, and which session is copying each block. */
+interface Slot {
+  readonly buf: Uint8Array
+  readonly received: Uint8Array
+  readonly writers: Array<PeerKey | undefined>
+}
+
+interface PeerRecord {
+  readonly control: PeerControl
+  interested: boolean
+}
+
+interface Candidate {
+  readonly host: string
+  readonly port: number
+  readonly addr: string
+  queued: boolean
+  active: boolean
+  banned: boolean
+  connected: boolean
+  retry: Schedule.ScheduleDriver<unknown, unknown> | undefined
+}
+
+interface Completed {
+  readonly index: number
+  readonly data: Uint8Array
+}
+
+const formatAddress = (host: string, port: number): string =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
+
+/** Reasons after which a peer is never dialled again. */
+const neverAgain = new Set<PeerError["reason"]>(["wrong-info-hash", "self-connection", "protocol"])
+
+const storageFailure = (e: Storage.StorageError): TorrentError => {
+  const reason = e.reason === "no-space" ? "no-space" : e.reason === "read-only" ? "read-only" : "storage"
+  const what = reason === "no-space"
+    ? "disk full"
+    : reason === "read-only"
+    ? "cannot write to the output directory"
+    : "storage failed"
+  return new TorrentError({ reason, detail: `${what}: ${e.message}`, cause: e })
+}
+
+/**
+ * Starts the torrent in the current scope: resume check, then downloading. Closing the scope stops everything
+ * (sessions closed, `stopped` announced with a bound); data verified so far stays on disk.
+ */
+export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Scope | Tracker> =>
+  Effect.gen(function*() {
+    const m = options.metainfo
+    const storage = options.storage
+    const events = options.events ?? (yield* makeEvents())
+    const result = yield* Deferred.make<void, TorrentError>()
+    const clock = yield* Effect.clock
+    const nowMs = () => clock.unsafeCurrentTimeMillis()
+    const publish = (e: TorrentEvent.TorrentEvent) => {
+      events.unsafeOffer(e)
+    }
+    const maxPeers = Math.max(1, options.maxPeers ?? 50)
+    const budget = options.backlogBudget ?? 64 * 1024 * 1024
+    const noPeersMs = Duration.toMillis(options.noPeersTimeout ?? Duration.seconds(60))
+    const pieceSize = (i: number) => Math.min(m.pieceLength, m.totalLength - i * m.pieceLength)
+    const wanted = options.wanted ?? Bitfield.full(m.pieceCount)
+    let total = 0
+    for (let i = 0; i < m.pieceCount; i++) if (Bitfield.has(wanted, i)) total += pieceSize(i)
+
+    // --- piece state (owned by the picker; mutated only from synchronous callbacks and the owner fiber) ---
+    let picker: Picker.Picker | undefined
+    const have = Bitfield.make(m.pieceCount)
+    const slots = new Map<number, Slot>()
+    const pool = PiecePool.make()
+    const peers = new Map<PeerKey, PeerRecord>()
+    const verifyQueue = yield* Mailbox.make<Completed>()
+    let backlog = 0
+    let paused = false
+    let downloaded = 0
+    let finished = false
+
+    const bytesLeft = () => picker?.progress().bytesLeft ?? total
+    const stats = (): Stats => {
+      const p = picker?.progress()
+      return {
+        downloaded,
+        uploaded: 0,
+        peers: peers.size,
+        have: Bitfield.count(have),
+        pieces: m.pieceCount,
+        bytesLeft: p?.bytesLeft ?? total,
+        total
+      }
+    }
+
+    const kickAll = () => {
+      for (const r of peers.values()) r.control.requestMore()
+    }
+    const updateInterest = () => {
+      if (picker === undefined) return
+      for (const [key, r] of peers) {
+        const i = !finished && picker.isInteresting(key)
+        if (i !== r.interested) {
+          r.interested = i
+          r.control.setInterested(i)
+        }
+      }
+    }
+    const sendCancels = (cancels: ReadonlyArray<Picker.PeerRequest>) => {
+      for (const c of cancels) peers.get(c.peer)?.control.cancel([{ index: c.piece, begin: c.begin, length: c.length }])
+    }
+    const interesting = (peer: PeerKey): boolean => {
+      const i = picker !== undefined && !finished && picker.isInteresting(peer)
+      const r = peers.get(peer)
+      if (r !== undefined) r.interested = i
+      return i
+    }
+    const returnBlocks = (peer: PeerKey, blocks: ReadonlyArray<BlockRef>) => {
+      if (picker === undefined) return
+      for (const b of blocks) picker.requestRejected(peer, b.index, b.begin)
+      if (blocks.length > 0) kickAll()
+    }
+    const setPaused = (p: boolean) => {
+      paused = p
+      for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
+    }
+
+    const handle: TorrentHandle = {
+      infoHash: m.infoHash,
+      peerId: options.peerId,
+      pieceCount: m.pieceCount,
+      features: { fast: true, extensionProtocol: true, dht: false },
+      bitfield: () => Bitfield.copy(have),
+      onConnected: (peer, _info, control) => {
+        picker?.peerJoined(peer)
+        peers.set(peer, { control, interested: false })
+        const c = candidates.get(peer)
+        if (c !== undefined) c.connected = true
+        lastPeerSeen = nowMs()
+        if (paused) control.pauseReading()
+        publish(TorrentEvent.PeerConnected({ addr: peer }))
+      },
+      onPeerBitfield: (peer, bf) => {
+        picker?.peerBitfield(peer, bf)
+        return interesting(peer)
+      },
+      onPeerHave: (peer, index) => {
+        picker?.peerHave(peer, index)
+        return interesting(peer)
+      },
+      onPeerHaveAll: (peer) => {
+        picker?.peerHaveAll(peer)
+        return interesting(peer)
+      },
+      onPeerHaveNone: (peer) => {
+        picker?.peerHaveNone(peer)
+        return interesting(peer)
+      },
+      nextRequests: (peer, max) => {
+        if (picker === undefined || finished) return []
+        const reqs = picker.nextRequests(peer, max)
+        return reqs.map((r) => ({ index: r.piece, begin: r.begin, length: r.length }))
+      },
+      blockBuffer: (peer, index, begin, length) => {
+        if (picker === undefined || picker.pieceState(index) !== "InFlight" || begin % BLOCK !== 0) return undefined
+        const size = pieceSize(index)
+        if (length !== Math.min(BLOCK, size - begin)) return undefined
+        let slot = slots.get(index)
+        if (slot === undefined) {
+          const blocks = Math.ceil(size / BLOCK)
+          slot = { buf: pool.acquire(size), received: new Uint8Array(blocks), writers: new Array(blocks) }
+          slots.set(index, slot)
+        }
+        const b = begin / BLOCK
+        if (slot.received[b] === 1) return undefined
+        const w = slot.writers[b]
+        if (w !== undefined && w !== peer) return undefined
+        slot.writers[b] = peer
+        return slot.buf
+      },
+      onBlock: (peer, index, begin, length) => {
+        if (picker === undefined) return false
+        const slot = slots.get(index)
+        const b = Math.floor(begin / BLOCK)
+        if (slot === undefined || slot.writers[b] !== peer || begin % BLOCK !== 0) {
+          // We did not give this session the buffer: another session is copying the block, or it is not wanted.
+          if (slot !== undefined && slot.received[b] !== 1 && slot.writers[b] !== undefined) {
+            picker.requestRejected(peer, index, begin)
+          } else sendCancels(picker.blockReceived(peer, index, begin, length).cancels)
+          return false
+        }
+        slot.writers[b] = undefined
+        const r = picker.blockReceived(peer, index, begin, length)
+        sendCancels(r.cancels)
+        if (r.kind === "ignored") return false
+        slot.received[b] = 1
+        downloaded += length
+        if (r.kind === "piece-complete") {
+          slots.delete(index)
+          backlog += slot.buf.length
+          verifyQueue.unsafeOffer({ index, data: slot.buf })
+          if (!paused && backlog > budget) setPaused(true)
+        }
+        return true
+      },
+      onChoked: returnBlocks,
+      onUnchoked: () => {},
+      onReturned: returnBlocks,
+      onRequestTimeout: (peer, blocks) => {
+        if (picker === undefined) return
+        for (const b of blocks) picker.requestTimedOut(peer, b.index, b.begin)
+        kickAll()
+      },
+      onClosed: (peer, error, _outstanding) => {
+        if (!peers.has(peer)) return
+        peers.delete(peer)
+        picker?.peerLeft(peer)
+        for (const slot of slots.values()) {
+          for (let i = 0; i < slot.writers.length; i++) if (slot.writers[i] === peer) slot.writers[i] = undefined
+        }
+        publish(TorrentEvent.PeerDisconnected({ addr: peer, reason: `${error.reason}: ${error.detail}` }))
+        kickAll()
+      }
+    }
+
+    // --- peer sources and connections ---
+    const candidates = new Map<string, Candidate>()
+    const queue: Array<Candidate> = []
+    const wake = yield* Queue.sliding<void>(1)
+    let active = 0
+    let lastPeerSeen = nowMs()
+    let trackerAnswered = false
+    const loopbackOnly = Destination.loopbackOnly()
+
+    const addCandidate = (host: string, port: number) => {
+      if (!Number.isInteger(port) || port <= 0 || port > 65535) return
+      if (loopbackOnly && !Destination.isLoopbackHost(host)) return
+      const addr = formatAddress(host, port)
+      let c = candidates.get(addr)
+      if (c === undefined) {
+        c = { host, port, addr, queued: false, active: false, banned: false, connected: false, retry: undefined }
+        candidates.set(addr, c)
+      }
+      if (c.banned || c.queued || c.active || c.retry !== undefined) return
+      c.queued = true
+      queue.push(c)
+      wake.unsafeOffer(undefined)
+    }
+
+    const ban = (addr: string, reason: string) =>
+      Effect.gen(function*() {
+        const c = candidates.get(addr)
+        if (c?.banned === true) return
+        if (c !== undefined) c.banned = true
+        peers.get(addr)?.control.close(`banned: ${reason}`)
+        publish(TorrentEvent.PeerBanned({ addr, reason }))
+        yield* Effect.logWarning(`peer banned: ${reason}`).pipe(Effect.annotateLogs({ peer: addr }))
+      })
+
+    const retrySet = yield* FiberSet.make<void, never>()
+    const reconnect = options.reconnect ?? defaultReconnect
+
+    const afterSession = (c: Candidate, error: PeerError) =>
+      Effect.gen(function*() {
+        const wasConnected = c.connected
+        c.connected = false
+        if (c.banned || finished) return
+        if (neverAgain.has(error.reason)) {
+          if (error.reason === "self-connection") {
+            c.banned = true
+            return
+          }
+          return yield* ban(c.addr, `${error.reason}: ${error.detail}`)
+        }
+        yield* Effect.logDebug(error.message).pipe(Effect.annotateLogs({ peer: c.addr }))
+        const driver = c.retry ?? (yield* Schedule.driver(reconnect))
+        if (wasConnected) yield* driver.reset
+        c.retry = driver
+        yield* FiberSet.run(
+          retrySet,
+          driver.next(undefined).pipe(
+            Effect.matchEffect({
+              onFailure: () => Effect.sync(() => c.retry = undefined), // schedule over: give the peer up
+              onSuccess: () =>
+                Effect.sync(() => {
+                  c.retry = undefined
+                  addCandidate(c.host, c.port)
+                })
+            })
+          )
+        )
+      })
+
+    const session = (c: Candidate) =>
+      PeerSession.connect({
+        host: c.host,
+        port: c.port,
+        handle,
+        config: options.peerConfig,
+        dial: options.dial
+      }).pipe(
+        Effect.catchAll((error) => afterSession(c, error)),
+        Effect.ensuring(Effect.sync(() => {
+          c.active = false
+          active--
+          wake.unsafeOffer(undefined)
+        }))
+      )
+
+    // --- the owner fiber: verify, write, announce `have`, or strike and ban ---
+    const finishPiece = Effect.fnUntraced(function*(done: Completed) {
+      const p = picker!
+      const verified = yield* storage.verifyPiece(done.index, done.data)
+      if (verified.ok) {
+        yield* storage.writePiece(done.index, verified.data)
+        pool.release(verified.data)
+        p.pieceVerified(done.index)
+        Bitfield.set(have, done.index)
+        for (const r of peers.values()) r.control.sendHave(done.index)
+        publish(TorrentEvent.PieceVerified({ index: done.index }))
+      } else {
+        pool.release(verified.data)
+        const contributors = p.pieceFailed(done.index)
+        publish(TorrentEvent.PieceFailed({ index: done.index, peers: contributors }))
+        yield* Effect.logWarning(`piece ${done.index} failed its hash check`).pipe(
+          Effect.annotateLogs({ peers: contributors.join(",") })
+        )
+        for (const peer of contributors) {
+          if (p.shouldBan(peer)) yield* ban(peer, "sent data that failed hash checks")
+        }
+        kickAll()
+      }
+      backlog -= done.data.length
+      if (paused && backlog < budget / 2) setPaused(false)
+      updateInterest()
+      if (p.isComplete()) {
+        finished = true
+        yield* storage.flush
+        publish(TorrentEvent.Completed())
+        yield* Deferred.succeed(result, undefined)
+      }
+    })
+    const owner = verifyQueue.take.pipe(
+      Effect.flatMap(finishPiece),
+      Effect.forever,
+      Effect.catchTag("StorageError", (e) => Deferred.fail(result, storageFailure(e))),
+      Effect.catchAll(() => Effect.void)
+    )
+
+    const dialer = Queue.take(wake).pipe(
+      Effect.andThen(Effect.gen(function*() {
+        while (active < maxPeers && queue.length > 0 && !finished) {
+          const c = queue.shift()!
+          c.queued = false
+          if (c.banned) continue
+          c.active = true
+          active++
+          yield* FiberMap.run(sessions, c.addr, session(c))
+        }
+      })),
+      Effect.forever
+    )
+
+    const tracker = yield* Tracker
+    const observed = Tracker.of({
+      announce: (url, req) =>
+        tracker.announce(url, req).pipe(
+          Effect.tapError((e) => Effect.sync(() => publish(TorrentEvent.TrackerError({ url, message: e.message }))))
+        ),
+      scrape: tracker.scrape
+    })
+    const announces = Announcer.stream({
+      tiers: m.trackers,
+      infoHash: m.infoHash,
+      peerId: options.peerId,
+      port: options.port ?? 6881,
+      stats: {
+        uploaded: Effect.succeed(0),
+        downloaded: Effect.sync(() => downloaded),
+        left: Effect.sync(bytesLeft)
+      }
+    }).pipe(
+      Stream.runForEach((batch) =>
+        Effect.sync(() => {
+          trackerAnswered = true
+          if (batch.warning !== undefined) {
+            publish(TorrentEvent.TrackerWarning({ url: batch.url, message: batch.warning }))
+          }
+          for (const p of batch.peers) addCandidate(p.ip, p.port)
+        })
+      ),
+      Effect.provideService(Tracker, observed)
+    )
+
+    const progressMs = Duration.toMillis(options.progressInterval ?? Duration.seconds(1))
+    const ticker = Effect.gen(function*() {
+      let lastBytes = downloaded
+      let lastAt = yield* Clock.currentTimeMillis
+      const tickMs = Math.max(50, Math.min(progressMs, noPeersMs / 4))
+      let sinceProgress = 0
+      for (;;) {
+        yield* Effect.sleep(Duration.millis(tickMs))
+        const now = yield* Clock.currentTimeMillis
+        if (peers.size > 0) lastPeerSeen = nowMs()
+        else if (!trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
+          const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}`
+          return yield* Deferred.fail(result, new TorrentError({ reason: "no-peers", detail }))
+        }
+        sinceProgress += tickMs
+        if (sinceProgress >= progressMs) {
+          sinceProgress = 0
+          const s = stats()
+          const rate = now > lastAt ? ((s.downloaded - lastBytes) * 1000) / (now - lastAt) : 0
+          lastBytes = s.downloaded
+          lastAt = now
+          publish(TorrentEvent.Progress({ ...s, downRate: Math.round(rate), upRate: 0 }))
+        }
+      }
+    })
+
+    let sessions!: FiberMap.FiberMap<string, void, never>
+
+    const run = Effect.gen(function*() {
+      // Checking: what is already in the output directory.
+      const total0 = m.pieceCount
+      let lastEmit = 0
+      yield* storage.checkStream.pipe(
+        Stream.runForEach((p) =>
+          Effect.sync(() => {
+            if (p.ok) Bitfield.set(have, p.index)
+            const now = nowMs()
+            if (p.checked === p.total || now - lastEmit >= 100) {
+              lastEmit = now
+              publish(TorrentEvent.Checking({ checked: p.checked, total: p.total }))
+            }
+          })
+        )
+      )
+      if (total0 === 0) publish(TorrentEvent.Checking({ checked: 0, total: 0 }))
+      picker = Picker.make({
+        pieceCount: m.pieceCount,
+        pieceLength: m.pieceLength,
+        totalLength: m.totalLength,
+        wanted,
+        have
+      })
+      const p = picker
+      publish(TorrentEvent.Started({ pieces: m.pieceCount, have: Bitfield.count(have), bytesLeft: bytesLeft() }))
+      if (p.isComplete()) {
+        finished = true
+        yield* storage.flush
+        publish(TorrentEvent.Completed())
+        return
+      }
+      yield* Effect.scoped(Effect.gen(function*() {
+        sessions = yield* FiberMap.make<string, void, never>()
+        lastPeerSeen = nowMs()
+        yield* Effect.forkScoped(owner)
+        yield* Effect.forkScoped(dialer)
+        yield* Effect.forkScoped(ticker)
+        if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
+        for (const a of options.peers ?? []) addCandidate(a.host, a.port)
+        yield* Deferred.await(result)
+      }))
+    }).pipe(
+      Effect.catchTag("StorageError", (e) => Effect.fail(storageFailure(e))),
+      Effect.ensuring(Effect.sync(() => {
+        finished = true
+      }))
+    )
+
+    const fiber = yield* Effect.forkScoped(run.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(result, exit))))
+    void fiber
+    return { events, done: Deferred.await(result), stats }
+  })

@@ -1,0 +1,57 @@
+/**
+ * What a running torrent tells the outside world (progress bars, `--json` output, library users), published on a
+ * sliding `PubSub`: a slow subscriber loses old events, it never slows the download.
+ */
+import * as Data from "effect/Data"
+
+export type TorrentEvent = Data.TaggedEnum<{
+  /** Resume check of data already in the output directory. */
+  Checking: { readonly checked: number; readonly total: number }
+  /** The check is done; downloading starts. */
+  Started: { readonly pieces: number; readonly have: number; readonly bytesLeft: number }
+  PieceVerified: { readonly index: number }
+  /** The piece's hash did not match; `peers` contributed blocks to it. */
+  PieceFailed: { readonly index: number; readonly peers: ReadonlyArray<string> }
+  PeerConnected: { readonly addr: string }
+  PeerDisconnected: { readonly addr: string; readonly reason: string }
+  /** The peer is dropped and never contacted again. */
+  PeerBanned: { readonly addr: string; readonly reason: string }
+  TrackerWarning: { readonly url: string; readonly message: string }
+  TrackerError: { readonly url: string; readonly message: string }
+  /** Once a second while downloading. Bytes; rates in bytes per second; `total`: bytes of wanted pieces. */
+  Progress: {
+    readonly downloaded: number
+    readonly uploaded: number
+    readonly downRate: number
+    readonly upRate: number
+    readonly peers: number
+    readonly have: number
+    readonly pieces: number
+    readonly bytesLeft: number
+    readonly total: number
+  }
+  /** Every wanted piece is verified and flushed to storage. */
+  Completed: {}
+}>
+
+export const {
+  $is,
+  $match,
+  Checking,
+  Completed,
+  PeerBanned,
+  PeerConnected,
+  PeerDisconnected,
+  PieceFailed,
+  PieceVerified,
+  Progress,
+  Started,
+  TrackerError,
+  TrackerWarning
+} = Data.taggedEnum<TorrentEvent>()
+
+/** A plain JSON-friendly object for `--json` output: `{ "event": tag, ...fields }`. */
+export const toJson = (event: TorrentEvent): Record<string, unknown> => {
+  const { _tag, ...rest } = event
+  return { event: _tag, ...rest }
+}

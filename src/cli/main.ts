@@ -10,13 +10,14 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { download } from "./DownloadCommand.ts"
 import { info } from "./InfoCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 import { trackers } from "./TrackersCommand.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info, trackers])
+  Command.withSubcommands([info, trackers, download])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })
@@ -31,7 +32,32 @@ const plainStream = (stream: NodeJS.WriteStream) => {
 plainStream(process.stdout)
 plainStream(process.stderr)
 
-const program = cli(process.argv).pipe(
+// The seed client's shorthand: `effect-torrent FILE -d DIR` is `download FILE -o DIR`; `-s DIR` (seed) is not
+// implemented yet.
+const subcommands = new Set(["info", "trackers", "download"])
+const rewrite = (argv: ReadonlyArray<string>): ReadonlyArray<string> | string => {
+  const [node = "node", script = "effect-torrent", first, ...rest] = argv
+  if (first === undefined || first.startsWith("-") || subcommands.has(first)) return argv
+  const flag = rest.findIndex((a) => a === "-d" || a === "-s")
+  if (flag < 0) return argv
+  if (rest[flag] === "-s") return "seeding is not implemented yet"
+  const args = [...rest]
+  args[flag] = "-o"
+  return [node, script, "download", first, ...args]
+}
+const argv = rewrite(process.argv)
+if (typeof argv === "string") {
+  process.stderr.write(`effect-torrent: ${argv}\n`)
+  process.exit(1)
+}
+
+// SIGINT/SIGTERM interrupt the program (NodeRuntime closes every scope: sockets, files, `stopped` announces); the
+// exit code then says which signal it was (128 + signal number).
+let signalled: number | undefined
+process.once("SIGINT", () => signalled ??= 130)
+process.once("SIGTERM", () => signalled ??= 143)
+
+const program = cli(argv).pipe(
   Effect.catchAll((e) =>
     ValidationError.isValidationError(e)
       ? Effect.fail(new CliFailure({ message: "", exitCode: 2 })) // @effect/cli has already printed the problem
@@ -44,7 +70,8 @@ const program = cli(process.argv).pipe(
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
   teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return onExit(0)
+    if (Exit.isSuccess(exit)) return onExit(0)
+    if (Cause.isInterruptedOnly(exit.cause)) return onExit(signalled ?? 0)
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some" && failure.value instanceof CliFailure) return onExit(failure.value.exitCode)
     // A defect is a bug in effect-torrent: still one line, never a stack trace.

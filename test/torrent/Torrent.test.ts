@@ -26,11 +26,11 @@ const multi = build({
   name: "multi",
   pieceLength: 32768,
   files: [
-    { path: ["multi", "a.bin"], length: 50_000 },
-    { path: ["multi", ".pad", "0"], length: 15_536, pad: true },
-    { path: ["multi", "sub", "b.bin"], length: 1 },
-    { path: ["multi", "empty.txt"], length: 0 },
-    { path: ["multi", "sub", "c.bin"], length: 300_007 }
+    { path: ["a.bin"], length: 50_000 },
+    { path: [".pad", "0"], length: 15_536, pad: true },
+    { path: ["sub", "b.bin"], length: 1 },
+    { path: ["empty.txt"], length: 0 },
+    { path: ["sub", "c.bin"], length: 300_007 }
   ]
 })
 

@@ -1,0 +1,268 @@
+/**
+ * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
+ * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS]`.
+ *
+ * Output: on a TTY one progress line redrawn 4 times a second and a per-file summary at the end; on a pipe a plain
+ * progress line every 5 seconds; `--json` one JSON object per event and line; `--quiet` only errors (stderr).
+ * Exit 0 when every wanted piece is verified, 1 with one line when the download cannot finish.
+ *
+ * `--only` takes file numbers as `effect-torrent info` lists them (torrent order, pad files left out, from 0) or
+ * globs over the file's path (`*` within a component, `**` across, `?` one character), matched against the path
+ * with and without the torrent's directory name; a glob without "/" also matches the file name alone. A magnet's
+ * `so` selects the same numbers.
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type * as Magnet from "../metainfo/Magnet.ts"
+import type * as Metainfo from "../metainfo/Metainfo.ts"
+import * as Client from "../session/Client.ts"
+import * as FileSelection from "../torrent/FileSelection.ts"
+import * as TorrentEvent from "../torrent/TorrentEvent.ts"
+import { CliFailure, colorEnabled, formatBytes, sanitizeText, style } from "./Output.ts"
+import * as Source from "./Source.ts"
+
+const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
+const outputOpt = Options.text("output").pipe(
+  Options.withAlias("o"),
+  Options.withDescription("directory to download into (default: the current directory)"),
+  Options.withDefault(".")
+)
+const peerOpt = Options.text("peer").pipe(
+  Options.withDescription("a peer to dial, host:port (repeatable)"),
+  Options.repeated
+)
+const onlyOpt = Options.text("only").pipe(
+  Options.withDescription("download only this file: a number as `info` lists them, or a glob over its path"),
+  Options.repeated
+)
+const jsonOpt = Options.boolean("json").pipe(Options.withDescription("print one JSON object per event and line"))
+const quietOpt = Options.boolean("quiet").pipe(Options.withAlias("q"), Options.withDescription("print only errors"))
+const maxPeersOpt = Options.integer("max-peers").pipe(
+  Options.withDescription("connections at most (default 50)"),
+  Options.optional
+)
+const noTrackersOpt = Options.boolean("no-trackers").pipe(Options.withDescription("do not contact trackers"))
+const noPeersOpt = Options.integer("no-peers-timeout").pipe(
+  Options.withDescription("seconds without any peer (and no answering tracker) before giving up (default 60)"),
+  Options.optional
+)
+
+const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
+
+/** `host:port` or `[v6]:port`. */
+export const parsePeer = (text: string): { host: string; port: number } | undefined => {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text)
+  if (m === null) return undefined
+  const port = Number(m[2])
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined
+}
+
+const globToRegExp = (glob: string): RegExp => {
+  let re = ""
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!
+    if (c === "*" && glob[i + 1] === "*") {
+      re += ".*"
+      i++
+      if (glob[i + 1] === "/") i++
+    } else if (c === "*") re += "[^/]*"
+    else if (c === "?") re += "[^/]"
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&")
+  }
+  return new RegExp(`^${re}$`)
+}
+
+/** `--only` specs as file numbers (`info` numbering); `undefined` when there are none. */
+export const selectFiles = (
+  m: Metainfo.Metainfo,
+  specs: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<number> | undefined, CliFailure> => {
+  if (specs.length === 0) return Effect.succeed(undefined)
+  const data = FileSelection.dataFiles(m)
+  const out = new Set<number>()
+  for (const spec of specs) {
+    if (/^\d+$/.test(spec)) {
+      const n = Number(spec)
+      if (n >= data.length) {
+        return Effect.fail(usage(`--only ${spec}: the torrent has ${data.length} files (numbered from 0)`))
+      }
+      out.add(n)
+      continue
+    }
+    const re = globToRegExp(spec)
+    let matched = false
+    data.forEach((f, n) => {
+      const path = m.files[f]!.path
+      const full = path.join("/")
+      const hit = re.test(full) || (m.isMultiFile && re.test(path.slice(1).join("/"))) ||
+        (!spec.includes("/") && re.test(path.at(-1) ?? ""))
+      if (hit) {
+        out.add(n)
+        matched = true
+      }
+    })
+    if (!matched) return Effect.fail(usage(`--only ${sanitizeText(spec)}: matches no file of the torrent`))
+  }
+  return Effect.succeed([...out].sort((a, b) => a - b))
+}
+
+const formatEta = (seconds: number): string => {
+  if (!Number.isFinite(seconds) || seconds < 0) return "--:--"
+  const s = Math.round(seconds)
+  const h = Math.floor(s / 3600)
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0")
+  const ss = String(s % 60).padStart(2, "0")
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`
+}
+
+interface View {
+  checking: { checked: number; total: number } | undefined
+  downRate: number
+  peers: number
+}
+
+const statusLine = (d: Client.Download, view: View, bar: boolean, color: boolean): string => {
+  const s = style(color)
+  if (view.checking !== undefined) return `checking ${view.checking.checked}/${view.checking.total} pieces`
+  const st = d.stats()
+  const done = st.total - st.bytesLeft
+  const pct = st.total === 0 ? 100 : (done * 100) / st.total
+  const width = 24
+  const filled = Math.round((pct / 100) * width)
+  const gauge = bar ? ` ${s.cyan("█".repeat(filled))}${s.dim("░".repeat(width - filled))}` : ""
+  const eta = view.downRate > 0 ? st.bytesLeft / view.downRate : Number.POSITIVE_INFINITY
+  return `${pct.toFixed(1).padStart(5)}%${gauge} ${formatBytes(done)}/${formatBytes(st.total)}  ` +
+    `${formatBytes(view.downRate)}/s  ${view.peers} peers  ETA ${formatEta(eta)}`
+}
+
+const run = (input: {
+  readonly source: string
+  readonly output: string
+  readonly peer: ReadonlyArray<string>
+  readonly only: ReadonlyArray<string>
+  readonly json: boolean
+  readonly quiet: boolean
+  readonly maxPeers: Option.Option<number>
+  readonly noTrackers: boolean
+  readonly noPeersTimeout: Option.Option<number>
+}) =>
+  Effect.gen(function*() {
+    const loaded = yield* Source.load(input.source)
+    const peers: Array<{ host: string; port: number }> = []
+    for (const p of input.peer) {
+      const parsed = parsePeer(p)
+      if (parsed === undefined) return yield* usage(`--peer ${sanitizeText(p)}: expected host:port`)
+      peers.push(parsed)
+    }
+    if (Option.isSome(input.maxPeers) && input.maxPeers.value < 1) return yield* usage("--max-peers must be at least 1")
+    if (Option.isSome(input.noPeersTimeout) && input.noPeersTimeout.value < 1) {
+      return yield* usage("--no-peers-timeout must be at least 1 second")
+    }
+    let only: ReadonlyArray<number> | undefined
+    let source: Metainfo.Metainfo | Magnet.Magnet
+    if (loaded._tag === "Magnet") {
+      for (const p of loaded.magnet.peers) peers.push({ host: p.host, port: p.port })
+      only = Client.selectOnlyOf(loaded.magnet)
+      source = loaded.magnet
+    } else {
+      only = yield* selectFiles(loaded.metainfo, input.only)
+      source = loaded.metainfo
+    }
+    const out = process.stdout
+    const tty = out.isTTY === true && !input.json && !input.quiet
+    const color = colorEnabled(out)
+    const startedAt = Date.now()
+    yield* Effect.scoped(Effect.gen(function*() {
+      const d = yield* Client.download(source, {
+        outputDir: input.output,
+        peers,
+        only,
+        trackers: !input.noTrackers,
+        maxPeers: Option.getOrUndefined(input.maxPeers),
+        noPeersTimeout: Option.match(input.noPeersTimeout, {
+          onNone: () => undefined,
+          onSome: (n) => Duration.seconds(n)
+        })
+      })
+      const view: View = { checking: undefined, downRate: 0, peers: 0 }
+      yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
+        Effect.sync(() => {
+          if (input.json) out.write(`${JSON.stringify(TorrentEvent.toJson(e))}\n`)
+          TorrentEvent.$match(e, {
+            Checking: (c) => void (view.checking = { checked: c.checked, total: c.total }),
+            Started: () => void (view.checking = undefined),
+            Progress: (p) => {
+              view.downRate = p.downRate
+              view.peers = p.peers
+            },
+            PeerConnected: () => void view.peers++,
+            PeerDisconnected: () => void (view.peers = Math.max(0, view.peers - 1)),
+            PieceVerified: () => {},
+            PieceFailed: () => {},
+            PeerBanned: () => {},
+            TrackerWarning: () => {},
+            TrackerError: () => {},
+            Completed: () => {}
+          })
+        })))
+      if (tty) {
+        yield* Effect.forkScoped(
+          Effect.sync(() => out.write(`\r\x1b[K${statusLine(d, view, true, color)}`)).pipe(
+            Effect.andThen(Effect.sleep("250 millis")),
+            Effect.forever
+          )
+        )
+      } else if (!input.json && !input.quiet) {
+        yield* Effect.forkScoped(
+          Effect.sleep("5 seconds").pipe(
+            Effect.andThen(Effect.sync(() => {
+              out.write(`${sanitizeText(d.name)}: ${statusLine(d, view, false, false)}\n`)
+            })),
+            Effect.forever
+          )
+        )
+      }
+      const result = yield* Effect.either(d.done)
+      if (tty) out.write("\r\x1b[K")
+      if (result._tag === "Left") {
+        return yield* new CliFailure({ message: sanitizeText(result.left.message), exitCode: 1 })
+      }
+      if (input.json || input.quiet) return
+      const st = d.stats()
+      const secs = (Date.now() - startedAt) / 1000
+      out.write(`${sanitizeText(d.name)}: complete, ${formatBytes(st.total)} in ${secs.toFixed(1)} s\n`)
+      if (tty && loaded._tag === "Torrent") {
+        const s = style(color)
+        const wanted = FileSelection.wantedFiles(loaded.metainfo, only)
+        loaded.metainfo.files.forEach((f, i) => {
+          if (f.pad || wanted[i] !== true) return
+          out.write(`  ${s.green("✓")} ${formatBytes(f.length).padStart(10)}  ${sanitizeText(f.path.join("/"))}\n`)
+        })
+      }
+    }).pipe(
+      Effect.catchTag("TorrentError", (e) =>
+        Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
+      Effect.provide(Client.layer({ maxPeers: Option.getOrUndefined(input.maxPeers) }))
+    ))
+  })
+
+export const download = Command.make(
+  "download",
+  {
+    source: sourceArg,
+    output: outputOpt,
+    peer: peerOpt,
+    only: onlyOpt,
+    json: jsonOpt,
+    quiet: quietOpt,
+    maxPeers: maxPeersOpt,
+    noTrackers: noTrackersOpt,
+    noPeersTimeout: noPeersOpt
+  },
+  run
+).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

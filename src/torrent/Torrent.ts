@@ -294,10 +294,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         const slot = slots.get(index)
         const b = Math.floor(begin / BLOCK)
         if (slot === undefined || slot.writers[b] !== peer || begin % BLOCK !== 0) {
-          // We did not give this session the buffer: another session is copying the block, or it is not wanted.
-          if (slot !== undefined && slot.received[b] !== 1 && slot.writers[b] !== undefined) {
-            picker.requestRejected(peer, index, begin)
-          } else sendCancels(picker.blockReceived(peer, index, begin, length).cancels)
+          // We did not give this session the buffer, so its bytes were not copied: never let the picker count the
+          // block as received from it (another session may have been copying it and since left).
+          if (slot !== undefined && slot.received[b] === 1) {
+            sendCancels(picker.blockReceived(peer, index, begin, length).cancels)
+          } else picker.requestRejected(peer, index, begin)
           return false
         }
         slot.writers[b] = undefined

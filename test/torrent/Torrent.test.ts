@@ -180,11 +180,4 @@ describe("Torrent (in-process seeders)", () => {
       const r = yield* download(single, tempDir("nopeers"), [port]).pipe(Effect.flip)
       expect(r.reason).toBe("no-peers")
     }).pipe(Effect.provide(testClient({ noPeersTimeout: "1 second" }))))
-
-  it.live("a magnet link without metadata fails with metadata-needed", () =>
-    Effect.gen(function*() {
-      const magnet = { infoHashes: { v1: single.metainfo.infoHash }, trackers: [], webSeeds: [], peers: [] }
-      const r = yield* Effect.scoped(Client.download(magnet, { outputDir: tempDir("magnet") })).pipe(Effect.flip)
-      expect(r.reason).toBe("metadata-needed")
-    }).pipe(Effect.provide(testClient())))
 })

@@ -56,7 +56,11 @@ const fromSeeder = (start: (b: Built) => Promise<Real.RealSeeder>, name: string)
   }).pipe(Effect.provide(testClient({ peerConfig: { requestTimeout: 5_000, connectTimeout: 2_000 } })))
 
 describe("interop with real clients", () => {
-  it.live.skipIf(!Real.shouldRun("aria2c"))("downloads from an aria2c seeder", () => fromSeeder(Real.aria2, "aria2"), 60_000)
+  it.live.skipIf(!Real.shouldRun("aria2c"))(
+    "downloads from an aria2c seeder",
+    () => fromSeeder(Real.aria2, "aria2"),
+    60_000
+  )
 
   it.live.skipIf(!Real.shouldRun("libtorrent"))(
     "downloads from a python3-libtorrent seeder",
@@ -85,7 +89,7 @@ describe("interop with real clients", () => {
         running.push(s)
         const dir = tempDir("tracked")
         yield* download(b, dir, [], { trackers: true }).pipe(
-          Effect.timeoutFail({ duration: "40 seconds", onTimeout: () => new Error(`timed out; seeder log: ${s.log()}`) }),
+          Effect.timeoutFail({ duration: "40 seconds", onTimeout: () => new Error(`timed out; log: ${s.log()}`) }),
           Effect.provide(
             Client.layerWith({ noPeersTimeout: "30 seconds" }).pipe(
               Layer.provide(Restricted.fromEnvironment(TrackerLive.layer())),

@@ -34,10 +34,10 @@ plainStream(process.stderr)
 
 // The seed client's shorthand: `effect-torrent FILE -d DIR` is `download FILE -o DIR`; `-s DIR` (seed) is not
 // implemented yet.
-const subcommands = new Set(["info", "trackers", "download"])
 const rewrite = (argv: ReadonlyArray<string>): ReadonlyArray<string> | string => {
   const [node = "node", script = "effect-torrent", first, ...rest] = argv
-  if (first === undefined || first.startsWith("-") || subcommands.has(first)) return argv
+  // Only a .torrent path or a magnet link: subcommand names (and their own -d/-s flags) pass through untouched.
+  if (first === undefined || !/\.torrent$|^magnet:/i.test(first)) return argv
   const flag = rest.findIndex((a) => a === "-d" || a === "-s")
   if (flag < 0) return argv
   if (rest[flag] === "-s") return "seeding is not implemented yet"

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as FastCheck from "effect/FastCheck"
+import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
+import { existsSync } from "node:fs"
 import * as Bytes from "../../src/core/Bytes.ts"
 import type { InfoHashV1 } from "../../src/core/InfoHash.ts"
 import * as Mse from "../../src/wire/Mse.ts"
@@ -343,6 +345,75 @@ describe("Mse", () => {
     const done = b.push(Bytes.concat([third.bytes, ascii(" and more")])).done
     expect(done?.cipher).toBe("plaintext")
     expect(done?.initialPayload).toEqual(ascii("IA and more"))
+  })
+
+  const python = "/usr/bin/python3"
+  // An independent MSE responder (own DH, own RC4). Stateless: it runs once per step with everything the initiator
+  // has sent so far (hex) and replays the handshake from a fixed private key.
+  const pythonPeer = `
+import hashlib, sys
+
+P = int("FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A4"
+        "31B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A36210000000000090563", 16)
+XB = int.from_bytes(bytes(range(1, 21)), "big")
+SKEY = bytes.fromhex(sys.argv[1])
+sent = [bytes.fromhex(h) for h in sys.argv[2:]]
+
+def sha1(*parts): return hashlib.sha1(b"".join(parts)).digest()
+
+class RC4:
+    def __init__(self, key):
+        s = list(range(256)); j = 0
+        for i in range(256):
+            j = (j + s[i] + key[i % len(key)]) & 255; s[i], s[j] = s[j], s[i]
+        self.s, self.i, self.j = s, 0, 0
+    def crypt(self, data):
+        s, i, j, out = self.s, self.i, self.j, bytearray()
+        for b in data:
+            i = (i + 1) & 255; j = (j + s[i]) & 255; s[i], s[j] = s[j], s[i]; out.append(b ^ s[(s[i] + s[j]) & 255])
+        self.i, self.j = i, j
+        return bytes(out)
+
+stream = b"".join(sent)
+ya = int.from_bytes(stream[:96], "big")
+yb = pow(2, XB, P).to_bytes(96, "big")
+if len(sent) == 1:
+    print((yb + b"\\x07" * 33).hex())  # Yb + PadB
+    sys.exit(0)
+S = pow(ya, XB, P).to_bytes(96, "big")
+at = stream.index(sha1(b"req1", S), 96)
+proof = stream[at + 20:at + 40]
+req2 = bytes(a ^ b for a, b in zip(proof, sha1(b"req3", S)))
+assert req2 == sha1(b"req2", SKEY), "info-hash proof"
+dec = RC4(sha1(b"keyA", S, SKEY)); dec.crypt(bytes(1024))
+enc = RC4(sha1(b"keyB", S, SKEY)); enc.crypt(bytes(1024))
+rest = dec.crypt(stream[at + 40:])
+assert rest[:8] == bytes(8), "VC"
+provide = int.from_bytes(rest[8:12], "big")
+pad_c = int.from_bytes(rest[12:14], "big")
+ia_len = int.from_bytes(rest[14 + pad_c:16 + pad_c], "big")
+ia = rest[16 + pad_c:16 + pad_c + ia_len]
+assert provide & 2, "rc4 offered"
+answer = enc.crypt(bytes(8) + (2).to_bytes(4, "big") + (5).to_bytes(2, "big") + b"\\x00" * 5)
+payload = enc.crypt(b"hello from python")
+print((answer + payload).hex(), ia.hex())
+`
+  it.skipIf(!existsSync(python))("interoperates with an independent Python responder (own DH and RC4)", () => {
+    const peer = (sent: ReadonlyArray<Uint8Array>) =>
+      execFileSync(python, ["-c", pythonPeer, Bytes.toHex(infoHash), ...sent.map(Bytes.toHex)], {
+        encoding: "utf8"
+      }).trim().split(" ")
+    const ia = ascii("BitTorrent handshake goes here")
+    const a = Mse.initiator({ infoHash, cryptoProvide: 3, initialPayload: ia, random: seeded(19) })
+    const m1 = a.start()
+    const [ybPadB] = peer([m1])
+    const s2 = a.push(Bytes.fromHex(ybPadB!)!)
+    expect(s2.send.length).toBe(1)
+    const [answer, iaSeen] = peer([m1, s2.send[0]!])
+    expect(iaSeen).toBe(Bytes.toHex(ia))
+    const done = a.push(Bytes.fromHex(answer!)!).done
+    expect(done?.cipher).toBe("rc4")
+    expect(done?.initialPayload).toEqual(ascii("hello from python"))
   })
 
   it("the responder gives up when HASH('req1', S) is not within 512 bytes of padding", () => {

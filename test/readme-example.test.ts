@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { tempDir } from "./support/download.ts"
 import { build, seed, type Seeder } from "./support/seeder.ts"
 
@@ -58,4 +59,15 @@ describe("README example", () => {
       expect(sha(readFileSync(join(out, "readme", "a.txt")))).toBe(sha(built.files[0]!))
       expect(sha(readFileSync(join(out, "readme", "b.bin")))).toBe(sha(built.files[1]!))
     }))
+
+  it("the README shows this exact code (importing from the package name)", () => {
+    const self = readFileSync(fileURLToPath(import.meta.url), "utf8")
+    const start = self.indexOf("// --- README example")
+    const example = self
+      .slice(self.indexOf("\n", start) + 1, self.indexOf("// --- end of README example"))
+      .replace(`from "../src/index.ts"`, `from "effect-torrent"`)
+      .trim()
+    const readme = readFileSync(fileURLToPath(new URL("../README.md", import.meta.url)), "utf8")
+    expect(readme).toContain("```ts\n" + example + "\n```")
+  })
 })

@@ -111,9 +111,22 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
         )
       )
 
+    // On close: a download that finished since the last announce reports `completed` first (trackers count
+    // completions only from that event), then `stopped`, to every tracker told `started`; bounded by stopTimeout.
     yield* Effect.addFinalizer(() =>
-      // Finalizers run uninterruptibly: make the announces interruptible, or the timeout could not cut them off.
-      Effect.forEach(started, (url) => Effect.ignore(announce(url, "stopped")), { concurrency: "unbounded" }).pipe(
+      Effect.gen(function*() {
+        const left = yield* options.stats.left
+        const unreported = completedPending || (lastLeft !== undefined && lastLeft > 0 && left === 0)
+        yield* Effect.forEach(
+          started,
+          (url) =>
+            Effect.ignore(unreported ? announce(url, "completed") : Effect.void).pipe(
+              Effect.zipRight(Effect.ignore(announce(url, "stopped")))
+            ),
+          { concurrency: "unbounded" }
+        )
+      }).pipe(
+        // Finalizers run uninterruptibly: make the announces interruptible, or the timeout could not cut them off.
         Effect.interruptible,
         Effect.timeoutOption(stopTimeout),
         Effect.asVoid

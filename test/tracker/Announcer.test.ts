@@ -185,6 +185,25 @@ describe("Announcer.stream", () => {
       ])
     }))
 
+  it.effect("a download that finishes between announces reports completed before stopped on close", () =>
+    Effect.gen(function*() {
+      const left = yield* Ref.make(100)
+      const t = fake(() => ok(1800))
+      const fiber = yield* Announcer.stream(options([["http://a/announce"]], Ref.get(left))).pipe(
+        Stream.runDrain,
+        Effect.provide(t.layer),
+        Effect.fork
+      )
+      yield* settle
+      yield* Ref.set(left, 0)
+      yield* Fiber.interrupt(fiber)
+      expect(t.calls.map((c) => [c.event, c.left])).toEqual([
+        ["started", 100],
+        ["completed", 0],
+        ["stopped", 0]
+      ])
+    }))
+
   it.effect("a tracker that never answers is given up after the announce timeout", () =>
     Effect.gen(function*() {
       const t = fake((url) => (url === "http://slow/announce" ? Effect.never : ok(60)))

@@ -16,6 +16,8 @@ import * as UdpCodec from "../src/tracker/UdpCodec.ts"
 import * as FrameDecoder from "../src/wire/FrameDecoder.ts"
 import * as Handshake from "../src/wire/Handshake.ts"
 import * as Message from "../src/wire/Message.ts"
+import * as Mse from "../src/wire/Mse.ts"
+import * as Krpc from "../src/dht/Krpc.ts"
 
 export interface Target {
   readonly name: string
@@ -147,6 +149,39 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
           peers: [{ ip: "127.0.0.1", port: 6881 }]
         }),
         UdpCodec.encodeResponse({ _tag: "Error", transactionId: 9, message: "nope" })
+      ]
+    },
+    {
+      name: "krpc",
+      run: (b) => Krpc.decode(b),
+      corpus: [
+        Krpc.encode({ _tag: "Query", t: bytes(2, 6), id: bytes(20, 7), method: "get_peers", infoHash }),
+        Krpc.encode({
+          _tag: "Response",
+          t: bytes(2, 8),
+          id: bytes(20, 9),
+          token: bytes(8, 10),
+          nodes: [{ id: bytes(20, 11), ip: "127.0.0.1", port: 6881 }],
+          values: [{ ip: "127.0.0.2", port: 51413 }]
+        }),
+        Krpc.encode({ _tag: "Error", t: bytes(2, 12), code: 203, message: "Protocol Error" })
+      ]
+    },
+    {
+      // Both ends of the MSE handshake fed hostile bytes after their own start().
+      name: "mse",
+      run: (b) => {
+        const r = Mse.responder({ lookupInfoHash: () => infoHash, cryptoAllowed: Mse.CRYPTO_RC4 | Mse.CRYPTO_PLAINTEXT })
+        r.start()
+        const i = Mse.initiator({ infoHash, cryptoProvide: Mse.CRYPTO_RC4 | Mse.CRYPTO_PLAINTEXT })
+        i.start()
+        return [r.push(b), i.push(b), Mse.classify(b)]
+      },
+      corpus: [
+        (() => {
+          const i = Mse.initiator({ infoHash, cryptoProvide: Mse.CRYPTO_RC4, maxPadding: 16 })
+          return i.start()
+        })()
       ]
     },
     {

@@ -10,6 +10,7 @@ import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { create } from "./CreateCommand.ts"
 import { download } from "./DownloadCommand.ts"
 import { info } from "./InfoCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
@@ -17,7 +18,7 @@ import { trackers } from "./TrackersCommand.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info, trackers, download])
+  Command.withSubcommands([info, trackers, download, create])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })

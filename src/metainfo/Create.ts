@@ -1,0 +1,315 @@
+/**
+ * Making a v1 `.torrent` (BEP 3, 12, 19, 27): the pure half of `effect-torrent create`. The I/O half (walking the
+ * input, reading and hashing pieces) is `storage/Creator.ts`; `docs/CREATE.md` records the decisions:
+ *
+ * - piece length: {@link autoPieceLength} aims at 1025–2048 pieces (a power of two, 16 KiB – 16 MiB);
+ * - files are sorted by their path bytes (`a/b` joined with `/`, compared bytewise, as mktorrent does), so the
+ *   same tree always gives the same info-hash; empty files are kept (mktorrent and libtorrent keep them too);
+ * - no pad files (BEP 47), no file attributes, no `md5sum`: the info dict is exactly `files`/`length`, `name`,
+ *   `piece length`, `pieces` and `private` (only when set), which is what mktorrent writes for the same input;
+ * - names are refused ({@link nameProblem}) when a reader would store them under another name: not UTF-8, or
+ *   changed by libtorrent's sanitizer (`SafePath.sanitizeComponent`), or equal to another path but for ASCII case.
+ */
+import * as Data from "effect/Data"
+import * as Either from "effect/Either"
+import * as Bencode from "../bencode/Bencode.ts"
+import * as Bytes from "../core/Bytes.ts"
+import * as InfoHash from "../core/InfoHash.ts"
+import * as Metainfo from "./Metainfo.ts"
+import { sanitizeComponent, unsafeComponentReason } from "./SafePath.ts"
+
+export type Reason =
+  | "empty" // no files, or every file is empty (a torrent of zero bytes is invalid)
+  | "not-found" // the input path does not exist
+  | "read" // a file could not be read, or changed size while being read
+  | "unsafe-name" // a name readers would change (see nameProblem)
+  | "invalid-piece-length" // not a power of two in [MIN_PIECE_LENGTH, MAX_PIECE_LENGTH]
+  | "too-many-pieces" // more than Metainfo.MAX_PIECES pieces: choose a larger piece length
+  | "invalid-url" // a tracker or web seed that is not an absolute URL
+  | "invalid-option" // anything else about the options (bad date, ...)
+
+export class CreateError extends Data.TaggedError("CreateError")<{
+  readonly reason: Reason
+  /** The file or directory concerned; "" when none. */
+  readonly path: string
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return this.path === "" ? this.detail : `${this.path}: ${this.detail}`
+  }
+}
+
+const error = (reason: Reason, detail: string, path = ""): CreateError => new CreateError({ reason, path, detail })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Piece length
+
+export const MIN_PIECE_LENGTH = 16 * 1024
+/** Largest piece length chosen automatically. */
+export const MAX_AUTO_PIECE_LENGTH = 16 * 1024 * 1024
+/** Largest piece length accepted from `--piece-length` (libtorrent's create_torrent stops at 128 MiB too). */
+export const MAX_PIECE_LENGTH = 128 * 1024 * 1024
+/** {@link autoPieceLength} keeps the piece count at or below this (40 KiB of hashes, libtorrent 1.x's target). */
+export const TARGET_PIECES = 2048
+/** Most pieces readers accept (libtorrent's default `max_pieces`). */
+export const MAX_PIECES = Metainfo.MAX_PIECES
+
+/**
+ * The automatic piece length: the smallest power of two of at least 16 KiB that gives at most 2048 pieces, capped
+ * at 16 MiB. So a torrent has 1025–2048 pieces between 32 MiB and 32 GiB of data, fewer below (16 KiB pieces),
+ * more above (16 MiB pieces), and past 32 TiB whatever power of two (up to 128 MiB) keeps the count within libtorrent's
+ * 2^21-piece limit.
+ */
+export const autoPieceLength = (totalSize: number): number => {
+  let p = MIN_PIECE_LENGTH
+  while (p < MAX_AUTO_PIECE_LENGTH && p * TARGET_PIECES < totalSize) p *= 2
+  // beyond 32 TiB, 16 MiB pieces would exceed what readers load: grow as far as needed
+  while (p < MAX_PIECE_LENGTH && p * MAX_PIECES < totalSize) p *= 2
+  return p
+}
+
+const isPowerOfTwo = (n: number): boolean => Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n
+
+/**
+ * Parses a `--piece-length` value: bytes (`262144`), with a binary suffix (`256K`, `256KiB`, `1M`, `1MiB`), or,
+ * like mktorrent's `-l`, an exponent from 14 to 27 (`18` = 256 KiB). Must be a power of two in 16 KiB – 128 MiB.
+ */
+export const parsePieceLength = (text: string): Either.Either<number, CreateError> => {
+  const what = `--piece-length ${JSON.stringify(text)}`
+  const fail = (detail: string) => Either.left(error("invalid-piece-length", `${what}: ${detail}`))
+  const m = /^\s*(\d+)\s*(k|kib|m|mib)?\s*$/i.exec(text)
+  if (m === null) return fail("expected bytes (262144), 256K, 1M or an exponent (18)")
+  const n = Number(m[1])
+  const unit = (m[2] ?? "").toLowerCase()
+  const bytes = unit.startsWith("k")
+    ? n * 1024
+    : unit.startsWith("m")
+    ? n * 1024 * 1024
+    : n >= 14 && n <= 27
+    ? 2 ** n
+    : n
+  return validatePieceLength(bytes).pipe(Either.mapLeft((e) => error(e.reason, `${what}: ${e.detail}`)))
+}
+
+export const validatePieceLength = (bytes: number): Either.Either<number, CreateError> =>
+  isPowerOfTwo(bytes) && bytes >= MIN_PIECE_LENGTH && bytes <= MAX_PIECE_LENGTH
+    ? Either.right(bytes)
+    : Either.left(error("invalid-piece-length", "must be a power of two from 16 KiB to 128 MiB"))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Trackers and web seeds
+
+const checkUrl = (url: string, what: string): Either.Either<string, CreateError> => {
+  const bad = (detail: string) => Either.left(error("invalid-url", `${what} ${JSON.stringify(url)}: ${detail}`))
+  if (url === "" || /\s/.test(url)) return bad("URLs may not be empty or contain spaces")
+  if (!URL.canParse(url)) return bad("not an absolute URL")
+  return Either.right(url)
+}
+
+/**
+ * BEP 12 tiers from `--tracker` values, in order: each value is its own tier; a value holding several URLs
+ * separated by commas is one tier of those URLs (mktorrent's `-a`). Empty items (`a,,b`, a trailing comma) are
+ * ignored; a URL repeated anywhere is an error (readers would drop it silently).
+ */
+export const parseTrackers = (values: ReadonlyArray<string>): Either.Either<Array<Array<string>>, CreateError> => {
+  const tiers: Array<Array<string>> = []
+  const seen = new Set<string>()
+  for (const v of values) {
+    const tier: Array<string> = []
+    for (const raw of v.split(",")) {
+      const url = raw.trim()
+      if (url === "") continue
+      const ok = checkUrl(url, "--tracker")
+      if (Either.isLeft(ok)) return Either.left(ok.left)
+      if (seen.has(url)) {
+        return Either.left(error("invalid-url", `--tracker ${JSON.stringify(url)} given twice`))
+      }
+      seen.add(url)
+      tier.push(url)
+    }
+    if (tier.length > 0) tiers.push(tier)
+  }
+  return Either.right(tiers)
+}
+
+/** BEP 19 web seeds (`url-list`), in order, duplicates removed. */
+export const parseWebSeeds = (values: ReadonlyArray<string>): Either.Either<Array<string>, CreateError> => {
+  const out: Array<string> = []
+  for (const v of values) {
+    const url = v.trim()
+    const ok = checkUrl(url, "--web-seed")
+    if (Either.isLeft(ok)) return Either.left(ok.left)
+    if (!out.includes(url)) out.push(url)
+  }
+  return Either.right(out)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Files and names
+
+/** A file to put in the torrent: its path components below the torrent's directory (`[]` for a single file). */
+export interface InputFile {
+  readonly path: ReadonlyArray<string>
+  readonly length: number
+}
+
+const utf8 = new TextEncoder()
+
+/** Path bytes of `file` joined with `/`: the sort key (mktorrent's `strcmp` on the relative path). */
+const sortKey = (file: InputFile): Uint8Array => utf8.encode(file.path.join("/"))
+
+/** The files in torrent order: by path bytes. */
+export const sortFiles = <F extends InputFile>(files: ReadonlyArray<F>): Array<F> =>
+  files
+    .map((f) => [sortKey(f), f] as const)
+    .sort((a, b) => Bytes.compare(a[0], b[0]))
+    .map(([, f]) => f)
+
+/**
+ * Why readers would not store a file under `component` as is, or `undefined` when it is fine: it is not a plain
+ * POSIX name (`.`, `..`, `/`, control characters), or libtorrent's sanitizer changes it (bidi controls, over 240
+ * bytes, ...). Names Windows refuses (`CON`, `a:b`) are accepted: they are ordinary names elsewhere, and Windows
+ * readers rename them (docs/CREATE.md).
+ */
+export const nameProblem = (component: string): string | undefined => {
+  const why = unsafeComponentReason(component, "posix")
+  if (why !== undefined) return why
+  if (sanitizeComponent(utf8.encode(component)) !== component) return "readers would rename it (libtorrent's sanitizer)"
+  return undefined
+}
+
+const lowerAscii = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase())
+
+/**
+ * Checks the name and every file path: see {@link nameProblem}, plus paths that differ only in ASCII case
+ * (libtorrent renames the second one `x.1.ext`, and case-insensitive file systems cannot hold both).
+ */
+export const validateNames = (name: string, files: ReadonlyArray<InputFile>): Either.Either<void, CreateError> => {
+  const unsafe = (path: string, detail: string) =>
+    Either.left(new CreateError({ reason: "unsafe-name", path, detail }))
+  const nameWhy = nameProblem(name)
+  if (nameWhy !== undefined) return unsafe(name, `cannot be a torrent name: ${nameWhy}`)
+  const seen = new Map<string, string>() // lower-case path -> path as given
+  for (const f of files) {
+    for (const c of f.path) {
+      const why = nameProblem(c)
+      if (why !== undefined) return unsafe([name, ...f.path].join("/"), `${JSON.stringify(c)}: ${why}`)
+    }
+    for (let i = 1; i <= f.path.length; i++) {
+      const p = f.path.slice(0, i).join("/")
+      const other = seen.get(lowerAscii(p))
+      if (other !== undefined && other !== p) {
+        const detail = `differs from ${JSON.stringify(other)} only in letter case; readers would rename it`
+        return unsafe(`${name}/${p}`, detail)
+      }
+      seen.set(lowerAscii(p), p)
+    }
+  }
+  return Either.right(undefined)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Building
+
+/** `created by` of every torrent we write. */
+export const CREATED_BY = "effect-torrent 0.1.0"
+
+export interface Options {
+  /** The torrent's name: the file name (single-file) or directory name (multi-file). */
+  readonly name: string
+  /** `true`: one file, `files[0]` with path `[]`. `false`: a directory of `files` (in any order; they are sorted). */
+  readonly single: boolean
+  readonly files: ReadonlyArray<InputFile>
+  readonly pieceLength: number
+  /** The concatenated 20-byte SHA-1 of every piece, in order. */
+  readonly pieces: Uint8Array
+  /** BEP 12 tiers (see {@link parseTrackers}). */
+  readonly trackers?: ReadonlyArray<ReadonlyArray<string>> | undefined
+  readonly webSeeds?: ReadonlyArray<string> | undefined
+  readonly private?: boolean | undefined
+  readonly comment?: string | undefined
+  /** Default {@link CREATED_BY}. */
+  readonly createdBy?: string | undefined
+  /** Seconds since the epoch; `undefined` leaves `creation date` out (reproducible output). */
+  readonly creationDate?: number | undefined
+}
+
+export interface Created {
+  /** The `.torrent` file's bytes. */
+  readonly torrent: Uint8Array
+  readonly infoHash: InfoHash.InfoHashV1
+  /** The torrent as every reader will see it (decoded back from `torrent`). */
+  readonly metainfo: Metainfo.Metainfo
+}
+
+/** The detail of a `too-many-pieces` error. */
+export const tooManyPieces = (count: number): string =>
+  `${count} pieces is more than readers accept (${MAX_PIECES}); use a larger piece length`
+
+export const totalSize = (files: ReadonlyArray<InputFile>): number => files.reduce((n, f) => n + f.length, 0)
+
+/** Pieces needed for `total` bytes. */
+export const pieceCount = (total: number, pieceLength: number): number => Math.ceil(total / pieceLength)
+
+/** The info dict: exactly what mktorrent writes for the same files, piece length and privacy. */
+export const infoDict = (options: Options): Bencode.Encodable => {
+  const files = sortFiles(options.files)
+  return {
+    name: options.name,
+    "piece length": options.pieceLength,
+    pieces: options.pieces,
+    ...(options.private === true ? { private: 1 } : {}),
+    ...(options.single
+      ? { length: files[0]?.length ?? 0 }
+      : { files: files.map((f) => ({ length: f.length, path: [...f.path] })) })
+  }
+}
+
+/**
+ * The whole torrent: validates names, sizes and piece hashes, encodes canonically, and decodes the result back with
+ * `Metainfo.decode` (what every reader does), so what is returned is known to load.
+ */
+export const build = (options: Options): Either.Either<Created, CreateError> => {
+  const fail = (reason: Reason, detail: string) => Either.left(new CreateError({ reason, path: options.name, detail }))
+  if (options.files.length === 0) return fail("empty", "no files")
+  if (options.single && (options.files.length !== 1 || options.files[0]!.path.length !== 0)) {
+    return fail("invalid-option", "a single-file torrent has exactly one file, with an empty path")
+  }
+  if (!options.single && options.files.some((f) => f.path.length === 0)) {
+    return fail("invalid-option", "every file of a multi-file torrent needs a path")
+  }
+  const names = validateNames(options.name, options.files)
+  if (Either.isLeft(names)) return Either.left(names.left)
+  const pl = validatePieceLength(options.pieceLength)
+  if (Either.isLeft(pl)) return Either.left(pl.left)
+  const total = totalSize(options.files)
+  if (total === 0) return fail("empty", "all files are empty: a torrent needs at least one byte")
+  const count = pieceCount(total, options.pieceLength)
+  if (count > MAX_PIECES) {
+    return fail("too-many-pieces", tooManyPieces(count))
+  }
+  if (options.pieces.length !== count * 20) {
+    return fail("invalid-option", `expected ${count} piece hashes, got ${options.pieces.length / 20}`)
+  }
+  const date = options.creationDate
+  if (date !== undefined && !(Number.isSafeInteger(date) && date >= 0)) {
+    return fail("invalid-option", `creation date must be whole seconds since 1970, got ${options.creationDate}`)
+  }
+  const tiers = (options.trackers ?? []).filter((t) => t.length > 0)
+  const urls = tiers.flat()
+  const webSeeds = options.webSeeds ?? []
+  const torrent = Bencode.encode({
+    info: infoDict(options),
+    ...(urls.length > 0 ? { announce: urls[0]! } : {}),
+    // announce-list only when it says more than `announce` (mktorrent does the same)
+    ...(urls.length > 1 ? { "announce-list": tiers.map((t) => [...t]) } : {}),
+    ...(webSeeds.length > 0 ? { "url-list": [...webSeeds] } : {}),
+    ...(options.comment !== undefined && options.comment !== "" ? { comment: options.comment } : {}),
+    "created by": options.createdBy ?? CREATED_BY,
+    ...(options.creationDate !== undefined ? { "creation date": options.creationDate } : {})
+  })
+  const decoded = Metainfo.decode(torrent)
+  if (Either.isLeft(decoded)) return fail("invalid-option", `the result does not load: ${decoded.left.message}`)
+  return Either.right({ torrent, infoHash: decoded.right.infoHash, metainfo: decoded.right })
+}

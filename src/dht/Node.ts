@@ -16,10 +16,12 @@
  *   address from the `ip` field yet).
  */
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
@@ -313,6 +315,8 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
           yield* Effect.forEach(next, (c) =>
             query(c.ip, c.port, body).pipe(
               Effect.flatMap((r) => {
+                // A node answering with our own id is lying or is us behind another address.
+                if (NodeId.equals(r.id, own)) return Effect.sync(() => void (c.state = "failed"))
                 c.state = "replied"
                 c.id = r.id
                 c.token = r.token
@@ -480,3 +484,8 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
         Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => livePeers(infoHash, now)))
     } satisfies Node
   })
+
+/** The node as a service, for the session to provide once. */
+export class Dht extends Context.Tag("effect-torrent/Dht")<Dht, Node>() {}
+
+export const layer = (options: Options = {}): Layer.Layer<Dht, Udp.UdpError> => Layer.scoped(Dht, make(options))

@@ -13,10 +13,10 @@
  * *bad* — it failed to answer `MAX_FAILURES` queries in a row; *questionable* — anything else (including nodes
  * loaded from a saved table and never yet contacted).
  *
- * Insert policy for a full bucket: replace a bad node; else split if this is our own bucket; else ask for the
- * least recently seen questionable node to be pinged (result `PingFirst`); else (all good) drop the newcomer, so
- * long-lived nodes stay. A known id seen at a different address is ignored (no update), as is a new id at an
- * address a live node already uses.
+ * Insert policy for a full bucket: replace a bad node; else split if this is our own bucket; else ask for a
+ * questionable node to be pinged (result `PingFirst`: one whose id BEP 42 rejects for its address first, then the
+ * least recently seen); else (all good) drop the newcomer, so long-lived nodes stay. A known id seen at a
+ * different address is ignored (no update), as is a new id at an address a live node already uses.
  */
 import * as Either from "effect/Either"
 import * as Bytes from "../core/Bytes.ts"
@@ -174,9 +174,11 @@ export const insert = (
       continue
     }
     if (seen === "unverified") return { table: t, result: { _tag: "Dropped" } }
+    // BEP 42: nodes whose id does not match their address are pinged (and so replaced) first.
+    const bep42 = (e: Entry) => (NodeId.isBep42Valid(e.id, e.ip) ? 1 : 0)
     const questionable = b.nodes
       .filter((e) => stateOf(e, now) === "questionable")
-      .sort((x, y) => x.lastSeen - y.lastSeen)[0]
+      .sort((x, y) => bep42(x) - bep42(y) || x.lastSeen - y.lastSeen)[0]
     // Splits done so far are kept: they are valid on their own.
     return questionable === undefined
       ? { table: t, result: { _tag: "Dropped" } }

@@ -208,3 +208,26 @@ describe("RoutingTable", () => {
     expect(Either.map(skipped, RoutingTable.size)).toEqual(Either.right(0))
   })
 })
+
+describe("RoutingTable BEP 42 preference", () => {
+  it("asks to ping a questionable node with a non-BEP 42 id before older valid ones", () => {
+    const own = new Uint8Array(20)
+    const ip = (i: number) => `8.8.${i}.1`
+    // Valid BEP 42 ids that fall in bucket 0 (first bit set): generate until one does.
+    const validFar = (i: number) => {
+      for (;;) {
+        const id = NodeId.bep42(ip(i))!
+        if (id[0]! >= 0x80) return id
+      }
+    }
+    let t = RoutingTable.empty(own, 0)
+    t = RoutingTable.insert(t, { id: new Uint8Array(20).fill(1), ip: "10.0.0.2", port: 1 }, 0, "response").table
+    for (let i = 0; i < 7; i++) t = RoutingTable.insert(t, { id: validFar(i), ip: ip(i), port: 1 }, i, "response").table
+    const invalid = new Uint8Array(20).fill(0xee)
+    expect(NodeId.isBep42Valid(invalid, ip(7))).toBe(false)
+    t = RoutingTable.insert(t, { id: invalid, ip: ip(7), port: 1 }, 100, "response").table
+    expect(t.buckets[0]!.nodes.length).toBe(8)
+    const r = RoutingTable.insert(t, { id: new Uint8Array(20).fill(0xf0), ip: ip(9), port: 1 }, 20 * MIN, "query")
+    expect(r.result).toMatchObject({ _tag: "PingFirst", questionable: { id: invalid } })
+  })
+})

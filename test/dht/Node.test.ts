@@ -9,6 +9,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Bencode from "../../src/bencode/Bencode.ts"
@@ -44,6 +45,25 @@ const exchange = (port: number, datagram: Uint8Array) =>
     const bytes = yield* Deferred.await(answer).pipe(Effect.timeout("2 seconds"))
     return Either.getOrThrow(Krpc.decode(bytes))
   })
+
+/** A scripted node on a raw socket: answers every query with its id (unless `silent`), and counts queries. */
+const fakeNode = Effect.gen(function*() {
+  const sock = yield* Udp.make({ family: "udp4", address: host })
+  const id = NodeId.random()
+  const state = { silent: false, queries: [] as Array<string> }
+  sock.onMessage((d) => {
+    const m = Krpc.decode(d.data)
+    if (Either.isLeft(m) || m.right._tag !== "Query") return
+    state.queries.push(m.right.method)
+    if (state.silent) return
+    const reply = Krpc.encode({ _tag: "Response", t: m.right.t, id, nodes: [] })
+    Effect.runFork(sock.send(reply, d.port, d.address))
+  })
+  return { port: sock.local.port, id, state }
+})
+
+/** Lets real I/O happen while the TestClock stands still. */
+const realWait = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
 
 describe("Node", () => {
   it.scopedLive("finds a peer announced by another node of a loopback swarm", () =>
@@ -141,5 +161,35 @@ describe("Node", () => {
       yield* TestClock.adjust("2 seconds")
       const results = yield* Effect.forEach(pings, Fiber.join)
       expect(results.every((r) => Either.isLeft(r) && r.left.reason === "timeout")).toBe(true)
+    }))
+
+  it.scoped("refreshes idle buckets and marks silent nodes bad (TestClock)", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeNode
+      const node = yield* Node.make({ address: host, queryTimeout: "2 seconds", maintenanceInterval: "1 minute" })
+      expect(yield* node.ping(host, fake.port)).toEqual(fake.id)
+      const entry = () => Effect.map(node.table, (t) => RoutingTable.find(t, fake.id))
+      expect(RoutingTable.stateOf((yield* entry())!, 0)).toBe("good")
+      // Nothing to refresh for 15 minutes; then a find_node for a random id in the idle bucket.
+      yield* TestClock.adjust("14 minutes")
+      yield* realWait(50)
+      expect(fake.state.queries).toEqual(["ping"])
+      yield* TestClock.adjust("2 minutes")
+      for (let i = 0; i < 100 && !fake.state.queries.includes("find_node"); i++) yield* realWait(10)
+      expect(fake.state.queries).toContain("find_node")
+      // Two unanswered queries make it bad: it is no longer offered to anyone.
+      fake.state.silent = true
+      for (let round = 0; round < 2; round++) {
+        const lookup = yield* Effect.fork(node.findNode(NodeId.random()))
+        // Move the clock until the lookup gives up, however late its timer starts under load.
+        for (let i = 0; i < 200 && Option.isNone(yield* Fiber.poll(lookup)); i++) {
+          yield* realWait(10)
+          yield* TestClock.adjust("500 millis")
+        }
+        yield* Fiber.join(lookup)
+      }
+      const now = yield* TestClock.currentTimeMillis
+      expect(RoutingTable.stateOf((yield* entry())!, now)).toBe("bad")
+      expect(RoutingTable.closest(yield* node.table, fake.id, 8)).toEqual([])
     }))
 })

@@ -21,7 +21,8 @@ import * as Opentracker from "../test/support/opentracker.ts"
 const PYTHON = "/usr/bin/python3"
 const TIME = "/usr/bin/time"
 const ROOT = Path.resolve(import.meta.dirname, "..")
-const CLI = Path.join(ROOT, "dist", "cli.mjs")
+/** The bundled CLI; ET_BENCH_CLI points at another build (to compare two builds). */
+const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.mjs")
 const RUN_TIMEOUT_MS = 180_000
 
 type ClientName = "effect" | "aria2" | "libtorrent"
@@ -281,13 +282,17 @@ interface Result {
   readonly load: number
 }
 
+const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
+
 const command = async (client: ClientName, s: Setup, out: string): Promise<{ argv: Array<string>; env: NodeJS.ProcessEnv }> => {
   const env = { ...process.env }
   switch (client) {
     case "effect":
       return {
-        argv: [process.execPath, CLI, "download", s.torrentPath, "-o", out, "--quiet"],
-        env: { ...env, MALLOC_TRIM_THRESHOLD_: "1073741824", ...(process.env["ET_BENCH_NODE_OPTIONS"] ? { NODE_OPTIONS: process.env["ET_BENCH_NODE_OPTIONS"] } : {}) }
+        // ET_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") go to node, for profiling.
+        argv: [process.execPath, ...nodeArgs, CLI, "download", s.torrentPath, "-o", out, "--quiet"],
+        // THROUGHPUT.md rule 9; ET_BENCH_MALLOC_DEFAULT=1 leaves glibc's default, to measure what the variable buys.
+        env: process.env["ET_BENCH_MALLOC_DEFAULT"] ? env : { ...env, MALLOC_TRIM_THRESHOLD_: "1073741824" }
       }
     case "aria2":
       return {
@@ -350,7 +355,7 @@ const runOnce = async (client: ClientName, run: number, s: Setup): Promise<Resul
   Fs.rmSync(out, { recursive: true, force: true })
   const r: Result = { client, run, wall, cpu, rssMiB: maxRss! / 1024, seederCpu, othersCpu: Math.max(0, othersCpu), load }
   console.log(
-    `${client.padEnd(10)} run ${run}: wall ${wall.toFixed(2)} s, CPU ${cpu.toFixed(2)} s, peak RSS ${r.rssMiB.toFixed(0)} MiB` +
+    `${client.padEnd(10)} run ${run}: wall ${wall.toFixed(2)} s, CPU ${cpu.toFixed(2)} s (user ${user!.toFixed(2)}, sys ${sys!.toFixed(2)}), peak RSS ${r.rssMiB.toFixed(0)} MiB` +
       ` | seeder CPU ${seederCpu.toFixed(2)} s, others ${r.othersCpu.toFixed(2)} s, load before ${load.toFixed(2)} | sha256 ok`
   )
   return r

@@ -60,6 +60,7 @@ export interface Options {
   readonly burst?: number | undefined
   /** Parallel queries per lookup round (BEP 5's α). */
   readonly alpha?: number | undefined
+  /** Bounds of the announced-peer store (defaults 1000 torrents × 100 peers; the oldest go first). */
   readonly maxTorrents?: number | undefined
   readonly maxPeersPerTorrent?: number | undefined
   readonly peerTtl?: Duration.DurationInput | undefined
@@ -145,8 +146,8 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
     const timeout = Duration.decode(options.queryTimeout ?? "3 seconds")
     const interval = 1000 / (options.queriesPerSecond ?? 100)
     const burst = options.burst ?? 20
-    const maxTorrents = options.maxTorrents ?? 2000
-    const maxPeers = options.maxPeersPerTorrent ?? 200
+    const maxTorrents = options.maxTorrents ?? 1000
+    const maxPeers = options.maxPeersPerTorrent ?? 100
     const peerTtl = Duration.toMillis(options.peerTtl ?? "30 minutes")
     const version = options.version ?? Bytes.fromBinaryString("ET\x00\x01")
     const now0 = yield* Clock.currentTimeMillis

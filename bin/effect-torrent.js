@@ -1,5 +1,14 @@
 #!/usr/bin/env node
 // Launcher for the bundled CLI (dist/cli.mjs, built by `npm install` / `npm run build`).
+//
+// On Linux it re-executes itself once with MALLOC_TRIM_THRESHOLD_=1073741824 when the variable is unset: glibc
+// otherwise returns freed socket buffers to the kernel and pays for fresh pages again (THROUGHPUT.md rule 9; in
+// bench/download.ts the default cost about 0.2 sys CPU s more per 256 MiB, docs/PERFORMANCE.md). glibc reads the
+// variable only at process start, hence the re-exec. Set MALLOC_TRIM_THRESHOLD_ yourself (any value) to skip it.
+// The parent only waits: SIGINT from a terminal reaches both (same process group), so the parent ignores it and
+// lets the child shut down cleanly; SIGTERM and SIGHUP sent to the parent are forwarded. The child's exit code, or
+// its signal, becomes the parent's.
+import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
@@ -8,4 +17,23 @@ if (!existsSync(bundle)) {
   process.stderr.write("effect-torrent: the CLI is not built yet; run `npm install` (or `npm run build`) first\n")
   process.exit(1)
 }
-await import(bundle)
+if (process.platform === "linux" && process.env.MALLOC_TRIM_THRESHOLD_ === undefined) {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: "inherit",
+    env: { ...process.env, MALLOC_TRIM_THRESHOLD_: "1073741824" }
+  })
+  process.on("SIGINT", () => {})
+  for (const signal of ["SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal))
+  child.on("error", (e) => {
+    process.stderr.write(`effect-torrent: cannot start: ${e.message}\n`)
+    process.exit(1)
+  })
+  child.on("exit", (code, signal) => {
+    if (signal !== null) {
+      process.removeAllListeners(signal)
+      process.kill(process.pid, signal)
+    } else process.exit(code ?? 1)
+  })
+} else {
+  await import(bundle)
+}

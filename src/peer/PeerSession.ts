@@ -145,10 +145,23 @@ class Session implements FrameDecoder.Handler {
       cancel: (blocks) => this.dispatch(E.Cancel({ blocks })),
       choke: () => this.dispatch(E.ChokePeer()),
       unchoke: () => this.dispatch(E.UnchokePeer()),
+      sendBlock: (index, begin, data) => this.sendBlock(index, begin, data),
+      reject: (b) => {
+        if (this.state.phase === "Closed" || !this.state.fast) return
+        this.pendingMessages.push(Message.Reject({ index: b.index, begin: b.begin, length: b.length }))
+        if (this.holding === 0 && !this.running) this.flush()
+      },
       pauseReading: () => this.conn?.pause(),
       resumeReading: () => this.conn?.resume(),
       close: (detail) => this.dispatch(E.CloseLocal({ reason: "local", detail }))
     }
+  }
+
+  sendBlock(index: number, begin: number, data: Uint8Array): boolean {
+    if (this.state.phase === "Closed" || this.state.amChoking || this.conn === undefined) return false
+    this.pendingMessages.push(Message.Piece({ index, begin, block: data }))
+    if (this.holding === 0 && !this.running) this.flush()
+    return true
   }
 
   /** Closes the machine before a connection exists (connect failures); returns the error. */
@@ -338,6 +351,8 @@ class Session implements FrameDecoder.Handler {
         return h.onPeerInterest?.(key, u.interested)
       case "PeerRequest":
         return h.onPeerRequest?.(key, { index: u.index, begin: u.begin, length: u.length })
+      case "PeerCancel":
+        return h.onPeerCancel?.(key, { index: u.index, begin: u.begin, length: u.length })
       case "Extended":
         return h.onExtended?.(key, u.id, u.payload)
     }

@@ -161,6 +161,8 @@ export type Upward = Data.TaggedEnum<{
   RequestTimeout: { readonly blocks: ReadonlyArray<BlockRef> }
   PeerInterest: { readonly interested: boolean }
   PeerRequest: BlockRef
+  /** The peer cancelled one of its requests. */
+  PeerCancel: BlockRef
   Extended: { readonly id: number; readonly payload: Uint8Array }
 }>
 export const Upward = Data.taggedEnum<Upward>()
@@ -600,7 +602,9 @@ const onMessage = (t: Step, m: Message.Control): void => {
       }
       t.emit(Upward.Extended({ id: m.id, payload: m.payload }))
       return
-    case "Cancel": // we serve nothing yet
+    case "Cancel":
+      if (!s.amChoking) t.emit(Upward.PeerCancel({ index: m.index, begin: m.begin, length: m.length }))
+      return
     case "Port": // DHT not yet
     case "Suggest":
     case "AllowedFast":

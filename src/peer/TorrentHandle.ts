@@ -44,9 +44,16 @@ export interface PeerControl {
   readonly requestMore: () => void
   /** Endgame: these requests were answered by someone else. */
   readonly cancel: (blocks: ReadonlyArray<BlockRef>) => void
-  /** The choker's decisions (uploading itself is not implemented yet; requests are rejected or ignored). */
+  /** The choker's decisions. Choking drops nothing the torrent queued: it must forget that peer's requests. */
   readonly choke: () => void
   readonly unchoke: () => void
+  /**
+   * Answers a request with a piece message (queued with the next write). Returns false, sending nothing, when the
+   * session is closed or we are choking the peer.
+   */
+  readonly sendBlock: (index: number, begin: number, data: Uint8Array) => boolean
+  /** BEP 6 reject of one of the peer's requests (nothing without the fast extension). */
+  readonly reject: (block: BlockRef) => void
   /** Backpressure: stop reading from this peer while the hash/write backlog is over budget. */
   readonly pauseReading: () => void
   readonly resumeReading: () => void
@@ -106,6 +113,8 @@ export interface TorrentHandle {
   readonly onPeerInterest?: ((peer: PeerKey, interested: boolean) => void) | undefined
   /** Optional: a request from a peer we unchoked. Without it they are ignored. */
   readonly onPeerRequest?: ((peer: PeerKey, block: BlockRef) => void) | undefined
+  /** Optional: the peer cancelled a request (only while we are not choking it). */
+  readonly onPeerCancel?: ((peer: PeerKey, block: BlockRef) => void) | undefined
   /** Optional: BEP 10 messages (id 0 is the extension handshake). */
   readonly onExtended?: ((peer: PeerKey, id: number, payload: Uint8Array) => void) | undefined
 }

@@ -1,6 +1,7 @@
 /**
- * One torrent's runtime: Checking → Downloading → Complete | Failed (seeding is a later issue: when every wanted
- * piece is verified the torrent flushes storage, publishes `Completed` and ends its sessions).
+ * One torrent's runtime: Checking → Downloading → Complete | Failed. When every wanted piece is verified the torrent
+ * flushes storage, publishes `Completed` and, unless `seed` is set, ends its sessions; with `seed` it keeps serving
+ * (Uploader.ts: requests, choker, `upLimit`) and accepting inbound peers (`accept`) until its scope closes.
  *
  * Shape (ARCHITECTURE.md "How a download flows", THROUGHPUT.md design rules):
  * - It implements `TorrentHandle`: sessions call it synchronously from their socket handlers (one JS thread, so no
@@ -49,6 +50,7 @@ import * as Announcer from "../tracker/Announcer.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import { TorrentError } from "./TorrentError.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
+import * as Uploader from "./Uploader.ts"
 
 export { TorrentError } from "./TorrentError.ts"
 
@@ -56,7 +58,7 @@ export interface Options {
   readonly metainfo: Metainfo.Metainfo
   readonly storage: Storage.StorageShape
   readonly peerId: PeerId
-  /** The port announced to trackers (no listener yet: a placeholder; default 6881). */
+  /** The port announced to trackers: the listening port when there is one (default 6881). */
   readonly port?: number | undefined
   /** Peers to dial besides the trackers' (e.g. `--peer`, magnet `x.pe`). */
   readonly peers?: ReadonlyArray<Tcp.Address> | undefined
@@ -79,6 +81,12 @@ export interface Options {
   readonly dial?: PeerSession.ConnectOptions["dial"]
   /** Publish here instead of a fresh PubSub (so a caller can subscribe before anything happens). */
   readonly events?: PubSub.PubSub<TorrentEvent.TorrentEvent> | undefined
+  /** Keep serving peers after completion until the scope closes (default false: sessions end on completion). */
+  readonly seed?: boolean | undefined
+  /** Upload limit, bytes/s (0 or absent: unlimited). */
+  readonly upLimit?: number | undefined
+  /** Pieces already verified (e.g. by the caller's own check): the resume check is skipped. */
+  readonly have?: Bitfield.Bitfield | undefined
 }
 
 export interface Stats {
@@ -98,6 +106,15 @@ export interface Torrent {
   /** Succeeds when every wanted piece is verified and flushed; fails when the torrent cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Stats
+  /**
+   * Runs an inbound session on `connection` (`prefix`: the handshake bytes already read) in the torrent's scope;
+   * `release` runs when it ends. False (and nothing run) when the torrent is not running or at its peer limit.
+   */
+  readonly accept: (
+    connection: Tcp.Connection,
+    prefix: Uint8Array,
+    release: Effect.Effect<void>
+  ) => Effect.Effect<boolean>
 }
 
 /** A sliding event hub: slow subscribers lose old events, the torrent never waits for them. */
@@ -195,7 +212,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       const p = picker?.progress()
       return {
         downloaded,
-        uploaded: 0,
+        uploaded: uploader.uploaded(),
         peers: peers.size,
         have: Bitfield.count(have),
         pieces: m.pieceCount,
@@ -335,6 +352,18 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }
     }
 
+    const uploader = yield* Uploader.make({
+      storage,
+      pieceCount: m.pieceCount,
+      pieceLength: m.pieceLength,
+      totalLength: m.totalLength,
+      has: (i) => Bitfield.has(have, i),
+      seeding: () => finished,
+      upLimit: options.upLimit
+    })
+    const served = uploader.wrap(handle)
+    const seed = options.seed === true
+
     // --- peer sources and connections ---
     const candidates = new Map<string, Candidate>()
     const queue: Array<Candidate> = []
@@ -376,7 +405,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       Effect.gen(function*() {
         const wasConnected = c.connected
         c.connected = false
-        if (c.banned || finished) return
+        if (c.banned || (finished && !seed)) return
         if (neverAgain.has(error.reason)) {
           if (error.reason === "self-connection") {
             c.banned = true
@@ -407,7 +436,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       PeerSession.connect({
         host: c.host,
         port: c.port,
-        handle,
+        handle: served,
         config: options.peerConfig,
         dial: options.dial
       }).pipe(
@@ -461,13 +490,14 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const dialer = Queue.take(wake).pipe(
       Effect.andThen(Effect.gen(function*() {
-        while (active < maxPeers && queue.length > 0 && !finished) {
+        const map = sessions // set before the dialer starts
+        while (map !== undefined && active < maxPeers && queue.length > 0 && (!finished || seed)) {
           const c = queue.shift()!
           c.queued = false
           if (c.banned) continue
           c.active = true
           active++
-          yield* FiberMap.run(sessions, c.addr, session(c))
+          yield* FiberMap.run(map, c.addr, session(c))
         }
       })),
       Effect.forever
@@ -487,7 +517,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       peerId: options.peerId,
       port: options.port ?? 6881,
       stats: {
-        uploaded: Effect.succeed(0),
+        uploaded: Effect.sync(() => uploader.uploaded()),
         downloaded: Effect.sync(() => downloaded),
         left: Effect.sync(bytesLeft)
       }
@@ -507,6 +537,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     const progressMs = Duration.toMillis(options.progressInterval ?? Duration.seconds(1))
     const ticker = Effect.gen(function*() {
       let lastBytes = downloaded
+      let lastUp = uploader.uploaded()
       let lastAt = yield* Clock.currentTimeMillis
       const tickMs = Math.max(50, Math.min(progressMs, noPeersMs / 4))
       let sinceProgress = 0
@@ -523,31 +554,38 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           sinceProgress = 0
           const s = stats()
           const rate = now > lastAt ? ((s.downloaded - lastBytes) * 1000) / (now - lastAt) : 0
+          const upRate = now > lastAt ? ((s.uploaded - lastUp) * 1000) / (now - lastAt) : 0
           lastBytes = s.downloaded
+          lastUp = s.uploaded
           lastAt = now
-          publish(TorrentEvent.Progress({ ...s, downRate: Math.round(rate), upRate: 0 }))
+          publish(TorrentEvent.Progress({ ...s, downRate: Math.round(rate), upRate: Math.round(upRate) }))
         }
       }
     })
 
-    let sessions!: FiberMap.FiberMap<string, void, never>
+    let sessions: FiberMap.FiberMap<string, void, never> | undefined
 
     const run = Effect.gen(function*() {
       // Checking: what is already in the output directory.
       const total0 = m.pieceCount
       let lastEmit = 0
-      yield* storage.checkStream.pipe(
-        Stream.runForEach((p) =>
-          Effect.sync(() => {
-            if (p.ok) Bitfield.set(have, p.index)
-            const now = nowMs()
-            if (p.checked === p.total || now - lastEmit >= 100) {
-              lastEmit = now
-              publish(TorrentEvent.Checking({ checked: p.checked, total: p.total }))
-            }
-          })
+      if (options.have !== undefined) {
+        for (const i of Bitfield.indices(options.have)) Bitfield.set(have, i)
+        publish(TorrentEvent.Checking({ checked: total0, total: total0 }))
+      } else {
+        yield* storage.checkStream.pipe(
+          Stream.runForEach((p) =>
+            Effect.sync(() => {
+              if (p.ok) Bitfield.set(have, p.index)
+              const now = nowMs()
+              if (p.checked === p.total || now - lastEmit >= 100) {
+                lastEmit = now
+                publish(TorrentEvent.Checking({ checked: p.checked, total: p.total }))
+              }
+            })
+          )
         )
-      )
+      }
       if (total0 === 0) publish(TorrentEvent.Checking({ checked: 0, total: 0 }))
       picker = Picker.make({
         pieceCount: m.pieceCount,
@@ -562,7 +600,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         finished = true
         yield* storage.flush
         publish(TorrentEvent.Completed())
-        return
+        if (!seed) return
+        yield* Deferred.succeed(result, undefined)
       }
       yield* Effect.scoped(Effect.gen(function*() {
         sessions = yield* FiberMap.make<string, void, never>()
@@ -573,6 +612,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
         for (const a of options.peers ?? []) addCandidate(a.host, a.port)
         yield* Deferred.await(result)
+        if (seed) yield* Effect.never // serve until the scope closes
       }))
     }).pipe(
       Effect.catchTag("StorageError", (e) => Effect.fail(storageFailure(e))),
@@ -583,5 +623,21 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const fiber = yield* Effect.forkScoped(run.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(result, exit))))
     void fiber
-    return { events, done: Deferred.await(result), stats }
+    const accept = (connection: Tcp.Connection, prefix: Uint8Array, release: Effect.Effect<void>) =>
+      Effect.suspend(() => {
+        // `sessions` exists once the check is over; inbound peers count against the same limit as outbound ones.
+        if (sessions === undefined || (finished && !seed) || active >= maxPeers) return Effect.succeed(false)
+        active++
+        const key = `in:${connection.remoteAddress}`
+        return FiberMap.run(
+          sessions,
+          key,
+          PeerSession.accept({ connection, prefix, handle: served, config: options.peerConfig }).pipe(
+            Effect.catchAll(() => Effect.void),
+            Effect.ensuring(Effect.andThen(Effect.sync(() => void active--), release))
+          ),
+          { onlyIfMissing: true }
+        ).pipe(Effect.as(true))
+      })
+    return { events, done: Deferred.await(result), stats, accept }
   })

@@ -1,0 +1,380 @@
+/**
+ * Serving peers: answers their requests from verified pieces, and runs the choker.
+ *
+ * `wrap(handle)` returns a `TorrentHandle` that sees every session event first (connections, interest, requests,
+ * cancels, blocks received for per-peer download rates) and passes the download ones on to the torrent's handle.
+ *
+ * Serving rules:
+ * - A request is answered only for a piece we have verified, while we are not choking the peer, when it lies inside
+ *   the piece and asks for 1..16 KiB. Anything else is rejected (BEP 6; silently dropped without it).
+ * - Per peer, requests wait in a FIFO of at most `maxQueued` (more are rejected); a `cancel` removes a request
+ *   not yet sent. Choking a peer forgets (and BEP 6-rejects) what it had queued.
+ * - Reads are whole pieces, positional (`Storage.readPiece`), async, at most `readConcurrency` at once, at most one
+ *   waited on per peer; pieces stay in a LRU cache of at most `cacheBytes` (at least one piece) and blocks are
+ *   sliced from it synchronously. One pump sends at most `BATCH` blocks before yielding to the event loop.
+ * - `upLimit` (bytes/s, 0 = unlimited) is a token bucket charged per block before it is sent.
+ *
+ * Choker (Choker.ts): a round every `Choker.ROUND_INTERVAL` (10 s; the optimistic slot rotates every third), plus
+ * an event-driven round (which does not advance the rotation) when a peer's interest changes or an unchoked peer
+ * leaves. Mode "seeding" once `seeding()` says so. Rates are bytes per second over the last round.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import type * as Scope from "effect/Scope"
+import * as Bitfield from "../core/Bitfield.ts"
+import type { PeerId } from "../core/InfoHash.ts"
+import * as Bytes from "../core/Bytes.ts"
+import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import type * as Storage from "../storage/Storage.ts"
+import * as Choker from "./Choker.ts"
+import * as RateLimit from "./RateLimit.ts"
+
+export interface Options {
+  readonly storage: Pick<Storage.StorageShape, "readPiece">
+  readonly pieceCount: number
+  readonly pieceLength: number
+  readonly totalLength: number
+  /** Whether we have verified piece `index`. */
+  readonly has: (index: number) => boolean
+  /** Choker mode: true once we have every wanted piece. */
+  readonly seeding: () => boolean
+  /** Bytes/s, 0 (default) unlimited. */
+  readonly upLimit?: number | undefined
+  /** Default 32 MiB. */
+  readonly cacheBytes?: number | undefined
+  /** Queued requests per peer (default 500). */
+  readonly maxQueued?: number | undefined
+  /** Piece reads in flight at once (default 4). */
+  readonly readConcurrency?: number | undefined
+  /** Regular unchoke slots (default Choker.DEFAULT_SLOTS). */
+  readonly slots?: number | undefined
+  readonly random?: (() => number) | undefined
+}
+
+export interface Uploader {
+  /** The handle sessions should use: serves uploads and feeds the choker, then calls `inner`. */
+  readonly wrap: (inner: TorrentHandle) => TorrentHandle
+  /** Payload bytes sent. */
+  readonly uploaded: () => number
+  /** Runs one choker round now (as the 10 s timer does). */
+  readonly rechoke: () => void
+  /** Whether we are unchoking `peer` now. */
+  readonly isUnchoked: (peer: PeerKey) => boolean
+}
+
+export const BLOCK_MAX = 16 * 1024
+const BATCH = 64
+
+interface Peer {
+  readonly key: PeerKey
+  readonly control: PeerControl
+  readonly peerId: PeerId
+  readonly connectedAt: number
+  readonly fast: boolean
+  interested: boolean
+  amChoking: boolean
+  queue: Array<BlockRef>
+  /** Waiting for this piece to be read. */
+  waiting: number | undefined
+  pieces: Bitfield.Bitfield
+  haveAll: boolean
+  downBytes: number
+  upBytes: number
+  downRate: number
+  upRate: number
+  closed: boolean
+}
+
+export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const run = yield* FiberSet.makeRuntime<never, void, never>()
+    const storage = options.storage
+    const cacheBytes = Math.max(options.cacheBytes ?? 32 * 1024 * 1024, options.pieceLength)
+    const maxQueued = options.maxQueued ?? 500
+    const readConcurrency = Math.max(1, options.readConcurrency ?? 4)
+    const bucket = RateLimit.make(options.upLimit ?? 0, { now: now() })
+    const random = options.random ?? Math.random
+    const pieceSize = (i: number) => Math.min(options.pieceLength, options.totalLength - i * options.pieceLength)
+
+    const peers = new Map<PeerKey, Peer>()
+    const cache = new Map<number, Uint8Array>()
+    let cached = 0
+    /** Piece reads in flight → peers waiting on them. */
+    const reading = new Map<number, Set<Peer>>()
+    const readQueue: Array<number> = []
+    let uploaded = 0
+    let chokerState = Choker.initial
+    let lastRound = now()
+    let wakeScheduled = false
+
+    const cacheGet = (index: number): Uint8Array | undefined => {
+      const data = cache.get(index)
+      if (data !== undefined) {
+        cache.delete(index)
+        cache.set(index, data)
+      }
+      return data
+    }
+    const cachePut = (index: number, data: Uint8Array) => {
+      if (cache.has(index)) return
+      cache.set(index, data)
+      cached += data.length
+      for (const [k, v] of cache) {
+        if (cached <= cacheBytes || k === index) break
+        cache.delete(k)
+        cached -= v.length
+      }
+    }
+
+    const valid = (b: BlockRef): boolean =>
+      Number.isInteger(b.index) && b.index >= 0 && b.index < options.pieceCount && options.has(b.index) &&
+      Number.isInteger(b.begin) && b.begin >= 0 && Number.isInteger(b.length) && b.length > 0 &&
+      b.length <= BLOCK_MAX && b.begin + b.length <= pieceSize(b.index)
+
+    const startRead = (index: number) => {
+      run(
+        storage.readPiece(index).pipe(
+          Effect.exit,
+          Effect.flatMap((exit) =>
+            Effect.sync(() => {
+              const waiters = reading.get(index) ?? new Set<Peer>()
+              reading.delete(index)
+              if (exit._tag === "Success") cachePut(index, exit.value)
+              for (const p of waiters) {
+                p.waiting = undefined
+                if (exit._tag === "Failure") {
+                  // Unreadable: refuse what this peer asked of that piece.
+                  const [bad, rest] = partition(p.queue, (b) => b.index === index)
+                  p.queue = rest
+                  for (const b of bad) p.control.reject(b)
+                }
+              }
+              nextRead()
+              for (const p of waiters) pump(p)
+            })
+          )
+        )
+      )
+    }
+    const nextRead = () => {
+      while (reading.size < readConcurrency && readQueue.length > 0) {
+        const index = readQueue.shift()!
+        if (reading.has(index)) continue
+        reading.set(index, pendingWaiters.get(index) ?? new Set())
+        pendingWaiters.delete(index)
+        startRead(index)
+      }
+    }
+    /** Peers waiting on a piece whose read has not started yet. */
+    const pendingWaiters = new Map<number, Set<Peer>>()
+    const waitFor = (p: Peer, index: number) => {
+      p.waiting = index
+      const inFlight = reading.get(index)
+      if (inFlight !== undefined) return void inFlight.add(p)
+      let w = pendingWaiters.get(index)
+      if (w === undefined) {
+        w = new Set()
+        pendingWaiters.set(index, w)
+        readQueue.push(index)
+      }
+      w.add(p)
+      nextRead()
+    }
+
+    const scheduleWake = (ms: number) => {
+      if (wakeScheduled) return
+      wakeScheduled = true
+      run(Effect.sleep(Duration.millis(Math.max(1, ms))).pipe(Effect.andThen(Effect.sync(() => {
+        wakeScheduled = false
+        for (const p of peers.values()) pump(p)
+      }))))
+    }
+
+    /** Sends what can be sent from the cache; starts the read the head waits for. */
+    const pump = (p: Peer): void => {
+      if (p.closed || p.waiting !== undefined) return
+      let sent = 0
+      while (p.queue.length > 0) {
+        if (p.amChoking) {
+          p.queue = []
+          return
+        }
+        const b = p.queue[0]!
+        const data = cacheGet(b.index)
+        if (data === undefined) return waitFor(p, b.index)
+        if (sent >= BATCH) {
+          run(Effect.yieldNow().pipe(Effect.andThen(Effect.sync(() => pump(p)))))
+          return
+        }
+        const t = now()
+        if (RateLimit.available(bucket, t) < b.length) return scheduleWake(RateLimit.delayFor(bucket, b.length, t))
+        p.queue.shift()
+        if (!p.control.sendBlock(b.index, b.begin, data.subarray(b.begin, b.begin + b.length))) {
+          p.queue = []
+          return
+        }
+        RateLimit.tryTake(bucket, b.length, t)
+        uploaded += b.length
+        p.upBytes += b.length
+        sent++
+      }
+    }
+
+    const isSeed = (p: Peer) => p.haveAll || Bitfield.count(p.pieces) === options.pieceCount
+
+    const rechoke = (advance: boolean) => {
+      const t = now()
+      const elapsed = t - lastRound
+      if (advance) {
+        lastRound = t
+        for (const p of peers.values()) {
+          p.downRate = elapsed > 0 ? (p.downBytes * 1000) / elapsed : 0
+          p.upRate = elapsed > 0 ? (p.upBytes * 1000) / elapsed : 0
+          p.downBytes = 0
+          p.upBytes = 0
+        }
+      }
+      const decision = Choker.rechoke({
+        state: chokerState,
+        peers: [...peers.values()].map((p) => ({
+          key: p.key,
+          amChoking: p.amChoking,
+          peerInterested: p.interested,
+          downloadRate: p.downRate,
+          uploadRate: p.upRate,
+          connectedAt: p.connectedAt,
+          snubbed: false,
+          isSeed: isSeed(p)
+        })),
+        mode: options.seeding() ? "seeding" : "downloading",
+        slots: options.slots,
+        random
+      })
+      chokerState = advance ? decision.state : { ...decision.state, round: chokerState.round }
+      for (const key of decision.choke) {
+        const p = peers.get(key)
+        if (p === undefined) continue
+        p.amChoking = true
+        // BEP 6: a choke must reject every pending request explicitly.
+        for (const b of p.queue) p.control.reject(b)
+        p.queue = []
+        p.control.choke()
+      }
+      for (const key of decision.unchoke) {
+        const p = peers.get(key)
+        if (p === undefined) continue
+        p.amChoking = false
+        p.control.unchoke()
+      }
+    }
+
+    yield* Effect.forkScoped(
+      Effect.sleep(Choker.ROUND_INTERVAL).pipe(Effect.andThen(Effect.sync(() => rechoke(true))), Effect.forever)
+    )
+
+    const wrap = (inner: TorrentHandle): TorrentHandle => ({
+      ...inner,
+      onConnected: (peer, info, control) => {
+        for (const other of peers.values()) {
+          if (Bytes.equals(other.peerId, info.peerId)) {
+            control.close("duplicate connection to the same peer")
+            return
+          }
+        }
+        peers.set(peer, {
+          key: peer,
+          control,
+          peerId: info.peerId,
+          connectedAt: now(),
+          fast: info.fast,
+          interested: false,
+          amChoking: true,
+          queue: [],
+          waiting: undefined,
+          pieces: Bitfield.make(options.pieceCount),
+          haveAll: false,
+          downBytes: 0,
+          upBytes: 0,
+          downRate: 0,
+          upRate: 0,
+          closed: false
+        })
+        inner.onConnected(peer, info, control)
+      },
+      onPeerBitfield: (peer, bf) => {
+        const p = peers.get(peer)
+        if (p !== undefined) p.pieces = Bitfield.copy(bf)
+        return inner.onPeerBitfield(peer, bf)
+      },
+      onPeerHave: (peer, index) => {
+        const p = peers.get(peer)
+        if (p !== undefined && index >= 0 && index < options.pieceCount) Bitfield.set(p.pieces, index)
+        return inner.onPeerHave(peer, index)
+      },
+      onPeerHaveAll: (peer) => {
+        const p = peers.get(peer)
+        if (p !== undefined) p.haveAll = true
+        return inner.onPeerHaveAll(peer)
+      },
+      onBlock: (peer, index, begin, length) => {
+        const kept = inner.onBlock(peer, index, begin, length)
+        const p = peers.get(peer)
+        if (kept && p !== undefined) p.downBytes += length
+        return kept
+      },
+      onClosed: (peer, error, outstanding) => {
+        const p = peers.get(peer)
+        if (p !== undefined) {
+          p.closed = true
+          p.queue = []
+          peers.delete(peer)
+          for (const w of reading.values()) w.delete(p)
+          for (const w of pendingWaiters.values()) w.delete(p)
+          if (!p.amChoking) rechoke(false)
+        }
+        inner.onClosed(peer, error, outstanding)
+      },
+      onPeerInterest: (peer, interested) => {
+        const p = peers.get(peer)
+        if (p !== undefined && p.interested !== interested) {
+          p.interested = interested
+          rechoke(false)
+        }
+        inner.onPeerInterest?.(peer, interested)
+      },
+      onPeerRequest: (peer, block) => {
+        const p = peers.get(peer)
+        if (p === undefined || p.amChoking) return
+        if (!valid(block) || p.queue.length >= maxQueued) return p.control.reject(block)
+        if (p.queue.some((b) => sameBlock(b, block))) return
+        p.queue.push({ index: block.index, begin: block.begin, length: block.length })
+        pump(p)
+      },
+      onPeerCancel: (peer, block) => {
+        const p = peers.get(peer)
+        if (p === undefined) return
+        const i = p.queue.findIndex((b) => sameBlock(b, block))
+        if (i >= 0) p.queue.splice(i, 1)
+      }
+    })
+
+    return {
+      wrap,
+      uploaded: () => uploaded,
+      rechoke: () => rechoke(true),
+      isUnchoked: (peer) => peers.get(peer)?.amChoking === false
+    }
+  })
+
+const sameBlock = (a: BlockRef, b: BlockRef): boolean =>
+  a.index === b.index && a.begin === b.begin && a.length === b.length
+
+const partition = <A>(xs: ReadonlyArray<A>, f: (a: A) => boolean): [Array<A>, Array<A>] => {
+  const yes: Array<A> = []
+  const no: Array<A> = []
+  for (const x of xs) (f(x) ? yes : no).push(x)
+  return [yes, no]
+}

@@ -1,0 +1,233 @@
+/**
+ * Serving rules and choker wiring of the Uploader, driven synchronously through its wrapped handle with fake
+ * session controls; reads from an in-memory payload (optionally held back), time from TestClock.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as TestClock from "effect/TestClock"
+import * as Bitfield from "../../src/core/Bitfield.ts"
+import type { PeerId } from "../../src/core/InfoHash.ts"
+import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../../src/peer/TorrentHandle.ts"
+import { PeerError } from "../../src/peer/PeerError.ts"
+import * as Uploader from "../../src/torrent/Uploader.ts"
+import { TestTorrent } from "../peer/support.ts"
+
+const pieceLength = 32 * 1024
+const payload = Uint8Array.from({ length: 4 * pieceLength + 1000 }, (_, i) => (i * 31 + 7) & 0xff)
+const pieceCount = 5
+
+interface Fake {
+  readonly control: PeerControl
+  readonly sent: Array<{ index: number; begin: number; data: Uint8Array }>
+  readonly rejected: Array<BlockRef>
+  readonly calls: Array<string>
+  choking: boolean
+}
+
+const fakeControl = (): Fake => {
+  const f: Fake = {
+    sent: [],
+    rejected: [],
+    calls: [],
+    choking: true,
+    control: {
+      sendHave: () => {},
+      setInterested: () => {},
+      requestMore: () => {},
+      cancel: () => {},
+      choke: () => {
+        f.choking = true
+        f.calls.push("choke")
+      },
+      unchoke: () => {
+        f.choking = false
+        f.calls.push("unchoke")
+      },
+      sendBlock: (index, begin, data) => {
+        if (f.choking) return false
+        f.sent.push({ index, begin, data: Uint8Array.from(data) })
+        return true
+      },
+      reject: (b) => void f.rejected.push(b),
+      pauseReading: () => {},
+      resumeReading: () => {},
+      close: (detail) => void f.calls.push(`close:${detail}`)
+    }
+  }
+  return f
+}
+
+const idOf = (n: number) => new Uint8Array(20).fill(n) as PeerId
+
+interface Setup {
+  readonly up: Uploader.Uploader
+  readonly handle: TorrentHandle
+  readonly connect: (key: PeerKey, n: number) => Fake
+  readonly gate: Deferred.Deferred<void> | undefined
+}
+
+const setup = (options: { have?: ReadonlyArray<number>; gated?: boolean; upLimit?: number; slots?: number } = {}) =>
+  Effect.gen(function*() {
+    const have = Bitfield.make(pieceCount)
+    for (const i of options.have ?? [0, 1, 2, 3, 4]) Bitfield.set(have, i)
+    const gate = options.gated === true ? yield* Deferred.make<void>() : undefined
+    const up = yield* Uploader.make({
+      storage: {
+        readPiece: (i) =>
+          Effect.andThen(
+            gate === undefined ? Effect.void : Deferred.await(gate),
+            Effect.sync(() => payload.slice(i * pieceLength, Math.min(payload.length, (i + 1) * pieceLength)))
+          )
+      },
+      pieceCount,
+      pieceLength,
+      totalLength: payload.length,
+      has: (i) => Bitfield.has(have, i),
+      seeding: () => true,
+      upLimit: options.upLimit,
+      slots: options.slots,
+      random: () => 0.5
+    })
+    const inner = new TestTorrent({ payload, pieceLength, have: true })
+    const handle = up.wrap(inner)
+    const connect = (key: PeerKey, n: number): Fake => {
+      const f = fakeControl()
+      handle.onConnected(key, { peerId: idOf(n), fast: true, extensionProtocol: true, direction: "inbound" }, f.control)
+      handle.onPeerHaveNone(key)
+      return f
+    }
+    return { up, handle, connect, gate } satisfies Setup
+  })
+
+/** Waits (a bounded number of 1 ms sleeps) until `cond` holds. */
+const until = (cond: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 500 && !cond(); i++) yield* Effect.sleep("1 millis")
+  })
+
+const block = (index: number, begin: number, length = 16384): BlockRef => ({ index, begin, length })
+const expected = (b: BlockRef) => {
+  const at = b.index * pieceLength + b.begin
+  return payload.subarray(at, at + b.length)
+}
+
+describe("Uploader serving rules", () => {
+  it.scopedLive("a choked peer gets nothing; once interested and unchoked it gets the exact bytes", () =>
+    Effect.gen(function*() {
+      const { connect, handle, up } = yield* setup()
+      const a = connect("a", 1)
+      handle.onPeerRequest!("a", block(0, 0))
+      expect(a.sent).toEqual([])
+      handle.onPeerInterest!("a", true)
+      expect(a.calls).toEqual(["unchoke"])
+      expect(up.isUnchoked("a")).toBe(true)
+      handle.onPeerRequest!("a", block(0, 16384))
+      handle.onPeerRequest!("a", block(4, 0, 1000))
+      yield* until(() => a.sent.length >= 2)
+      expect(a.sent.map((s) => [s.index, s.begin])).toEqual([[0, 16384], [4, 0]])
+      expect(a.sent[0]!.data).toEqual(expected(block(0, 16384)))
+      expect(a.sent[1]!.data).toEqual(expected(block(4, 0, 1000)))
+      expect(up.uploaded()).toBe(16384 + 1000)
+    }))
+
+  it.scopedLive("out-of-range, oversized and unverified requests are rejected, never served", () =>
+    Effect.gen(function*() {
+      const { connect, handle } = yield* setup({ have: [0, 1, 2, 3] })
+      const a = connect("a", 1)
+      handle.onPeerInterest!("a", true)
+      const bad = [
+        block(5, 0), // no such piece
+        block(-1, 0),
+        block(0, 32768), // begins past the piece
+        block(0, 24576), // runs past the piece
+        block(0, 0, 32768), // longer than 16 KiB
+        block(0, 0, 0),
+        block(4, 0, 1000) // not verified (yet)
+      ]
+      for (const b of bad) handle.onPeerRequest!("a", b)
+      yield* Effect.sleep("20 millis")
+      expect(a.sent).toEqual([])
+      expect(a.rejected).toEqual(bad)
+    }))
+
+  it.scopedLive("a cancelled request not yet sent is dropped", () =>
+    Effect.gen(function*() {
+      const { connect, handle, gate } = yield* setup({ gated: true })
+      const a = connect("a", 1)
+      handle.onPeerInterest!("a", true)
+      handle.onPeerRequest!("a", block(1, 0))
+      handle.onPeerRequest!("a", block(1, 16384))
+      handle.onPeerRequest!("a", block(2, 0))
+      handle.onPeerCancel!("a", block(1, 16384))
+      yield* Deferred.succeed(gate!, undefined)
+      yield* until(() => a.sent.length >= 2)
+      expect(a.sent.map((s) => [s.index, s.begin])).toEqual([[1, 0], [2, 0]])
+    }))
+
+  it.scopedLive("choking a peer rejects its queued requests and nothing more is sent", () =>
+    Effect.gen(function*() {
+      const { connect, handle, gate } = yield* setup({ gated: true, slots: 0 })
+      const a = connect("a", 1)
+      handle.onPeerInterest!("a", true) // the optimistic slot
+      expect(a.choking).toBe(false)
+      handle.onPeerRequest!("a", block(3, 0))
+      handle.onPeerInterest!("a", false) // not interested: choked
+      expect(a.calls).toEqual(["unchoke", "choke"])
+      expect(a.rejected).toEqual([block(3, 0)])
+      yield* Deferred.succeed(gate!, undefined)
+      yield* Effect.sleep("20 millis")
+      expect(a.sent).toEqual([])
+    }))
+
+  it.scopedLive("a second connection with the same peer id is refused", () =>
+    Effect.gen(function*() {
+      const { connect } = yield* setup()
+      connect("a", 1)
+      const dup = connect("b", 1)
+      expect(dup.calls).toEqual(["close:duplicate connection to the same peer"])
+    }))
+
+  it.effect("up-limit: blocks leave at the bucket's rate (TestClock)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { connect, handle, up } = yield* setup({ upLimit: 16384 })
+      const a = connect("a", 1)
+      handle.onPeerInterest!("a", true)
+      for (let b = 0; b < 4; b++) handle.onPeerRequest!("a", block(b >> 1, (b & 1) * 16384))
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+      expect(a.sent.length).toBe(1) // the burst
+      yield* TestClock.adjust("1 second")
+      expect(a.sent.length).toBe(2)
+      yield* TestClock.adjust("2 seconds")
+      expect(a.sent.length).toBe(4)
+      expect(up.uploaded()).toBe(4 * 16384)
+    })))
+})
+
+describe("Uploader choker", () => {
+  it.effect("4 regular slots + 1 optimistic; the optimistic slot rotates every 30 s (TestClock)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { connect, handle, up } = yield* setup()
+      const keys = ["p0", "p1", "p2", "p3", "p4", "p5", "p6"]
+      keys.forEach((k, i) => connect(k, i + 1))
+      for (const k of keys) handle.onPeerInterest!(k, true)
+      const unchoked = () => keys.filter((k) => up.isUnchoked(k))
+      expect(unchoked().length).toBe(5)
+      const before = new Set(unchoked())
+      yield* TestClock.adjust("10 seconds")
+      expect(unchoked().length).toBe(5)
+      const seen = new Set(before)
+      for (let r = 0; r < 6; r++) {
+        yield* TestClock.adjust("30 seconds")
+        expect(unchoked().length).toBe(5)
+        for (const k of unchoked()) seen.add(k)
+      }
+      // Every interested peer got a turn.
+      expect(seen.size).toBe(keys.length)
+      // A peer that leaves while unchoked frees its slot at once.
+      const gone = unchoked()[0]!
+      handle.onClosed(gone, new PeerError({ reason: "closed", address: gone, detail: "bye" }), [])
+      expect(unchoked().length).toBe(5)
+
+    })))
+})

@@ -257,7 +257,8 @@ describe("FileLayout properties", () => {
     checkExtents(layout, g.files, 0, g.total)
     const count = Lengths.pieceCount(layout.lengths)
     if (count > 0) {
-      for (const i of [0, count - 1, Math.floor(s2 * count), Math.floor(s3 * count)]) {
+      // seeds lie in [0, 1]: a seed of exactly 1 must still name the last piece
+      for (const i of [0, count - 1, Math.min(count - 1, Math.floor(s2 * count)), Math.min(count - 1, Math.floor(s3 * count))]) {
         const p = piece(layout, i)
         const begin = Lengths.pieceOffset(layout.lengths, p)
         const es = checkExtents(layout, g.files, begin, Lengths.pieceSize(layout.lengths, p))

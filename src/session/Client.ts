@@ -10,6 +10,10 @@
  * })).pipe(Effect.provide(Client.layer()))
  * ```
  *
+ * With `listen`, the client opens one listening socket (Listener.ts) the first time a torrent starts, routes inbound
+ * peers to their torrent and announces its port. `seed` serves complete data; `download` with `seed: true` keeps
+ * serving after completion.
+ *
  * Trackers are contacted through `TrackerLive`, restricted to loopback when `EFFECT_TORRENT_LOOPBACK_ONLY` is set
  * (peers too). A magnet link can be downloaded only once its metadata is known (BEP 9 is a later issue): today it
  * fails with reason "metadata-needed".
@@ -18,9 +22,12 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import * as Bitfield from "../core/Bitfield.ts"
 import * as PubSub from "effect/PubSub"
 import type * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import * as PeerIdentity from "../core/PeerIdentity.ts"
@@ -37,14 +44,19 @@ import type * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import * as Restricted from "../tracker/Restricted.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import * as TrackerLive from "../tracker/TrackerLive.ts"
+import * as Listener from "./Listener.ts"
 
 export { TorrentError } from "../torrent/TorrentError.ts"
 
 export interface ClientOptions {
   /** Default: a fresh `-ET0100-…` id. */
   readonly peerId?: PeerId | undefined
-  /** The port announced to trackers. There is no listener yet (uploading is a later issue); default 6881. */
+  /** The port announced to trackers when there is no listener; default 6881. */
   readonly port?: number | undefined
+  /** Accept inbound peers on one socket for all torrents (its port is announced). Default: no listener. */
+  readonly listen?: { readonly host?: string | undefined; readonly port?: number | undefined } | undefined
+  /** Upload limit for each torrent, bytes/s (default unlimited). */
+  readonly upLimit?: number | undefined
   /** Default connection limit per torrent (50). */
   readonly maxPeers?: number | undefined
   /** Default no-peers timeout (60 s); see Torrent.ts for the rule. */
@@ -60,6 +72,8 @@ export interface ClientShape {
   readonly options: ClientOptions
   readonly tracker: Context.Tag.Service<Tracker>
   readonly hasher: Hasher.HasherShape
+  /** The listening socket, opened on first use (undefined without `listen`). */
+  readonly listener: Effect.Effect<Listener.Listener | undefined, TorrentError>
 }
 
 export class Client extends Context.Tag("effect-torrent/Client")<Client, ClientShape>() {}
@@ -73,14 +87,26 @@ export const layer = (options: ClientOptions = {}): Layer.Layer<Client> =>
 
 /** A client over the `Tracker` and `Hasher` in context (tests pass fakes). */
 export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, never, Tracker | Hasher.Hasher> =>
-  Layer.effect(
+  Layer.scoped(
     Client,
     Effect.gen(function*() {
+      const peerId = options.peerId ?? PeerIdentity.generate()
+      const scope = yield* Effect.scope
+      const listen = options.listen
+      const listener = yield* Effect.cached(
+        listen === undefined
+          ? Effect.succeed(undefined)
+          : Listener.make({ peerId, host: listen.host, port: listen.port }).pipe(
+            Scope.extend(scope),
+            Effect.mapError((e) => new TorrentError({ reason: "listen-failed", detail: e.message, cause: e }))
+          )
+      )
       return {
-        peerId: options.peerId ?? PeerIdentity.generate(),
+        peerId,
         options,
         tracker: yield* Tracker,
-        hasher: yield* Hasher.Hasher
+        hasher: yield* Hasher.Hasher,
+        listener
       }
     })
   )
@@ -95,6 +121,10 @@ export interface DownloadOptions {
   /** Announce to the torrent's trackers (default true). */
   readonly trackers?: boolean | undefined
   readonly noPeersTimeout?: Duration.DurationInput | undefined
+  /** Keep serving peers after completion until the scope closes. */
+  readonly seed?: boolean | undefined
+  /** Upload limit, bytes/s (default: the client's). */
+  readonly upLimit?: number | undefined
 }
 
 export interface Download {
@@ -120,6 +150,51 @@ const isMagnet = (source: Metainfo.Metainfo | Magnet.Magnet): source is Magnet.M
 export const download = (
   source: Metainfo.Metainfo | Magnet.Magnet,
   options: DownloadOptions
+): Effect.Effect<Download, TorrentError, Client | Scope.Scope> => start(source, options, false)
+
+export interface SeedOptions {
+  /** Where the torrent's data is (the directory `download -o` would have written into). */
+  readonly dataDir: string
+  /** Peers to dial besides the trackers' ones. */
+  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  readonly maxPeers?: number | undefined
+  readonly trackers?: boolean | undefined
+  readonly upLimit?: number | undefined
+}
+
+/**
+ * Checks the data in `dataDir` against the torrent, then serves it in the current scope (until it closes). Fails
+ * with reason "incomplete", naming the first missing or mismatching file, when any piece does not verify.
+ */
+export const seed = (
+  metainfo: Metainfo.Metainfo,
+  options: SeedOptions
+): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
+  start(metainfo, { ...options, outputDir: options.dataDir, seed: true }, true)
+
+/** Why piece `index` of data in `dir` does not verify: the first file of the piece that is missing, short or wrong. */
+const firstBadFile = (m: Metainfo.Metainfo, dir: string, index: number): string => {
+  const from = index * m.pieceLength
+  const to = Math.min(m.totalLength, from + m.pieceLength)
+  let at = 0
+  let candidate: string | undefined
+  for (const f of m.files) {
+    const start = at
+    at += f.length
+    if (f.pad || f.length === 0 || at <= from || start >= to) continue
+    const shown = f.path.join("/")
+    const stat = Fs.statSync(Path.join(dir, ...f.path), { throwIfNoEntry: false })
+    if (stat === undefined) return `"${shown}" is missing`
+    if (stat.size !== f.length) return `"${shown}" has ${stat.size} bytes, the torrent says ${f.length}`
+    candidate ??= shown
+  }
+  return `"${candidate ?? m.name}" does not match the torrent (piece ${index} failed its hash check)`
+}
+
+const start = (
+  source: Metainfo.Metainfo | Magnet.Magnet,
+  options: DownloadOptions,
+  complete: boolean
 ): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
   Effect.gen(function*() {
     if (isMagnet(source)) {
@@ -157,13 +232,25 @@ export const download = (
         })
       )
     )
+    let have: Bitfield.Bitfield | undefined
+    if (complete) {
+      have = yield* storage.check.pipe(
+        Effect.mapError((e) => new TorrentError({ reason: "storage", detail: e.message, cause: e }))
+      )
+      for (let i = 0; i < m.pieceCount; i++) {
+        if (Bitfield.has(have, i)) continue
+        const detail = `incomplete data in ${options.outputDir}: ${firstBadFile(m, options.outputDir, i)}`
+        return yield* Effect.fail(new TorrentError({ reason: "incomplete", detail }))
+      }
+    }
+    const listener = yield* client.listener
     const events = yield* Torrent.makeEvents()
     const first = yield* PubSub.subscribe(events)
     const torrent = yield* Torrent.start({
       metainfo: m,
       storage,
       peerId: client.peerId,
-      port: client.options.port,
+      port: listener?.address.port ?? client.options.port,
       peers: options.peers,
       wanted: FileSelection.wantedPieces(storage.layout, files),
       maxPeers: options.maxPeers ?? client.options.maxPeers,
@@ -171,8 +258,12 @@ export const download = (
       noPeersTimeout: options.noPeersTimeout ?? client.options.noPeersTimeout,
       peerConfig: client.options.peerConfig,
       reconnect: client.options.reconnect,
-      events
+      events,
+      seed: options.seed,
+      upLimit: options.upLimit ?? client.options.upLimit,
+      have
     }).pipe(Effect.provideService(Tracker, client.tracker))
+    if (listener !== undefined) yield* listener.register(m.infoHash, torrent.accept)
     return {
       infoHash: m.infoHash,
       name: m.name,

@@ -1,7 +1,7 @@
 /**
- * One torrent's runtime: Checking → Downloading → Complete | Failed. When every wanted piece is verified the torrent
- * flushes storage, publishes `Completed` and, unless `seed` is set, ends its sessions; with `seed` it keeps serving
- * (Uploader.ts: requests, choker, `upLimit`) and accepting inbound peers (`accept`) until its scope closes.
+ * One torrent's runtime: Checking → Downloading → Complete | Failed. When every wanted piece is verified the
+ * torrent flushes storage, publishes `Completed` and, unless `seed` is set, ends its sessions; with `seed` it keeps
+ * serving (Uploader.ts: requests, choker, `upLimit`) and accepting inbound peers (`accept`) until its scope closes.
  *
  * Shape (ARCHITECTURE.md "How a download flows", THROUGHPUT.md design rules):
  * - It implements `TorrentHandle`: sessions call it synchronously from their socket handlers (one JS thread, so no
@@ -545,7 +545,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         yield* Effect.sleep(Duration.millis(tickMs))
         const now = yield* Clock.currentTimeMillis
         if (peers.size > 0) lastPeerSeen = nowMs()
-        else if (!trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
+        else if (!finished && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
           const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}`
           return yield* Deferred.fail(result, new TorrentError({ reason: "no-peers", detail }))
         }

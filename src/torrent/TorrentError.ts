@@ -8,6 +8,8 @@ export type Reason =
   | "storage" // any other storage failure (unsafe paths, I/O errors)
   | "metadata-needed" // a magnet link without metadata (fetching it, BEP 9, is not implemented yet)
   | "invalid-selection" // a file selection names no file of the torrent
+  | "incomplete" // seeding data that is missing or does not match the torrent
+  | "listen-failed" // the listening socket could not be opened
 
 export class TorrentError extends Data.TaggedError("TorrentError")<{
   readonly reason: Reason

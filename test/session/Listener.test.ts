@@ -1,0 +1,117 @@
+/**
+ * The client's listening socket over real loopback TCP: two torrents seeded behind one port and downloaded by
+ * another in-process client (our downloader ↔ our seeder, byte-identical), and the refusals (unknown info-hash,
+ * our own peer id).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { InfoHashV1, PeerId } from "../../src/core/InfoHash.ts"
+import * as Client from "../../src/session/Client.ts"
+import * as Handshake from "../../src/wire/Handshake.ts"
+import { download, readFile, tempDir, testClient } from "../support/download.ts"
+import { build, type Built } from "../support/seeder.ts"
+
+const one = build({
+  name: "one.bin",
+  single: true,
+  files: [{ path: ["one.bin"], length: 300_001 }],
+  pieceLength: 32768
+})
+const two = build({
+  name: "two",
+  pieceLength: 16384,
+  files: [
+    { path: ["two", "a.bin"], length: 40_000 },
+    { path: ["two", "empty"], length: 0 },
+    { path: ["two", "sub", "b.bin"], length: 123_457 }
+  ]
+})
+
+/** Writes the torrent's files under `dir`, as a download would have. */
+export const writeData = (built: Built, dir: string): void => {
+  built.metainfo.files.forEach((f, i) => {
+    if (f.pad) return
+    const full = Path.join(dir, ...f.path)
+    Fs.mkdirSync(Path.dirname(full), { recursive: true })
+    Fs.writeFileSync(full, built.files[i]!)
+  })
+}
+
+const sameFiles = (b: Built, dir: string) =>
+  b.metainfo.files.forEach((f, i) => {
+    if (!f.pad) expect(Buffer.compare(readFile(b, dir, i), Buffer.from(b.files[i]!))).toBe(0)
+  })
+
+const seederId = new Uint8Array(20).fill(0x5e) as PeerId
+
+/** A client listening on 127.0.0.1 (ephemeral port) that seeds `torrents`; returns its listener. */
+const seeding = (torrents: ReadonlyArray<Built>) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(testClient({ peerId: seederId, listen: { host: "127.0.0.1", port: 0 } }))
+    const client = Effect.provide(Client.Client, context)
+    for (const t of torrents) {
+      const dir = tempDir("seed")
+      writeData(t, dir)
+      yield* Client.seed(t.metainfo, { dataDir: dir, trackers: false }).pipe(Effect.provide(context))
+    }
+    const listener = (yield* Effect.flatMap(client, (c) => c.listener))!
+    return listener
+  })
+
+/** Sends a handshake to `port`; resolves with the bytes received until the listener closes the socket. */
+const rawHandshake = (port: number, infoHash: Uint8Array, peerId: Uint8Array) =>
+  Effect.async<number>((resume) => {
+    const sock = Net.connect(port, "127.0.0.1")
+    let got = 0
+    const timer = setTimeout(() => sock.destroy(), 5000)
+    const handshake = { reserved: new Uint8Array(8), infoHash: infoHash as InfoHashV1, peerId: peerId as PeerId }
+    sock.on("connect", () => sock.write(Handshake.encode(handshake)))
+    sock.on("data", (d) => {
+      got += d.length
+      if (got >= Handshake.length) sock.destroy()
+    })
+    sock.on("error", () => {})
+    sock.on("close", () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(got))
+    })
+    return Effect.sync(() => sock.destroy())
+  })
+
+describe("Listener", () => {
+  it.scopedLive("routes two torrents behind one port; our downloader gets both byte-identical", () =>
+    Effect.gen(function*() {
+      const listener = yield* seeding([one, two])
+      const port = listener.address.port
+      expect(port).toBeGreaterThan(0)
+      const [a, b] = [tempDir("dl-one"), tempDir("dl-two")]
+      yield* Effect.all([download(one, a, [port]), download(two, b, [port])], { concurrency: 2 }).pipe(
+        Effect.provide(testClient())
+      )
+      sameFiles(one, a)
+      sameFiles(two, b)
+      expect(listener.counts().routed).toBeGreaterThanOrEqual(2)
+    }))
+
+  it.scopedLive("refuses an unknown info-hash and a connection from ourselves", () =>
+    Effect.gen(function*() {
+      const listener = yield* seeding([one])
+      const port = listener.address.port
+      const other = new Uint8Array(20).fill(0x77)
+      // Nothing comes back: closed without our handshake.
+      expect(yield* rawHandshake(port, other, new Uint8Array(20).fill(1))).toBe(0)
+      expect(yield* rawHandshake(port, one.metainfo.infoHash, seederId)).toBe(0)
+      const c = listener.counts()
+      expect(c.unknownInfoHash).toBe(1)
+      expect(c.self).toBe(1)
+      expect(c.routed).toBe(0)
+      // A proper peer is answered with a handshake.
+      expect(yield* rawHandshake(port, one.metainfo.infoHash, new Uint8Array(20).fill(2)).pipe(
+        Effect.timeout("10 seconds")
+      )).toBeGreaterThanOrEqual(68)
+    }))
+})

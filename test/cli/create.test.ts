@@ -9,36 +9,14 @@ import { execFile, execFileSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { projectRoot } from "../support/fixtures.ts"
+import { bundle, cli as runCli, cliEnv, exec as execIn, expectOneLineError, type Run } from "../support/cli.ts"
 
-const bundle = join(projectRoot, "dist/cli.mjs")
 const PYTHON = "/usr/bin/python3"
 
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
 const exec = (cmd: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
-  new Promise((resolve) => {
-    const options = { env: { ...process.env, NO_COLOR: "1", ...env }, timeout: 30_000 }
-    execFile(cmd, [...args], options, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
+  execIn(cmd, args, { env: { ...cliEnv, ...env }, timeout: 30_000 })
 
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  exec(process.execPath, [bundle, ...args], env)
-
-const expectOneLineError = (r: Run, code: number) => {
-  expect(r.code).toBe(code)
-  const lines = r.stderr.trim().split("\n")
-  expect(lines).toHaveLength(1)
-  expect(lines[0]).toMatch(/^effect-torrent: /)
-  expect(r.stderr).not.toMatch(/\n\s+at /)
-}
+const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) => runCli(args, { env, timeout: 30_000 })
 
 const hasTool = (what: string, probe: () => void): boolean => {
   try {
@@ -227,7 +205,7 @@ describe("effect-torrent create", { timeout: 90_000 }, () => {
   it("writes <name>.torrent in the current directory by default", async () => {
     const cwd = mkdtempSync(join(work, "cwd-"))
     const r = await new Promise<number>((resolve) =>
-      execFile(process.execPath, [bundle, "create", single], { cwd }, (e) => resolve(e === null ? 0 : 1))
+      execFile(process.execPath, [bundle, "create", single], { cwd }, (e: Error | null) => resolve(e === null ? 0 : 1))
     )
     expect(r).toBe(0)
     expect(existsSync(join(cwd, "single.iso.torrent"))).toBe(true)

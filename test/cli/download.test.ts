@@ -3,28 +3,15 @@
  * 127.0.0.1, with the loopback-only guard on.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { tempDir } from "../support/download.ts"
-import { projectRoot } from "../support/fixtures.ts"
+import { bundle, cli, cliEnv as env } from "../support/cli.ts"
 import { build, deadPort, seed, type Seeder } from "../support/seeder.ts"
 
-const bundle = join(projectRoot, "dist/cli.mjs")
-const env = { ...process.env, NO_COLOR: "1", EFFECT_TORRENT_LOOPBACK_ONLY: "1" }
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (args: ReadonlyArray<string>): Promise<Run> =>
-  new Promise((resolve) => {
-    execFile(process.execPath, [bundle, ...args], { env, timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr }))
-  })
+const run = (args: ReadonlyArray<string>) => cli(args)
 
 const seeders: Array<Seeder> = []
 const children: Array<ChildProcess> = []

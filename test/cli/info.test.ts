@@ -4,35 +4,13 @@
  * never a crash or a stack trace.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { manifest, projectRoot, requireFixtures, torrentsDir } from "../support/fixtures.ts"
+import { cli, expectOneLineError } from "../support/cli.ts"
+import { manifest, requireFixtures, torrentsDir } from "../support/fixtures.ts"
 
-const bundle = join(projectRoot, "dist/cli.mjs")
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (args: ReadonlyArray<string>): Promise<Run> =>
-  new Promise((resolve) => {
-    execFile(process.execPath, [bundle, ...args], { env: { ...process.env, NO_COLOR: "1" }, timeout: 20_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
-
-const expectOneLineError = (r: Run, code: number) => {
-  expect(r.code).toBe(code)
-  const lines = r.stderr.trim().split("\n")
-  expect(lines).toHaveLength(1)
-  expect(lines[0]).toMatch(/^effect-torrent: /)
-  expect(r.stderr).not.toMatch(/\n\s+at /)
-}
+const run = (args: ReadonlyArray<string>) => cli(args, { timeout: 20_000 })
 
 describe("effect-torrent info", () => {
   const tmp = mkdtempSync(join(tmpdir(), "et-info-"))

@@ -4,33 +4,17 @@
  * guard on, so a torrent's public trackers are refused before any DNS query or packet leaves the machine.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
 import * as BittorrentTracker from "../support/bittorrentTracker.ts"
-import { manifest, projectRoot, requireFixtures, torrentsDir } from "../support/fixtures.ts"
+import { cli } from "../support/cli.ts"
+import { manifest, requireFixtures, torrentsDir } from "../support/fixtures.ts"
 import * as Opentracker from "../support/opentracker.ts"
 
-const bundle = join(projectRoot, "dist/cli.mjs")
-
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (args: ReadonlyArray<string>): Promise<Run> =>
-  new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bundle, ...args],
-      { env: { ...process.env, NO_COLOR: "1", EFFECT_TORRENT_LOOPBACK_ONLY: "1" }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })
-    )
-  })
+const run = (args: ReadonlyArray<string>) => cli(args)
 
 /** A small single-file torrent announcing to the given tiers. */
 const torrentWith = (dir: string, tiers: ReadonlyArray<ReadonlyArray<string>>): { path: string; infoHash: string } => {

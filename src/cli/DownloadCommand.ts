@@ -1,6 +1,10 @@
 /**
  * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
- * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS]`.
+ * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
+ * [--seed [--seed-ratio R] [--seed-time SECONDS]]`.
+ *
+ * It accepts inbound peers on `--port` and serves them while downloading. With `--seed` it keeps seeding after
+ * completion until the upload ratio reaches `--seed-ratio`, `--seed-time` seconds pass, or Ctrl-C.
  *
  * Output: on a TTY one progress line redrawn 4 times a second and a per-file summary at the end; on a pipe a plain
  * progress line every 5 seconds; `--json` one JSON object per event and line; `--quiet` only errors (stderr).
@@ -24,6 +28,7 @@ import * as Client from "../session/Client.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import { CliFailure, colorEnabled, formatBytes, sanitizeText, style } from "./Output.ts"
+import { bindOpt, listenOptions, portOpt, showSeeding, upLimit, upLimitOpt } from "./Seeding.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -49,6 +54,16 @@ const maxPeersOpt = Options.integer("max-peers").pipe(
 const noTrackersOpt = Options.boolean("no-trackers").pipe(Options.withDescription("do not contact trackers"))
 const noPeersOpt = Options.integer("no-peers-timeout").pipe(
   Options.withDescription("seconds without any peer (and no answering tracker) before giving up (default 60)"),
+  Options.optional
+)
+
+const seedOpt = Options.boolean("seed").pipe(Options.withDescription("keep seeding after the download completes"))
+const seedRatioOpt = Options.float("seed-ratio").pipe(
+  Options.withDescription("with --seed: stop once uploaded / size reaches this ratio"),
+  Options.optional
+)
+const seedTimeOpt = Options.integer("seed-time").pipe(
+  Options.withDescription("with --seed: stop after seeding this many seconds"),
   Options.optional
 )
 
@@ -120,13 +135,13 @@ const formatEta = (seconds: number): string => {
   return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`
 }
 
-interface View {
+export interface View {
   checking: { checked: number; total: number } | undefined
   downRate: number
   peers: number
 }
 
-const statusLine = (d: Client.Download, view: View, bar: boolean, color: boolean): string => {
+export const statusLine = (d: Client.Download, view: View, bar: boolean, color: boolean): string => {
   const s = style(color)
   if (view.checking !== undefined) return `checking ${view.checking.checked}/${view.checking.total} pieces`
   const st = d.stats()
@@ -140,6 +155,37 @@ const statusLine = (d: Client.Download, view: View, bar: boolean, color: boolean
     `${formatBytes(view.downRate)}/s  ${view.peers} peers  ETA ${formatEta(eta)}`
 }
 
+/** Seeds until the ratio or time limit (or forever, until Ctrl-C). */
+const seedAfter = (
+  d: Client.Download,
+  input: {
+    readonly quiet: boolean
+    readonly seedRatio: Option.Option<number>
+    readonly seedTime: Option.Option<number>
+  }
+) =>
+  Effect.scoped(Effect.gen(function*() {
+    if (!input.quiet) process.stdout.write(`${sanitizeText(d.name)}: seeding (Ctrl-C to stop)\n`)
+    yield* showSeeding(d, input.quiet)
+    const byRatio = Option.match(input.seedRatio, {
+      onNone: () => Effect.never,
+      onSome: (r) =>
+        Effect.sleep("1 second").pipe(
+          Effect.repeat({ until: () => d.stats().total === 0 || d.stats().uploaded / d.stats().total >= r })
+        )
+    })
+    const byTime = Option.match(input.seedTime, {
+      onNone: () => Effect.never,
+      onSome: (t) => Effect.sleep(Duration.seconds(t))
+    })
+    yield* Effect.race(byRatio, byTime)
+    if (process.stdout.isTTY === true && !input.quiet) process.stdout.write("\r\x1b[K")
+    if (!input.quiet) {
+      const st = d.stats()
+      process.stdout.write(`${sanitizeText(d.name)}: seeded ${formatBytes(st.uploaded)}, stopping\n`)
+    }
+  }))
+
 const run = (input: {
   readonly source: string
   readonly output: string
@@ -150,6 +196,12 @@ const run = (input: {
   readonly maxPeers: Option.Option<number>
   readonly noTrackers: boolean
   readonly noPeersTimeout: Option.Option<number>
+  readonly port: Option.Option<number>
+  readonly bind: Option.Option<string>
+  readonly upLimit: Option.Option<string>
+  readonly seed: boolean
+  readonly seedRatio: Option.Option<number>
+  readonly seedTime: Option.Option<number>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.source)
@@ -163,6 +215,13 @@ const run = (input: {
     if (Option.isSome(input.noPeersTimeout) && input.noPeersTimeout.value < 1) {
       return yield* usage("--no-peers-timeout must be at least 1 second")
     }
+    const listen = yield* listenOptions(input.port, input.bind)
+    const limit = yield* upLimit(input.upLimit)
+    if (!input.seed && (Option.isSome(input.seedRatio) || Option.isSome(input.seedTime))) {
+      return yield* usage("--seed-ratio and --seed-time need --seed")
+    }
+    if (Option.isSome(input.seedRatio) && !(input.seedRatio.value > 0)) return yield* usage("--seed-ratio must be > 0")
+    if (Option.isSome(input.seedTime) && input.seedTime.value < 0) return yield* usage("--seed-time must be >= 0")
     let only: ReadonlyArray<number> | undefined
     let source: Metainfo.Metainfo | Magnet.Magnet
     if (loaded._tag === "Magnet") {
@@ -187,7 +246,9 @@ const run = (input: {
         noPeersTimeout: Option.match(input.noPeersTimeout, {
           onNone: () => undefined,
           onSome: (n) => Duration.seconds(n)
-        })
+        }),
+        seed: input.seed,
+        upLimit: limit
       })
       const view: View = { checking: undefined, downRate: 0, peers: 0 }
       yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
@@ -244,10 +305,11 @@ const run = (input: {
           out.write(`  ${s.green("✓")} ${formatBytes(f.length).padStart(10)}  ${sanitizeText(f.path.join("/"))}\n`)
         })
       }
+      if (input.seed) yield* seedAfter(d, input)
     }).pipe(
       Effect.catchTag("TorrentError", (e) =>
         Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
-      Effect.provide(Client.layer({ maxPeers: Option.getOrUndefined(input.maxPeers) }))
+      Effect.provide(Client.layer({ maxPeers: Option.getOrUndefined(input.maxPeers), listen, upLimit: limit }))
     ))
   })
 
@@ -262,7 +324,13 @@ export const download = Command.make(
     quiet: quietOpt,
     maxPeers: maxPeersOpt,
     noTrackers: noTrackersOpt,
-    noPeersTimeout: noPeersOpt
+    noPeersTimeout: noPeersOpt,
+    port: portOpt,
+    bind: bindOpt,
+    upLimit: upLimitOpt,
+    seed: seedOpt,
+    seedRatio: seedRatioOpt,
+    seedTime: seedTimeOpt
   },
   run
 ).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

@@ -11,14 +11,16 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { create } from "./CreateCommand.ts"
+import { demo } from "./DemoCommand.ts"
 import { download } from "./DownloadCommand.ts"
 import { info } from "./InfoCommand.ts"
+import { seed } from "./SeedCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 import { trackers } from "./TrackersCommand.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info, trackers, download, create])
+  Command.withSubcommands([info, trackers, download, seed, create, demo])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })
@@ -33,15 +35,18 @@ const plainStream = (stream: NodeJS.WriteStream) => {
 plainStream(process.stdout)
 plainStream(process.stderr)
 
-// The seed client's shorthand: `effect-torrent FILE -d DIR` is `download FILE -o DIR`; `-s DIR` (seed) is not
-// implemented yet.
+// The seed client's shorthand: `effect-torrent FILE -d DIR` is `download FILE -o DIR`; `-s DIR` is `seed FILE DIR`.
 const rewrite = (argv: ReadonlyArray<string>): ReadonlyArray<string> | string => {
   const [node = "node", script = "effect-torrent", first, ...rest] = argv
   // Only a .torrent path or a magnet link: subcommand names (and their own -d/-s flags) pass through untouched.
   if (first === undefined || !/\.torrent$|^magnet:/i.test(first)) return argv
   const flag = rest.findIndex((a) => a === "-d" || a === "-s")
   if (flag < 0) return argv
-  if (rest[flag] === "-s") return "seeding is not implemented yet"
+  if (rest[flag] === "-s") {
+    const dir = rest[flag + 1]
+    if (dir === undefined) return "-s needs a directory"
+    return [node, script, "seed", ...rest.slice(0, flag), ...rest.slice(flag + 2), first, dir]
+  }
   const args = [...rest]
   args[flag] = "-o"
   return [node, script, "download", first, ...args]

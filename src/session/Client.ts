@@ -54,7 +54,7 @@ export interface ClientOptions {
   /** The port announced to trackers when there is no listener; default 6881. */
   readonly port?: number | undefined
   /** Accept inbound peers on one socket for all torrents (its port is announced). Default: no listener. */
-  readonly listen?: { readonly host?: string | undefined; readonly port?: number | undefined } | undefined
+  readonly listen?: ListenOptions | undefined
   /** Upload limit for each torrent, bytes/s (default unlimited). */
   readonly upLimit?: number | undefined
   /** Default connection limit per torrent (50). */
@@ -65,6 +65,15 @@ export interface ClientOptions {
   readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
   /** Reconnect backoff of one peer (default: 1 s doubling, 5 times). */
   readonly reconnect?: Schedule.Schedule<unknown> | undefined
+}
+
+export interface ListenOptions {
+  /** Default "0.0.0.0"; "::" for IPv6. */
+  readonly host?: string | undefined
+  /** Default 0 (any free port). */
+  readonly port?: number | undefined
+  /** When `port` is taken, listen on any free port instead of failing. */
+  readonly orAnyPort?: boolean | undefined
 }
 
 export interface ClientShape {
@@ -97,6 +106,11 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         listen === undefined
           ? Effect.succeed(undefined)
           : Listener.make({ peerId, host: listen.host, port: listen.port }).pipe(
+            Effect.catchAll((e) =>
+              listen.orAnyPort === true && (listen.port ?? 0) !== 0
+                ? Listener.make({ peerId, host: listen.host, port: 0 })
+                : Effect.fail(e)
+            ),
             Scope.extend(scope),
             Effect.mapError((e) => new TorrentError({ reason: "listen-failed", detail: e.message, cause: e }))
           )
@@ -177,7 +191,7 @@ const firstBadFile = (m: Metainfo.Metainfo, dir: string, index: number): string 
   const from = index * m.pieceLength
   const to = Math.min(m.totalLength, from + m.pieceLength)
   let at = 0
-  let candidate: string | undefined
+  const candidates: Array<string> = []
   for (const f of m.files) {
     const start = at
     at += f.length
@@ -186,9 +200,10 @@ const firstBadFile = (m: Metainfo.Metainfo, dir: string, index: number): string 
     const stat = Fs.statSync(Path.join(dir, ...f.path), { throwIfNoEntry: false })
     if (stat === undefined) return `"${shown}" is missing`
     if (stat.size !== f.length) return `"${shown}" has ${stat.size} bytes, the torrent says ${f.length}`
-    candidate ??= shown
+    candidates.push(`"${shown}"`)
   }
-  return `"${candidate ?? m.name}" does not match the torrent (piece ${index} failed its hash check)`
+  const which = candidates.length === 0 ? `"${m.name}"` : candidates.join(" or ")
+  return `${which} does not match the torrent (piece ${index} failed its hash check)`
 }
 
 const start = (

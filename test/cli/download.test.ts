@@ -71,10 +71,10 @@ describe("effect-torrent download", () => {
     expect(existsSync(join(out, "album", "three.bin"))).toBe(false)
   })
 
-  it("-s (seeding) is not implemented yet: one line, exit 1", async () => {
-    const r = await run([torrentFile(payload), "-s", tempDir("seed")])
+  it("-s DIR is `seed FILE DIR`: without the data, one line naming the missing file, exit 1", async () => {
+    const r = await run([torrentFile(payload), "-s", tempDir("seed"), "--port", "0"])
     expect(r.code).toBe(1)
-    expect(r.stderr).toBe("effect-torrent: seeding is not implemented yet\n")
+    expect(r.stderr).toMatch(/^effect-torrent: incomplete data in .*: "album\/one\.bin" is missing\n$/)
   })
 
   it("exits 1 with one line when there are no peers", async () => {

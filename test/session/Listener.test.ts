@@ -4,15 +4,14 @@
  * our own peer id).
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Fs from "node:fs"
 import * as Net from "node:net"
-import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { InfoHashV1, PeerId } from "../../src/core/InfoHash.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Handshake from "../../src/wire/Handshake.ts"
 import { download, readFile, tempDir, testClient } from "../support/download.ts"
+import { writeData } from "../support/data.ts"
 import { build, type Built } from "../support/seeder.ts"
 
 const one = build({
@@ -25,21 +24,11 @@ const two = build({
   name: "two",
   pieceLength: 16384,
   files: [
-    { path: ["two", "a.bin"], length: 40_000 },
-    { path: ["two", "empty"], length: 0 },
-    { path: ["two", "sub", "b.bin"], length: 123_457 }
+    { path: ["a.bin"], length: 40_000 },
+    { path: ["empty"], length: 0 },
+    { path: ["sub", "b.bin"], length: 123_457 }
   ]
 })
-
-/** Writes the torrent's files under `dir`, as a download would have. */
-export const writeData = (built: Built, dir: string): void => {
-  built.metainfo.files.forEach((f, i) => {
-    if (f.pad) return
-    const full = Path.join(dir, ...f.path)
-    Fs.mkdirSync(Path.dirname(full), { recursive: true })
-    Fs.writeFileSync(full, built.files[i]!)
-  })
-}
 
 const sameFiles = (b: Built, dir: string) =>
   b.metainfo.files.forEach((f, i) => {

@@ -1,0 +1,84 @@
+/**
+ * What `seed`, `download --seed` and `demo` share: the listening socket (`--port`, `--bind`), `--up-limit`, and the
+ * status shown while seeding.
+ */
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Destination from "../net/Destination.ts"
+import type * as Client from "../session/Client.ts"
+import * as RateLimit from "../torrent/RateLimit.ts"
+import { CliFailure, formatBytes, sanitizeText } from "./Output.ts"
+
+export const portOpt = Options.integer("port").pipe(
+  Options.withDescription("port to accept peers on (default 6881, or any free port when 6881 is taken)"),
+  Options.optional
+)
+export const bindOpt = Options.text("bind").pipe(
+  Options.withDescription("address to listen on: 0.0.0.0 (default), 127.0.0.1, :: (IPv6), ..."),
+  Options.optional
+)
+export const upLimitOpt = Options.text("up-limit").pipe(
+  Options.withDescription("upload limit, e.g. 500K, 2M, 1MB/s (default unlimited)"),
+  Options.optional
+)
+
+const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
+
+/** The client's listening socket from `--port`/`--bind`. */
+export const listenOptions = (
+  port: Option.Option<number>,
+  bind: Option.Option<string>
+): Effect.Effect<Client.ListenOptions, CliFailure> => {
+  if (Option.isSome(port) && (port.value < 0 || port.value > 65535)) {
+    return Effect.fail(usage(`--port ${port.value}: expected 0..65535`))
+  }
+  const host = Option.getOrElse(bind, () => (Destination.loopbackOnly() ? "127.0.0.1" : "0.0.0.0"))
+  return Effect.succeed(
+    Option.isSome(port) ? { host, port: port.value } : { host, port: 6881, orAnyPort: true }
+  )
+}
+
+/** `--up-limit` text as bytes/s (undefined: unlimited). */
+export const upLimit = (text: Option.Option<string>): Effect.Effect<number | undefined, CliFailure> =>
+  Option.match(text, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (t) =>
+      Either.match(RateLimit.parseRate(t), {
+        onLeft: (e) => Effect.fail(usage(`--up-limit ${sanitizeText(t)}: ${e.message}`)),
+        onRight: (n) => Effect.succeed(n === 0 ? undefined : n)
+      })
+  })
+
+/** One line about a seeding torrent. */
+export const seedingLine = (d: Client.Download, upRate: number): string => {
+  const st = d.stats()
+  const ratio = st.total > 0 ? st.uploaded / st.total : 0
+  return `seeding ${sanitizeText(d.name)}: ${formatBytes(st.uploaded)} uploaded (ratio ${ratio.toFixed(2)}), ` +
+    `${formatBytes(upRate)}/s, ${st.peers} peers`
+}
+
+/** Shows the seeding status (TTY: redrawn; pipe: every 30 s) while the scope lives. */
+export const showSeeding = (d: Client.Download, quiet: boolean) =>
+  Effect.gen(function*() {
+    if (quiet) return
+    const out = process.stdout
+    const tty = out.isTTY === true
+    let last = d.stats().uploaded
+    let lastAt = Date.now()
+    const every = tty ? "1 second" : "30 seconds"
+    yield* Effect.forkScoped(
+      Effect.sleep(every).pipe(
+        Effect.andThen(Effect.sync(() => {
+          const now = Date.now()
+          const up = d.stats().uploaded
+          const upRate = now > lastAt ? ((up - last) * 1000) / (now - lastAt) : 0
+          last = up
+          lastAt = now
+          out.write(tty ? `\r\x1b[K${seedingLine(d, upRate)}` : `${seedingLine(d, upRate)}\n`)
+        })),
+        Effect.forever
+      )
+    )
+  })

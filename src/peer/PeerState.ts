@@ -506,7 +506,8 @@ const onMessage = (t: Step, m: Message.Control): void => {
   t.set({ lastReceivedAt: t.now })
   if (m._tag === "KeepAlive") return
   const introductory = m._tag === "Bitfield" || m._tag === "HaveAll" || m._tag === "HaveNone"
-  if (introductory && !s.bitfieldAllowed) {
+  // A late bitfield is taken as an update: aria2 1.36 sends one in place of `have` messages.
+  if (introductory && !s.bitfieldAllowed && m._tag !== "Bitfield") {
     t.close("protocol", `${m._tag} message after other messages (only allowed first)`)
     return
   }

@@ -90,12 +90,15 @@ describe("PeerState: handshake and introduction", () => {
     expect(closeOf(cmds)?.reason).toBe("self-connection")
   })
 
-  it("a bitfield after another message is a protocol violation", () => {
+  it("a bitfield after other messages is an update (aria2 sends them); a late have-all is a protocol violation", () => {
     const d = new Driver(make())
     d.run(E.Connected())
     d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
     d.run(msg(Message.Have({ index: 1 })))
-    const cmds = d.run(msg(Message.Bitfield({ bytes: new Uint8Array(5) })))
+    const late = d.run(msg(Message.Bitfield({ bytes: new Uint8Array(5) })))
+    expect(closeOf(late)).toBeUndefined()
+    expect(emitted(late).map((e) => e._tag)).toEqual(["Bitfield"])
+    const cmds = d.run(msg(Message.HaveAll()))
     expect(closeOf(cmds)?.reason).toBe("protocol")
   })
 

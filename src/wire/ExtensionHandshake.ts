@@ -187,4 +187,7 @@ export const withPeer = (r: Registry, h: ExtensionHandshake): Registry => {
 }
 
 /** Our handshake: `m` from the registry plus the given fields. */
-export const ours = (r: Registry, fields: Omit<ExtensionHandshake, "m">): ExtensionHandshake => ({ ...fields, m: r.ours })
+export const ours = (r: Registry, fields: Omit<ExtensionHandshake, "m">): ExtensionHandshake => ({
+  ...fields,
+  m: r.ours
+})

@@ -53,7 +53,10 @@ export const encode = (m: Message): Uint8Array => {
     case "Reject":
       return Bencode.encode({ msg_type: MsgType.Reject, piece: m.piece })
     case "Data":
-      return Bytes.concat([Bencode.encode({ msg_type: MsgType.Data, piece: m.piece, total_size: m.totalSize }), m.bytes])
+      return Bytes.concat([
+        Bencode.encode({ msg_type: MsgType.Data, piece: m.piece, total_size: m.totalSize }),
+        m.bytes
+      ])
   }
 }
 

@@ -16,7 +16,10 @@ import * as UdpCodec from "../src/tracker/UdpCodec.ts"
 import * as FrameDecoder from "../src/wire/FrameDecoder.ts"
 import * as Handshake from "../src/wire/Handshake.ts"
 import * as Message from "../src/wire/Message.ts"
+import * as ExtensionHandshake from "../src/wire/ExtensionHandshake.ts"
 import * as Mse from "../src/wire/Mse.ts"
+import * as UtMetadata from "../src/wire/UtMetadata.ts"
+import * as UtPex from "../src/wire/UtPex.ts"
 import * as Krpc from "../src/dht/Krpc.ts"
 
 export interface Target {
@@ -149,6 +152,26 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
           peers: [{ ip: "127.0.0.1", port: 6881 }]
         }),
         UdpCodec.encodeResponse({ _tag: "Error", transactionId: 9, message: "nope" })
+      ]
+    },
+    {
+      name: "extensions",
+      run: (b) => [
+        ExtensionHandshake.decode(b),
+        ExtensionHandshake.decode(b, { lenient: true }),
+        UtMetadata.decode(b),
+        UtPex.decode(b)
+      ],
+      corpus: [
+        ExtensionHandshake.encode(
+          ExtensionHandshake.ours(ExtensionHandshake.defaultRegistry(), { v: "effect-torrent 0.1.0", p: 6881, reqq: 250, metadataSize: 31000 })
+        ),
+        UtMetadata.encode(UtMetadata.Request({ piece: 1 })),
+        UtMetadata.encode(UtMetadata.Data({ piece: 1, totalSize: 31000, bytes: bytes(31000 - 16384, 13) })),
+        UtPex.encode({
+          added: [{ ip: "127.0.0.1", port: 6881, flags: 0x10 }, { ip: "::1", port: 51413, flags: 0x01 }],
+          dropped: [{ ip: "127.0.0.2", port: 1 }]
+        })
       ]
     },
     {

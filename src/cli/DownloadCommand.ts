@@ -1,7 +1,7 @@
 /**
  * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
  * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
- * [--seed [--seed-ratio R] [--seed-time SECONDS]]`.
+ * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]]`.
  *
  * It accepts inbound peers on `--port` and serves them while downloading. With `--seed` it keeps seeding after
  * completion until the upload ratio reaches `--seed-ratio`, `--seed-time` seconds pass, or Ctrl-C.
@@ -28,7 +28,7 @@ import * as Client from "../session/Client.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import { CliFailure, colorEnabled, formatBytes, sanitizeText, style } from "./Output.ts"
-import { bindOpt, listenOptions, portOpt, showSeeding, upLimit, upLimitOpt } from "./Seeding.ts"
+import { bindOpt, downLimitOpt, listenOptions, portOpt, showSeeding, upLimit, upLimitOpt } from "./Seeding.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -199,6 +199,7 @@ const run = (input: {
   readonly port: Option.Option<number>
   readonly bind: Option.Option<string>
   readonly upLimit: Option.Option<string>
+  readonly downLimit: Option.Option<string>
   readonly seed: boolean
   readonly seedRatio: Option.Option<number>
   readonly seedTime: Option.Option<number>
@@ -217,6 +218,7 @@ const run = (input: {
     }
     const listen = yield* listenOptions(input.port, input.bind)
     const limit = yield* upLimit(input.upLimit)
+    const downLimit = yield* upLimit(input.downLimit, "--down-limit")
     if (!input.seed && (Option.isSome(input.seedRatio) || Option.isSome(input.seedTime))) {
       return yield* usage("--seed-ratio and --seed-time need --seed")
     }
@@ -248,7 +250,8 @@ const run = (input: {
           onSome: (n) => Duration.seconds(n)
         }),
         seed: input.seed,
-        upLimit: limit
+        upLimit: limit,
+        downLimit
       })
       const view: View = { checking: undefined, downRate: 0, peers: 0 }
       yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
@@ -328,6 +331,7 @@ export const download = Command.make(
     port: portOpt,
     bind: bindOpt,
     upLimit: upLimitOpt,
+    downLimit: downLimitOpt,
     seed: seedOpt,
     seedRatio: seedRatioOpt,
     seedTime: seedTimeOpt

@@ -26,6 +26,11 @@ export const upLimitOpt = Options.text("up-limit").pipe(
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
 
+export const downLimitOpt = Options.text("down-limit").pipe(
+  Options.withDescription("download limit, e.g. 500K, 2M, 1MB/s (default unlimited)"),
+  Options.optional
+)
+
 /** The client's listening socket from `--port`/`--bind`. */
 export const listenOptions = (
   port: Option.Option<number>,
@@ -40,13 +45,16 @@ export const listenOptions = (
   )
 }
 
-/** `--up-limit` text as bytes/s (undefined: unlimited). */
-export const upLimit = (text: Option.Option<string>): Effect.Effect<number | undefined, CliFailure> =>
+/** `--up-limit` / `--down-limit` text as bytes/s (undefined: unlimited). */
+export const upLimit = (
+  text: Option.Option<string>,
+  flag = "--up-limit"
+): Effect.Effect<number | undefined, CliFailure> =>
   Option.match(text, {
     onNone: () => Effect.succeed(undefined),
     onSome: (t) =>
       Either.match(RateLimit.parseRate(t), {
-        onLeft: (e) => Effect.fail(usage(`--up-limit ${sanitizeText(t)}: ${e.message}`)),
+        onLeft: (e) => Effect.fail(usage(`${flag} ${sanitizeText(t)}: ${e.message}`)),
         onRight: (n) => Effect.succeed(n === 0 ? undefined : n)
       })
   })

@@ -57,6 +57,8 @@ export interface ClientOptions {
   readonly listen?: ListenOptions | undefined
   /** Upload limit for each torrent, bytes/s (default unlimited). */
   readonly upLimit?: number | undefined
+  /** Download limit for each torrent, bytes/s (default unlimited). */
+  readonly downLimit?: number | undefined
   /** Default connection limit per torrent (50). */
   readonly maxPeers?: number | undefined
   /** Default no-peers timeout (60 s); see Torrent.ts for the rule. */
@@ -139,6 +141,8 @@ export interface DownloadOptions {
   readonly seed?: boolean | undefined
   /** Upload limit, bytes/s (default: the client's). */
   readonly upLimit?: number | undefined
+  /** Download limit, bytes/s (default: the client's). */
+  readonly downLimit?: number | undefined
 }
 
 export interface Download {
@@ -276,6 +280,7 @@ const start = (
       events,
       seed: options.seed,
       upLimit: options.upLimit ?? client.options.upLimit,
+      downLimit: options.downLimit ?? client.options.downLimit,
       have
     }).pipe(Effect.provideService(Tracker, client.tracker))
     if (listener !== undefined) yield* listener.register(m.infoHash, torrent.accept)

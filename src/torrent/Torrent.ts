@@ -50,6 +50,7 @@ import * as Announcer from "../tracker/Announcer.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import { TorrentError } from "./TorrentError.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
+import * as DownLimit from "./DownLimit.ts"
 import * as Uploader from "./Uploader.ts"
 
 export { TorrentError } from "./TorrentError.ts"
@@ -85,6 +86,8 @@ export interface Options {
   readonly seed?: boolean | undefined
   /** Upload limit, bytes/s (0 or absent: unlimited). */
   readonly upLimit?: number | undefined
+  /** Download limit, bytes/s (0 or absent: unlimited): sessions stop reading while it is exceeded. */
+  readonly downLimit?: number | undefined
   /** Pieces already verified (e.g. by the caller's own check): the resume check is skipped. */
   readonly have?: Bitfield.Bitfield | undefined
 }
@@ -361,7 +364,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       seeding: () => finished,
       upLimit: options.upLimit
     })
-    const served = uploader.wrap(handle)
+    const served = (yield* DownLimit.make(options.downLimit ?? 0))(uploader.wrap(handle))
     const seed = options.seed === true
 
     // --- peer sources and connections ---

@@ -15,6 +15,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Bytes from "../core/Bytes.ts"
+import * as Create from "../metainfo/Create.ts"
 import * as Client from "../session/Client.ts"
 import * as Creator from "../storage/Creator.ts"
 import * as Hasher from "../storage/Hasher.ts"
@@ -67,7 +68,9 @@ const run = (input: { readonly size: string }) =>
       const big = Math.max(1, Math.floor((size * 3) / 4))
       const files = [{ path: ["video.bin"], length: big }, { path: ["extras", "notes.bin"], length: size - big }]
       for (const f of files) writeRandom(Path.join(payload, ...f.path), f.length)
-      const created = yield* Creator.create(payload, {}).pipe(
+      // Pieces of at least 256 KiB: per-piece costs (hash, write, have) stay small next to the bytes.
+      const pieceLength = Math.max(Create.autoPieceLength(size), 256 * 1024)
+      const created = yield* Creator.create(payload, { pieceLength }).pipe(
         Effect.provide(Hasher.layer),
         Effect.mapError((e) => new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))
       )

@@ -184,6 +184,18 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       nextRead()
     }
 
+    /** Warms the cache with the next pieces this peer asked for, within the read budget. */
+    const prefetch = (p: Peer) => {
+      let budget = readConcurrency - reading.size - readQueue.length
+      for (let i = 1; i < p.queue.length && budget > 0; i++) {
+        const index = p.queue[i]!.index
+        if (cache.has(index) || reading.has(index) || pendingWaiters.has(index)) continue
+        reading.set(index, new Set())
+        startRead(index)
+        budget--
+      }
+    }
+
     const scheduleWake = (ms: number) => {
       if (wakeScheduled) return
       wakeScheduled = true
@@ -204,7 +216,10 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         }
         const b = p.queue[0]!
         const data = cacheGet(b.index)
-        if (data === undefined) return waitFor(p, b.index)
+        if (data === undefined) {
+          waitFor(p, b.index)
+          return prefetch(p)
+        }
         if (sent >= BATCH) {
           run(Effect.yieldNow().pipe(Effect.andThen(Effect.sync(() => pump(p)))))
           return

@@ -38,9 +38,10 @@ const sameFiles = (b: Built, dir: string) =>
 const seederId = new Uint8Array(20).fill(0x5e) as PeerId
 
 /** A client listening on 127.0.0.1 (ephemeral port) that seeds `torrents`; returns its listener. */
-const seeding = (torrents: ReadonlyArray<Built>) =>
+const seeding = (torrents: ReadonlyArray<Built>, options: { host?: string; maxPeers?: number } = {}) =>
   Effect.gen(function*() {
-    const context = yield* Layer.build(testClient({ peerId: seederId, listen: { host: "127.0.0.1", port: 0 } }))
+    const listen = { host: options.host ?? "127.0.0.1", port: 0 }
+    const context = yield* Layer.build(testClient({ peerId: seederId, listen, maxPeers: options.maxPeers }))
     const client = Effect.provide(Client.Client, context)
     for (const t of torrents) {
       const dir = tempDir("seed")
@@ -51,17 +52,25 @@ const seeding = (torrents: ReadonlyArray<Built>) =>
     return listener
   })
 
-/** Sends a handshake to `port`; resolves with the bytes received until the listener closes the socket. */
-const rawHandshake = (port: number, infoHash: Uint8Array, peerId: Uint8Array) =>
+/**
+ * Sends a handshake to `port`; resolves with the bytes received until the listener closes the socket (with `keep`:
+ * as soon as a handshake came back, leaving the socket open for the seeder to close).
+ */
+const rawHandshake = (port: number, infoHash: Uint8Array, peerId: Uint8Array, host = "127.0.0.1", keep = false) =>
   Effect.async<number>((resume) => {
-    const sock = Net.connect(port, "127.0.0.1")
+    const sock = Net.connect(port, host)
     let got = 0
     const timer = setTimeout(() => sock.destroy(), 5000)
     const handshake = { reserved: new Uint8Array(8), infoHash: infoHash as InfoHashV1, peerId: peerId as PeerId }
     sock.on("connect", () => sock.write(Handshake.encode(handshake)))
     sock.on("data", (d) => {
       got += d.length
-      if (got >= Handshake.length) sock.destroy()
+      if (got >= Handshake.length) {
+        if (keep) {
+          clearTimeout(timer)
+          resume(Effect.succeed(got))
+        } else sock.destroy()
+      }
     })
     sock.on("error", () => {})
     sock.on("close", () => {
@@ -102,5 +111,24 @@ describe("Listener", () => {
       expect(yield* rawHandshake(port, one.metainfo.infoHash, new Uint8Array(20).fill(2)).pipe(
         Effect.timeout("10 seconds")
       )).toBeGreaterThanOrEqual(68)
+    }))
+
+  it.scopedLive("listens on IPv6 loopback too", () =>
+    Effect.gen(function*() {
+      const listener = yield* seeding([one], { host: "::1" })
+      const got = yield* rawHandshake(listener.address.port, one.metainfo.infoHash, new Uint8Array(20).fill(3), "::1")
+      expect(got).toBeGreaterThanOrEqual(Handshake.length)
+      expect(listener.counts().routed).toBe(1)
+    }))
+
+  it.scopedLive("inbound peers count against the torrent's connection limit", () =>
+    Effect.gen(function*() {
+      const listener = yield* seeding([one], { maxPeers: 1 })
+      const port = listener.address.port
+      const hash = one.metainfo.infoHash
+      // The first peer stays connected; the second is over the limit and closed without an answer.
+      expect(yield* rawHandshake(port, hash, new Uint8Array(20).fill(4), "127.0.0.1", true)).toBeGreaterThanOrEqual(68)
+      expect(yield* rawHandshake(port, hash, new Uint8Array(20).fill(5))).toBe(0)
+      expect(listener.counts().refused).toBe(1)
     }))
 })

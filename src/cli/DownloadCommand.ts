@@ -165,7 +165,9 @@ const seedAfter = (
   }
 ) =>
   Effect.scoped(Effect.gen(function*() {
-    if (!input.quiet) process.stdout.write(`${sanitizeText(d.name)}: seeding (Ctrl-C to stop)\n`)
+    const listener = yield* Effect.flatMap(Client.Client, (c) => c.listener)
+    const where = listener === undefined ? "" : ` on port ${listener.address.port}`
+    if (!input.quiet) process.stdout.write(`${sanitizeText(d.name)}: seeding${where} (Ctrl-C to stop)\n`)
     yield* showSeeding(d, input.quiet)
     const byRatio = Option.match(input.seedRatio, {
       onNone: () => Effect.never,

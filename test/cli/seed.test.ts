@@ -149,6 +149,36 @@ describe("effect-torrent download --seed", () => {
     expect(r.stdout).toMatch(/album: seeded .*stopping/)
   })
 
+  it("stops once --seed-ratio is reached: our client downloads everything from it, exit 0", async () => {
+    const s = await stubSeed(album)
+    stubs.push(s)
+    const out = tempDir("dl-ratio")
+    const r = start([
+      "download",
+      torrentFile(album),
+      "-o",
+      out,
+      "--peer",
+      `127.0.0.1:${s.port}`,
+      "--port",
+      "0",
+      "--bind",
+      "127.0.0.1",
+      "--seed",
+      "--seed-ratio",
+      "1"
+    ])
+    const port = Number((await waitFor(r, /album: seeding on port (\d+)/))[1])
+    await s.stop() // only the CLI has the data now
+    const again = tempDir("dl-ratio-2")
+    await Effect.runPromise(download(album, again, [port]).pipe(Effect.provide(testClient())))
+    album.metainfo.files.forEach((f, i) => {
+      if (!f.pad) expect(sha(readFile(album, again, i))).toBe(sha(album.files[i]!))
+    })
+    expect(await r.exit).toBe(0)
+    expect(r.stdout).toMatch(/album: seeded .*stopping/)
+  })
+
   it("refuses --seed-time without --seed", async () => {
     const r = start(["download", torrentFile(album), "--seed-time", "5"])
     expect(await r.exit).toBe(2)

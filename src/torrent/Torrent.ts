@@ -205,6 +205,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     const pool = PiecePool.make()
     const peers = new Map<PeerKey, PeerRecord>()
     const verifyQueue = yield* Mailbox.make<Completed>()
+    /** Completes when the download finishes here (not when it was complete from the start). */
+    const downloadedNow = yield* Deferred.make<void>()
     let backlog = 0
     let paused = false
     let downloaded = 0
@@ -481,6 +483,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         finished = true
         yield* storage.flush
         publish(TorrentEvent.Completed())
+        yield* Deferred.succeed(downloadedNow, undefined)
         yield* Deferred.succeed(result, undefined)
       }
     })
@@ -523,7 +526,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         uploaded: Effect.sync(() => uploader.uploaded()),
         downloaded: Effect.sync(() => downloaded),
         left: Effect.sync(bytesLeft)
-      }
+      },
+      completed: Deferred.await(downloadedNow)
     }).pipe(
       Stream.runForEach((batch) =>
         Effect.sync(() => {

@@ -47,6 +47,11 @@ export interface Options {
   readonly minimumInterval?: Duration.DurationInput | undefined
   /** Deadline for the `stopped` announces on close (default 5 s). */
   readonly stopTimeout?: Duration.DurationInput | undefined
+  /**
+   * Completes when the download finishes: the wait for the next announce is cut short once, so `completed` is
+   * reported at once instead of an interval later (a client that keeps seeding may not close for hours).
+   */
+  readonly completed?: Effect.Effect<void> | undefined
 }
 
 export interface PeerBatch {
@@ -161,8 +166,15 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
 
     // Each pull: wait (interval of the previous success), then rounds with backoff until one succeeds.
     let wait: Duration.Duration = Duration.zero
+    let completedHeard = false
     const pull = Effect.gen(function*() {
-      if (Duration.greaterThan(wait, Duration.zero)) yield* Effect.sleep(wait)
+      if (Duration.greaterThan(wait, Duration.zero)) {
+        const completed = options.completed
+        if (completed === undefined || completedHeard) yield* Effect.sleep(wait)
+        else {
+          yield* Effect.race(Effect.sleep(wait), Effect.tap(completed, () => Effect.sync(() => completedHeard = true)))
+        }
+      }
       for (;;) {
         const ok = yield* round
         if (Option.isSome(ok)) {

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -202,6 +203,28 @@ describe("Announcer.stream", () => {
         ["completed", 0],
         ["stopped", 0]
       ])
+    }))
+
+  it.effect("a download that finishes reports completed at once when told, not an interval later", () =>
+    Effect.gen(function*() {
+      const left = yield* Ref.make(100)
+      const done = yield* Deferred.make<void>()
+      const t = fake(() => ok(1800))
+      const fiber = yield* Announcer.stream({
+        ...options([["http://a/announce"]], Ref.get(left)),
+        completed: Deferred.await(done)
+      }).pipe(Stream.runDrain, Effect.provide(t.layer), Effect.fork)
+      yield* settle
+      yield* Ref.set(left, 0)
+      yield* Deferred.succeed(done, undefined)
+      yield* settle
+      expect(t.calls.map((c) => [c.event, c.left])).toEqual([["started", 100], ["completed", 0]])
+      // Then the tracker's interval again.
+      yield* TestClock.adjust("1799 seconds")
+      expect(t.calls.length).toBe(2)
+      yield* TestClock.adjust("1 second")
+      expect(t.calls.map((c) => c.event)).toEqual(["started", "completed", "none"])
+      yield* Fiber.interrupt(fiber)
     }))
 
   it.effect("a tracker that never answers is given up after the announce timeout", () =>

@@ -83,6 +83,8 @@ interface Peer {
   upBytes: number
   downRate: number
   upRate: number
+  /** A request of ours timed out and no block came since (no regular slot while downloading). */
+  snubbed: boolean
   closed: boolean
 }
 
@@ -261,7 +263,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           downloadRate: p.downRate,
           uploadRate: p.upRate,
           connectedAt: p.connectedAt,
-          snubbed: false,
+          snubbed: p.snubbed,
           isSeed: isSeed(p)
         })),
         mode: options.seeding() ? "seeding" : "downloading",
@@ -315,6 +317,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           upBytes: 0,
           downRate: 0,
           upRate: 0,
+          snubbed: false,
           closed: false
         })
         inner.onConnected(peer, info, control)
@@ -337,8 +340,16 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       onBlock: (peer, index, begin, length) => {
         const kept = inner.onBlock(peer, index, begin, length)
         const p = peers.get(peer)
-        if (kept && p !== undefined) p.downBytes += length
+        if (kept && p !== undefined) {
+          p.downBytes += length
+          p.snubbed = false
+        }
         return kept
+      },
+      onRequestTimeout: (peer, blocks) => {
+        const p = peers.get(peer)
+        if (p !== undefined) p.snubbed = true
+        inner.onRequestTimeout(peer, blocks)
       },
       onClosed: (peer, error, outstanding) => {
         const p = peers.get(peer)

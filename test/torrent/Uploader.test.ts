@@ -67,7 +67,15 @@ interface Setup {
   readonly gate: Deferred.Deferred<void> | undefined
 }
 
-const setup = (options: { have?: ReadonlyArray<number>; gated?: boolean; upLimit?: number; slots?: number } = {}) =>
+interface SetupOptions {
+  readonly have?: ReadonlyArray<number>
+  readonly gated?: boolean
+  readonly upLimit?: number
+  readonly slots?: number
+  readonly downloading?: boolean
+}
+
+const setup = (options: SetupOptions = {}) =>
   Effect.gen(function*() {
     const have = Bitfield.make(pieceCount)
     for (const i of options.have ?? [0, 1, 2, 3, 4]) Bitfield.set(have, i)
@@ -84,13 +92,14 @@ const setup = (options: { have?: ReadonlyArray<number>; gated?: boolean; upLimit
       pieceLength,
       totalLength: payload.length,
       has: (i) => Bitfield.has(have, i),
-      seeding: () => true,
+      seeding: () => options.downloading !== true,
       upLimit: options.upLimit,
       slots: options.slots,
       random: () => 0.5
     })
     const inner = new TestTorrent({ payload, pieceLength, have: true })
-    const handle = up.wrap(inner)
+    // Blocks "received" in tests always count as kept.
+    const handle = up.wrap({ ...inner, onBlock: () => true })
     const connect = (key: PeerKey, n: number): Fake => {
       const f = fakeControl()
       handle.onConnected(key, { peerId: idOf(n), fast: true, extensionProtocol: true, direction: "inbound" }, f.control)
@@ -229,5 +238,24 @@ describe("Uploader choker", () => {
       handle.onClosed(gone, new PeerError({ reason: "closed", address: gone, detail: "bye" }), [])
       expect(unchoked().length).toBe(5)
 
+    })))
+
+  it.effect("downloading: the regular slot follows the peers' rates to us over the last round", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { connect, handle, up } = yield* setup({ downloading: true, slots: 1 })
+      for (const [k, n] of [["a", 1], ["b", 2], ["c", 3]] as const) {
+        connect(k, n)
+        handle.onPeerInterest!(k, true)
+      }
+      // b sends us blocks; the others nothing.
+      for (let i = 0; i < 8; i++) handle.onBlock("b", 0, 0, 16384)
+      yield* TestClock.adjust("10 seconds")
+      expect(up.isUnchoked("b")).toBe(true)
+      const regularWithB = ["a", "b", "c"].filter((k) => up.isUnchoked(k))
+      expect(regularWithB.length).toBe(2) // b + the optimistic peer
+      // Next round a sends us blocks, b nothing.
+      for (let i = 0; i < 8; i++) handle.onBlock("a", 0, 0, 16384)
+      yield* TestClock.adjust("10 seconds")
+      expect(up.isUnchoked("a")).toBe(true)
     })))
 })

@@ -95,6 +95,11 @@ export interface StorageShape {
   readonly verifyPiece: (index: number, data: Uint8Array) => Effect.Effect<Verified, StorageError>
   /** Resume check over existing data, one element per piece in index order. */
   readonly checkStream: Stream.Stream<CheckProgress, StorageError>
+  /**
+   * The resume check of every piece *not* in `skip` (e.g. pieces a resume record trusts), in index order; the
+   * skipped pieces are neither read nor reported, and `total` counts only the checked ones.
+   */
+  readonly checkStreamExcept: (skip: Bitfield.Bitfield) => Stream.Stream<CheckProgress, StorageError>
   /** The pieces verified from existing data. */
   readonly check: Effect.Effect<Bitfield.Bitfield, StorageError>
   /** Makes written data durable (fdatasync of files written since the last flush). */
@@ -225,35 +230,39 @@ export const make = (
       return Effect.map(hasher.sha1(data), (r) => ({ ok: Bytes.equals(r.digest, want), data: r.data }))
     }
 
-    const checkStream: Stream.Stream<CheckProgress, StorageError> = Stream.suspend(() => {
-      const total = lengths.pieceCount
-      const sizes = new Map<number, number>()
-      const free: Array<Uint8Array> = []
-      let checked = 0
-      const sizeOf = (file: number) => {
-        const known = sizes.get(file)
-        return known !== undefined
-          ? Effect.succeed(known)
-          : Effect.tap(backend.size(file), (s) => Effect.sync(() => sizes.set(file, s)))
-      }
-      const one = Effect.fnUntraced(function*(index: number) {
-        const piece = index as Lengths.PieceIndex
-        for (const e of FileLayout.pieceDataExtents(layout, piece)) {
-          if ((yield* sizeOf(e.file)) < e.fileOffset + e.length) return { index, ok: false, skipped: true }
+    const checkStreamExcept = (skip: Bitfield.Bitfield | undefined): Stream.Stream<CheckProgress, StorageError> =>
+      Stream.suspend(() => {
+        const todo: Array<number> = []
+        for (let i = 0; i < lengths.pieceCount; i++) if (skip === undefined || !Bitfield.has(skip, i)) todo.push(i)
+        const total = todo.length
+        const sizes = new Map<number, number>()
+        const free: Array<Uint8Array> = []
+        let checked = 0
+        const sizeOf = (file: number) => {
+          const known = sizes.get(file)
+          return known !== undefined
+            ? Effect.succeed(known)
+            : Effect.tap(backend.size(file), (s) => Effect.sync(() => sizes.set(file, s)))
         }
-        const size = Lengths.pieceSize(lengths, piece)
-        const reuse = free.pop()
-        const buf = reuse !== undefined && reuse.length === size ? reuse : new Uint8Array(size)
-        yield* readRange(Lengths.pieceOffset(lengths, piece), buf)
-        const r = yield* hasher.sha1(buf)
-        if (r.data.length === lengths.pieceLength) free.push(r.data)
-        return { index, ok: Bytes.equals(r.digest, expected(index)), skipped: false }
+        const one = Effect.fnUntraced(function*(index: number) {
+          const piece = index as Lengths.PieceIndex
+          for (const e of FileLayout.pieceDataExtents(layout, piece)) {
+            if ((yield* sizeOf(e.file)) < e.fileOffset + e.length) return { index, ok: false, skipped: true }
+          }
+          const size = Lengths.pieceSize(lengths, piece)
+          const reuse = free.pop()
+          const buf = reuse !== undefined && reuse.length === size ? reuse : new Uint8Array(size)
+          yield* readRange(Lengths.pieceOffset(lengths, piece), buf)
+          const r = yield* hasher.sha1(buf)
+          if (r.data.length === lengths.pieceLength) free.push(r.data)
+          return { index, ok: Bytes.equals(r.digest, expected(index)), skipped: false }
+        })
+        return Stream.fromIterable(todo).pipe(
+          Stream.mapEffect(one, { concurrency: checkConcurrency }),
+          Stream.map((r): CheckProgress => ({ ...r, checked: ++checked, total }))
+        )
       })
-      return Stream.range(0, total - 1).pipe(
-        Stream.mapEffect(one, { concurrency: checkConcurrency }),
-        Stream.map((r): CheckProgress => ({ ...r, checked: ++checked, total }))
-      )
-    })
+    const checkStream = checkStreamExcept(undefined)
 
     // A fresh (mutable) bitfield per run.
     const check = Effect.suspend(() =>
@@ -263,5 +272,15 @@ export const make = (
       })
     )
 
-    return { layout, writePiece, readBlock, readPiece, verifyPiece, checkStream, check, flush: backend.flush }
+    return {
+      layout,
+      writePiece,
+      readBlock,
+      readPiece,
+      verifyPiece,
+      checkStream,
+      checkStreamExcept,
+      check,
+      flush: backend.flush
+    }
   })

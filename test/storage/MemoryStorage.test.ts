@@ -49,6 +49,23 @@ describe("MemoryStorage", () => {
       expect(progress.filter((p) => p.skipped).map((p) => p.index)).toEqual([3, 4, 8, 9, 10, 11, 12, 13, 14])
     }).pipe(Effect.provide(Hasher.layerInline)))
 
+  it.effect("checkStreamExcept: skipped pieces are neither read nor reported; total counts the rest", () =>
+    Effect.gen(function*() {
+      const t = torrent([{ length: 5000 }, { length: 1000, pad: true }, { length: 9000 }], 1024)
+      const s = yield* MemoryStorage.make({ files: t.files, pieceLength: 1024, pieceHashes: t.hashes })
+      for (const i of [0, 2, 6, 7]) yield* s.writePiece(i, pieceOf(t, i))
+      // Corrupt piece 2: skipping it means it is not read, so it is not reported either.
+      const f0 = s.contents(0)!
+      f0[2048] = f0[2048]! ^ 1
+      const skip = Bitfield.make(t.pieceCount)
+      for (const i of [1, 2, 7]) Bitfield.set(skip, i)
+      const progress = [...yield* Stream.runCollect(s.checkStreamExcept(skip))]
+      expect(progress.map((p) => p.index)).toEqual([0, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14])
+      expect(progress.filter((p) => p.ok).map((p) => p.index)).toEqual([0, 6])
+      expect(progress.every((p) => p.total === 12)).toBe(true)
+      expect(progress.at(-1)?.checked).toBe(12)
+    }).pipe(Effect.provide(Hasher.layerInline)))
+
   it.effect("layer: the Storage tag is provided", () =>
     Effect.gen(function*() {
       const t = torrent([{ length: 100 }], 64)

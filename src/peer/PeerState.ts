@@ -18,8 +18,11 @@
  * (slow start) until the measured rate stops growing, then follows rate × `targetLatency` / 16 KiB, clamped to
  * `minPipeline`..min(`maxPipeline`, the peer's `reqq`).
  *
+ * Top-ups go in batches (`topUpBatch`: up to 16 requests once that much room is free), so a deep pipeline costs one
+ * ask of the torrent and one socket write per batch, not per block.
+ *
  * Immutable: every step returns a new state object (arrays are copied, never mutated), so property tests can keep
- * and compare states. The costs are small and per block at most (a copy of ≤ 250 requests), never per byte.
+ * and compare states. A step copies the state object at most once (its first change; later changes patch that copy).
  */
 import * as Data from "effect/Data"
 import * as Bencode from "../bencode/Bencode.ts"
@@ -266,6 +269,12 @@ export const pipelineLimit = (s: PeerState): number => {
   return Math.max(1, Math.min(cap, Math.max(s.config.minPipeline, s.pipeline)))
 }
 
+/**
+ * The smallest top-up: a quarter of the pipeline limit, at most 16 and at least 1. An empty pipeline always has room
+ * for it, so a peer is never left idle; a deep pipeline (e.g. 250) refills 16 requests at a time.
+ */
+export const topUpBatch = (limit: number): number => Math.max(1, Math.min(16, Math.floor(limit / 4)))
+
 const sameBlock = (a: BlockRef, index: number, begin: number, length: number): boolean =>
   a.index === index && a.begin === begin && a.length === length
 
@@ -312,8 +321,15 @@ class Step {
     this.s = s
     this.now = now
   }
+  /** Whether `s` is this step's own copy (made by the first `set`), so later `set`s may write into it. */
+  private owned = false
+  /** Copies the state once per step (the caller's state is never touched), then patches the copy in place. */
   set(patch: Partial<PeerState>): void {
-    this.s = { ...this.s, ...patch }
+    if (this.owned) Object.assign(this.s, patch)
+    else {
+      this.s = { ...this.s, ...patch }
+      this.owned = true
+    }
   }
   send(message: Message.Message): void {
     this.out.push(Command.Send({ message }))
@@ -351,12 +367,16 @@ class Step {
     this.set({ phase: "Choked", phaseDeadline: undefined })
     this.settle()
   }
-  /** Asks the torrent for more requests when there is room in the pipeline. */
+  /**
+   * Asks the torrent for more requests when there is room for a batch in the pipeline ({@link topUpBatch}): one
+   * ask, one `RequestsChosen` and one write per batch instead of per block.
+   */
   topUp(): void {
     const s = this.s
     if (s.phase !== "Downloading" || s.starved) return
-    const room = pipelineLimit(s) - s.outstanding.length
-    if (room > 0) this.out.push(Command.WantRequests({ max: room }))
+    const limit = pipelineLimit(s)
+    const room = limit - s.outstanding.length
+    if (room > 0 && room >= topUpBatch(limit)) this.out.push(Command.WantRequests({ max: room }))
   }
   requestDeadlineAfterChange(): void {
     const s = this.s

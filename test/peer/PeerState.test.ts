@@ -156,6 +156,25 @@ describe("PeerState: choking, interest and requests", () => {
     expect(d.state.outstanding.length).toBe(5)
   })
 
+  it("a deep pipeline tops up in batches of 16, not per block", () => {
+    const d = downloading({}, blockSource())
+    d.state = { ...d.state, slowStart: false, pipeline: 100 }
+    d.run(E.RequestMore())
+    expect(d.state.outstanding.length).toBe(100)
+    expect(PeerState.topUpBatch(100)).toBe(16)
+    for (let i = 0; i < 15; i++) {
+      const b = d.state.outstanding[0]!
+      const cmds = d.run(E.BlockReceived({ ...b, accepted: true }))
+      expect(cmds.filter((c) => c._tag === "WantRequests")).toEqual([])
+    }
+    expect(d.state.outstanding.length).toBe(85)
+    const b = d.state.outstanding[0]!
+    const cmds = d.run(E.BlockReceived({ ...b, accepted: true }))
+    expect(cmds.find((c) => c._tag === "WantRequests")).toEqual(PeerState.Command.WantRequests({ max: 16 }))
+    expect(sent(cmds).filter((m) => m === "Request")).toHaveLength(16)
+    expect(d.state.outstanding.length).toBe(100)
+  })
+
   it("without fast, a choke returns every request in flight; a late block is welcome without penalty", () => {
     const d = downloading({ reserved: reservedNone })
     const inFlight = d.state.outstanding.map(({ index, begin, length }) => ({ index, begin, length }))
@@ -508,6 +527,9 @@ describe("PeerState: random event sequences", () => {
       let wasClosed = false
       for (const a of actions) {
         const out = d.state.outstanding
+        const prev = d.state
+        const prevCopy = { ...prev, outstanding: [...prev.outstanding], dropped: [...prev.dropped] }
+        const prevOutstanding = prev.outstanding
         let cmds: Array<PeerState.Command>
         switch (a.kind) {
           case "event":
@@ -570,6 +592,11 @@ describe("PeerState: random event sequences", () => {
         }
         if (s.phase !== "Closed") expect(new Set(s.outstanding.map(key))).toEqual(handedOut)
         for (const c of cmds) if (c._tag === "WantRequests") expect(c.max).toBeGreaterThan(0)
+        // Batched top-ups never leave a downloading peer idle: an empty pipeline always asks (starved: nothing came).
+        if (s.phase === "Downloading" && !s.starved) expect(s.outstanding.length).toBeGreaterThan(0)
+        // A step never changes the state it was given (it copies once, then patches its copy).
+        expect(prev).toEqual(prevCopy)
+        expect(prev.outstanding).toBe(prevOutstanding)
       }
     },
     { fastCheck: { numRuns: 200 } }

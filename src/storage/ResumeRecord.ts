@@ -3,7 +3,8 @@
  * On start, pieces whose files still look the same are trusted without hashing; the rest are re-verified.
  *
  * Where it lives: `<state-dir>/<infohash-hex>.resume`, with `state-dir` from `--state-dir`, else
- * `$XDG_STATE_HOME/effect-torrent`, else `~/.local/state/effect-torrent` ({@link defaultStateDir}). Not beside the
+ * `$XDG_STATE_HOME/effect-torrent`, else `~/.local/state/effect-torrent` ({@link defaultStateDir}; library users pass
+ * `Client` option `stateDir`, without which no record is kept). Not beside the
  * data: the data directory may be read-only or shared (seeding from a mount, a NAS, another user's files); a record
  * there would be copied, synced or served along with the data, and clutters the user's directory; a state directory
  * is one place to inspect and clean, and it is ours to write whatever the torrent's paths say.
@@ -17,9 +18,10 @@
  * with exactly the recorded size and mtime, and is long enough to hold the piece's bytes. A file that changed makes
  * every piece it touches untrusted, and only those.
  *
- * Saving (the torrent's job, periodically and on exit): snapshot the verified bitfield, flush storage, *then* stat
- * the files and write. A piece written after the stat changes its file's mtime, so a crash before the next save
- * costs a re-hash of the files written since then, never a wrongly trusted piece.
+ * Saving (the torrent's job, Torrent.ts `resume`: every 10 s and every 16 MiB verified while pieces arrive, and
+ * when its scope closes, interruption included; ResumeStore.ts does the I/O): snapshot the verified bitfield, flush
+ * storage, *then* stat the files and write. A piece written after the stat changes its file's mtime, so a crash
+ * before the next save costs a re-hash of the files written since then, never a wrongly trusted piece.
  *
  * {@link writeAtomic}: temp file in the same directory (unique name, `O_EXCL`), fsync, rename over the target,
  * fsync the directory. The target is always either the old or the new complete record. A crash between create and

@@ -45,6 +45,7 @@ import type * as PeerState from "../peer/PeerState.ts"
 import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
+import type * as ResumeStore from "../storage/ResumeStore.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as Announcer from "../tracker/Announcer.ts"
 import { Tracker } from "../tracker/Tracker.ts"
@@ -90,6 +91,14 @@ export interface Options {
   readonly downLimit?: number | undefined
   /** Pieces already verified (e.g. by the caller's own check): the resume check is skipped. */
   readonly have?: Bitfield.Bitfield | undefined
+  /**
+   * Fast-resume record (ResumeStore.ts): on start, pieces it trusts are had without hashing and only the others are
+   * checked; it is saved every `resumeSave.interval` (default 10 s) when pieces were verified since, as soon as
+   * `resumeSave.bytes` (default 16 MiB) more were, on completion, and when the scope closes (bounded, 5 s). Each
+   * save snapshots the verified pieces, flushes storage, then writes (ResumeRecord.ts "Saving").
+   */
+  readonly resume?: ResumeStore.ResumeStore | undefined
+  readonly resumeSave?: { readonly interval?: Duration.DurationInput; readonly bytes?: number } | undefined
 }
 
 export interface Stats {
@@ -570,6 +579,38 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }
     })
 
+    // --- fast resume: snapshot, flush, then write (never a record claiming unflushed data) ---
+    let checkDone = false
+    const saveResume = (store: ResumeStore.ResumeStore) =>
+      Effect.suspend(() => {
+        const snapshot = Bitfield.copy(have)
+        return Effect.zipRight(storage.flush, store.save(snapshot))
+      }).pipe(Effect.catchAll((e) => Effect.logWarning(`resume record not saved: ${e.message}`)))
+    const saveEveryMs = Duration.toMillis(options.resumeSave?.interval ?? Duration.seconds(10))
+    const saveEveryBytes = options.resumeSave?.bytes ?? 16 * 1024 * 1024
+    const resumeSaver = (store: ResumeStore.ResumeStore) =>
+      Effect.gen(function*() {
+        let lastAt = nowMs()
+        let lastCount = Bitfield.count(have)
+        for (;;) {
+          yield* Effect.sleep(Duration.millis(Math.max(10, Math.min(250, saveEveryMs))))
+          const count = Bitfield.count(have)
+          if (count === lastCount) continue
+          if (finished || (count - lastCount) * m.pieceLength >= saveEveryBytes || nowMs() - lastAt >= saveEveryMs) {
+            yield* saveResume(store)
+            lastAt = nowMs()
+            lastCount = count
+          }
+        }
+      })
+    if (options.resume !== undefined) {
+      const store = options.resume
+      // Added before the run fiber is forked, so it runs after that fiber has been interrupted.
+      yield* Effect.addFinalizer(() =>
+        checkDone ? saveResume(store).pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore) : Effect.void
+      )
+    }
+
     let sessions: FiberMap.FiberMap<string, void, never> | undefined
 
     const run = Effect.gen(function*() {
@@ -580,7 +621,18 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         for (const i of Bitfield.indices(options.have)) Bitfield.set(have, i)
         publish(TorrentEvent.Checking({ checked: total0, total: total0 }))
       } else {
-        yield* storage.checkStream.pipe(
+        let trusted: Bitfield.Bitfield | undefined
+        if (options.resume !== undefined) {
+          const loaded = yield* options.resume.load
+          trusted = loaded.trusted
+          for (const i of Bitfield.indices(trusted)) Bitfield.set(have, i)
+          const n = Bitfield.count(trusted)
+          const changed = loaded.changed.length > 0 ? `, ${loaded.changed.length} changed file(s)` : ""
+          yield* Effect.logDebug(
+            `resume: ${n} piece(s) trusted, ${total0 - n} re-checked (record ${loaded.status}${changed})`
+          )
+        }
+        yield* (trusted === undefined ? storage.checkStream : storage.checkStreamExcept(trusted)).pipe(
           Stream.runForEach((p) =>
             Effect.sync(() => {
               if (p.ok) Bitfield.set(have, p.index)
@@ -594,6 +646,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         )
       }
       if (total0 === 0) publish(TorrentEvent.Checking({ checked: 0, total: 0 }))
+      checkDone = true
       picker = Picker.make({
         pieceCount: m.pieceCount,
         pieceLength: m.pieceLength,
@@ -616,6 +669,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         yield* Effect.forkScoped(owner)
         yield* Effect.forkScoped(dialer)
         yield* Effect.forkScoped(ticker)
+        if (options.resume !== undefined) yield* Effect.forkScoped(resumeSaver(options.resume))
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
         for (const a of options.peers ?? []) addCandidate(a.host, a.port)
         yield* Deferred.await(result)

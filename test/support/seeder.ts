@@ -80,12 +80,16 @@ export interface SeederOptions {
   readonly stall?: boolean
   /** Stop serving (close every connection and the listener) after this many blocks. */
   readonly stopAfterBlocks?: number
+  /** Wait this long before answering each request (throttles a download so it can be interrupted). */
+  readonly blockDelayMs?: number
 }
 
 export interface Seeder {
   readonly port: number
   /** Blocks sent so far. */
   readonly served: () => number
+  /** Blocks of piece `index` sent so far. */
+  readonly servedOf: (index: number) => number
   /** Connections accepted so far. */
   readonly connections: () => number
   readonly stop: () => Promise<void>
@@ -100,6 +104,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
     if (options.pieces === undefined || options.pieces.includes(i)) Bitfield.set(has, i)
   }
   let served = 0
+  const perPiece = new Array<number>(m.pieceCount).fill(0)
   let connections = 0
   let stopped = false
   const sockets = new Set<Net.Socket>()
@@ -123,9 +128,15 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
           const start = msg.index * m.pieceLength + msg.begin
           const block = new Uint8Array(built.payload.subarray(start, start + msg.length))
           if (options.corrupt === true && block.length > 0) block[0] = block[0]! ^ 0xff
-          served++
-          send([Message.Piece({ index: msg.index, begin: msg.begin, block })])
-          if (options.stopAfterBlocks !== undefined && served >= options.stopAfterBlocks) void stop()
+          const answer = () => {
+            if (stopped || socket.destroyed) return
+            served++
+            perPiece[msg.index] = (perPiece[msg.index] ?? 0) + 1
+            send([Message.Piece({ index: msg.index, begin: msg.begin, block })])
+            if (options.stopAfterBlocks !== undefined && served >= options.stopAfterBlocks) void stop()
+          }
+          if (options.blockDelayMs === undefined) answer()
+          else setTimeout(answer, options.blockDelayMs)
         }
       }
     }
@@ -154,7 +165,13 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
     server.once("error", reject)
     server.listen(0, "127.0.0.1", () => {
       const port = (server.address() as Net.AddressInfo).port
-      resolve({ port, served: () => served, connections: () => connections, stop })
+      resolve({
+        port,
+        served: () => served,
+        servedOf: (index) => perPiece[index] ?? 0,
+        connections: () => connections,
+        stop
+      })
     })
   })
 }

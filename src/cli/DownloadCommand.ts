@@ -1,7 +1,11 @@
 /**
  * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
  * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
- * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]]`.
+ * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]] [--state-dir DIR] [--no-resume]
+ * [--resume-interval SECONDS]`.
+ *
+ * Fast resume: a record per torrent in `--state-dir` (ResumeRecord.ts) lets a restart — after Ctrl-C or a crash —
+ * trust the pieces verified before, re-hashing only pieces of files changed since the record was saved.
  *
  * It accepts inbound peers on `--port` and serves them while downloading. With `--seed` it keeps seeding after
  * completion until the upload ratio reaches `--seed-ratio`, `--seed-time` seconds pass, or Ctrl-C.
@@ -28,7 +32,18 @@ import * as Client from "../session/Client.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import { CliFailure, colorEnabled, formatBytes, sanitizeText, style } from "./Output.ts"
-import { bindOpt, downLimitOpt, listenOptions, portOpt, showSeeding, upLimit, upLimitOpt } from "./Seeding.ts"
+import {
+  bindOpt,
+  downLimitOpt,
+  listenOptions,
+  noResumeOpt,
+  portOpt,
+  resumeOptions,
+  showSeeding,
+  stateDirOpt,
+  upLimit,
+  upLimitOpt
+} from "./Seeding.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -57,6 +72,10 @@ const noPeersOpt = Options.integer("no-peers-timeout").pipe(
   Options.optional
 )
 
+const resumeIntervalOpt = Options.float("resume-interval").pipe(
+  Options.withDescription("seconds between fast-resume saves while pieces arrive (default 10; also every 16 MiB)"),
+  Options.optional
+)
 const seedOpt = Options.boolean("seed").pipe(Options.withDescription("keep seeding after the download completes"))
 const seedRatioOpt = Options.float("seed-ratio").pipe(
   Options.withDescription("with --seed: stop once uploaded / size reaches this ratio"),
@@ -205,6 +224,9 @@ const run = (input: {
   readonly seed: boolean
   readonly seedRatio: Option.Option<number>
   readonly seedTime: Option.Option<number>
+  readonly stateDir: Option.Option<string>
+  readonly noResume: boolean
+  readonly resumeInterval: Option.Option<number>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.source)
@@ -226,6 +248,9 @@ const run = (input: {
     }
     if (Option.isSome(input.seedRatio) && !(input.seedRatio.value > 0)) return yield* usage("--seed-ratio must be > 0")
     if (Option.isSome(input.seedTime) && input.seedTime.value < 0) return yield* usage("--seed-time must be >= 0")
+    if (Option.isSome(input.resumeInterval) && !(input.resumeInterval.value >= 0.05)) {
+      return yield* usage("--resume-interval must be at least 0.05 seconds")
+    }
     let only: ReadonlyArray<number> | undefined
     let source: Metainfo.Metainfo | Magnet.Magnet
     if (loaded._tag === "Magnet") {
@@ -314,7 +339,16 @@ const run = (input: {
     }).pipe(
       Effect.catchTag("TorrentError", (e) =>
         Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
-      Effect.provide(Client.layer({ maxPeers: Option.getOrUndefined(input.maxPeers), listen, upLimit: limit }))
+      Effect.provide(Client.layer({
+        maxPeers: Option.getOrUndefined(input.maxPeers),
+        listen,
+        upLimit: limit,
+        ...resumeOptions(input.stateDir, input.noResume),
+        resumeSave: Option.match(input.resumeInterval, {
+          onNone: () => undefined,
+          onSome: (s) => ({ interval: Duration.millis(Math.round(s * 1000)) })
+        })
+      }))
     ))
   })
 
@@ -336,7 +370,10 @@ export const download = Command.make(
     downLimit: downLimitOpt,
     seed: seedOpt,
     seedRatio: seedRatioOpt,
-    seedTime: seedTimeOpt
+    seedTime: seedTimeOpt,
+    stateDir: stateDirOpt,
+    noResume: noResumeOpt,
+    resumeInterval: resumeIntervalOpt
   },
   run
 ).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

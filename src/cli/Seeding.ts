@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Destination from "../net/Destination.ts"
 import type * as Client from "../session/Client.ts"
+import * as ResumeRecord from "../storage/ResumeRecord.ts"
 import * as RateLimit from "../torrent/RateLimit.ts"
 import { CliFailure, formatBytes, sanitizeText } from "./Output.ts"
 
@@ -30,6 +31,22 @@ export const downLimitOpt = Options.text("down-limit").pipe(
   Options.withDescription("download limit, e.g. 500K, 2M, 1MB/s (default unlimited)"),
   Options.optional
 )
+
+export const stateDirOpt = Options.text("state-dir").pipe(
+  Options.withDescription(
+    "directory of fast-resume records (default $XDG_STATE_HOME/effect-torrent or ~/.local/state/effect-torrent)"
+  ),
+  Options.optional
+)
+export const noResumeOpt = Options.boolean("no-resume").pipe(
+  Options.withDescription("neither read nor save a fast-resume record (re-check all data on start)")
+)
+
+/** `Client` options for `--state-dir` / `--no-resume`. */
+export const resumeOptions = (stateDir: Option.Option<string>, noResume: boolean) => ({
+  stateDir: Option.getOrElse(stateDir, () => ResumeRecord.defaultStateDir()),
+  resume: !noResume
+})
 
 /** The client's listening socket from `--port`/`--bind`. */
 export const listenOptions = (

@@ -4,13 +4,22 @@
  */
 import { expect } from "@effect/vitest"
 import { execFile } from "node:child_process"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { projectRoot } from "./fixtures.ts"
 
 export const bundle = join(projectRoot, "dist/cli.mjs")
 
-/** The environment CLI tests run under: no colours, no destination outside 127.0.0.0/8 and ::1. */
-export const cliEnv = { ...process.env, NO_COLOR: "1", EFFECT_TORRENT_LOOPBACK_ONLY: "1" }
+/**
+ * The environment CLI tests run under: no colours, no destination outside 127.0.0.0/8 and ::1, resume records in a
+ * temp state directory (not the user's).
+ */
+export const cliEnv = {
+  ...process.env,
+  NO_COLOR: "1",
+  EFFECT_TORRENT_LOOPBACK_ONLY: "1",
+  XDG_STATE_HOME: join(tmpdir(), "effect-torrent-test-state")
+}
 
 export interface Run {
   readonly code: number

@@ -160,6 +160,30 @@ describe("fast resume (Client, FileStorage, state directory)", () => {
       })
     }))
 
+  it.live("seed: pieces the record vouches for are not re-read; a touched file's pieces are", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("rs-seed")
+      const stateDir = tempDir("rs-state")
+      const hasher = countingHasher(two)
+      const s = yield* start(two)
+      yield* download(two, dir, [s.port]).pipe(Effect.provide(clientWith(hasher.shape, stateDir)))
+      const seedOnce = Effect.scoped(
+        Effect.flatMap(
+          Client.seed(two.metainfo, { dataDir: dir, trackers: false }),
+          (d) => Effect.zipRight(d.done, Effect.sync(d.stats))
+        )
+      ).pipe(Effect.provide(clientWith(hasher.shape, stateDir)))
+      hasher.reset()
+      expect((yield* seedOnce).bytesLeft).toBe(0)
+      expect(hasher.calls()).toBe(0)
+      const b = Path.join(dir, ...two.metainfo.files[1]!.path)
+      Fs.utimesSync(b, new Date(Date.now() - 7_200_000), new Date(Date.now() - 7_200_000))
+      hasher.reset()
+      yield* seedOnce
+      const pl = two.metainfo.pieceLength
+      expect(hasher.hashedPieces()).toEqual(all(two.metainfo.pieceCount).filter((i) => (i + 1) * pl > 200_000))
+    }))
+
   it.live("a corrupt record, or one for another torrent, is ignored: every piece is re-checked", () =>
     Effect.gen(function*() {
       const dir = tempDir("rs-corrupt")

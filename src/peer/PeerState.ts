@@ -312,6 +312,50 @@ export const parseReqq = (payload: Uint8Array): number | undefined => {
   return typeof reqq === "number" && reqq > 0 ? reqq : undefined
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/**
+ * A copy of the state with every field listed, so V8 builds it with one fixed shape (a spread of this many fields
+ * took the generic slow clone, ~7 µs per block in profiles).
+ */
+const clone = (s: PeerState): Mutable<PeerState> => ({
+  config: s.config,
+  address: s.address,
+  direction: s.direction,
+  infoHash: s.infoHash,
+  peerId: s.peerId,
+  reserved: s.reserved,
+  pieceCount: s.pieceCount,
+  phase: s.phase,
+  amInterested: s.amInterested,
+  peerInterested: s.peerInterested,
+  amChoking: s.amChoking,
+  peerChoking: s.peerChoking,
+  fast: s.fast,
+  extensionProtocol: s.extensionProtocol,
+  remotePeerId: s.remotePeerId,
+  snubbed: s.snubbed,
+  snubCount: s.snubCount,
+  bitfieldAllowed: s.bitfieldAllowed,
+  outstanding: s.outstanding,
+  dropped: s.dropped,
+  pipeline: s.pipeline,
+  slowStart: s.slowStart,
+  peerReqq: s.peerReqq,
+  rate: s.rate,
+  lastSample: s.lastSample,
+  tickBytes: s.tickBytes,
+  lastTickAt: s.lastTickAt,
+  starved: s.starved,
+  phaseDeadline: s.phaseDeadline,
+  requestDeadline: s.requestDeadline,
+  lastSentAt: s.lastSentAt,
+  lastReceivedAt: s.lastReceivedAt,
+  unsolicited: s.unsolicited,
+  requestsWhileChoked: s.requestsWhileChoked,
+  error: s.error
+})
+
 /** Accumulates one step's changes and commands; `step` is pure from the outside. */
 class Step {
   s: PeerState
@@ -325,11 +369,19 @@ class Step {
   private owned = false
   /** Copies the state once per step (the caller's state is never touched), then patches the copy in place. */
   set(patch: Partial<PeerState>): void {
-    if (this.owned) Object.assign(this.s, patch)
-    else {
-      this.s = { ...this.s, ...patch }
+    if (!this.owned) {
+      this.s = clone(this.s)
       this.owned = true
     }
+    Object.assign(this.s, patch)
+  }
+  /** This step's own copy of the state, to change fields directly on the per-block path. */
+  own(): Mutable<PeerState> {
+    if (!this.owned) {
+      this.s = clone(this.s)
+      this.owned = true
+    }
+    return this.s as Mutable<PeerState>
   }
   send(message: Message.Message): void {
     this.out.push(Command.Send({ message }))
@@ -645,7 +697,7 @@ const onBlock = (t: Step, b: BlockRef): void => {
     t.close("protocol", "piece message before the handshake")
     return
   }
-  t.set({ lastReceivedAt: t.now })
+  t.own().lastReceivedAt = t.now
   t.leaveIntroduction()
   const i = findBlock(s.outstanding, b.index, b.begin, b.length)
   if (i < 0) {
@@ -655,15 +707,14 @@ const onBlock = (t: Step, b: BlockRef): void => {
     return
   }
   const cap = Math.min(s.config.maxPipeline, s.peerReqq ?? Infinity)
-  t.set({
-    outstanding: without(s.outstanding, i),
-    snubbed: false,
-    snubCount: 0,
-    starved: false,
-    tickBytes: s.tickBytes + b.length,
-    pipeline: s.slowStart ? Math.min(cap, s.pipeline + 1) : s.pipeline,
-    requestDeadline: s.outstanding.length > 1 ? t.now + s.config.requestTimeout : undefined
-  })
+  const o = t.own()
+  o.outstanding = without(s.outstanding, i)
+  o.snubbed = false
+  o.snubCount = 0
+  o.starved = false
+  o.tickBytes = s.tickBytes + b.length
+  o.pipeline = s.slowStart ? Math.min(cap, s.pipeline + 1) : s.pipeline
+  o.requestDeadline = s.outstanding.length > 1 ? t.now + s.config.requestTimeout : undefined
   t.topUp()
 }
 

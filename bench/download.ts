@@ -290,7 +290,8 @@ const command = async (client: ClientName, s: Setup, out: string): Promise<{ arg
     case "effect":
       return {
         // ET_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") go to node, for profiling.
-        argv: [process.execPath, ...nodeArgs, CLI, "download", s.torrentPath, "-o", out, "--quiet"],
+        // The resume record goes beside the output (and is deleted with it), never into the user's state directory.
+        argv: [process.execPath, ...nodeArgs, CLI, "download", s.torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`],
         // THROUGHPUT.md rule 9; ET_BENCH_MALLOC_DEFAULT=1 leaves glibc's default, to measure what the variable buys.
         env: process.env["ET_BENCH_MALLOC_DEFAULT"] ? env : { ...env, MALLOC_TRIM_THRESHOLD_: "1073741824" }
       }
@@ -353,6 +354,7 @@ const runOnce = async (client: ClientName, run: number, s: Setup): Promise<Resul
   const digest = await sha256File(file)
   if (digest !== s.sha256) throw new Error(`${client}: SHA-256 mismatch`)
   Fs.rmSync(out, { recursive: true, force: true })
+  Fs.rmSync(`${out}.state`, { recursive: true, force: true })
   const r: Result = { client, run, wall, cpu, rssMiB: maxRss! / 1024, seederCpu, othersCpu: Math.max(0, othersCpu), load }
   console.log(
     `${client.padEnd(10)} run ${run}: wall ${wall.toFixed(2)} s, CPU ${cpu.toFixed(2)} s (user ${user!.toFixed(2)}, sys ${sys!.toFixed(2)}), peak RSS ${r.rssMiB.toFixed(0)} MiB` +

@@ -94,7 +94,8 @@ export interface Options {
   /**
    * Fast-resume record (ResumeStore.ts): on start, pieces it trusts are had without hashing and only the others are
    * checked; it is saved every `resumeSave.interval` (default 10 s) when pieces were verified since, as soon as
-   * `resumeSave.bytes` (default 16 MiB) more were, on completion, and when the scope closes (bounded, 5 s). Each
+   * `resumeSave.bytes` (default 256 MiB: each save flushes the written files, which costs CPU and page-cache
+   * memory on fast downloads; a crash only costs re-hashing what the last record did not vouch for) more were, on completion, and when the scope closes (bounded, 5 s). Each
    * save snapshots the verified pieces, flushes storage, then writes (ResumeRecord.ts "Saving").
    */
   readonly resume?: ResumeStore.ResumeStore | undefined
@@ -211,7 +212,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     let picker: Picker.Picker | undefined
     const have = Bitfield.make(m.pieceCount)
     const slots = new Map<number, Slot>()
-    const pool = PiecePool.make()
+    // Idle piece buffers kept for reuse: 32 cover the pieces in flight plus those waiting for hash/write at full
+    // speed from a few peers; more only raises peak RSS (docs/PERFORMANCE.md).
+    const pool = PiecePool.make({ maxFree: 32 })
     const peers = new Map<PeerKey, PeerRecord>()
     const verifyQueue = yield* Mailbox.make<Completed>()
     /** Completes when the download finishes here (not when it was complete from the start). */
@@ -587,7 +590,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         return Effect.zipRight(storage.flush, store.save(snapshot))
       }).pipe(Effect.catchAll((e) => Effect.logWarning(`resume record not saved: ${e.message}`)))
     const saveEveryMs = Duration.toMillis(options.resumeSave?.interval ?? Duration.seconds(10))
-    const saveEveryBytes = options.resumeSave?.bytes ?? 16 * 1024 * 1024
+    const saveEveryBytes = options.resumeSave?.bytes ?? 256 * 1024 * 1024
     const resumeSaver = (store: ResumeStore.ResumeStore) =>
       Effect.gen(function*() {
         let lastAt = nowMs()

@@ -76,8 +76,23 @@ describe("effect-torrent download: SIGKILL and restart", () => {
       const child = spawn(process.execPath, [bundle, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
       children.push(child)
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-      const after = 500 + Math.floor(random() * 900)
-      const first = await Promise.race([exited, new Promise<"kill">((r) => setTimeout(() => r("kill"), after))])
+      // The random moment counts from the child's first block, not from its spawn: on a loaded CI machine the
+      // start-up alone can take longer than the whole window, and a kill before any block proves nothing.
+      const servedBefore = s.served()
+      const receiving = new Promise<"receiving">((resolve) => {
+        const poll = setInterval(() => {
+          if (s.served() > servedBefore) {
+            clearInterval(poll)
+            resolve("receiving")
+          }
+        }, 20)
+        void exited.then(() => clearInterval(poll))
+      })
+      const started = await Promise.race([exited, receiving])
+      const after = 300 + Math.floor(random() * 900)
+      const first = started !== "receiving"
+        ? started
+        : await Promise.race([exited, new Promise<"kill">((r) => setTimeout(() => r("kill"), after))])
       if (first !== "kill") {
         expect(first).toBe(0) // finished before its kill: fine, nothing left to crash
         finishedEarly = true

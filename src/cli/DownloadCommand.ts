@@ -2,7 +2,10 @@
  * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
  * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
  * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]] [--state-dir DIR] [--no-resume]
- * [--resume-interval SECONDS]`.
+ * [--resume-interval SECONDS] [--save-torrent FILE] [--no-dht] [--dht-bootstrap host:port]... [--no-pex]`.
+ *
+ * A magnet link first fetches its metadata from peers (its `x.pe`, `--peer`, its trackers, the DHT, PEX), shown as
+ * "fetching metadata"; `--save-torrent FILE` writes the resulting `.torrent` (for a `.torrent` source, a copy).
  *
  * Fast resume: a record per torrent in `--state-dir` (ResumeRecord.ts) lets a restart — after Ctrl-C or a crash —
  * trust the pieces verified before, re-hashing only pieces of files changed since the record was saved.
@@ -44,6 +47,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
+import { dhtBootstrapOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -74,6 +78,10 @@ const noPeersOpt = Options.integer("no-peers-timeout").pipe(
 
 const resumeIntervalOpt = Options.float("resume-interval").pipe(
   Options.withDescription("seconds between fast-resume saves while pieces arrive (default 10; also every 16 MiB)"),
+  Options.optional
+)
+const saveTorrentOpt = Options.text("save-torrent").pipe(
+  Options.withDescription("also write the .torrent file here (for a magnet link: once its metadata arrived)"),
   Options.optional
 )
 const seedOpt = Options.boolean("seed").pipe(Options.withDescription("keep seeding after the download completes"))
@@ -155,6 +163,7 @@ const formatEta = (seconds: number): string => {
 }
 
 export interface View {
+  metadata?: { peers: number; sources: number; received: number; total: number } | undefined
   checking: { checked: number; total: number } | undefined
   downRate: number
   peers: number
@@ -162,6 +171,11 @@ export interface View {
 
 export const statusLine = (d: Client.Download, view: View, bar: boolean, color: boolean): string => {
   const s = style(color)
+  const md = view.metadata
+  if (md !== undefined) {
+    const pieces = md.total > 0 ? `, ${md.received}/${md.total} pieces` : ""
+    return `fetching metadata: ${md.peers} peers, ${md.sources} offering it${pieces}`
+  }
   if (view.checking !== undefined) return `checking ${view.checking.checked}/${view.checking.total} pieces`
   const st = d.stats()
   const done = st.total - st.bytesLeft
@@ -227,6 +241,10 @@ const run = (input: {
   readonly stateDir: Option.Option<string>
   readonly noResume: boolean
   readonly resumeInterval: Option.Option<number>
+  readonly saveTorrent: Option.Option<string>
+  readonly noDht: boolean
+  readonly dhtBootstrap: ReadonlyArray<string>
+  readonly noPex: boolean
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.source)
@@ -251,16 +269,25 @@ const run = (input: {
     if (Option.isSome(input.resumeInterval) && !(input.resumeInterval.value >= 0.05)) {
       return yield* usage("--resume-interval must be at least 0.05 seconds")
     }
+    const sources = yield* peerSourceOptions(input)
     let only: ReadonlyArray<number> | undefined
     let source: Metainfo.Metainfo | Magnet.Magnet
+    let onlyFor: Client.DownloadOptions["onlyFor"]
     if (loaded._tag === "Magnet") {
-      for (const p of loaded.magnet.peers) peers.push({ host: p.host, port: p.port })
       only = Client.selectOnlyOf(loaded.magnet)
       source = loaded.magnet
+      // --only globs need the file list: applied once the metadata is here (they override the magnet's `so`).
+      if (input.only.length > 0) {
+        onlyFor = (m) =>
+          selectFiles(m, input.only).pipe(
+            Effect.mapError((e) => new Client.TorrentError({ reason: "invalid-selection", detail: e.message }))
+          )
+      }
     } else {
       only = yield* selectFiles(loaded.metainfo, input.only)
       source = loaded.metainfo
     }
+    const saveTorrent = Option.getOrUndefined(input.saveTorrent)
     const out = process.stdout
     const tty = out.isTTY === true && !input.json && !input.quiet
     const color = colorEnabled(out)
@@ -278,13 +305,18 @@ const run = (input: {
         }),
         seed: input.seed,
         upLimit: limit,
-        downLimit
+        downLimit,
+        onlyFor,
+        saveTorrent: loaded._tag === "Magnet" ? saveTorrent : undefined
       })
+      if (saveTorrent !== undefined && loaded._tag === "Torrent") yield* Client.writeTorrentFile(saveTorrent, loaded.bytes)
       const view: View = { checking: undefined, downRate: 0, peers: 0 }
       yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
         Effect.sync(() => {
           if (input.json) out.write(`${JSON.stringify(TorrentEvent.toJson(e))}\n`)
           TorrentEvent.$match(e, {
+            MetadataProgress: (p) => void (view.metadata = { ...p }),
+            MetadataReceived: () => void (view.metadata = undefined),
             Checking: (c) => void (view.checking = { checked: c.checked, total: c.total }),
             Started: () => void (view.checking = undefined),
             Progress: (p) => {
@@ -327,10 +359,11 @@ const run = (input: {
       const st = d.stats()
       const secs = (Date.now() - startedAt) / 1000
       out.write(`${sanitizeText(d.name)}: complete, ${formatBytes(st.total)} in ${secs.toFixed(1)} s\n`)
-      if (tty && loaded._tag === "Torrent") {
+      if (tty) {
         const s = style(color)
-        const wanted = FileSelection.wantedFiles(loaded.metainfo, only)
-        loaded.metainfo.files.forEach((f, i) => {
+        const m = yield* d.metainfo
+        const wanted = FileSelection.wantedFiles(m, onlyFor === undefined ? only : yield* onlyFor(m))
+        m.files.forEach((f, i) => {
           if (f.pad || wanted[i] !== true) return
           out.write(`  ${s.green("✓")} ${formatBytes(f.length).padStart(10)}  ${sanitizeText(f.path.join("/"))}\n`)
         })
@@ -344,6 +377,7 @@ const run = (input: {
         listen,
         upLimit: limit,
         ...resumeOptions(input.stateDir, input.noResume),
+        ...sources,
         resumeSave: Option.match(input.resumeInterval, {
           onNone: () => undefined,
           onSome: (s) => ({ interval: Duration.millis(Math.round(s * 1000)) })
@@ -373,7 +407,11 @@ export const download = Command.make(
     seedTime: seedTimeOpt,
     stateDir: stateDirOpt,
     noResume: noResumeOpt,
-    resumeInterval: resumeIntervalOpt
+    resumeInterval: resumeIntervalOpt,
+    saveTorrent: saveTorrentOpt,
+    noDht: noDhtOpt,
+    dhtBootstrap: dhtBootstrapOpt,
+    noPex: noPexOpt
   },
   run
 ).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

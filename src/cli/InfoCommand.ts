@@ -1,5 +1,7 @@
 /**
- * `effect-torrent info <file.torrent | magnet>`: everything the metainfo says, as text or as one JSON object.
+ * `effect-torrent info <file.torrent | magnet> [--json] [--fetch [--peer host:port]... [--timeout S] ...]`:
+ * everything the metainfo says, as text or as one JSON object. A magnet link says little by itself; with `--fetch`
+ * its metadata is fetched from peers (BEP 9: its `x.pe`, `--peer`, trackers, the DHT) and shown in full.
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -10,6 +12,7 @@ import * as InfoHash from "../core/InfoHash.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
 import { colorEnabled, formatBytes, formatDate, groupDigits, sanitizeText, style } from "./Output.ts"
+import * as Fetch from "./Fetch.ts"
 import * as Source from "./Source.ts"
 
 /** The JSON shape of `info --json` (stable: scripts read it). */
@@ -125,11 +128,21 @@ const torrentArg = Args.text({ name: "torrent | magnet" }).pipe(
   Args.withDescription("a .torrent file or a magnet: URI")
 )
 const jsonOpt = Options.boolean("json").pipe(Options.withDescription("print one JSON object instead of text"))
+const fetchOpt = Options.boolean("fetch").pipe(
+  Options.withDescription("for a magnet link: fetch its metadata from peers and show everything")
+)
 
-export const info = Command.make("info", { source: torrentArg, json: jsonOpt }, ({ json, source }) =>
+export const info = Command.make("info", { source: torrentArg, json: jsonOpt, fetch: fetchOpt, ...Fetch.fetchOptions }, (input) =>
   Effect.gen(function* () {
+    const { json, source } = input
     const loaded = yield* Source.load(source)
     const color = colorEnabled(process.stdout)
+    if (input.fetch && loaded._tag === "Magnet") {
+      const fetched = yield* Fetch.fetch(loaded.magnet, input)
+      return yield* Console.log(
+        json ? JSON.stringify(torrentJson(fetched.metainfo), null, 2) : torrentText(fetched.metainfo, color)
+      )
+    }
     if (json) {
       const obj = loaded._tag === "Torrent" ? torrentJson(loaded.metainfo) : magnetJson(loaded.magnet)
       return yield* Console.log(JSON.stringify(obj, null, 2))

@@ -1,6 +1,7 @@
 /**
  * `effect-torrent seed <torrent> <path> [--port N] [--bind HOST] [--up-limit RATE] [--peer host:port]...
- * [--no-trackers] [--max-peers N] [--quiet] [--state-dir DIR] [--no-resume]`: checks the data in `path` (the
+ * [--no-trackers] [--max-peers N] [--quiet] [--state-dir DIR] [--no-resume] [--no-dht] [--dht-bootstrap host:port]...
+ * [--no-pex]`: checks the data in `path` (the
  * directory `download -o` wrote into), then serves it — listening, announcing to the trackers, answering peers —
  * until Ctrl-C. Incomplete data: one line naming the first missing or mismatching file, exit 1. Pieces the
  * fast-resume record in `--state-dir` vouches for (files unchanged since) are not re-read.
@@ -24,6 +25,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
+import { dhtBootstrapOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -40,12 +42,16 @@ const run = (input: {
   readonly quiet: boolean
   readonly stateDir: Option.Option<string>
   readonly noResume: boolean
+  readonly noDht: boolean
+  readonly dhtBootstrap: ReadonlyArray<string>
+  readonly noPex: boolean
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.torrent)
     if (loaded._tag === "Magnet") return yield* usage("seed needs a .torrent file, not a magnet link")
     const listen = yield* listenOptions(input.port, input.bind)
     const limit = yield* upLimit(input.upLimit)
+    const sources = yield* peerSourceOptions(input)
     const peers: Array<{ host: string; port: number }> = []
     for (const p of input.peer) {
       const parsed = parsePeer(p)
@@ -75,7 +81,8 @@ const run = (input: {
           listen,
           upLimit: limit,
           maxPeers: Option.getOrUndefined(input.maxPeers),
-          ...resumeOptions(input.stateDir, input.noResume)
+          ...resumeOptions(input.stateDir, input.noResume),
+          ...sources
         }))
     ))
   })
@@ -92,6 +99,9 @@ export const seed = Command.make(
     upLimit: upLimitOpt,
     stateDir: stateDirOpt,
     noResume: noResumeOpt,
+    noDht: noDhtOpt,
+    dhtBootstrap: dhtBootstrapOpt,
+    noPex: noPexOpt,
     peer: Options.text("peer").pipe(
       Options.withDescription("a peer to dial, host:port (repeatable)"),
       Options.repeated

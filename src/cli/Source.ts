@@ -11,7 +11,7 @@ import * as Metainfo from "../metainfo/Metainfo.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
 
 export type Source =
-  | { readonly _tag: "Torrent"; readonly path: string; readonly metainfo: Metainfo.Metainfo }
+  | { readonly _tag: "Torrent"; readonly path: string; readonly bytes: Uint8Array; readonly metainfo: Metainfo.Metainfo }
   | { readonly _tag: "Magnet"; readonly magnet: Magnet.Magnet }
 
 /** libtorrent refuses .torrent files above 30 MB by default; real ones are far smaller. */
@@ -46,7 +46,7 @@ const readTorrent = (path: string) =>
       }
       return yield* fail(`${path}: ${e.message}`)
     }
-    return { _tag: "Torrent", path, metainfo: decoded.right } as const
+    return { _tag: "Torrent", path, bytes, metainfo: decoded.right } as const
   })
 
 /** Reads a `.torrent` file or parses a magnet URI (leniently, as libtorrent does for pasted links). */

@@ -14,13 +14,14 @@ import { create } from "./CreateCommand.ts"
 import { demo } from "./DemoCommand.ts"
 import { download } from "./DownloadCommand.ts"
 import { info } from "./InfoCommand.ts"
+import { magnetToTorrent } from "./MagnetCommand.ts"
 import { seed } from "./SeedCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 import { trackers } from "./TrackersCommand.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info, trackers, download, seed, create, demo])
+  Command.withSubcommands([info, trackers, download, seed, create, magnetToTorrent, demo])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })

@@ -28,6 +28,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bytes from "../core/Bytes.ts"
+import * as Destination from "../net/Destination.ts"
 import * as Dns from "../net/Dns.ts"
 import * as Udp from "../net/Udp.ts"
 import { DhtError } from "./DhtError.ts"
@@ -68,6 +69,11 @@ export interface Options {
   readonly maintenanceInterval?: Duration.DurationInput | undefined
   /** Client version sent as `v`. */
   readonly version?: Uint8Array | undefined
+  /**
+   * Contact only 127.0.0.0/8 and ::1 (no DNS query for other names): default `EFFECT_TORRENT_LOOPBACK_ONLY`
+   * (net/Destination.ts). Other addresses a lookup learns are never queried.
+   */
+  readonly loopbackOnly?: boolean | undefined
 }
 
 export interface Node {
@@ -150,6 +156,8 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
     const maxPeers = options.maxPeersPerTorrent ?? 100
     const peerTtl = Duration.toMillis(options.peerTtl ?? "30 minutes")
     const version = options.version ?? Bytes.fromBinaryString("ET\x00\x01")
+    const restricted = options.loopbackOnly ?? Destination.loopbackOnly()
+    const allowed = (host: string) => !restricted || Destination.isLoopbackHost(host)
     const now0 = yield* Clock.currentTimeMillis
 
     const loaded = options.snapshot === undefined ? undefined : RoutingTable.fromJSON(options.snapshot, now0)
@@ -205,7 +213,7 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
     })
 
     const send = (m: Krpc.Message, address: string, port: number) =>
-      socket.send(Krpc.encode(m), port, address).pipe(Effect.ignore)
+      allowed(address) ? socket.send(Krpc.encode(m), port, address).pipe(Effect.ignore) : Effect.void
 
     const register = (address: string, port: number) =>
       Effect.acquireRelease(
@@ -253,6 +261,9 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
 
     const query = (address: string, port: number, body: Body): Effect.Effect<Krpc.Response, DhtError> => {
       const node = `${address}:${port}`
+      if (!allowed(address)) {
+        return Effect.fail(new DhtError({ reason: "network", node, detail: "refused: loopback only" }))
+      }
       return Effect.scoped(Effect.gen(function*() {
         yield* rateLimit
         const { reply, t } = yield* register(address, port)
@@ -281,7 +292,10 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
 
     const resolveBootstrap = Effect.forEach(
       options.bootstrap ?? [],
-      (hp) => Dns.lookup(hp.host).pipe(Effect.map((a) => (a.family === 4 ? [{ ip: a.address, port: hp.port }] : []))),
+      (hp) =>
+        allowed(hp.host)
+          ? Dns.lookup(hp.host).pipe(Effect.map((a) => (a.family === 4 ? [{ ip: a.address, port: hp.port }] : [])))
+          : Effect.succeed([]),
       { concurrency: 4 }
     ).pipe(Effect.map((xs) => xs.flat()), Effect.orElseSucceed(() => []))
 
@@ -471,7 +485,9 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
       local: socket.local,
       bootstrap: findNode(own).pipe(Effect.zipRight(Ref.get(tableRef)), Effect.map(RoutingTable.size)),
       ping: (host, port) =>
-        Dns.lookup(host).pipe(
+        (allowed(host)
+          ? Dns.lookup(host)
+          : Effect.fail(new Dns.DnsError({ host, cause: "refused: loopback only" }))).pipe(
           Effect.mapError((e) => new DhtError({ reason: "network", node: `${host}:${port}`, detail: e.message })),
           Effect.flatMap((a) => query(a.address, port, { method: "ping" })),
           Effect.map((r) => r.id)

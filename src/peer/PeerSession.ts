@@ -93,7 +93,8 @@ const make = (options: Options, address: string, direction: "outbound" | "inboun
       infoHash: handle.infoHash,
       peerId: handle.peerId,
       reserved: Handshake.reserved(handle.features),
-      pieceCount: handle.pieceCount
+      pieceCount: handle.pieceCount,
+      metadataOnly: handle.metadataOnly
     }, clock.unsafeCurrentTimeMillis())
     const session = new Session(handle, address, state, () => clock.unsafeCurrentTimeMillis(), done)
     yield* Effect.addFinalizer(() => Effect.sync(() => session.finalize()))
@@ -146,6 +147,8 @@ class Session implements FrameDecoder.Handler {
       choke: () => this.dispatch(E.ChokePeer()),
       unchoke: () => this.dispatch(E.UnchokePeer()),
       sendBlock: (index, begin, data) => this.sendBlock(index, begin, data),
+      sendExtended: (id, payload) => this.dispatch(E.SendExtended({ id, payload })),
+      allowFast: (indices) => this.dispatch(E.AllowFast({ indices })),
       reject: (b) => {
         if (this.state.phase === "Closed" || !this.state.fast) return
         this.pendingMessages.push(Message.Reject({ index: b.index, begin: b.begin, length: b.length }))
@@ -158,7 +161,9 @@ class Session implements FrameDecoder.Handler {
   }
 
   sendBlock(index: number, begin: number, data: Uint8Array): boolean {
-    if (this.state.phase === "Closed" || this.state.amChoking || this.conn === undefined) return false
+    const s = this.state
+    if (s.phase === "Closed" || this.conn === undefined) return false
+    if (s.amChoking && !(s.fast && s.grantedFast.includes(index))) return false
     this.pendingMessages.push(Message.Piece({ index, begin, block: data }))
     if (this.holding === 0 && !this.running) this.flush()
     return true
@@ -245,10 +250,16 @@ class Session implements FrameDecoder.Handler {
       }
       return
     }
-    this.dispatch(E.HandshakeReceived({ handshake: p.handshake, ours: this.handle.bitfield() }))
+    const h = this.handle
+    this.dispatch(E.HandshakeReceived({
+      handshake: p.handshake,
+      ours: h.bitfield(),
+      extensions: h.extensionHandshake?.(this.key, this.conn?.remote ?? { host: "", port: 0 }),
+      dhtPort: h.dhtPort
+    }))
     if (this.state.phase === "Closed") return
     this.decoder = FrameDecoder.make(this, {
-      pieceCount: this.state.pieceCount,
+      pieceCount: this.state.metadataOnly ? undefined : this.state.pieceCount,
       fast: this.state.fast,
       extensionProtocol: this.state.extensionProtocol
     })
@@ -306,7 +317,7 @@ class Session implements FrameDecoder.Handler {
         this.pendingMessages.push(c.message)
         return
       case "WantRequests":
-        this.queue.push(E.RequestsChosen({ blocks: this.handle.nextRequests(this.key, c.max) }))
+        this.queue.push(E.RequestsChosen({ blocks: this.handle.nextRequests(this.key, c.max, c.only) }))
         return
       case "Emit":
         this.emit(c.event)
@@ -328,7 +339,9 @@ class Session implements FrameDecoder.Handler {
           peerId: u.peerId,
           fast: u.fast,
           extensionProtocol: u.extensionProtocol,
-          direction: this.state.direction
+          dht: this.state.dht,
+          direction: this.state.direction,
+          remote: this.conn?.remote ?? { host: "", port: 0 }
         }, this.control)
         return
       case "Bitfield":
@@ -355,6 +368,12 @@ class Session implements FrameDecoder.Handler {
         return h.onPeerCancel?.(key, { index: u.index, begin: u.begin, length: u.length })
       case "Extended":
         return h.onExtended?.(key, u.id, u.payload)
+      case "Port":
+        return h.onPeerPort?.(key, u.port)
+      case "Suggest":
+        return h.onSuggest?.(key, u.index)
+      case "AllowedFast":
+        return h.onAllowedFast?.(key, u.index)
     }
   }
 

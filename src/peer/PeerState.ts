@@ -104,6 +104,11 @@ export interface PeerState {
   /** Our reserved handshake bytes (the features the torrent allows). */
   readonly reserved: Uint8Array
   readonly pieceCount: number
+  /**
+   * A session that only fetches metadata (BEP 9, a magnet link): the piece count is unknown, so the peer's
+   * bitfield / have / have-all / have-none are accepted unchecked and ignored, and we are never interested.
+   */
+  readonly metadataOnly: boolean
   readonly phase: Phase
   readonly amInterested: boolean
   readonly peerInterested: boolean
@@ -112,6 +117,12 @@ export interface PeerState {
   /** Negotiated by both handshakes (BEP 6 / BEP 10). */
   readonly fast: boolean
   readonly extensionProtocol: boolean
+  /** Both set the DHT bit (BEP 5): a `port` message is exchanged. */
+  readonly dht: boolean
+  /** BEP 6: pieces the peer lets us request while it chokes us (bounded, in arrival order). */
+  readonly allowedFast: ReadonlyArray<number>
+  /** BEP 6: pieces we told the peer it may request while we choke it. */
+  readonly grantedFast: ReadonlyArray<number>
   /** The remote peer id, once its handshake arrived. */
   readonly remotePeerId: PeerId | undefined
   readonly snubbed: boolean
@@ -167,14 +178,23 @@ export type Upward = Data.TaggedEnum<{
   /** The peer cancelled one of its requests. */
   PeerCancel: BlockRef
   Extended: { readonly id: number; readonly payload: Uint8Array }
+  /** The peer's DHT port (BEP 5 `port` message). */
+  Port: { readonly port: number }
+  /** BEP 6 suggest-piece. */
+  Suggest: { readonly index: number }
+  /** BEP 6 allowed-fast: the peer lets us request this piece while it chokes us. */
+  AllowedFast: { readonly index: number }
 }>
 export const Upward = Data.taggedEnum<Upward>()
 
 export type Command = Data.TaggedEnum<{
   SendHandshake: { readonly handshake: Handshake.Handshake }
   Send: { readonly message: Message.Message }
-  /** Ask the torrent for up to `max` blocks to request; answer with a `RequestsChosen` event. */
-  WantRequests: { readonly max: number }
+  /**
+   * Ask the torrent for up to `max` blocks to request; answer with a `RequestsChosen` event. `only` is set while
+   * the peer chokes us: then only blocks of those (allowed-fast) pieces may be requested.
+   */
+  WantRequests: { readonly max: number; readonly only?: ReadonlyArray<number> | undefined }
   Emit: { readonly event: Upward }
   /** Close the connection; emitted exactly once, as the last command of a state. */
   Close: { readonly error: PeerError }
@@ -184,8 +204,17 @@ export const Command = Data.taggedEnum<Command>()
 export type Event = Data.TaggedEnum<{
   /** TCP connected (outbound). */
   Connected: {}
-  /** The peer's complete handshake; `ours` is our bitfield now, for the introduction. */
-  HandshakeReceived: { readonly handshake: Handshake.Handshake; readonly ours: Bitfield.Bitfield }
+  /**
+   * The peer's complete handshake; `ours` is our bitfield now, for the introduction; `extensions` our BEP 10
+   * handshake payload (default {@link extensionHandshake}); `dhtPort` our DHT node's port, sent in a `port` message
+   * when both sides set the DHT bit.
+   */
+  HandshakeReceived: {
+    readonly handshake: Handshake.Handshake
+    readonly ours: Bitfield.Bitfield
+    readonly extensions?: Uint8Array | undefined
+    readonly dhtPort?: number | undefined
+  }
   /** A control message (every message but `piece`). */
   MessageReceived: { readonly message: Message.Control }
   /** A whole block arrived; `accepted`: the torrent kept it. */
@@ -201,6 +230,10 @@ export type Event = Data.TaggedEnum<{
   ChokePeer: {}
   UnchokePeer: {}
   SendHave: { readonly index: number }
+  /** A BEP 10 extended message (`id` is the peer's id for the extension); dropped without the extension protocol. */
+  SendExtended: { readonly id: number; readonly payload: Uint8Array }
+  /** BEP 6: let the peer request these pieces while we choke it (sent once each; needs the fast extension). */
+  AllowFast: { readonly indices: ReadonlyArray<number> }
   /** Endgame: these requests are no longer needed. */
   Cancel: { readonly blocks: ReadonlyArray<BlockRef> }
   DecodeFailed: { readonly error: WireError }
@@ -217,6 +250,7 @@ export interface InitOptions {
   readonly peerId: PeerId
   readonly reserved: Uint8Array
   readonly pieceCount: number
+  readonly metadataOnly?: boolean | undefined
 }
 
 /** The state before anything happened: Connecting (outbound) or Handshaking (inbound, already connected). */
@@ -231,6 +265,7 @@ export const initial = (options: InitOptions, now: number): PeerState => {
     peerId: options.peerId,
     reserved: options.reserved,
     pieceCount: options.pieceCount,
+    metadataOnly: options.metadataOnly === true,
     phase: outbound ? "Connecting" : "Handshaking",
     amInterested: false,
     peerInterested: false,
@@ -238,6 +273,9 @@ export const initial = (options: InitOptions, now: number): PeerState => {
     peerChoking: true,
     fast: false,
     extensionProtocol: false,
+    dht: false,
+    allowedFast: [],
+    grantedFast: [],
     remotePeerId: undefined,
     snubbed: false,
     snubCount: 0,
@@ -261,6 +299,18 @@ export const initial = (options: InitOptions, now: number): PeerState => {
     error: undefined
   }
 }
+
+/**
+ * While the peer chokes us but lets us request allowed-fast pieces (BEP 6) and we are interested: those pieces;
+ * otherwise `undefined` (nothing may be requested while choked).
+ */
+export const chokedAllowance = (s: PeerState): ReadonlyArray<number> | undefined =>
+  s.phase === "Choked" && s.peerChoking && s.amInterested && s.fast && s.allowedFast.length > 0
+    ? s.allowedFast
+    : undefined
+
+/** Most allowed-fast pieces kept per peer (BEP 6 suggests 10; libtorrent sends 5 by default). */
+export const maxAllowedFast = 32
 
 /** Requests in flight may not exceed this now: 1 when snubbed, else the pipeline within its bounds. */
 export const pipelineLimit = (s: PeerState): number => {
@@ -326,6 +376,7 @@ const clone = (s: PeerState): Mutable<PeerState> => ({
   peerId: s.peerId,
   reserved: s.reserved,
   pieceCount: s.pieceCount,
+  metadataOnly: s.metadataOnly,
   phase: s.phase,
   amInterested: s.amInterested,
   peerInterested: s.peerInterested,
@@ -333,6 +384,9 @@ const clone = (s: PeerState): Mutable<PeerState> => ({
   peerChoking: s.peerChoking,
   fast: s.fast,
   extensionProtocol: s.extensionProtocol,
+  dht: s.dht,
+  allowedFast: s.allowedFast,
+  grantedFast: s.grantedFast,
   remotePeerId: s.remotePeerId,
   snubbed: s.snubbed,
   snubCount: s.snubCount,
@@ -425,10 +479,12 @@ class Step {
    */
   topUp(): void {
     const s = this.s
-    if (s.phase !== "Downloading" || s.starved) return
+    if (s.starved) return
+    const only = s.phase === "Downloading" ? undefined : chokedAllowance(s)
+    if (s.phase !== "Downloading" && only === undefined) return
     const limit = pipelineLimit(s)
     const room = limit - s.outstanding.length
-    if (room > 0 && room >= topUpBatch(limit)) this.out.push(Command.WantRequests({ max: room }))
+    if (room > 0 && room >= topUpBatch(limit)) this.out.push(Command.WantRequests({ max: room, only }))
   }
   requestDeadlineAfterChange(): void {
     const s = this.s
@@ -460,7 +516,7 @@ export const step = (state: PeerState, event: Event, now: number): readonly [Pee
       })
       break
     case "HandshakeReceived":
-      onHandshake(t, event.handshake, event.ours)
+      onHandshake(t, event.handshake, event.ours, event.extensions, event.dhtPort)
       break
     case "MessageReceived":
       onMessage(t, event.message)
@@ -495,10 +551,26 @@ export const step = (state: PeerState, event: Event, now: number): readonly [Pee
       break
     }
     case "SendHave":
-      if (t.connected && event.index >= 0 && event.index < state.pieceCount) {
+      if (t.connected && !state.metadataOnly && event.index >= 0 && event.index < state.pieceCount) {
         t.send(Message.Have({ index: event.index }))
       }
       break
+    case "SendExtended":
+      if (t.connected && state.extensionProtocol && event.id > 0 && event.id <= 255) {
+        t.send(Message.Extended({ id: event.id, payload: event.payload }))
+      }
+      break
+    case "AllowFast": {
+      if (!t.connected || !state.fast || state.metadataOnly) break
+      const fresh = event.indices.filter((i, k) =>
+        Number.isInteger(i) && i >= 0 && i < state.pieceCount && !state.grantedFast.includes(i) &&
+        event.indices.indexOf(i) === k
+      ).slice(0, Math.max(0, maxAllowedFast - state.grantedFast.length))
+      if (fresh.length === 0) break
+      for (const index of fresh) t.send(Message.AllowedFast({ index }))
+      t.set({ grantedFast: state.grantedFast.concat(fresh) })
+      break
+    }
     case "Cancel": {
       let outstanding = state.outstanding
       const cancelled: Array<BlockRef> = []
@@ -535,7 +607,13 @@ const ourHandshake = (s: PeerState): Handshake.Handshake => ({
   peerId: s.peerId
 })
 
-const onHandshake = (t: Step, theirs: Handshake.Handshake, ours: Bitfield.Bitfield): void => {
+const onHandshake = (
+  t: Step,
+  theirs: Handshake.Handshake,
+  ours: Bitfield.Bitfield,
+  extensions: Uint8Array | undefined,
+  dhtPort: number | undefined
+): void => {
   const s = t.s
   if (s.phase !== "Handshaking") {
     t.close("protocol", `handshake received while ${s.phase.toLowerCase()}`)
@@ -556,6 +634,7 @@ const onHandshake = (t: Step, theirs: Handshake.Handshake, ours: Bitfield.Bitfie
     phaseDeadline: t.now + s.config.introductionTimeout,
     fast: n.fast,
     extensionProtocol: n.extensionProtocol,
+    dht: n.dht,
     remotePeerId: theirs.peerId,
     lastReceivedAt: t.now,
     lastSentAt: t.now
@@ -565,7 +644,10 @@ const onHandshake = (t: Step, theirs: Handshake.Handshake, ours: Bitfield.Bitfie
   if (n.fast && have === s.pieceCount && have > 0) t.send(Message.HaveAll())
   else if (n.fast && have === 0) t.send(Message.HaveNone())
   else if (have > 0) t.send(Message.Bitfield({ bytes: new Uint8Array(ours.bytes) }))
-  if (n.extensionProtocol) t.send(Message.Extended({ id: 0, payload: extensionHandshake(s.config) }))
+  if (n.extensionProtocol) {
+    t.send(Message.Extended({ id: 0, payload: extensions ?? extensionHandshake(s.config) }))
+  }
+  if (n.dht && dhtPort !== undefined && dhtPort > 0 && dhtPort < 65536) t.send(Message.Port({ port: dhtPort }))
   t.emit(Upward.Connected({ peerId: theirs.peerId, fast: n.fast, extensionProtocol: n.extensionProtocol }))
 }
 
@@ -585,6 +667,8 @@ const onMessage = (t: Step, m: Message.Control): void => {
   }
   if (m._tag !== "Extended" && m._tag !== "Port" && s.bitfieldAllowed) t.set({ bitfieldAllowed: false })
   t.leaveIntroduction()
+  // Without metadata the piece count is unknown: what the peer has is not checked, nor needed.
+  if (s.metadataOnly && (introductory || m._tag === "Have" || m._tag === "Suggest" || m._tag === "AllowedFast")) return
   switch (m._tag) {
     case "Bitfield": {
       const bitfield = Bitfield.fromBytes(m.bytes, s.pieceCount)
@@ -623,6 +707,7 @@ const onMessage = (t: Step, m: Message.Control): void => {
       t.requestDeadlineAfterChange()
       t.emit(Upward.Choked({ returned }))
       t.settle()
+      t.topUp() // allowed-fast pieces may still be requested
       return
     }
     case "Unchoke":
@@ -642,6 +727,11 @@ const onMessage = (t: Step, m: Message.Control): void => {
     }
     case "Request": {
       if (!s.amChoking) {
+        t.emit(Upward.PeerRequest({ index: m.index, begin: m.begin, length: m.length }))
+        return
+      }
+      if (s.fast && s.grantedFast.includes(m.index)) {
+        // An allowed-fast piece (BEP 6): served although we choke the peer.
         t.emit(Upward.PeerRequest({ index: m.index, begin: m.begin, length: m.length }))
         return
       }
@@ -676,12 +766,25 @@ const onMessage = (t: Step, m: Message.Control): void => {
       t.emit(Upward.Extended({ id: m.id, payload: m.payload }))
       return
     case "Cancel":
-      if (!s.amChoking) t.emit(Upward.PeerCancel({ index: m.index, begin: m.begin, length: m.length }))
+      if (!s.amChoking || s.grantedFast.includes(m.index)) {
+        t.emit(Upward.PeerCancel({ index: m.index, begin: m.begin, length: m.length }))
+      }
       return
-    case "Port": // DHT not yet
+    case "Port":
+      if (m.port > 0) t.emit(Upward.Port({ port: m.port }))
+      return
     case "Suggest":
-    case "AllowedFast":
+      if (s.fast && m.index < s.pieceCount) t.emit(Upward.Suggest({ index: m.index }))
       return
+    case "AllowedFast": {
+      // Tolerated without the fast bit or beyond our bound (ignored): some clients send a few regardless.
+      if (!s.fast || m.index >= s.pieceCount || s.allowedFast.includes(m.index)) return
+      if (s.allowedFast.length >= maxAllowedFast) return
+      t.set({ allowedFast: s.allowedFast.concat([m.index]), starved: false })
+      t.emit(Upward.AllowedFast({ index: m.index }))
+      t.topUp()
+      return
+    }
   }
 }
 
@@ -720,15 +823,21 @@ const onBlock = (t: Step, b: BlockRef): void => {
 
 const onRequestsChosen = (t: Step, blocks: ReadonlyArray<BlockRef>): void => {
   const s = t.s
+  const allowance = s.phase === "Downloading" ? undefined : chokedAllowance(s)
+  const requesting = s.phase === "Downloading" || allowance !== undefined
   if (blocks.length === 0) {
-    if (s.phase === "Downloading") t.set({ starved: true })
+    if (requesting) t.set({ starved: true })
     return
   }
-  const room = s.phase === "Downloading" ? pipelineLimit(s) - s.outstanding.length : 0
+  const room = requesting ? pipelineLimit(s) - s.outstanding.length : 0
   const outstanding = s.outstanding.slice()
   const returned: Array<BlockRef> = []
   for (const b of blocks) {
-    if (outstanding.length - s.outstanding.length >= room || findBlock(outstanding, b.index, b.begin, b.length) >= 0) {
+    const refused = allowance !== undefined && !allowance.includes(b.index)
+    if (
+      refused || outstanding.length - s.outstanding.length >= room ||
+      findBlock(outstanding, b.index, b.begin, b.length) >= 0
+    ) {
       returned.push(blockRef(b))
       continue
     }

@@ -28,7 +28,11 @@ export interface PeerInfo {
   /** Negotiated by both handshakes. */
   readonly fast: boolean
   readonly extensionProtocol: boolean
+  /** Both set the DHT bit. */
+  readonly dht: boolean
   readonly direction: "outbound" | "inbound"
+  /** The remote end of the connection (for an inbound peer its port is not its listening port). */
+  readonly remote: { readonly host: string; readonly port: number }
 }
 
 /**
@@ -54,6 +58,10 @@ export interface PeerControl {
   readonly sendBlock: (index: number, begin: number, data: Uint8Array) => boolean
   /** BEP 6 reject of one of the peer's requests (nothing without the fast extension). */
   readonly reject: (block: BlockRef) => void
+  /** A BEP 10 extended message with the peer's id for the extension (nothing without the extension protocol). */
+  readonly sendExtended: (id: number, payload: Uint8Array) => void
+  /** BEP 6 allowed-fast: the peer may request these pieces while we choke it (nothing without the fast extension). */
+  readonly allowFast: (indices: ReadonlyArray<number>) => void
   /** Backpressure: stop reading from this peer while the hash/write backlog is over budget. */
   readonly pauseReading: () => void
   readonly resumeReading: () => void
@@ -67,6 +75,15 @@ export interface TorrentHandle {
   readonly pieceCount: number
   /** Extensions to announce in our handshake (e.g. no `dht` for a private torrent). */
   readonly features: Partial<Features>
+  /**
+   * Only fetching metadata (BEP 9): `pieceCount` is unknown (0), the peer's pieces are not checked and nothing is
+   * requested; extended messages carry the work.
+   */
+  readonly metadataOnly?: boolean | undefined
+  /** Our BEP 10 extension handshake payload for this peer (default: PeerState's minimal one). */
+  readonly extensionHandshake?: ((peer: PeerKey, remote: { readonly host: string; readonly port: number }) => Uint8Array) | undefined
+  /** Our DHT node's UDP port, sent in a BEP 5 `port` message to peers that set the DHT bit. */
+  readonly dhtPort?: number | undefined
   /** Our pieces now, for the introduction (bitfield, have-all or have-none). */
   readonly bitfield: () => Bitfield.Bitfield
 
@@ -82,8 +99,9 @@ export interface TorrentHandle {
    * Up to `max` blocks to request from this peer now (block-aligned, as `Lengths` cuts them); they count as
    * requested from this peer until they arrive or come back through `onChoked`, `onReturned` or `onClosed`.
    * Empty: nothing to request (the session asks again after the next block, tick, `have` or `requestMore`).
+   * `only`: the peer chokes us; only blocks of these allowed-fast pieces (BEP 6) may be chosen.
    */
-  readonly nextRequests: (peer: PeerKey, max: number) => ReadonlyArray<BlockRef>
+  readonly nextRequests: (peer: PeerKey, max: number, only?: ReadonlyArray<number>) => ReadonlyArray<BlockRef>
   /**
    * Where a requested block arriving now goes: the piece buffer of piece `index` (the session copies the block to
    * byte `begin` of it, in parts as they arrive), or `undefined` to discard the bytes. The buffer must stay valid and
@@ -115,6 +133,12 @@ export interface TorrentHandle {
   readonly onPeerRequest?: ((peer: PeerKey, block: BlockRef) => void) | undefined
   /** Optional: the peer cancelled a request (only while we are not choking it). */
   readonly onPeerCancel?: ((peer: PeerKey, block: BlockRef) => void) | undefined
-  /** Optional: BEP 10 messages (id 0 is the extension handshake). */
+  /** Optional: BEP 10 messages (id 0 is the extension handshake; others carry our ids). */
   readonly onExtended?: ((peer: PeerKey, id: number, payload: Uint8Array) => void) | undefined
+  /** Optional: the peer's DHT port (BEP 5 `port` message). */
+  readonly onPeerPort?: ((peer: PeerKey, port: number) => void) | undefined
+  /** Optional: BEP 6 suggest-piece. */
+  readonly onSuggest?: ((peer: PeerKey, index: number) => void) | undefined
+  /** Optional: BEP 6 allowed-fast (the session already requests those pieces while choked when interested). */
+  readonly onAllowedFast?: ((peer: PeerKey, index: number) => void) | undefined
 }

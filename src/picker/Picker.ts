@@ -47,6 +47,12 @@ export type BlockResult =
   | { readonly kind: "ignored"; readonly reason: IgnoredReason; readonly cancels: ReadonlyArray<PeerRequest> }
 
 /** @category models */
+/** Per-call restrictions and preferences for {@link Picker.nextRequests}. */
+export interface RequestHints {
+  readonly only?: ReadonlyArray<number> | undefined
+  readonly prefer?: ReadonlyArray<number> | undefined
+}
+
 export interface Progress {
   readonly pieces: number
   readonly have: number
@@ -110,8 +116,10 @@ export interface Picker {
    * pieces already in flight, then new pieces (random while fewer than `randomFirst` are `Have`, else rarest-first
    * with random tie-break), then in endgame duplicates of blocks other peers hold. A snubbed peer gets at most one
    * outstanding request; a piece on parole (it failed verification) is served only by the peer that started it.
+   * `hints.only` restricts the choice to those pieces (BEP 6 allowed-fast pieces while the peer chokes us: no
+   * endgame duplicates then); `hints.prefer` (BEP 6 suggestions) are started before rarest-first picks.
    */
-  nextRequests(peer: string, max: number): ReadonlyArray<BlockRequest>
+  nextRequests(peer: string, max: number, hints?: RequestHints): ReadonlyArray<BlockRequest>
   /** A `piece` message arrived. The first copy of a block wins; `cancels` lists the other holders to cancel. */
   blockReceived(peer: string, piece: number, begin: number, length: number): BlockResult
   /** The request is stale: others may take the block, but the slow peer's copy still counts if it comes first. */
@@ -567,17 +575,26 @@ class PickerImpl implements Picker {
 
   // -- requests --
 
-  nextRequests(id: string, maxRequests: number): ReadonlyArray<BlockRequest> {
+  nextRequests(id: string, maxRequests: number, hints?: RequestHints): ReadonlyArray<BlockRequest> {
     const peer = this.peers.get(id)
     if (peer === undefined || peer.interesting === 0) return []
     const max = peer.snubbed ? Math.min(maxRequests, 1 - peer.requests.size) : maxRequests
     const out: Array<BlockRequest> = []
     if (max <= 0) return out
+    const only = hints?.only
+    if (only !== undefined) return this.onlyRequests(peer, only, max, out)
     // 1. strict priority: finish pieces already in flight
     for (const part of this.partials.values()) {
       if (out.length >= max) break
       if (part.open > 0 && Bitfield.has(peer.bits, part.piece) && this.mayTake(part, peer)) {
         this.takeOpen(part, peer, max, out)
+      }
+    }
+    // 2a. pieces the peer suggested (BEP 6), when they are still to start
+    for (const i of hints?.prefer ?? []) {
+      if (out.length >= max || peer.candidates === 0) break
+      if (this.validPiece(i) && this.state[i] === MISSING && Bitfield.has(peer.bits, i)) {
+        this.takeOpen(this.startPiece(i, peer), peer, max, out)
       }
     }
     // 2. start new pieces: random first, then rarest-first with random tie-break
@@ -606,6 +623,25 @@ class PickerImpl implements Picker {
         }
       }
     }
+    return out
+  }
+
+  /** Requests within `only` (allowed-fast pieces): open blocks of those in flight, then those still to start. */
+  private onlyRequests(
+    peer: Peer,
+    only: ReadonlyArray<number>,
+    max: number,
+    out: Array<BlockRequest>
+  ): ReadonlyArray<BlockRequest> {
+    for (const i of only) {
+      if (out.length >= max) break
+      if (!this.validPiece(i) || !Bitfield.has(peer.bits, i)) continue
+      const part = this.partials.get(i)
+      if (part !== undefined) {
+        if (part.open > 0 && this.mayTake(part, peer)) this.takeOpen(part, peer, max, out)
+      } else if (this.state[i] === MISSING) this.takeOpen(this.startPiece(i, peer), peer, max, out)
+    }
+    if (out.length > 0) this.reconcileEndgame()
     return out
   }
 

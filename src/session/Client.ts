@@ -15,8 +15,12 @@
  * serving after completion.
  *
  * Trackers are contacted through `TrackerLive`, restricted to loopback when `EFFECT_TORRENT_LOOPBACK_ONLY` is set
- * (peers too). A magnet link can be downloaded only once its metadata is known (BEP 9 is a later issue): today it
- * fails with reason "metadata-needed".
+ * (peers and DHT nodes too).
+ *
+ * A magnet link first fetches its info dict from peers (MetadataFetch.ts: `x.pe`, its trackers, the DHT, PEX),
+ * then downloads exactly as a `.torrent` does; with a `stateDir` the fetched metadata is kept there
+ * (StateFiles.ts) so a restart does not ask again. With `dht`, one BEP 5 node serves every torrent of the client
+ * (bootstrapped in the background, its routing table kept in `stateDir`); private torrents never use it.
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -26,7 +30,15 @@ import * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Bitfield from "../core/Bitfield.ts"
+import * as Bytes from "../core/Bytes.ts"
+import * as Deferred from "effect/Deferred"
+import * as Option from "effect/Option"
+import * as DhtNode from "../dht/Node.ts"
+import * as TorrentFile from "../metainfo/TorrentFile.ts"
+import * as MetadataFetch from "../torrent/MetadataFetch.ts"
+import * as StateFiles from "./StateFiles.ts"
 import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
 import type * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
@@ -41,7 +53,7 @@ import * as ResumeStore from "../storage/ResumeStore.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
 import { TorrentError } from "../torrent/TorrentError.ts"
-import type * as TorrentEvent from "../torrent/TorrentEvent.ts"
+import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import * as Restricted from "../tracker/Restricted.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import * as TrackerLive from "../tracker/TrackerLive.ts"
@@ -75,9 +87,34 @@ export interface ClientOptions {
   readonly stateDir?: string | undefined
   /** Read and save fast-resume records in `stateDir` (default true). */
   readonly resume?: boolean | undefined
-  /** When records are saved (default every 10 s and every 16 MiB verified; see Torrent.ts `resume`). */
+  /** When records are saved (default every 10 s and every 256 MiB verified; see Torrent.ts `resume`). */
   readonly resumeSave?: Torrent.Options["resumeSave"]
+  /** Run a DHT node (BEP 5) for every torrent of this client. Default: none. */
+  readonly dht?: DhtOptions | undefined
+  /** BEP 11 peer exchange (default true; never for private torrents). */
+  readonly pex?: boolean | undefined
 }
+
+export interface DhtOptions {
+  /** Nodes to start from when the routing table is empty (default {@link defaultBootstrap}). */
+  readonly bootstrap?: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
+  /** UDP port (default: the listening port when there is one, else any free port). */
+  readonly port?: number | undefined
+  /** Local address (default: the listener's host, else 0.0.0.0). */
+  readonly host?: string | undefined
+  /** Node settings for tests (timeouts, rate limits, lookup interval of torrents). */
+  readonly node?: Partial<DhtNode.Options> | undefined
+  /** Between a torrent's DHT lookups (Torrent.ts default). */
+  readonly interval?: Duration.DurationInput | undefined
+}
+
+/** The usual public DHT routers (as libtorrent, Transmission and qBittorrent ship them). */
+export const defaultBootstrap: ReadonlyArray<{ readonly host: string; readonly port: number }> = [
+  { host: "router.bittorrent.com", port: 6881 },
+  { host: "router.utorrent.com", port: 6881 },
+  { host: "dht.transmissionbt.com", port: 6881 },
+  { host: "dht.libtorrent.org", port: 25401 }
+]
 
 export interface ListenOptions {
   /** Default "0.0.0.0"; "::" for IPv6. */
@@ -95,6 +132,8 @@ export interface ClientShape {
   readonly hasher: Hasher.HasherShape
   /** The listening socket, opened on first use (undefined without `listen`). */
   readonly listener: Effect.Effect<Listener.Listener | undefined, TorrentError>
+  /** The DHT node, started on first use (undefined without `dht`, or when its socket could not be opened). */
+  readonly dht: Effect.Effect<DhtNode.Node | undefined>
 }
 
 export class Client extends Context.Tag("effect-torrent/Client")<Client, ClientShape>() {}
@@ -127,15 +166,55 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
             Effect.mapError((e) => new TorrentError({ reason: "listen-failed", detail: e.message, cause: e }))
           )
       )
+      const dhtOptions = options.dht
+      const stateDir = options.stateDir
+      const dht = yield* Effect.cached(
+        dhtOptions === undefined ? Effect.succeed(undefined) : Effect.gen(function*() {
+          const l = yield* Effect.option(listener)
+          const bound = Option.getOrUndefined(l)
+          const snapshot = stateDir === undefined ? undefined : yield* StateFiles.loadDht(stateDir)
+          const make = (port: number | undefined) =>
+            DhtNode.make({
+              ...dhtOptions.node,
+              address: dhtOptions.host ?? (bound === undefined ? "0.0.0.0" : listenHost(listen)),
+              port,
+              bootstrap: dhtOptions.bootstrap ?? defaultBootstrap,
+              snapshot
+            })
+          const wanted = dhtOptions.port ?? bound?.address.port
+          const node = yield* make(wanted).pipe(
+            Effect.catchAll((e) => (wanted !== undefined && wanted !== 0 ? make(0) : Effect.fail(e))),
+            Scope.extend(scope)
+          )
+          yield* Effect.forkIn(Effect.ignore(node.bootstrap), scope)
+          if (stateDir !== undefined) {
+            const save = Effect.flatMap(node.snapshot, (snap) => StateFiles.saveDht(stateDir, snap))
+            yield* Scope.addFinalizer(scope, save.pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore))
+            yield* Effect.forkIn(Effect.forever(Effect.delay(save, Duration.minutes(15))), scope)
+          }
+          return node
+        }).pipe(
+          Effect.catchAll((e) =>
+            Effect.as(Effect.logWarning(`DHT disabled: ${e.message}`), undefined as DhtNode.Node | undefined)
+          )
+        )
+      )
       return {
         peerId,
         options,
         tracker: yield* Tracker,
         hasher: yield* Hasher.Hasher,
-        listener
+        listener,
+        dht
       }
     })
   )
+
+const listenHost = (listen: ListenOptions | undefined): string => {
+  const h = listen?.host ?? "0.0.0.0"
+  // The DHT socket is IPv4 (BEP 5); a dual-stack listener still takes IPv4 datagrams on all interfaces.
+  return h.includes(":") ? "0.0.0.0" : h
+}
 
 export interface DownloadOptions {
   readonly outputDir: string
@@ -153,6 +232,12 @@ export interface DownloadOptions {
   readonly upLimit?: number | undefined
   /** Download limit, bytes/s (default: the client's). */
   readonly downLimit?: number | undefined
+  /** For a magnet: files to download, chosen once the metadata is known (overrides `only`). */
+  readonly onlyFor?: ((m: Metainfo.Metainfo) => Effect.Effect<ReadonlyArray<number> | undefined, TorrentError>) | undefined
+  /** Also write the `.torrent` here (for a magnet: once its metadata arrived). */
+  readonly saveTorrent?: string | undefined
+  /** Seconds without any peer offering metadata before a magnet gives up (default: `noPeersTimeout`). */
+  readonly metadataTimeout?: Duration.DurationInput | undefined
 }
 
 export interface Download {
@@ -167,6 +252,8 @@ export interface Download {
   /** Succeeds when every wanted piece is verified and on disk; fails with the reason it cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Torrent.Stats
+  /** The torrent's metadata: at once for a `.torrent`, once fetched from peers for a magnet link. */
+  readonly metainfo: Effect.Effect<Metainfo.Metainfo, TorrentError>
 }
 
 const isMagnet = (source: Metainfo.Metainfo | Magnet.Magnet): source is Magnet.Magnet => "infoHashes" in source
@@ -178,7 +265,8 @@ const isMagnet = (source: Metainfo.Metainfo | Magnet.Magnet): source is Magnet.M
 export const download = (
   source: Metainfo.Metainfo | Magnet.Magnet,
   options: DownloadOptions
-): Effect.Effect<Download, TorrentError, Client | Scope.Scope> => start(source, options, false)
+): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
+  isMagnet(source) ? downloadMagnet(source, options) : start(source, options, false, undefined)
 
 export interface SeedOptions {
   /** Where the torrent's data is (the directory `download -o` would have written into). */
@@ -198,7 +286,7 @@ export const seed = (
   metainfo: Metainfo.Metainfo,
   options: SeedOptions
 ): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
-  start(metainfo, { ...options, outputDir: options.dataDir, seed: true }, true)
+  start(metainfo, { ...options, outputDir: options.dataDir, seed: true }, true, undefined)
 
 /** Why piece `index` of data in `dir` does not verify: the first file of the piece that is missing, short or wrong. */
 const firstBadFile = (m: Metainfo.Metainfo, dir: string, index: number): string => {
@@ -220,20 +308,19 @@ const firstBadFile = (m: Metainfo.Metainfo, dir: string, index: number): string 
   return `${which} does not match the torrent (piece ${index} failed its hash check)`
 }
 
+/** An event hub already subscribed to (a magnet download publishes before its torrent exists). */
+interface Hub {
+  readonly events: PubSub.PubSub<TorrentEvent.TorrentEvent>
+  readonly first: Queue.Dequeue<TorrentEvent.TorrentEvent>
+}
+
 const start = (
-  source: Metainfo.Metainfo | Magnet.Magnet,
+  source: Metainfo.Metainfo,
   options: DownloadOptions,
-  complete: boolean
+  complete: boolean,
+  hub: Hub | undefined
 ): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
   Effect.gen(function*() {
-    if (isMagnet(source)) {
-      return yield* Effect.fail(
-        new TorrentError({
-          reason: "metadata-needed",
-          detail: "this magnet link has no metadata yet: fetching it from peers (BEP 9) is not implemented yet"
-        })
-      )
-    }
     const client = yield* Client
     const m = source
     const files = FileSelection.wantedFiles(m, options.only)
@@ -288,8 +375,9 @@ const start = (
       }
     }
     const listener = yield* client.listener
-    const events = yield* Torrent.makeEvents()
-    const first = yield* PubSub.subscribe(events)
+    const dht = m.private ? undefined : yield* client.dht
+    const events = hub?.events ?? (yield* Torrent.makeEvents())
+    const first = hub?.first ?? (yield* PubSub.subscribe(events))
     const torrent = yield* Torrent.start({
       metainfo: m,
       storage,
@@ -308,14 +396,20 @@ const start = (
       downLimit: options.downLimit ?? client.options.downLimit,
       have,
       resume,
-      resumeSave: client.options.resumeSave
+      resumeSave: client.options.resumeSave,
+      listenPort: listener?.address.port,
+      dht,
+      dhtInterval: client.options.dht?.interval,
+      pex: client.options.pex
     }).pipe(Effect.provideService(Tracker, client.tracker))
     if (listener !== undefined) yield* listener.register(m.infoHash, torrent.accept)
     // A failed torrent ends `events` by shutting its queue down, once. (`Stream.interruptWhen` would fork a fiber
-    // and race two more per element pulled: ~2k fibers and ~6k wake-ups per 256 MiB.)
-    yield* Effect.forkScoped(
-      Effect.flatMap(Effect.exit(torrent.done), (exit) => (exit._tag === "Success" ? Effect.void : first.shutdown))
-    )
+    // and race two more per element pulled: ~2k fibers and ~6k wake-ups per 256 MiB.) A hub's owner does that.
+    if (hub === undefined) {
+      yield* Effect.forkScoped(
+        Effect.flatMap(Effect.exit(torrent.done), (exit) => (exit._tag === "Success" ? Effect.void : first.shutdown))
+      )
+    }
     return {
       infoHash: m.infoHash,
       name: m.name,
@@ -323,7 +417,164 @@ const start = (
       events: Stream.fromQueue(first).pipe(Stream.takeUntil((e) => e._tag === "Completed")),
       subscribe: Stream.fromPubSub(events),
       done: torrent.done,
-      stats: torrent.stats
+      stats: torrent.stats,
+      metainfo: Effect.succeed(m)
+    }
+  })
+
+const hexOf = (magnet: Magnet.Magnet): string =>
+  magnet.infoHashes.v1 === undefined ? "" : Bytes.toHex(magnet.infoHashes.v1)
+
+/** The magnet's v1 info-hash, or the error for a v2-only magnet. */
+const v1Of = (magnet: Magnet.Magnet): Effect.Effect<InfoHashV1, TorrentError> =>
+  magnet.infoHashes.v1 !== undefined
+    ? Effect.succeed(magnet.infoHashes.v1)
+    : Effect.fail(
+      new TorrentError({ reason: "metadata-needed", detail: "v2-only magnet links (btmh) are not supported yet" })
+    )
+
+export interface FetchOptions {
+  /** Peers to ask besides the magnet's `x.pe` ones. */
+  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  /** Announce to the magnet's trackers (default true). */
+  readonly trackers?: boolean | undefined
+  readonly maxPeers?: number | undefined
+  /** Give up when no peer offered the metadata for this long (default 60 s). */
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly onProgress?: ((p: MetadataFetch.Progress) => void) | undefined
+}
+
+export interface Fetched {
+  /** A complete `.torrent` file: the info dict as received, with the magnet's trackers and web seeds. */
+  readonly bytes: Uint8Array
+  readonly metainfo: Metainfo.Metainfo
+  /** Every peer address learned while fetching. */
+  readonly peers: ReadonlyArray<Tcp.Address>
+}
+
+/**
+ * The metadata of a magnet link: from the state directory when it was fetched before, else from peers (BEP 9),
+ * then kept in the state directory.
+ */
+export const fetchMetadata = (
+  magnet: Magnet.Magnet,
+  options: FetchOptions = {}
+): Effect.Effect<Fetched, TorrentError, Client> =>
+  Effect.scoped(Effect.gen(function*() {
+    const client = yield* Client
+    const infoHash = yield* v1Of(magnet)
+    const stateDir = client.options.stateDir
+    const peers = [...(options.peers ?? []), ...magnet.peers.map((p) => ({ host: p.host, port: p.port }))]
+    if (stateDir !== undefined) {
+      const cached = yield* StateFiles.loadTorrent(stateDir, infoHash)
+      if (Option.isSome(cached)) return { ...cached.value, peers }
+    }
+    const listener = yield* client.listener
+    const got = yield* MetadataFetch.fetch({
+      infoHash,
+      peerId: client.peerId,
+      peers,
+      trackers: options.trackers === false ? [] : magnet.trackers.map((t) => [t]),
+      port: listener?.address.port ?? client.options.port,
+      listenPort: listener?.address.port,
+      dht: yield* client.dht,
+      maxPeers: options.maxPeers,
+      noPeersTimeout: options.timeout ?? client.options.noPeersTimeout,
+      peerConfig: client.options.peerConfig,
+      onProgress: options.onProgress
+    }).pipe(Effect.provideService(Tracker, client.tracker))
+    const made = TorrentFile.fromInfo(got.info, {
+      trackers: magnet.trackers,
+      webSeeds: magnet.webSeeds,
+      createdBy: "effect-torrent 0.1.0"
+    })
+    if (made._tag === "Left") {
+      const detail = made.left.reason === "v2-only"
+        ? "the peers' metadata is a v2-only torrent: not supported yet"
+        : `the peers' metadata is not a valid torrent: ${made.left.message}`
+      return yield* Effect.fail(new TorrentError({ reason: "metadata-needed", detail }))
+    }
+    if (stateDir !== undefined) yield* StateFiles.saveTorrent(stateDir, infoHash, made.right.bytes)
+    return { ...made.right, peers: got.peers }
+  }))
+
+/** Writes a `.torrent` file (through a temp file and a rename, so a reader never sees half of it). */
+export const writeTorrentFile = (path: string, bytes: Uint8Array): Effect.Effect<void, TorrentError> =>
+  Effect.try({
+    try: () => {
+      const tmp = `${path}.${process.pid}.tmp`
+      Fs.writeFileSync(tmp, bytes)
+      Fs.renameSync(tmp, path)
+    },
+    catch: (cause) =>
+      new TorrentError({
+        reason: "storage",
+        detail: `cannot write ${path}: ${(cause as { code?: string }).code ?? String(cause)}`,
+        cause
+      })
+  })
+
+const zeroStats = (): Torrent.Stats => ({
+  downloaded: 0,
+  uploaded: 0,
+  peers: 0,
+  have: 0,
+  pieces: 0,
+  bytesLeft: 0,
+  total: 0
+})
+
+/**
+ * A magnet download: returns at once; its events start with `MetadataProgress` while the metadata is fetched,
+ * then `MetadataReceived`, then those of the torrent.
+ */
+const downloadMagnet = (
+  magnet: Magnet.Magnet,
+  options: DownloadOptions
+): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
+  Effect.gen(function*() {
+    const infoHash = yield* v1Of(magnet)
+    const events = yield* Torrent.makeEvents()
+    const first = yield* PubSub.subscribe(events)
+    const result = yield* Deferred.make<void, TorrentError>()
+    const metainfo = yield* Deferred.make<Metainfo.Metainfo, TorrentError>()
+    let inner: Download | undefined
+    const run = Effect.gen(function*() {
+      const fetched = yield* fetchMetadata(magnet, {
+        peers: options.peers,
+        trackers: options.trackers,
+        maxPeers: options.maxPeers,
+        timeout: options.metadataTimeout ?? options.noPeersTimeout,
+        onProgress: (p) => events.unsafeOffer(TorrentEvent.MetadataProgress(p))
+      })
+      const m = fetched.metainfo
+      events.unsafeOffer(TorrentEvent.MetadataReceived({ name: m.name, size: m.rawInfo.length }))
+      yield* Deferred.succeed(metainfo, m)
+      if (options.saveTorrent !== undefined) yield* writeTorrentFile(options.saveTorrent, fetched.bytes)
+      const only = options.onlyFor !== undefined ? yield* options.onlyFor(m) : options.only ?? selectOnlyOf(magnet)
+      const d = yield* start(m, { ...options, only, peers: fetched.peers }, false, { events, first })
+      inner = d
+      yield* d.done
+    })
+    yield* Effect.forkScoped(
+      run.pipe(
+        Effect.exit,
+        Effect.flatMap((exit) =>
+          Effect.andThen(
+            Deferred.done(result, exit),
+            exit._tag === "Failure" ? Effect.andThen(Deferred.failCause(metainfo, exit.cause), first.shutdown) : Effect.void
+          )
+        )
+      )
+    )
+    return {
+      infoHash,
+      name: magnet.name ?? hexOf(magnet),
+      events: Stream.fromQueue(first).pipe(Stream.takeUntil((e) => e._tag === "Completed")),
+      subscribe: Stream.fromPubSub(events),
+      done: Deferred.await(result),
+      stats: () => inner?.stats() ?? zeroStats(),
+      metainfo: Deferred.await(metainfo)
     }
   })
 

@@ -35,13 +35,14 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
+import type * as DhtNode from "../dht/Node.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
 import * as Destination from "../net/Destination.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import type { PeerError } from "../peer/PeerError.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
-import type * as PeerState from "../peer/PeerState.ts"
+import * as PeerState from "../peer/PeerState.ts"
 import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
@@ -52,6 +53,7 @@ import { Tracker } from "../tracker/Tracker.ts"
 import { TorrentError } from "./TorrentError.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
 import * as DownLimit from "./DownLimit.ts"
+import * as Extensions from "./Extensions.ts"
 import * as Uploader from "./Uploader.ts"
 
 export { TorrentError } from "./TorrentError.ts"
@@ -99,6 +101,17 @@ export interface Options {
    * save snapshots the verified pieces, flushes storage, then writes (ResumeRecord.ts "Saving").
    */
   readonly resume?: ResumeStore.ResumeStore | undefined
+  /** Our listening port when we listen: the `p` of our BEP 10 handshake (PEX peers learn it). */
+  readonly listenPort?: number | undefined
+  /**
+   * A DHT node (never used for a private torrent): get_peers lookups feed the candidates, our listening port is
+   * announced, peers' BEP 5 `port` messages are pinged into its table, and the handshake sets the DHT bit.
+   */
+  readonly dht?: DhtNode.Node | undefined
+  /** Between DHT lookups: default 5 min while below half the peer limit, 15 min otherwise. */
+  readonly dhtInterval?: Duration.DurationInput | undefined
+  /** BEP 11 peer exchange with peers that support it (default true; never for a private torrent). */
+  readonly pex?: boolean | undefined
   readonly resumeSave?: { readonly interval?: Duration.DurationInput; readonly bytes?: number } | undefined
 }
 
@@ -150,6 +163,8 @@ interface Slot {
 
 interface PeerRecord {
   readonly control: PeerControl
+  /** The remote host (for DHT pings on a `port` message). */
+  readonly host: string
   interested: boolean
 }
 
@@ -270,15 +285,45 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
     }
 
+    const dht = m.private ? undefined : options.dht
+    const ext = Extensions.make({
+      metadata: () => m.rawInfo,
+      isPrivate: m.private || options.pex === false,
+      listenPort: options.listenPort,
+      clientName: PeerState.config(options.peerConfig).clientName,
+      reqq: PeerState.config(options.peerConfig).maxPipeline,
+      onPeers: (_from, found) => {
+        for (const p of found) addCandidate(p.ip, p.port)
+      }
+    }, nowMs)
+    /** BEP 6 suggestions per peer (latest last, bounded). */
+    const suggested = new Map<PeerKey, Array<number>>()
+    const dhtPings = yield* Queue.dropping<{ readonly host: string; readonly port: number }>(64)
+
     const handle: TorrentHandle = {
       infoHash: m.infoHash,
       peerId: options.peerId,
       pieceCount: m.pieceCount,
-      features: { fast: true, extensionProtocol: true, dht: false },
+      features: { fast: true, extensionProtocol: true, dht: dht !== undefined },
       bitfield: () => Bitfield.copy(have),
-      onConnected: (peer, _info, control) => {
+      extensionHandshake: ext.handshake,
+      dhtPort: dht?.local.port,
+      onExtended: ext.onExtended,
+      onPeerPort: (peer, port) => {
+        const host = peers.get(peer)?.host
+        if (dht !== undefined && host !== undefined && host !== "") dhtPings.unsafeOffer({ host, port })
+      },
+      onSuggest: (peer, index) => {
+        const list = suggested.get(peer) ?? []
+        if (list.includes(index)) return
+        list.push(index)
+        if (list.length > 16) list.shift()
+        suggested.set(peer, list)
+      },
+      onConnected: (peer, info, control) => {
         picker?.peerJoined(peer)
-        peers.set(peer, { control, interested: false })
+        peers.set(peer, { control, host: Extensions.normalizeHost(info.remote.host), interested: false })
+        ext.connected(peer, info, control)
         const c = candidates.get(peer)
         if (c !== undefined) c.connected = true
         lastPeerSeen = nowMs()
@@ -301,9 +346,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         picker?.peerHaveNone(peer)
         return interesting(peer)
       },
-      nextRequests: (peer, max) => {
+      nextRequests: (peer, max, only) => {
         if (picker === undefined || finished) return []
-        const reqs = picker.nextRequests(peer, max)
+        const reqs = picker.nextRequests(peer, max, { only, prefer: suggested.get(peer) })
         return reqs.map((r) => ({ index: r.piece, begin: r.begin, length: r.length }))
       },
       blockBuffer: (peer, index, begin, length) => {
@@ -360,6 +405,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       onClosed: (peer, error, _outstanding) => {
         if (!peers.has(peer)) return
         peers.delete(peer)
+        ext.closed(peer)
+        suggested.delete(peer)
         picker?.peerLeft(peer)
         for (const slot of slots.values()) {
           for (let i = 0; i < slot.writers.length; i++) if (slot.writers[i] === peer) slot.writers[i] = undefined
@@ -376,7 +423,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       totalLength: m.totalLength,
       has: (i) => Bitfield.has(have, i),
       seeding: () => finished,
-      upLimit: options.upLimit
+      upLimit: options.upLimit,
+      allowedFast: { infoHash: m.infoHash }
     })
     const served = (yield* DownLimit.make(options.downLimit ?? 0))(uploader.wrap(handle))
     const seed = options.seed === true
@@ -560,9 +608,15 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       let lastAt = yield* Clock.currentTimeMillis
       const tickMs = Math.max(50, Math.min(progressMs, noPeersMs / 4))
       let sinceProgress = 0
+      let sincePex = 0
       for (;;) {
         yield* Effect.sleep(Duration.millis(tickMs))
         const now = yield* Clock.currentTimeMillis
+        sincePex += tickMs
+        if (sincePex >= 5_000) {
+          sincePex = 0
+          ext.tick(nowMs())
+        }
         if (peers.size > 0) lastPeerSeen = nowMs()
         else if (!finished && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
           const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}`
@@ -581,6 +635,27 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
       }
     })
+
+    // --- DHT: lookups feed the candidates, our port is announced, peers' `port` messages fill the table ---
+    const dhtPinger = (node: DhtNode.Node) =>
+      Queue.take(dhtPings).pipe(
+        Effect.flatMap((p) => Effect.ignore(node.ping(p.host, p.port))),
+        Effect.forever
+      )
+    const dhtSource = (node: DhtNode.Node) =>
+      Effect.gen(function*() {
+        for (;;) {
+          // Peers announced to our own node (a lookup never asks ourselves), then an iterative get_peers.
+          for (const a of yield* node.storedPeers(m.infoHash)) addCandidate(a.ip, a.port)
+          yield* Stream.runForEach(node.lookup(m.infoHash), (a) => Effect.sync(() => addCandidate(a.ip, a.port)))
+          if (options.listenPort !== undefined && options.listenPort > 0) {
+            yield* node.announce(m.infoHash, options.listenPort)
+          }
+          const wait = options.dhtInterval ??
+            (peers.size < maxPeers / 2 ? Duration.minutes(5) : Duration.minutes(15))
+          yield* Effect.sleep(wait)
+        }
+      })
 
     // --- fast resume: snapshot, flush, then write (never a record claiming unflushed data) ---
     let checkDone = false
@@ -674,6 +749,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         yield* Effect.forkScoped(ticker)
         if (options.resume !== undefined) yield* Effect.forkScoped(resumeSaver(options.resume))
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
+        if (dht !== undefined) {
+          yield* Effect.forkScoped(dhtPinger(dht))
+          yield* Effect.forkScoped(dhtSource(dht))
+        }
         for (const a of options.peers ?? []) addCandidate(a.host, a.port)
         yield* Deferred.await(result)
         if (seed) yield* Effect.never // serve until the scope closes

@@ -5,6 +5,15 @@
 import * as Data from "effect/Data"
 
 export type TorrentEvent = Data.TaggedEnum<{
+  /** A magnet link's metadata is being fetched: connected peers, those offering it, pieces received / total. */
+  MetadataProgress: {
+    readonly peers: number
+    readonly sources: number
+    readonly received: number
+    readonly total: number
+  }
+  /** The metadata arrived and matched the info-hash; the download starts. */
+  MetadataReceived: { readonly name: string; readonly size: number }
   /** Resume check of data already in the output directory. */
   Checking: { readonly checked: number; readonly total: number }
   /** The check is done; downloading starts. */
@@ -39,6 +48,8 @@ export const {
   $match,
   Checking,
   Completed,
+  MetadataProgress,
+  MetadataReceived,
   PeerBanned,
   PeerConnected,
   PeerDisconnected,

@@ -27,6 +27,7 @@ import type { PeerId } from "../core/InfoHash.ts"
 import * as Bytes from "../core/Bytes.ts"
 import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import type * as Storage from "../storage/Storage.ts"
+import * as AllowedFast from "../wire/AllowedFast.ts"
 import * as Choker from "./Choker.ts"
 import * as RateLimit from "./RateLimit.ts"
 
@@ -49,6 +50,11 @@ export interface Options {
   readonly readConcurrency?: number | undefined
   /** Regular unchoke slots (default Choker.DEFAULT_SLOTS). */
   readonly slots?: number | undefined
+  /**
+   * BEP 6: the info-hash, to grant each fast-extension peer the canonical allowed-fast set (AllowedFast.ts) of
+   * pieces we have, served while we choke it. Absent: nothing granted.
+   */
+  readonly allowedFast?: { readonly infoHash: Uint8Array; readonly size?: number | undefined } | undefined
   readonly random?: (() => number) | undefined
 }
 
@@ -72,6 +78,8 @@ interface Peer {
   readonly peerId: PeerId
   readonly connectedAt: number
   readonly fast: boolean
+  /** BEP 6 allowed-fast pieces granted to this peer: served while we choke it. */
+  readonly granted: ReadonlySet<number>
   interested: boolean
   amChoking: boolean
   queue: Array<BlockRef>
@@ -213,8 +221,8 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       let sent = 0
       while (p.queue.length > 0) {
         if (p.amChoking) {
-          p.queue = []
-          return
+          p.queue = p.queue.filter((b) => p.granted.has(b.index))
+          if (p.queue.length === 0) return
         }
         const b = p.queue[0]!
         const data = cacheGet(b.index)
@@ -275,9 +283,10 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         const p = peers.get(key)
         if (p === undefined) continue
         p.amChoking = true
-        // BEP 6: a choke must reject every pending request explicitly.
-        for (const b of p.queue) p.control.reject(b)
-        p.queue = []
+        // BEP 6: a choke must reject every pending request explicitly (allowed-fast ones stay).
+        const [kept, dropped] = partition(p.queue, (b) => p.granted.has(b.index))
+        for (const b of dropped) p.control.reject(b)
+        p.queue = kept
         p.control.choke()
       }
       for (const key of decision.unchoke) {
@@ -301,12 +310,17 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
             return
           }
         }
+        const af = options.allowedFast
+        const granted = af === undefined || !info.fast
+          ? []
+          : AllowedFast.canonicalSet(info.remote.host, af.infoHash, options.pieceCount, af.size).filter(options.has)
         peers.set(peer, {
           key: peer,
           control,
           peerId: info.peerId,
           connectedAt: now(),
           fast: info.fast,
+          granted: new Set(granted),
           interested: false,
           amChoking: true,
           queue: [],
@@ -321,6 +335,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           closed: false
         })
         inner.onConnected(peer, info, control)
+        if (granted.length > 0) control.allowFast(granted)
       },
       onPeerBitfield: (peer, bf) => {
         const p = peers.get(peer)
@@ -373,7 +388,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       },
       onPeerRequest: (peer, block) => {
         const p = peers.get(peer)
-        if (p === undefined || p.amChoking) return
+        if (p === undefined || (p.amChoking && !p.granted.has(block.index))) return
         if (!valid(block) || p.queue.length >= maxQueued) return p.control.reject(block)
         if (p.queue.some((b) => sameBlock(b, block))) return
         p.queue.push({ index: block.index, begin: block.begin, length: block.length })

@@ -10,11 +10,20 @@ import { build } from "../support/seeder.ts"
 const b = build({ name: "c", pieceLength: 16384, files: [{ path: ["x"], length: 10 }, { path: ["y"], length: 20 }] })
 
 describe("Client.download", () => {
-  it.scoped("a magnet link without metadata fails with metadata-needed", () =>
+  it.scopedLive("a magnet link nobody serves fails with no-peers once its timeout passes", () =>
     Effect.gen(function*() {
       const magnet = { infoHashes: { v1: b.metainfo.infoHash }, trackers: [], webSeeds: [], peers: [] }
-      const e = yield* Effect.flip(Client.download(magnet, { outputDir: tempDir("magnet") }))
-      expect(e.reason).toBe("metadata-needed")
+      const d = yield* Client.download(magnet, { outputDir: tempDir("magnet"), noPeersTimeout: "1 second" })
+      const e = yield* Effect.flip(d.done)
+      expect(e.reason).toBe("no-peers")
+      expect((yield* Effect.flip(d.metainfo)).reason).toBe("no-peers")
+    }).pipe(Effect.provide(testClient())))
+
+  it.scoped("a v2-only magnet link fails with a clear error", () =>
+    Effect.gen(function*() {
+      const magnet = { infoHashes: { v2: new Uint8Array(32) as never }, trackers: [], webSeeds: [], peers: [] }
+      const e = yield* Effect.flip(Client.download(magnet, { outputDir: tempDir("magnet2") }))
+      expect(e.message).toContain("v2-only")
     }).pipe(Effect.provide(testClient())))
 
   it.scoped("a selection naming no file fails with invalid-selection", () =>

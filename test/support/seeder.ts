@@ -11,7 +11,9 @@ import * as Bitfield from "../../src/core/Bitfield.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
 import * as Handshake from "../../src/wire/Handshake.ts"
+import * as ExtensionHandshake from "../../src/wire/ExtensionHandshake.ts"
 import * as Message from "../../src/wire/Message.ts"
+import * as UtMetadata from "../../src/wire/UtMetadata.ts"
 import { WireError } from "../../src/wire/WireError.ts"
 
 export interface PayloadFile {
@@ -82,6 +84,11 @@ export interface SeederOptions {
   readonly stopAfterBlocks?: number
   /** Wait this long before answering each request (throttles a download so it can be interrupted). */
   readonly blockDelayMs?: number
+  /**
+   * Speak BEP 10 and serve the info dict over ut_metadata (BEP 9): "honest", or "liar" (every metadata piece has a
+   * flipped byte, so the assembled dict fails its SHA-1).
+   */
+  readonly metadata?: "honest" | "liar"
 }
 
 export interface Seeder {
@@ -92,6 +99,8 @@ export interface Seeder {
   readonly servedOf: (index: number) => number
   /** Connections accepted so far. */
   readonly connections: () => number
+  /** ut_metadata data messages sent so far. */
+  readonly metadataServed: () => number
   readonly stop: () => Promise<void>
 }
 
@@ -104,6 +113,8 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
     if (options.pieces === undefined || options.pieces.includes(i)) Bitfield.set(has, i)
   }
   let served = 0
+  let metadataServed = 0
+  const UT_METADATA = 3
   const perPiece = new Array<number>(m.pieceCount).fill(0)
   let connections = 0
   let stopped = false
@@ -116,12 +127,30 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
     if (stopped) return void socket.destroy()
     const reader = Handshake.reader()
     let decoder: FrameDecoder.FrameDecoder | undefined
+    let peerUtMetadata = 0
     const send = (msgs: ReadonlyArray<Message.Message>) => {
       if (!socket.destroyed) socket.write(Message.encodeBatch(msgs))
     }
     const handler: FrameDecoder.Handler = {
       onBlock: () => {},
       onMessage: (msg) => {
+        if (msg._tag === "Extended" && msg.id === UT_METADATA && options.metadata !== undefined) {
+          const req = UtMetadata.decode(msg.payload)
+          if (Either.isLeft(req) || req.right._tag !== "Request") return
+          const answer = UtMetadata.answer(m.rawInfo, req.right.piece)
+          if (answer._tag === "Data" && options.metadata === "liar") {
+            const bytes = new Uint8Array(answer.bytes)
+            bytes[0] = bytes[0]! ^ 0xff
+            send([Message.Extended({ id: peerUtMetadata, payload: UtMetadata.encode({ ...answer, bytes }) })])
+          } else send([Message.Extended({ id: peerUtMetadata, payload: UtMetadata.encode(answer) })])
+          if (answer._tag === "Data") metadataServed++
+          return
+        }
+        if (msg._tag === "Extended" && msg.id === 0) {
+          const h = ExtensionHandshake.decode(msg.payload, { lenient: true })
+          if (Either.isRight(h)) peerUtMetadata = h.right.m.get(ExtensionHandshake.UtMetadata) ?? 0
+          return
+        }
         if (msg._tag === "Interested") send([Message.Unchoke()])
         else if (msg._tag === "Request") {
           if (options.stall === true || stopped || !Bitfield.has(has, msg.index)) return
@@ -149,10 +178,18 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
       if (p instanceof WireError) return void socket.destroy()
       if (p._tag === "NeedMore") return
       if (Buffer.compare(p.handshake.infoHash, m.infoHash) !== 0) return void socket.destroy()
-      const hs = { reserved: Handshake.reserved({}), infoHash: m.infoHash, peerId: peerId as never }
+      const ext = options.metadata !== undefined
+      const hs = { reserved: Handshake.reserved({ extensionProtocol: ext }), infoHash: m.infoHash, peerId: peerId as never }
       socket.write(Handshake.encode(hs))
       send([Message.Bitfield({ bytes: has.bytes })])
-      decoder = FrameDecoder.make(handler, { pieceCount: m.pieceCount, fast: false, extensionProtocol: false })
+      if (ext) {
+        const payload = ExtensionHandshake.encode({
+          m: new Map([[ExtensionHandshake.UtMetadata, UT_METADATA]]),
+          metadataSize: m.rawInfo.length
+        })
+        send([Message.Extended({ id: 0, payload })])
+      }
+      decoder = FrameDecoder.make(handler, { pieceCount: m.pieceCount, fast: false, extensionProtocol: ext })
       if (p.rest.length > 0 && decoder.push(p.rest) !== undefined) socket.destroy()
     })
   })
@@ -170,6 +207,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
         served: () => served,
         servedOf: (index) => perPiece[index] ?? 0,
         connections: () => connections,
+        metadataServed: () => metadataServed,
         stop
       })
     })

@@ -19,6 +19,8 @@ const fake = () => {
       unchoke: () => {},
       sendBlock: () => false,
       reject: () => {},
+      sendExtended: () => {},
+      allowFast: () => {},
       pauseReading: () => void (f.paused = true),
       resumeReading: () => void (f.paused = false),
       close: () => {}
@@ -35,7 +37,14 @@ describe("DownLimit", () => {
       const a = fake()
       const b = fake()
       const peerId = new Uint8Array(20) as PeerId
-      const info = { peerId, fast: true, extensionProtocol: true, direction: "outbound" as const }
+      const info = {
+        peerId,
+        fast: true,
+        extensionProtocol: true,
+        dht: false,
+        direction: "outbound" as const,
+        remote: { host: "127.0.0.1", port: 1 }
+      }
       handle.onConnected("a", info, a.control)
       handle.onConnected("b", info, b.control)
       handle.onBlock("a", 0, 0, 16384) // within the burst

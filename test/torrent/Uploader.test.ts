@@ -50,6 +50,8 @@ const fakeControl = (): Fake => {
         return true
       },
       reject: (b) => void f.rejected.push(b),
+      sendExtended: () => {},
+      allowFast: () => {},
       pauseReading: () => {},
       resumeReading: () => {},
       close: (detail) => void f.calls.push(`close:${detail}`)
@@ -102,7 +104,14 @@ const setup = (options: SetupOptions = {}) =>
     const handle = up.wrap({ ...inner, onBlock: () => true })
     const connect = (key: PeerKey, n: number): Fake => {
       const f = fakeControl()
-      handle.onConnected(key, { peerId: idOf(n), fast: true, extensionProtocol: true, direction: "inbound" }, f.control)
+      handle.onConnected(key, {
+        peerId: idOf(n),
+        fast: true,
+        extensionProtocol: true,
+        dht: false,
+        direction: "inbound",
+        remote: { host: "127.0.0.1", port: 1 }
+      }, f.control)
       handle.onPeerHaveNone(key)
       return f
     }

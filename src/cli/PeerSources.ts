@@ -1,0 +1,51 @@
+/**
+ * Options shared by `download`, `seed` and `info --fetch` for the peer sources beyond trackers: the DHT
+ * (`--no-dht`, `--dht-bootstrap host:port`...) and peer exchange (`--no-pex`).
+ */
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import type * as Client from "../session/Client.ts"
+import { CliFailure, sanitizeText } from "./Output.ts"
+
+export const noDhtOpt = Options.boolean("no-dht").pipe(
+  Options.withDescription("do not use the DHT to find peers (private torrents never do)")
+)
+export const dhtBootstrapOpt = Options.text("dht-bootstrap").pipe(
+  Options.withDescription("a DHT node to bootstrap from, host:port (repeatable; default: the public routers)"),
+  Options.repeated
+)
+export const noPexOpt = Options.boolean("no-pex").pipe(
+  Options.withDescription("do not exchange peers with peers (PEX; private torrents never do)")
+)
+
+/** `host:port` or `[v6]:port`. */
+export const parseHostPort = (text: string): { host: string; port: number } | undefined => {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text)
+  if (m === null) return undefined
+  const port = Number(m[2])
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined
+}
+
+/** `Client` options for the DHT and PEX flags. */
+export const peerSourceOptions = (input: {
+  readonly noDht: boolean
+  readonly dhtBootstrap: ReadonlyArray<string>
+  readonly noPex: boolean
+}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex">, CliFailure> =>
+  Effect.gen(function*() {
+    const bootstrap: Array<{ host: string; port: number }> = []
+    for (const b of input.dhtBootstrap) {
+      const hp = parseHostPort(b)
+      if (hp === undefined) {
+        return yield* new CliFailure({ message: `--dht-bootstrap ${sanitizeText(b)}: expected host:port`, exitCode: 2 })
+      }
+      bootstrap.push(hp)
+    }
+    if (input.noDht && bootstrap.length > 0) {
+      return yield* new CliFailure({ message: "--dht-bootstrap and --no-dht contradict each other", exitCode: 2 })
+    }
+    return {
+      dht: input.noDht ? undefined : bootstrap.length > 0 ? { bootstrap } : {},
+      pex: !input.noPex
+    }
+  })

@@ -1,0 +1,200 @@
+/**
+ * The BEP 10 extensions of one torrent's sessions: our extension handshake, each peer's registry of extension
+ * ids, `ut_metadata` (BEP 9: serving our info dict, and handing data to a metadata fetch) and `ut_pex` (BEP 11).
+ *
+ * Plain synchronous JavaScript called from the sessions' handlers (TorrentHandle), like the rest of the torrent's
+ * peer bookkeeping; nothing here is on the per-block path.
+ *
+ * - Our handshake: `m` = {ut_metadata: 1, ut_pex: 2} (no ut_pex for a private torrent, BEP 27), `v`, `p` (our
+ *   listening port), `reqq`, `yourip` (the peer's address as we see it) and `metadata_size` when we have the info.
+ * - ut_metadata requests are answered from the info dict when we have it (a reject otherwise), at most
+ *   `3 × pieces` data messages per connection (a peer asking for more gets rejects: it is wasting our upload).
+ * - PEX: every peer with a known listening address (an outbound connection's address, or an inbound one's host
+ *   with the `p` of its handshake) is offered to the others with `UtPex.tick` (at most once a minute per
+ *   connection, bounded, a peer never both added and dropped); peers arriving in a peer's ut_pex go to `onPeers`,
+ *   at most one message per peer every 30 s is taken (a flood is ignored, not trusted).
+ */
+import * as Either from "effect/Either"
+import * as ExtensionHandshake from "../wire/ExtensionHandshake.ts"
+import * as UtMetadata from "../wire/UtMetadata.ts"
+import * as UtPex from "../wire/UtPex.ts"
+import type { PeerControl, PeerInfo, PeerKey } from "../peer/TorrentHandle.ts"
+
+export interface Host {
+  readonly host: string
+  readonly port: number
+}
+
+export interface Options {
+  /** The raw info dict when known (served over ut_metadata; its size goes in our handshake). */
+  readonly metadata: () => Uint8Array | undefined
+  readonly isPrivate: boolean
+  /** Our listening port (the `p` of our handshake), when we listen. */
+  readonly listenPort?: number | undefined
+  readonly clientName: string
+  /** Requests we accept in flight (`reqq`). */
+  readonly reqq: number
+  /** Peers learned through PEX (already bounded by the codec). */
+  readonly onPeers: (from: PeerKey, peers: ReadonlyArray<UtPex.PexPeer>) => void
+  /** A peer's extension handshake arrived (e.g. its `metadata_size`, for a metadata fetch). */
+  readonly onHandshake?: ((peer: PeerKey, handshake: ExtensionHandshake.ExtensionHandshake) => void) | undefined
+  /** A ut_metadata data or reject message (for a metadata fetch; requests are answered here). */
+  readonly onMetadata?: ((peer: PeerKey, message: UtMetadata.Message) => void) | undefined
+}
+
+interface PeerExt {
+  readonly control: PeerControl
+  readonly info: PeerInfo
+  registry: ExtensionHandshake.Registry
+  handshake: ExtensionHandshake.ExtensionHandshake | undefined
+  pex: UtPex.PexState
+  lastPexIn: number | undefined
+  served: number
+}
+
+export interface Extensions {
+  /** Our extension handshake payload for a peer at `remote`. */
+  readonly handshake: (peer: PeerKey, remote: Host) => Uint8Array
+  readonly connected: (peer: PeerKey, info: PeerInfo, control: PeerControl) => void
+  readonly closed: (peer: PeerKey) => void
+  readonly onExtended: (peer: PeerKey, id: number, payload: Uint8Array) => void
+  /** Sends due PEX messages (call every few seconds; each connection gets one at most once a minute). */
+  readonly tick: (now: number) => void
+  /** The peer's handshake, once received. */
+  readonly handshakeOf: (peer: PeerKey) => ExtensionHandshake.ExtensionHandshake | undefined
+  /** Sends a ut_metadata message to the peer; false when it has not enabled ut_metadata. */
+  readonly sendMetadata: (peer: PeerKey, message: UtMetadata.Message) => boolean
+  /** The listening address of a connected peer, when known. */
+  readonly listenAddress: (peer: PeerKey) => Host | undefined
+}
+
+/** `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) as `1.2.3.4`. */
+export const normalizeHost = (host: string): string => {
+  const h = host.toLowerCase()
+  return h.startsWith("::ffff:") && h.includes(".") ? h.slice(7) : h
+}
+
+/** A peer's address as the 4 or 16 bytes of BEP 10 `yourip`, or undefined for a host that is not an address. */
+export const addressBytes = (host: string): Uint8Array | undefined => {
+  const c = UtPex.compact({ ip: normalizeHost(host), port: 1 })
+  return c === undefined ? undefined : c.subarray(0, c.length - 2)
+}
+
+const PEX_IN_INTERVAL = 30_000
+
+export const make = (options: Options, now: () => number): Extensions => {
+  const registry = options.isPrivate
+    ? ExtensionHandshake.makeRegistry([ExtensionHandshake.UtMetadata])
+    : ExtensionHandshake.defaultRegistry()
+  const peers = new Map<PeerKey, PeerExt>()
+
+  const listenAddress = (p: PeerExt): Host | undefined => {
+    const remote = p.info.remote
+    if (remote.host === "") return undefined
+    if (p.info.direction === "outbound") return { host: normalizeHost(remote.host), port: remote.port }
+    const port = p.handshake?.p
+    return port === undefined ? undefined : { host: normalizeHost(remote.host), port }
+  }
+
+  const send = (p: PeerExt, name: string, payload: Uint8Array): boolean => {
+    const id = ExtensionHandshake.theirId(p.registry, name)
+    if (id === undefined) return false
+    p.control.sendExtended(id, payload)
+    return true
+  }
+
+  const onMetadataMessage = (peer: PeerKey, p: PeerExt, payload: Uint8Array) => {
+    const decoded = UtMetadata.decode(payload)
+    if (Either.isLeft(decoded)) return // unknown msg_type or garbage: BEP 9 says ignore
+    const m = decoded.right
+    if (m._tag === "Request") {
+      const info = options.metadata()
+      const limit = info === undefined ? 0 : 3 * UtMetadata.piecesOf(info)
+      const answer = p.served < limit ? UtMetadata.answer(info, m.piece) : UtMetadata.Reject({ piece: m.piece })
+      if (answer._tag === "Data") p.served++
+      send(p, ExtensionHandshake.UtMetadata, UtMetadata.encode(answer))
+      return
+    }
+    options.onMetadata?.(peer, m)
+  }
+
+  const onPexMessage = (peer: PeerKey, p: PeerExt, payload: Uint8Array) => {
+    if (options.isPrivate) return
+    const t = now()
+    if (p.lastPexIn !== undefined && t - p.lastPexIn < PEX_IN_INTERVAL) return
+    p.lastPexIn = t
+    const decoded = UtPex.decode(payload)
+    if (Either.isLeft(decoded)) return
+    if (decoded.right.added.length > 0) options.onPeers(peer, decoded.right.added)
+  }
+
+  return {
+    handshake: (_peer, remote) => {
+      const info = options.metadata()
+      const yourip = addressBytes(remote.host)
+      return ExtensionHandshake.encode(ExtensionHandshake.ours(registry, {
+        v: options.clientName,
+        reqq: options.reqq,
+        ...(options.listenPort !== undefined && options.listenPort > 0 ? { p: options.listenPort } : {}),
+        ...(yourip !== undefined ? { yourip } : {}),
+        ...(info !== undefined ? { metadataSize: info.length } : {})
+      }))
+    },
+    connected: (peer, info, control) => {
+      peers.set(peer, {
+        control,
+        info,
+        registry,
+        handshake: undefined,
+        pex: UtPex.make(),
+        lastPexIn: undefined,
+        served: 0
+      })
+    },
+    closed: (peer) => {
+      peers.delete(peer)
+    },
+    onExtended: (peer, id, payload) => {
+      const p = peers.get(peer)
+      if (p === undefined) return
+      if (id === 0) {
+        const h = ExtensionHandshake.decode(payload, { lenient: true })
+        if (Either.isLeft(h)) return
+        p.handshake = h.right
+        p.registry = ExtensionHandshake.withPeer(p.registry, h.right)
+        options.onHandshake?.(peer, h.right)
+        return
+      }
+      const name = ExtensionHandshake.nameOf(registry, id)
+      if (name === ExtensionHandshake.UtMetadata) onMetadataMessage(peer, p, payload)
+      else if (name === ExtensionHandshake.UtPex) onPexMessage(peer, p, payload)
+    },
+    tick: (t) => {
+      if (options.isPrivate || peers.size === 0) return
+      const all: Array<{ key: PeerKey; peer: UtPex.PexPeer }> = []
+      for (const [key, p] of peers) {
+        const a = listenAddress(p)
+        if (a === undefined) continue
+        const seed = p.handshake?.uploadOnly === true ? UtPex.Flags.Seed : 0
+        const reachable = p.info.direction === "outbound" ? UtPex.Flags.Reachable : 0
+        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable } })
+      }
+      for (const [key, p] of peers) {
+        if (ExtensionHandshake.theirId(p.registry, ExtensionHandshake.UtPex) === undefined) continue
+        const others = all.filter((o) => o.key !== key).map((o) => o.peer)
+        const [next, message] = UtPex.tick(p.pex, t, others, options.isPrivate)
+        p.pex = next
+        if (message !== undefined) send(p, ExtensionHandshake.UtPex, UtPex.encode(message))
+      }
+    },
+    handshakeOf: (peer) => peers.get(peer)?.handshake,
+    sendMetadata: (peer, message) => {
+      const p = peers.get(peer)
+      return p !== undefined && send(p, ExtensionHandshake.UtMetadata, UtMetadata.encode(message))
+    },
+    listenAddress: (peer) => {
+      const p = peers.get(peer)
+      return p === undefined ? undefined : listenAddress(p)
+    }
+  }
+}

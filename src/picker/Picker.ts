@@ -591,12 +591,15 @@ class PickerImpl implements Picker {
       }
     }
     // 2a. pieces the peer suggested (BEP 6), when they are still to start
+    let started = false
     for (const i of hints?.prefer ?? []) {
       if (out.length >= max || peer.candidates === 0) break
       if (this.validPiece(i) && this.state[i] === MISSING && Bitfield.has(peer.bits, i)) {
         this.takeOpen(this.startPiece(i, peer), peer, max, out)
+        started = true
       }
     }
+    if (started) this.reconcileEndgame()
     // 2. start new pieces: random first, then rarest-first with random tie-break
     if (out.length < max && peer.candidates > 0) {
       const accept = (i: number): boolean => Bitfield.has(peer.bits, i)

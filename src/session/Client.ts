@@ -478,6 +478,7 @@ export const fetchMetadata = (
       port: listener?.address.port ?? client.options.port,
       listenPort: listener?.address.port,
       dht: yield* client.dht,
+      dhtInterval: client.options.dht?.interval,
       maxPeers: options.maxPeers,
       noPeersTimeout: options.timeout ?? client.options.noPeersTimeout,
       peerConfig: client.options.peerConfig,

@@ -51,6 +51,8 @@ export interface Options {
   /** Our listening port, for our extension handshake. */
   readonly listenPort?: number | undefined
   readonly dht?: DhtNode.Node | undefined
+  /** Between DHT lookups (default 15 s while no peer offers the metadata, 60 s otherwise). */
+  readonly dhtInterval?: Duration.DurationInput | undefined
   /** Connections at once (default 30). */
   readonly maxPeers?: number | undefined
   readonly noPeersTimeout?: Duration.DurationInput | undefined
@@ -319,7 +321,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         for (;;) {
           for (const a of yield* node.storedPeers(options.infoHash)) addCandidate(a.ip, a.port)
           yield* Stream.runForEach(node.lookup(options.infoHash), (a) => Effect.sync(() => addCandidate(a.ip, a.port)))
-          yield* Effect.sleep(Duration.seconds(sources.size === 0 ? 15 : 60))
+          yield* Effect.sleep(options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60))
         }
       })
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as FastCheck from "effect/FastCheck"
 import * as Bitfield from "../../src/core/Bitfield.ts"
 import * as PeerState from "../../src/peer/PeerState.ts"
+import * as Handshake from "../../src/wire/Handshake.ts"
 import * as Message from "../../src/wire/Message.ts"
 import { WireError } from "../../src/wire/WireError.ts"
 import {
@@ -413,6 +414,9 @@ const control: FastCheck.Arbitrary<Message.Control> = FastCheck.oneof(
     Message.Extended({ id: 0, payload: PeerState.extensionHandshake(PeerState.config({ maxPipeline: reqq })) })
   ) },
   { weight: 1, arbitrary: FastCheck.constant(Message.Port({ port: 1 })) },
+  // BEP 6 hints: allowed-fast pieces (some out of range) and suggestions.
+  { weight: 2, arbitrary: FastCheck.nat(45).map((index) => Message.AllowedFast({ index })) },
+  { weight: 1, arbitrary: FastCheck.nat(45).map((index) => Message.Suggest({ index })) },
   // Rare violations: late or malformed introductions, have out of range.
   {
     weight: 1,
@@ -447,6 +451,11 @@ const event: FastCheck.Arbitrary<PeerState.Event> = FastCheck.oneof(
     weight: 4,
     arbitrary: FastCheck.constantFrom(E.RequestMore(), E.ChokePeer(), E.UnchokePeer(), E.SendHave({ index: 2 }))
   },
+  {
+    weight: 1,
+    arbitrary: FastCheck.array(FastCheck.nat(45), { maxLength: 8 }).map((indices) => E.AllowFast({ indices }))
+  },
+  { weight: 1, arbitrary: FastCheck.constant(E.SendExtended({ id: 3, payload: new Uint8Array([100, 101]) })) },
   {
     weight: 1,
     arbitrary: FastCheck.record({ index: FastCheck.nat(45), begin: FastCheck.nat(3) })
@@ -509,6 +518,90 @@ const scenario = FastCheck.record({
 )
 
 const key = (b: PeerState.BlockRef) => `${b.index}/${b.begin}/${b.length}`
+
+describe("PeerState: extensions, DHT port, fast-extension hints", () => {
+  it("while choked, requests only the peer's allowed-fast pieces; unchoked, anything", () => {
+    const d = new Driver(make(), blockSource())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    d.run(msg(Message.HaveAll()))
+    d.run(E.SetInterested({ interested: true }))
+    expect(d.state.phase).toBe("Choked")
+    // The torrent answers with blocks of pieces 0 and 5; only piece 5 is allowed.
+    d.answer = (max) => [
+      { index: 0, begin: 0, length: 16384 },
+      ...Array.from({ length: Math.min(max, 4) }, (_, i) => ({ index: 5, begin: i * 16384, length: 16384 }))
+    ]
+    const cmds = d.run(msg(Message.AllowedFast({ index: 5 })))
+    const want = cmds.find((c) => c._tag === "WantRequests")
+    expect(want?._tag === "WantRequests" ? want.only : undefined).toEqual([5])
+    const requested = cmds.flatMap((c) => (c._tag === "Send" && c.message._tag === "Request" ? [c.message.index] : []))
+    expect(requested.length).toBeGreaterThan(0)
+    expect(new Set(requested)).toEqual(new Set([5]))
+    expect(emitted(cmds).some((e) => e._tag === "Returned" && e.blocks.some((b) => b.index === 0))).toBe(true)
+    expect(emitted(cmds).map((e) => e._tag)).toContain("AllowedFast")
+  })
+
+  it("granted allowed-fast pieces are requested from us while we choke; others are rejected", () => {
+    const d = new Driver(make({ direction: "inbound" }))
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: Bitfield.full(pieceCount) }))
+    expect(sent(d.run(E.AllowFast({ indices: [3, 3, 7, 99] })))).toEqual(["AllowedFast", "AllowedFast"])
+    expect(d.state.grantedFast).toEqual([3, 7])
+    const ok = d.run(msg(Message.Request({ index: 7, begin: 0, length: 16384 })))
+    expect(emitted(ok).map((e) => e._tag)).toEqual(["PeerRequest"])
+    const no = d.run(msg(Message.Request({ index: 8, begin: 0, length: 16384 })))
+    expect(sent(no)).toEqual(["Reject"])
+    // Without the fast extension nothing is granted.
+    const plain = new Driver(make({ direction: "inbound", reserved: reservedNone }))
+    plain.run(E.HandshakeReceived({ handshake: theirHandshake(reservedNone), ours: noPieces }))
+    expect(sent(plain.run(E.AllowFast({ indices: [1] })))).toEqual([])
+  })
+
+  it("metadata-only sessions accept any bitfield and haves unchecked, and pass them on to nobody", () => {
+    const s0 = PeerState.initial({
+      config: PeerState.config(),
+      address: "10.0.0.1:6881",
+      direction: "outbound",
+      infoHash,
+      peerId: ourId,
+      reserved: reservedAll,
+      pieceCount: 0,
+      metadataOnly: true
+    }, 0)
+    const d = new Driver(s0)
+    d.run(E.Connected())
+    expect(sent(d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: Bitfield.make(0) }))))
+      .toEqual(["HaveNone", "Extended"])
+    const cmds = [
+      ...d.run(msg(Message.Bitfield({ bytes: new Uint8Array(123) }))),
+      ...d.run(msg(Message.Have({ index: 9999 }))),
+      ...d.run(msg(Message.AllowedFast({ index: 3 })))
+    ]
+    expect(closeOf(cmds)).toBeUndefined()
+    expect(emitted(cmds)).toEqual([])
+    expect(d.state.phase).toBe("Choked")
+    expect(sent(d.run(E.SendHave({ index: 0 })))).toEqual([])
+  })
+
+  it("sends our extension handshake and DHT port; passes on the peer's port, suggestions and extended messages", () => {
+    const reserved = Handshake.reserved({ fast: true, extensionProtocol: true, dht: true })
+    const d = new Driver(make({ reserved }))
+    d.run(E.Connected())
+    const payload = new Uint8Array([100, 101])
+    const hs = d.run(E.HandshakeReceived({ handshake: theirHandshake(reserved), ours: noPieces, extensions: payload, dhtPort: 6881 }))
+    expect(sent(hs)).toEqual(["HaveNone", "Extended", "Port"])
+    expect(hs.some((c) => c._tag === "Send" && c.message._tag === "Extended" && c.message.payload === payload)).toBe(true)
+    expect(emitted(d.run(msg(Message.Port({ port: 7000 }))))).toEqual([PeerState.Upward.Port({ port: 7000 })])
+    expect(emitted(d.run(msg(Message.Suggest({ index: 4 }))))).toEqual([PeerState.Upward.Suggest({ index: 4 })])
+    expect(sent(d.run(E.SendExtended({ id: 2, payload })))).toEqual(["Extended"])
+    expect(sent(d.run(E.SendExtended({ id: 0, payload })))).toEqual([])
+    // No DHT bit on their side: no port message.
+    const e = new Driver(make({ reserved }))
+    e.run(E.Connected())
+    expect(sent(e.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces, dhtPort: 6881 }))))
+      .toEqual(["HaveNone", "Extended"])
+  })
+})
 
 describe("PeerState: random event sequences", () => {
   it.prop(
@@ -592,6 +685,16 @@ describe("PeerState: random event sequences", () => {
         }
         if (s.phase !== "Closed") expect(new Set(s.outstanding.map(key))).toEqual(handedOut)
         for (const c of cmds) if (c._tag === "WantRequests") expect(c.max).toBeGreaterThan(0)
+        // BEP 6: while the peer chokes us only allowed-fast pieces are requested; while we choke it only granted
+        // pieces' requests go up; both sets stay bounded.
+        for (const c of cmds) {
+          if (c._tag === "Send" && c.message._tag === "Request" && s.peerChoking) {
+            expect(s.allowedFast).toContain(c.message.index)
+          }
+        }
+        for (const e of emitted(cmds)) if (e._tag === "PeerRequest" && s.amChoking) expect(s.grantedFast).toContain(e.index)
+        expect(s.allowedFast.length).toBeLessThanOrEqual(PeerState.maxAllowedFast)
+        expect(s.grantedFast.length).toBeLessThanOrEqual(PeerState.maxAllowedFast)
         // Batched top-ups never leave a downloading peer idle: an empty pipeline always asks (starved: nothing came).
         if (s.phase === "Downloading" && !s.starved) expect(s.outstanding.length).toBeGreaterThan(0)
         // A step never changes the state it was given (it copies once, then patches its copy).

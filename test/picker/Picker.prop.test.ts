@@ -103,8 +103,12 @@ describe("Picker invariants under random events", () => {
           case 8: {
             const before = new Set(p.requestsOf(peer).map((r) => `${r.piece}:${r.begin}`))
             const max = 1 + (y % 20)
-            const reqs = p.nextRequests(peer, max)
+            // Kind 8 passes BEP 6 hints: allowed-fast pieces only, or suggested pieces first.
+            const list = [x % n, (x + y) % n, (x * 7 + 3) % n]
+            const hints = kind === 8 ? (y % 2 === 0 ? { only: list } : { prefer: list }) : undefined
+            const reqs = p.nextRequests(peer, max, hints)
             expect(reqs.length).toBeLessThanOrEqual(max)
+            if (hints?.only !== undefined) for (const r of reqs) expect(list).toContain(r.piece)
             const keys = new Set(reqs.map((r) => `${r.piece}:${r.begin}`))
             expect(keys.size).toBe(reqs.length)
             for (const r of reqs) {

@@ -22,7 +22,8 @@
  *   itself when they are back. With `EFFECT_TORRENT_LOOPBACK_ONLY` non-loopback peers are refused.
  * - Misbehaviour is logged once per peer address with the address as the `peer` annotation: bans (protocol
  *   violations, another info-hash, data failing hash checks) as warnings; stalling (handshake, introduction or
- *   request deadlines) as info. Ordinary session ends and repeats are debug lines.
+ *   request deadlines) and a peer answering with our own peer id as info. Ordinary session ends and repeats are
+ *   debug lines.
  *
  * The no-peers rule: the torrent fails with reason "no-peers" when, for `noPeersTimeout` in a row since it started,
  * no peer has been connected (handshake done) and no tracker has answered an announce. It applies only until the
@@ -472,7 +473,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (neverAgain.has(error.reason)) {
           if (error.reason === "self-connection") {
             c.banned = true
-            return
+            return yield* Effect.logInfo(`peer is ourselves (it sent our own peer id): not dialled again`).pipe(
+              Effect.annotateLogs({ peer: c.addr })
+            )
           }
           return yield* ban(c.addr, `${error.reason}: ${error.detail}`)
         }

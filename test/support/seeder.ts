@@ -82,6 +82,10 @@ export interface SeederOptions {
   readonly stopAfterBlocks?: number
   /** Wait this long before answering each request (throttles a download so it can be interrupted). */
   readonly blockDelayMs?: number
+  /** Keep every peer choked until this settles (the download waits; no request deadline runs meanwhile). */
+  readonly unchokeWhen?: Promise<unknown>
+  /** Listen on this port (default 0: any free port), e.g. to come back where a stopped seeder was. */
+  readonly port?: number
 }
 
 export interface Seeder {
@@ -122,7 +126,10 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
     const handler: FrameDecoder.Handler = {
       onBlock: () => {},
       onMessage: (msg) => {
-        if (msg._tag === "Interested") send([Message.Unchoke()])
+        if (msg._tag === "Interested") {
+          if (options.unchokeWhen === undefined) send([Message.Unchoke()])
+          else void options.unchokeWhen.then(() => send([Message.Unchoke()]))
+        }
         else if (msg._tag === "Request") {
           if (options.stall === true || stopped || !Bitfield.has(has, msg.index)) return
           const start = msg.index * m.pieceLength + msg.begin
@@ -163,7 +170,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
   }
   return new Promise((resolve, reject) => {
     server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
       const port = (server.address() as Net.AddressInfo).port
       resolve({
         port,

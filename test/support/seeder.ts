@@ -37,6 +37,8 @@ export const build = (options: {
   readonly pieceLength: number
   readonly single?: boolean
   readonly announce?: string
+  /** BEP 12 tiers (`announce-list`). */
+  readonly announceList?: ReadonlyArray<ReadonlyArray<string>>
 }): Built => {
   const files = options.files.map((f) => (f.pad ? new Uint8Array(f.length) : new Uint8Array(randomBytes(f.length))))
   const total = files.reduce((n, f) => n + f.length, 0)
@@ -65,6 +67,7 @@ export const build = (options: {
   }
   const top: Record<string, Bencode.Encodable> = { info }
   if (options.announce !== undefined) top["announce"] = options.announce
+  if (options.announceList !== undefined) top["announce-list"] = options.announceList.map((t) => [...t])
   const bytes = Bencode.encode(top)
   const decoded = Metainfo.decode(bytes)
   if (Either.isLeft(decoded)) throw new Error(decoded.left.message)

@@ -400,8 +400,52 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }
     }
 
+    // A piece read for a peer failed its hash (its file changed on disk since it was checked): it is no longer had,
+    // so it is neither served nor in the bitfield of peers that connect later, and every other piece of its files is
+    // re-checked the same way. It is not fetched again in this run (the picker keeps it Have); the next start's check
+    // finds it missing (the resume record is saved from `have`, and the file's size or mtime changed).
+    const rechecking = new Set<number>()
+    const lostPiece = (index: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (!Bitfield.has(have, index)) return
+        Bitfield.clear(have, index)
+        yield* Effect.logWarning(`piece ${index} no longer matches its hash on disk (a file changed?): not served`)
+        const from = index * m.pieceLength
+        const to = from + pieceSize(index)
+        const files = m.files.flatMap((f, i) =>
+          !f.pad && f.length > 0 && f.offset < to && f.offset + f.length > from && !rechecking.has(i) ? [i] : []
+        )
+        if (files.length === 0) return
+        const skip = Bitfield.full(m.pieceCount)
+        for (const f of files) {
+          rechecking.add(f)
+          const file = m.files[f]!
+          const last = Math.floor((file.offset + file.length - 1) / m.pieceLength)
+          for (let i = Math.floor(file.offset / m.pieceLength); i <= last; i++) {
+            if (Bitfield.has(have, i)) Bitfield.clear(skip, i)
+          }
+        }
+        const failed: Array<number> = []
+        yield* storage.checkStreamExcept(skip).pipe(
+          Stream.runForEach((p) =>
+            Effect.sync(() => {
+              if (!p.ok && Bitfield.has(have, p.index)) {
+                Bitfield.clear(have, p.index)
+                failed.push(p.index)
+              }
+            })
+          ),
+          Effect.catchAll((e) => Effect.logWarning(`re-check after a changed piece failed: ${e.message}`)),
+          Effect.ensuring(Effect.sync(() => files.forEach((f) => rechecking.delete(f))))
+        )
+        if (failed.length > 0) {
+          yield* Effect.logWarning(`re-check: ${failed.length} more piece(s) no longer match on disk, not served`)
+        }
+      })
+
     const uploader = yield* Uploader.make({
       storage,
+      onCorrupt: lostPiece,
       pieceCount: m.pieceCount,
       pieceLength: m.pieceLength,
       totalLength: m.totalLength,

@@ -28,8 +28,9 @@
  * The no-peers rule: the torrent fails with reason "no-peers" when, for `noPeersTimeout` in a row since it started,
  * no peer has been connected (handshake done) and no tracker has answered an announce. It applies only until the
  * first peer connects or a tracker answers (even with no peers): from then on the torrent waits for peers as long as
- * it runs, retrying the peers it knows and re-announcing, as trackers may hand out peers later. Dialing and
- * reconnect backoffs do not stop the clock.
+ * it runs, retrying the peers it knows and re-announcing (while it has no peer at all, 5 minutes after the last
+ * announce or the tracker's min interval, not a whole interval later), as trackers may hand out peers later.
+ * Dialing and reconnect backoffs do not stop the clock.
  */
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -642,7 +643,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         downloaded: Effect.sync(() => downloaded),
         left: Effect.sync(bytesLeft)
       },
-      completed: Deferred.await(downloadedNow)
+      completed: Deferred.await(downloadedNow),
+      // No peer connected: ask the trackers again early (Announcer `starving`).
+      starving: Effect.suspend(() => {
+        const starving = () => peers.size === 0 && !finished
+        return starving() ? Effect.void : Effect.sleep(Duration.seconds(1)).pipe(Effect.repeat({ until: starving }))
+      })
     }).pipe(
       Stream.runForEach((batch) =>
         Effect.sync(() => {

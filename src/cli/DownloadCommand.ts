@@ -72,7 +72,7 @@ const maxPeersOpt = Options.integer("max-peers").pipe(
 )
 const noTrackersOpt = Options.boolean("no-trackers").pipe(Options.withDescription("do not contact trackers"))
 const noPeersOpt = Options.integer("no-peers-timeout").pipe(
-  Options.withDescription("seconds without any peer (and no answering tracker) before giving up (default 60)"),
+  Options.withDescription("seconds to wait for a first peer (or an answering tracker) before giving up (default 60)"),
   Options.optional
 )
 

@@ -63,6 +63,11 @@ export interface Connection {
   /** Bytes read and written so far. */
   readonly bytesRead: () => number
   readonly bytesWritten: () => number
+  /**
+   * Bytes queued by `write` that the kernel has not taken yet (they pile up when the peer does not read). Optional
+   * so that wrappers (e.g. an encrypting one) need not provide it; without it no write budget is enforced.
+   */
+  readonly writeBacklog?: () => number
 }
 
 const formatAddress = (host: string, port: number): string =>
@@ -74,6 +79,7 @@ const wrap = (socket: Net.Socket, remote: Address): { conn: Connection; release:
   const closed = Deferred.unsafeMake<void, TcpError>(FiberId.none)
   let handler: ((chunk: Uint8Array) => void) | undefined
   let queue: Array<Uint8Array> = []
+  let queued = 0
   let flushScheduled = false
   let paused = false
   let isClosed = false
@@ -95,6 +101,7 @@ const wrap = (socket: Net.Socket, remote: Address): { conn: Connection; release:
     flushScheduled = false
     const q = queue
     queue = []
+    queued = 0
     if (isClosed || socket.destroyed || q.length === 0) return
     if (q.length === 1) {
       socket.write(q[0]!)
@@ -120,6 +127,7 @@ const wrap = (socket: Net.Socket, remote: Address): { conn: Connection; release:
     write: (bytes) => {
       if (isClosed || bytes.length === 0) return
       queue.push(bytes)
+      queued += bytes.length
       if (!flushScheduled) {
         flushScheduled = true
         process.nextTick(flush)
@@ -143,7 +151,8 @@ const wrap = (socket: Net.Socket, remote: Address): { conn: Connection; release:
     },
     closed: Deferred.await(closed),
     bytesRead: () => socket.bytesRead,
-    bytesWritten: () => socket.bytesWritten
+    bytesWritten: () => socket.bytesWritten,
+    writeBacklog: () => queued + socket.writableLength
   }
   return { conn, release: Effect.sync(() => conn.close()) }
 }

@@ -14,7 +14,9 @@
  * - Timers: one fiber per session ticks every `tickInterval` and feeds `Tick`; deadlines live in the state. The
  *   connect deadline is an `Effect.timeoutFail` around the dial. Both run on Effect's Clock, so TestClock drives them.
  * - Backpressure: `PeerControl.pauseReading/resumeReading` pause the socket; while paused the state machine does not
- *   count the peer's silence or unanswered requests against it.
+ *   count the peer's silence or unanswered requests against it. The other way round, a peer that lets more than
+ *   `maxWriteBacklog` bytes of ours go unread (it keeps requesting but does not read) is closed as a protocol
+ *   violation, so what we buffer for one peer stays bounded.
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -119,6 +121,8 @@ class Session implements FrameDecoder.Handler {
   holding = 0
   pendingHandshake: Uint8Array | undefined = undefined
   pendingMessages: Array<Message.Message> = []
+  /** Block bytes in `pendingMessages`. */
+  pendingBytes = 0
   /** Bytes read since the last tick. */
   received = 0
   /** The piece buffer of the block being received, when it is wanted. */
@@ -164,9 +168,28 @@ class Session implements FrameDecoder.Handler {
     const s = this.state
     if (s.phase === "Closed" || this.conn === undefined) return false
     if (s.amChoking && !(s.fast && s.grantedFast.includes(index))) return false
+    // Blocks wait in `pendingMessages` until the chunk being read is done: one chunk of requests can ask for
+    // thousands, so the budget counts them as well as what the socket holds.
+    if (this.pendingBytes + data.length + this.writeBacklog() > s.config.maxWriteBacklog) {
+      this.overBudget()
+      return false
+    }
+    this.pendingBytes += data.length
     this.pendingMessages.push(Message.Piece({ index, begin, block: data }))
     if (this.holding === 0 && !this.running) this.flush()
     return true
+  }
+
+  writeBacklog(): number {
+    return this.conn?.writeBacklog?.() ?? 0
+  }
+
+  overBudget(): void {
+    if (this.state.phase === "Closed") return
+    const budget = this.state.config.maxWriteBacklog
+    const detail = `more than ${budget} bytes we sent are unread (${this.writeBacklog()} in the socket, ` +
+      `${this.pendingBytes} more asked for): the peer keeps asking but does not read`
+    this.dispatch(E.CloseLocal({ reason: "protocol", detail }))
   }
 
   /** Closes the machine before a connection exists (connect failures); returns the error. */
@@ -386,10 +409,12 @@ class Session implements FrameDecoder.Handler {
     if (conn === undefined || (this.pendingHandshake === undefined && this.pendingMessages.length === 0)) return
     const messages = this.pendingMessages
     this.pendingMessages = []
+    this.pendingBytes = 0
     const hs = this.pendingHandshake
     this.pendingHandshake = undefined
     if (hs !== undefined) conn.write(hs)
     if (messages.length > 0) conn.write(Message.encodeBatch(messages))
+    if (this.writeBacklog() > this.state.config.maxWriteBacklog) this.overBudget()
   }
 
   /** Scope exit: close the machine if something else ended the session, tell the torrent once, close the socket. */

@@ -56,6 +56,12 @@ export interface PeerConfig {
   readonly maxRequestsWhileChoked: number
   /** Blocks we never asked for (and did not recently drop) before it is a protocol violation. */
   readonly maxUnsolicited: number
+  /**
+   * Bytes we wrote that the peer has not read, beyond which it is a protocol violation (a peer that keeps requesting
+   * without reading would otherwise make us buffer without bound). An honest peer's unread data is at most its
+   * requests in flight, which the uploader caps at 500 blocks (8 MiB); the session enforces it (PeerSession.ts).
+   */
+  readonly maxWriteBacklog: number
   /** Client name in our extension handshake. */
   readonly clientName: string
 }
@@ -75,6 +81,7 @@ export const defaults: PeerConfig = {
   targetLatency: 1_000,
   maxRequestsWhileChoked: 64,
   maxUnsolicited: 8,
+  maxWriteBacklog: 16 * 1024 * 1024,
   clientName: "effect-torrent 0.1"
 }
 
@@ -155,6 +162,8 @@ export interface PeerState {
   readonly lastReceivedAt: number
   readonly unsolicited: number
   readonly requestsWhileChoked: number
+  /** `have` messages received: an honest peer announces each piece once, so far more than pieces is a flood. */
+  readonly haves: number
   /** Set once Closed. */
   readonly error: PeerError | undefined
 }
@@ -296,6 +305,7 @@ export const initial = (options: InitOptions, now: number): PeerState => {
     lastReceivedAt: now,
     unsolicited: 0,
     requestsWhileChoked: 0,
+    haves: 0,
     error: undefined
   }
 }
@@ -407,6 +417,7 @@ const clone = (s: PeerState): Mutable<PeerState> => ({
   lastReceivedAt: s.lastReceivedAt,
   unsolicited: s.unsolicited,
   requestsWhileChoked: s.requestsWhileChoked,
+  haves: s.haves,
   error: s.error
 })
 
@@ -692,6 +703,11 @@ const onMessage = (t: Step, m: Message.Control): void => {
         t.close("protocol", `have ${m.index}, the torrent has ${s.pieceCount} pieces`)
         return
       }
+      if (s.haves >= maxHaves(s.pieceCount)) {
+        t.close("protocol", `more than ${maxHaves(s.pieceCount)} have messages for ${s.pieceCount} pieces (a flood)`)
+        return
+      }
+      t.own().haves = s.haves + 1
       t.emit(Upward.Have({ index: m.index }))
       if (t.s.starved) {
         t.set({ starved: false })
@@ -788,6 +804,12 @@ const onMessage = (t: Step, m: Message.Control): void => {
   }
 }
 
+/**
+ * `have` messages accepted from one peer: each piece is announced once by an honest peer (repeats are ignored
+ * upstream, like libtorrent does), so twice the piece count plus some slack only a flood reaches.
+ */
+export const maxHaves = (pieceCount: number): number => 2 * pieceCount + 64
+
 const unsolicited = (t: Step, detail: string): void => {
   const n = t.s.unsolicited + 1
   if (n > t.s.config.maxUnsolicited) t.close("protocol", `${n} unsolicited messages, the last: ${detail}`)
@@ -806,7 +828,13 @@ const onBlock = (t: Step, b: BlockRef): void => {
   if (i < 0) {
     const d = findBlock(s.dropped, b.index, b.begin, b.length)
     if (d >= 0) t.set({ dropped: without(s.dropped, d) })
-    else unsolicited(t, `block never requested (piece ${b.index} at ${b.begin}, ${b.length} bytes)`)
+    else {
+      // The right place with the wrong length is no stray block: the peer answers our request with bad data.
+      const asked = s.outstanding.find((o) => o.index === b.index && o.begin === b.begin)
+      if (asked !== undefined) {
+        t.close("protocol", `block of ${b.length} bytes for a request of ${asked.length} (piece ${b.index} at ${b.begin})`)
+      } else unsolicited(t, `block never requested (piece ${b.index} at ${b.begin}, ${b.length} bytes)`)
+    }
     return
   }
   const cap = Math.min(s.config.maxPipeline, s.peerReqq ?? Infinity)

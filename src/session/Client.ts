@@ -78,8 +78,10 @@ export interface ClientOptions {
   readonly noPeersTimeout?: Duration.DurationInput | undefined
   /** Per-session deadlines and pipeline settings (tests shorten them). */
   readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
-  /** Reconnect backoff of one peer (default: 1 s doubling, 5 times). */
+  /** Reconnect backoff of a peer never connected in this run (default: 1 s doubling, 5 times; see Torrent.ts). */
   readonly reconnect?: Schedule.Schedule<unknown> | undefined
+  /** Reconnect backoff of a peer that connected before (default: 1 s doubling, at most 60 s, forever). */
+  readonly reconnectKnown?: Schedule.Schedule<unknown> | undefined
   /**
    * Directory of fast-resume records, `<stateDir>/<infohash-hex>.resume` (ResumeRecord.ts says why not beside the
    * data). Without it no record is read or written (the CLI passes `ResumeRecord.defaultStateDir()`).
@@ -390,6 +392,7 @@ const start = (
       noPeersTimeout: options.noPeersTimeout ?? client.options.noPeersTimeout,
       peerConfig: client.options.peerConfig,
       reconnect: client.options.reconnect,
+      reconnectKnown: client.options.reconnectKnown,
       events,
       seed: options.seed,
       upLimit: options.upLimit ?? client.options.upLimit,

@@ -80,6 +80,24 @@ export const resolvePath = (
   return Either.right(full)
 }
 
+/**
+ * `mkdir -p`. Node 20's recursive mkdir reports ENOENT where a plain mkdir says EROFS (a read-only file system), so
+ * on ENOENT the missing directories are made one by one from the deepest existing one, for the real error.
+ */
+const mkdirp = async (dir: string): Promise<void> => {
+  try {
+    await Fsp.mkdir(dir, { recursive: true })
+  } catch (err) {
+    if (codeOf(err) !== "ENOENT") throw err
+    const missing: Array<string> = []
+    for (let d = dir; !Fs.existsSync(d); d = Path.dirname(d)) {
+      missing.unshift(d)
+      if (Path.dirname(d) === d) break
+    }
+    for (const d of missing) await Fsp.mkdir(d).catch((e) => (codeOf(e) === "EEXIST" ? undefined : Promise.reject(e)))
+  }
+}
+
 const codeOf = (err: unknown): string =>
   typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : ""
 
@@ -202,10 +220,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         )
         if (st === undefined) {
           if (!create) return false
-          yield* Effect.tryPromise({
-            try: () => Fsp.mkdir(root, { recursive: true }),
-            catch: (e) => fromErrno("open", root, e)
-          })
+          yield* Effect.tryPromise({ try: () => mkdirp(root), catch: (e) => fromErrno("open", root, e) })
         } else if (!st.isDirectory()) {
           return yield* conflict(root, "not a directory")
         }

@@ -13,14 +13,24 @@
  * - Backpressure: while more than `backlogBudget` bytes of pieces wait for hash/write, every session stops reading;
  *   they resume below half of it.
  * - Peers: the tracker announce stream, the given peers (`--peer`, magnet `x.pe`); a `FiberMap` of sessions keyed by
- *   address, at most `maxPeers`, fed from a queue of candidates. A peer whose session ends is retried after a
- *   backoff (`reconnect` schedule) until the schedule ends; a banned peer, one with another info-hash, a protocol
- *   violator or ourselves never. With `EFFECT_TORRENT_LOOPBACK_ONLY` non-loopback peers are refused.
+ *   address, at most `maxPeers`, fed from a queue of candidates. A banned peer, one with another info-hash, a
+ *   protocol violator or ourselves is never dialled again. Any other peer whose session ends is retried after a
+ *   backoff that grows with each failed attempt and restarts once a handshake succeeds: a peer never connected in
+ *   this run follows `reconnect` (default 1 s doubling, 5 tries) and is then given up (a tracker may hand it out
+ *   again); a peer that did connect once follows `reconnectKnown` (default 1 s doubling, capped at 60 s, forever),
+ *   so when every peer goes away for a while (a network blip, seeders restarting) the download carries on by
+ *   itself when they are back. With `EFFECT_TORRENT_LOOPBACK_ONLY` non-loopback peers are refused.
+ * - Misbehaviour is logged once per peer address with the address as the `peer` annotation: bans (protocol
+ *   violations, another info-hash, data failing hash checks) as warnings; stalling (handshake, introduction or
+ *   request deadlines) and a peer answering with our own peer id as info. Ordinary session ends and repeats are
+ *   debug lines.
  *
- * The no-peers rule: the torrent fails with reason "no-peers" when, for `noPeersTimeout` in a row, no peer has been
- * connected (handshake done) and no tracker has answered an announce. Once a tracker answers (even with no peers)
- * the torrent keeps waiting for it, as trackers re-announce and may hand out peers later; dialing and reconnect
- * backoffs do not stop the clock.
+ * The no-peers rule: the torrent fails with reason "no-peers" when, for `noPeersTimeout` in a row since it started,
+ * no peer has been connected (handshake done) and no tracker has answered an announce. It applies only until the
+ * first peer connects or a tracker answers (even with no peers): from then on the torrent waits for peers as long as
+ * it runs, retrying the peers it knows and re-announcing (while it has no peer at all, 5 minutes after the last
+ * announce or the tracker's min interval, not a whole interval later), as trackers may hand out peers later.
+ * Dialing and reconnect backoffs do not stop the clock.
  */
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -76,8 +86,13 @@ export interface Options {
   readonly noPeersTimeout?: Duration.DurationInput | undefined
   /** Bytes of pieces waiting for hash/write before sessions stop reading (default 64 MiB). */
   readonly backlogBudget?: number | undefined
-  /** Waits between reconnects of one peer; the peer is given up when it ends (default 1 s doubling, 5 times). */
+  /**
+   * Waits between reconnects of a peer never connected in this run; the peer is given up when the schedule ends
+   * (default 1 s doubling, 5 times).
+   */
   readonly reconnect?: Schedule.Schedule<unknown> | undefined
+  /** Waits between reconnects of a peer that did connect in this run (default 1 s doubling, at most 60 s, forever). */
+  readonly reconnectKnown?: Schedule.Schedule<unknown> | undefined
   /** Interval of `Progress` events (default 1 s). */
   readonly progressInterval?: Duration.DurationInput | undefined
   readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
@@ -147,9 +162,14 @@ export interface Torrent {
 export const makeEvents = (capacity = 4096): Effect.Effect<PubSub.PubSub<TorrentEvent.TorrentEvent>> =>
   PubSub.sliding<TorrentEvent.TorrentEvent>(capacity)
 
-/** Default reconnect backoff: 1 s, 2 s, 4 s, 8 s, 16 s, then the peer is given up. */
+/** Default reconnect backoff of a peer never connected: 1 s, 2 s, 4 s, 8 s, 16 s, then the peer is given up. */
 export const defaultReconnect: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
   Schedule.intersect(Schedule.recurs(5))
+)
+
+/** Default reconnect backoff of a peer that connected before: 1 s, 2 s, 4 s … 60 s, then every 60 s, forever. */
+export const defaultReconnectKnown: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
+  Schedule.either(Schedule.spaced("60 seconds"))
 )
 
 const BLOCK = Picker.BLOCK
@@ -175,8 +195,14 @@ interface Candidate {
   queued: boolean
   active: boolean
   banned: boolean
+  /** The current session completed its handshake. */
   connected: boolean
-  retry: Schedule.ScheduleDriver<unknown, unknown> | undefined
+  /** Some session with this peer completed its handshake in this run. */
+  known: boolean
+  /** Waiting for the backoff before the next attempt. */
+  waiting: boolean
+  /** The backoff since the last successful handshake (its delays grow with each failed attempt). */
+  backoff: Schedule.ScheduleDriver<unknown, unknown> | undefined
 }
 
 interface Completed {
@@ -189,6 +215,8 @@ const formatAddress = (host: string, port: number): string =>
 
 /** Reasons after which a peer is never dialled again. */
 const neverAgain = new Set<PeerError["reason"]>(["wrong-info-hash", "self-connection", "protocol"])
+/** Session ends that say the peer stalls us on purpose or by neglect (logged once per peer, then retried). */
+const stalling = new Set<PeerError["reason"]>(["handshake-timeout", "introduction-timeout", "choked-timeout", "snubbed"])
 
 const storageFailure = (e: Storage.StorageError): TorrentError => {
   const reason = e.reason === "no-space" ? "no-space" : e.reason === "read-only" ? "read-only" : "storage"
@@ -325,7 +353,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         peers.set(peer, { control, host: Extensions.normalizeHost(info.remote.host), interested: false })
         ext.connected(peer, info, control)
         const c = candidates.get(peer)
-        if (c !== undefined) c.connected = true
+        if (c !== undefined) {
+          c.connected = true
+          c.known = true
+        }
+        everConnected = true
         lastPeerSeen = nowMs()
         if (paused) control.pauseReading()
         publish(TorrentEvent.PeerConnected({ addr: peer }))
@@ -416,8 +448,52 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }
     }
 
+    // A piece read for a peer failed its hash (its file changed on disk since it was checked): it is no longer had,
+    // so it is neither served nor in the bitfield of peers that connect later, and every other piece of its files is
+    // re-checked the same way. It is not fetched again in this run (the picker keeps it Have); the next start's check
+    // finds it missing (the resume record is saved from `have`, and the file's size or mtime changed).
+    const rechecking = new Set<number>()
+    const lostPiece = (index: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (!Bitfield.has(have, index)) return
+        Bitfield.clear(have, index)
+        yield* Effect.logWarning(`piece ${index} no longer matches its hash on disk (a file changed?): not served`)
+        const from = index * m.pieceLength
+        const to = from + pieceSize(index)
+        const files = m.files.flatMap((f, i) =>
+          !f.pad && f.length > 0 && f.offset < to && f.offset + f.length > from && !rechecking.has(i) ? [i] : []
+        )
+        if (files.length === 0) return
+        const skip = Bitfield.full(m.pieceCount)
+        for (const f of files) {
+          rechecking.add(f)
+          const file = m.files[f]!
+          const last = Math.floor((file.offset + file.length - 1) / m.pieceLength)
+          for (let i = Math.floor(file.offset / m.pieceLength); i <= last; i++) {
+            if (Bitfield.has(have, i)) Bitfield.clear(skip, i)
+          }
+        }
+        const failed: Array<number> = []
+        yield* storage.checkStreamExcept(skip).pipe(
+          Stream.runForEach((p) =>
+            Effect.sync(() => {
+              if (!p.ok && Bitfield.has(have, p.index)) {
+                Bitfield.clear(have, p.index)
+                failed.push(p.index)
+              }
+            })
+          ),
+          Effect.catchAll((e) => Effect.logWarning(`re-check after a changed piece failed: ${e.message}`)),
+          Effect.ensuring(Effect.sync(() => files.forEach((f) => rechecking.delete(f))))
+        )
+        if (failed.length > 0) {
+          yield* Effect.logWarning(`re-check: ${failed.length} more piece(s) no longer match on disk, not served`)
+        }
+      })
+
     const uploader = yield* Uploader.make({
       storage,
+      onCorrupt: lostPiece,
       pieceCount: m.pieceCount,
       pieceLength: m.pieceLength,
       totalLength: m.totalLength,
@@ -436,6 +512,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     let active = 0
     let lastPeerSeen = nowMs()
     let trackerAnswered = false
+    /** A peer completed a handshake in this run: the no-peers rule no longer applies. */
+    let everConnected = false
+    /** Peers whose stalling was logged already. */
+    const loggedStall = new Set<string>()
     const loopbackOnly = Destination.loopbackOnly()
 
     const addCandidate = (host: string, port: number) => {
@@ -444,10 +524,21 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       const addr = formatAddress(host, port)
       let c = candidates.get(addr)
       if (c === undefined) {
-        c = { host, port, addr, queued: false, active: false, banned: false, connected: false, retry: undefined }
+        c = {
+          host,
+          port,
+          addr,
+          queued: false,
+          active: false,
+          banned: false,
+          connected: false,
+          known: false,
+          waiting: false,
+          backoff: undefined
+        }
         candidates.set(addr, c)
       }
-      if (c.banned || c.queued || c.active || c.retry !== undefined) return
+      if (c.banned || c.queued || c.active || c.waiting) return
       c.queued = true
       queue.push(c)
       wake.unsafeOffer(undefined)
@@ -465,6 +556,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const retrySet = yield* FiberSet.make<void, never>()
     const reconnect = options.reconnect ?? defaultReconnect
+    const reconnectKnown = options.reconnectKnown ?? defaultReconnectKnown
 
     const afterSession = (c: Candidate, error: PeerError) =>
       Effect.gen(function*() {
@@ -474,22 +566,34 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (neverAgain.has(error.reason)) {
           if (error.reason === "self-connection") {
             c.banned = true
-            return
+            return yield* Effect.logInfo(`peer is ourselves (it sent our own peer id): not dialled again`).pipe(
+              Effect.annotateLogs({ peer: c.addr })
+            )
           }
           return yield* ban(c.addr, `${error.reason}: ${error.detail}`)
         }
-        yield* Effect.logDebug(error.message).pipe(Effect.annotateLogs({ peer: c.addr }))
-        const driver = c.retry ?? (yield* Schedule.driver(reconnect))
-        if (wasConnected) yield* driver.reset
-        c.retry = driver
+        const log = stalling.has(error.reason) && !loggedStall.has(c.addr)
+          ? Effect.logInfo(`peer stalls: ${error.reason}: ${error.detail}`)
+          : Effect.logDebug(error.message)
+        if (stalling.has(error.reason)) loggedStall.add(c.addr)
+        yield* log.pipe(Effect.annotateLogs({ peer: c.addr }))
+        // A handshake since the last failure restarts the backoff (on the known-peer schedule from then on).
+        if (wasConnected || c.backoff === undefined) c.backoff = yield* Schedule.driver(c.known ? reconnectKnown : reconnect)
+        const driver = c.backoff
+        c.waiting = true
         yield* FiberSet.run(
           retrySet,
           driver.next(undefined).pipe(
             Effect.matchEffect({
-              onFailure: () => Effect.sync(() => c.retry = undefined), // schedule over: give the peer up
+              onFailure: () =>
+                Effect.sync(() => {
+                  // Schedule over: give the peer up (a tracker handing it out again starts afresh).
+                  c.waiting = false
+                  c.backoff = undefined
+                }),
               onSuccess: () =>
                 Effect.sync(() => {
-                  c.retry = undefined
+                  c.waiting = false
                   addCandidate(c.host, c.port)
                 })
             })
@@ -587,7 +691,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         downloaded: Effect.sync(() => downloaded),
         left: Effect.sync(bytesLeft)
       },
-      completed: Deferred.await(downloadedNow)
+      completed: Deferred.await(downloadedNow),
+      // No peer connected: ask the trackers again early (Announcer `starving`).
+      starving: Effect.suspend(() => {
+        const starving = () => peers.size === 0 && !finished
+        return starving() ? Effect.void : Effect.sleep(Duration.seconds(1)).pipe(Effect.repeat({ until: starving }))
+      })
     }).pipe(
       Stream.runForEach((batch) =>
         Effect.sync(() => {
@@ -618,7 +727,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           ext.tick(nowMs())
         }
         if (peers.size > 0) lastPeerSeen = nowMs()
-        else if (!finished && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
+        else if (!finished && !everConnected && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
           const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}`
           return yield* Deferred.fail(result, new TorrentError({ reason: "no-peers", detail }))
         }

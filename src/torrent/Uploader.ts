@@ -12,6 +12,9 @@
  * - Reads are whole pieces, positional (`Storage.readPiece`), async, at most `readConcurrency` at once, at most one
  *   waited on per peer; pieces stay in a LRU cache of at most `cacheBytes` (at least one piece) and blocks are
  *   sliced from it synchronously. One pump sends at most `BATCH` blocks before yielding to the event loop.
+ * - Data that fails its hash is never served: with `storage.verifyPiece`, every piece read from disk is hashed
+ *   before it enters the cache (the files may have changed since they were checked); one that fails is handed to
+ *   `onCorrupt` (the torrent stops claiming it) and the requests waiting for it are refused.
  * - `upLimit` (bytes/s, 0 = unlimited) is a token bucket charged per block before it is sent.
  *
  * Choker (Choker.ts): a round every `Choker.ROUND_INTERVAL` (10 s; the optimistic slot rotates every third), plus
@@ -32,7 +35,10 @@ import * as Choker from "./Choker.ts"
 import * as RateLimit from "./RateLimit.ts"
 
 export interface Options {
-  readonly storage: Pick<Storage.StorageShape, "readPiece">
+  /** With `verifyPiece`, pieces read are verified before they are served (see above). */
+  readonly storage: Pick<Storage.StorageShape, "readPiece"> & Partial<Pick<Storage.StorageShape, "verifyPiece">>
+  /** A piece read from disk failed its hash check (run before its waiting requests are refused). */
+  readonly onCorrupt?: ((index: number) => Effect.Effect<void>) | undefined
   readonly pieceCount: number
   readonly pieceLength: number
   readonly totalLength: number
@@ -144,9 +150,17 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       Number.isInteger(b.begin) && b.begin >= 0 && Number.isInteger(b.length) && b.length > 0 &&
       b.length <= BLOCK_MAX && b.begin + b.length <= pieceSize(b.index)
 
+    const verify = storage.verifyPiece
+    const readVerified = (index: number) =>
+      verify === undefined ? storage.readPiece(index) : storage.readPiece(index).pipe(
+        Effect.flatMap((data) => verify(index, data)),
+        Effect.flatMap((v) =>
+          v.ok ? Effect.succeed(v.data) : Effect.zipRight(options.onCorrupt?.(index) ?? Effect.void, Effect.fail("corrupt"))
+        )
+      )
     const startRead = (index: number) => {
       run(
-        storage.readPiece(index).pipe(
+        readVerified(index).pipe(
           Effect.exit,
           Effect.flatMap((exit) =>
             Effect.sync(() => {

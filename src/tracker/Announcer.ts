@@ -52,6 +52,14 @@ export interface Options {
    * reported at once instead of an interval later (a client that keeps seeding may not close for hours).
    */
   readonly completed?: Effect.Effect<void> | undefined
+  /**
+   * Completes when the torrent has no peer left (run afresh for each wait): the next announce then comes
+   * `starvingInterval` after the last one (or the tracker's `min interval` if longer) instead of a whole interval
+   * later.
+   */
+  readonly starving?: Effect.Effect<void> | undefined
+  /** Default 5 minutes (libtorrent's `min_announce_interval`). */
+  readonly starvingInterval?: Duration.DurationInput | undefined
 }
 
 export interface PeerBatch {
@@ -67,6 +75,10 @@ export interface PeerBatch {
 const delayOf = (r: AnnounceResponse, floor: Duration.Duration): Duration.Duration =>
   Duration.max(Duration.seconds(Math.max(r.interval, r.minInterval ?? 0)), floor)
 
+/** The soonest a tracker is asked again early. */
+const minDelayOf = (r: AnnounceResponse, floor: Duration.Duration): Duration.Duration =>
+  Duration.max(Duration.seconds(r.minInterval ?? 0), floor)
+
 export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracker> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const tracker = yield* Tracker
@@ -78,6 +90,7 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
     const timeout = Duration.decode(options.announceTimeout ?? Duration.seconds(30))
     const floor = Duration.decode(options.minimumInterval ?? Duration.seconds(30))
     const stopTimeout = options.stopTimeout ?? Duration.seconds(5)
+    const starvingFloor = Duration.max(Duration.decode(options.starvingInterval ?? Duration.minutes(5)), floor)
     const retry = yield* Schedule.driver(options.retry ?? retryPolicy)
 
     const started = new Set<string>()
@@ -166,13 +179,22 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
 
     // Each pull: wait (interval of the previous success), then rounds with backoff until one succeeds.
     let wait: Duration.Duration = Duration.zero
+    let minWait: Duration.Duration = Duration.zero
     let completedHeard = false
     const pull = Effect.gen(function*() {
       if (Duration.greaterThan(wait, Duration.zero)) {
         const completed = options.completed
-        if (completed === undefined || completedHeard) yield* Effect.sleep(wait)
+        const starving = options.starving
+        // Without peers, the rest of the interval is cut short once the tracker's min interval has passed.
+        const sleep = starving === undefined
+          ? Effect.sleep(wait)
+          : Effect.zipRight(
+            Effect.sleep(minWait),
+            Effect.race(Effect.sleep(Duration.subtract(wait, minWait)), starving)
+          )
+        if (completed === undefined || completedHeard) yield* sleep
         else {
-          yield* Effect.race(Effect.sleep(wait), Effect.tap(completed, () => Effect.sync(() => completedHeard = true)))
+          yield* Effect.race(sleep, Effect.tap(completed, () => Effect.sync(() => completedHeard = true)))
         }
       }
       for (;;) {
@@ -181,6 +203,7 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
           yield* retry.reset
           const { entry, res } = ok.value
           wait = delayOf(res, floor)
+          minWait = Duration.min(minDelayOf(res, starvingFloor), wait)
           return {
             url: entry.url,
             tier: entry.tier,

@@ -125,6 +125,17 @@ describe("PeerState: handshake and introduction", () => {
     expect(closeOf(e.run(msg(Message.HaveAll())))?.reason).toBe("protocol")
   })
 
+  it("a flood of have messages (far more than the torrent has pieces) is a protocol violation", () => {
+    const d = new Driver(make())
+    d.run(E.Connected())
+    d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+    const limit = PeerState.maxHaves(pieceCount)
+    for (let i = 0; i < limit; i++) expect(closeOf(d.run(msg(Message.Have({ index: i % pieceCount }))))).toBeUndefined()
+    const error = closeOf(d.run(msg(Message.Have({ index: 0 }))))
+    expect(error?.reason).toBe("protocol")
+    expect(error?.detail).toContain("a flood")
+  })
+
   it("a message before the handshake is a protocol violation", () => {
     const d = new Driver(make())
     d.run(E.Connected())
@@ -208,6 +219,15 @@ describe("PeerState: choking, interest and requests", () => {
     expect(closeOf(d.run(stray))).toBeUndefined()
     expect(closeOf(d.run(stray))).toBeUndefined()
     expect(closeOf(d.run(stray))?.reason).toBe("protocol")
+  })
+
+  it("a block of the wrong size for a request in flight closes with protocol at once", () => {
+    const d = downloading()
+    const asked = d.state.outstanding[0]!
+    const short = E.BlockReceived({ index: asked.index, begin: asked.begin, length: asked.length - 1, accepted: false })
+    const error = closeOf(d.run(short))
+    expect(error?.reason).toBe("protocol")
+    expect(error?.detail).toContain(`block of ${asked.length - 1} bytes for a request of ${asked.length}`)
   })
 
   it("requests while we choke: rejected with fast, a protocol violation beyond the tolerance", () => {

@@ -39,6 +39,8 @@ export const build = (options: {
   readonly pieceLength: number
   readonly single?: boolean
   readonly announce?: string
+  /** BEP 12 tiers (`announce-list`). */
+  readonly announceList?: ReadonlyArray<ReadonlyArray<string>>
 }): Built => {
   const files = options.files.map((f) => (f.pad ? new Uint8Array(f.length) : new Uint8Array(randomBytes(f.length))))
   const total = files.reduce((n, f) => n + f.length, 0)
@@ -67,6 +69,7 @@ export const build = (options: {
   }
   const top: Record<string, Bencode.Encodable> = { info }
   if (options.announce !== undefined) top["announce"] = options.announce
+  if (options.announceList !== undefined) top["announce-list"] = options.announceList.map((t) => [...t])
   const bytes = Bencode.encode(top)
   const decoded = Metainfo.decode(bytes)
   if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
@@ -89,6 +92,10 @@ export interface SeederOptions {
    * flipped byte, so the assembled dict fails its SHA-1).
    */
   readonly metadata?: "honest" | "liar"
+  /** Keep every peer choked until this settles (the download waits; no request deadline runs meanwhile). */
+  readonly unchokeWhen?: Promise<unknown>
+  /** Listen on this port (default 0: any free port), e.g. to come back where a stopped seeder was. */
+  readonly port?: number
 }
 
 export interface Seeder {
@@ -151,7 +158,10 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
           if (Either.isRight(h)) peerUtMetadata = h.right.m.get(ExtensionHandshake.UtMetadata) ?? 0
           return
         }
-        if (msg._tag === "Interested") send([Message.Unchoke()])
+        if (msg._tag === "Interested") {
+          if (options.unchokeWhen === undefined) send([Message.Unchoke()])
+          else void options.unchokeWhen.then(() => send([Message.Unchoke()]))
+        }
         else if (msg._tag === "Request") {
           if (options.stall === true || stopped || !Bitfield.has(has, msg.index)) return
           const start = msg.index * m.pieceLength + msg.begin
@@ -200,7 +210,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
   }
   return new Promise((resolve, reject) => {
     server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
       const port = (server.address() as Net.AddressInfo).port
       resolve({
         port,

@@ -61,6 +61,33 @@ const settle = TestClock.adjust(Duration.zero)
 const events = (calls: ReadonlyArray<Call>) => calls.map((c) => c.event)
 
 describe("Announcer.stream", () => {
+  it.effect("while the torrent starves (no peers), re-announces 5 minutes (or min interval) after, not an interval", () =>
+    Effect.gen(function*() {
+      const t = fake(() => ok(1800, { minInterval: 60 }))
+      let starving = false
+      const fiber = yield* Announcer.stream({
+        ...options([["http://a/announce"]]),
+        starving: Effect.suspend(() =>
+          starving ? Effect.void : Effect.sleep("1 second").pipe(Effect.repeat({ until: () => starving }))
+        )
+      }).pipe(Stream.take(3), Stream.runDrain, Effect.provide(t.layer), Effect.fork)
+      yield* settle
+      expect(t.calls.length).toBe(1)
+      // Peers connected: the tracker's interval holds.
+      yield* TestClock.adjust("600 seconds")
+      expect(t.calls.length).toBe(1)
+      // Every peer gone: announced again within a second.
+      starving = true
+      yield* TestClock.adjust("1 second")
+      expect(events(t.calls)).toEqual(["started", "none"])
+      // Still starving: not before 5 minutes (longer than the tracker's min interval of 60 s).
+      yield* TestClock.adjust("299 seconds")
+      expect(t.calls.length).toBe(2)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(events(t.calls)).toEqual(["started", "none", "none", "stopped"])
+    }))
+
   it.effect("announces started, then re-announces on the tracker's interval, and says stopped at the end", () =>
     Effect.gen(function*() {
       const t = fake(() => ok(100))

@@ -14,6 +14,7 @@ import { create } from "./CreateCommand.ts"
 import { demo } from "./DemoCommand.ts"
 import { download } from "./DownloadCommand.ts"
 import { info } from "./InfoCommand.ts"
+import * as Log from "./Log.ts"
 import { magnetToTorrent } from "./MagnetCommand.ts"
 import { seed } from "./SeedCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
@@ -71,11 +72,14 @@ const program = cli(argv).pipe(
       : Effect.fail(e)
   ),
   Effect.tapError((e) => (e.message === "" ? Effect.void : Console.error(`effect-torrent: ${e.message}`))),
-  Effect.provide(NodeContext.layer)
+  Effect.provide(NodeContext.layer),
+  // Log lines go to stderr, warnings and up unless EFFECT_TORRENT_LOG says otherwise (Log.ts).
+  Effect.provide(Log.layer)
 )
 
 NodeRuntime.runMain(program, {
   disableErrorReporting: true,
+  disablePrettyLogger: true,
   teardown: (exit, onExit) => {
     if (Exit.isSuccess(exit)) return onExit(0)
     if (Cause.isInterruptedOnly(exit.cause)) return onExit(signalled ?? 0)

@@ -4,7 +4,12 @@
  * directory between runs. (Against libtorrent's DHT: test/torrent/swarm.interop.test.ts.)
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
+import * as Hasher from "../../src/storage/Hasher.ts"
+import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Fs from "node:fs"
@@ -13,7 +18,7 @@ import * as Client from "../../src/session/Client.ts"
 import * as StateFiles from "../../src/session/StateFiles.ts"
 import { writeData } from "../support/data.ts"
 import { readFile, tempDir, testClient } from "../support/download.ts"
-import { build } from "../support/seeder.ts"
+import { build, deadPort } from "../support/seeder.ts"
 
 const host = "127.0.0.1"
 const node = { queryTimeout: "1 second", queriesPerSecond: 1000, burst: 100 } as const
@@ -47,6 +52,40 @@ describe("DHT peer source", () => {
         }))
       )
       expect(sha(readFile(b, out, 0))).toBe(sha(b.files[0]!))
+    }), 60_000)
+
+  it.scopedLive("every tracker down: the DHT alone finds the seeder and the download completes", () =>
+    Effect.gen(function*() {
+      const [p1, p2] = [yield* Effect.promise(deadPort), yield* Effect.promise(deadPort)]
+      const t = build({
+        name: "dht-no-trackers.bin",
+        single: true,
+        pieceLength: 32768,
+        files: [{ path: ["dht-no-trackers.bin"], length: 300_001 }],
+        announceList: [[`http://127.0.0.1:${p1}/announce`], [`udp://127.0.0.1:${p2}`]]
+      })
+      const data = tempDir("dht-td-seed")
+      writeData(t, data)
+      const a = yield* Layer.build(testClient({ listen: { host, port: 0 }, dht: { host, bootstrap: [], node, interval: "500 millis" } }))
+      yield* Client.seed(t.metainfo, { dataDir: data, trackers: false }).pipe(Effect.provide(a))
+      const aNode = (yield* Effect.flatMap(Client.Client, (c) => c.dht).pipe(Effect.provide(a)))!
+      const out = tempDir("dht-td-out")
+      const events = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(t.metainfo, { outputDir: out, trackers: true })
+        const collected = yield* Effect.forkScoped(Stream.runCollect(d.events))
+        yield* d.done.pipe(Effect.timeout("30 seconds"))
+        return Chunk.toReadonlyArray(yield* Fiber.join(collected))
+      })).pipe(
+        Effect.provide(
+          Client.layerWith({
+            noPeersTimeout: "20 seconds",
+            dht: { host, bootstrap: [{ host, port: aNode.local.port }], node, interval: "500 millis" }
+          }).pipe(Layer.provide(TrackerLive.layer()), Layer.provide(Hasher.layerInline))
+        )
+      )
+      expect(events.filter((e) => e._tag === "TrackerError").length).toBeGreaterThan(0)
+      expect(events.at(-1)?._tag).toBe("Completed")
+      expect(sha(readFile(t, out, 0))).toBe(sha(t.files[0]!))
     }), 60_000)
 
   it.scopedLive("the routing table is saved in the state directory and reloaded", () =>

@@ -3,8 +3,9 @@
  * (THROUGHPUT.md rule 9). Plain synchronous code: it sits on the byte path.
  *
  * Every buffer handed out is a whole ArrayBuffer of exactly the requested size, so the worker Hasher can transfer
- * it without a copy. Buffers are kept per size; at most `maxFree` idle buffers are kept in all, the rest are left
- * to the GC. A released buffer that was detached (transferred away and never returned) is dropped.
+ * it without a copy. Buffers are kept per size; at most `maxFree` idle buffers and `maxFreeBytes` idle bytes are kept
+ * in all, the rest are left to the GC (a count alone would let 32 idle 8 MiB pieces hold 256 MiB). A released buffer
+ * that was detached (transferred away and never returned) is dropped.
  */
 
 export interface PiecePool {
@@ -14,6 +15,8 @@ export interface PiecePool {
   readonly release: (buf: Uint8Array) => void
   /** Idle buffers held. */
   readonly free: () => number
+  /** Bytes of the idle buffers held. */
+  readonly freeBytes: () => number
   /** Buffers allocated so far (misses of the free list). */
   readonly allocated: () => number
 }
@@ -21,13 +24,17 @@ export interface PiecePool {
 export interface Options {
   /** Most idle buffers kept. Default 64 (64 MiB of 1 MiB pieces, the write backlog budget of THROUGHPUT.md). */
   readonly maxFree?: number
+  /** Most idle bytes kept (default unbounded: `maxFree` alone decides). */
+  readonly maxFreeBytes?: number
 }
 
 export const make = (options: Options = {}): PiecePool => {
   const maxFree = Math.max(0, options.maxFree ?? 64)
+  const maxFreeBytes = Math.max(0, options.maxFreeBytes ?? Infinity)
   const lists = new Map<number, Array<Uint8Array>>()
   const idle = new WeakSet<Uint8Array>() // guards against a double release handing one buffer out twice
   let free = 0
+  let freeBytes = 0
   let allocated = 0
   return {
     acquire: (size) => {
@@ -36,6 +43,7 @@ export const make = (options: Options = {}): PiecePool => {
       if (buf !== undefined) {
         idle.delete(buf)
         free--
+        freeBytes -= buf.byteLength
         return buf
       }
       allocated++
@@ -44,7 +52,7 @@ export const make = (options: Options = {}): PiecePool => {
     release: (buf) => {
       // Only whole, attached ArrayBuffers go back on the list (views into other memory are not ours to reuse).
       if (buf.byteLength === 0 || buf.byteOffset !== 0 || buf.buffer.byteLength !== buf.byteLength) return
-      if (free >= maxFree || idle.has(buf)) return
+      if (free >= maxFree || freeBytes + buf.byteLength > maxFreeBytes || idle.has(buf)) return
       let list = lists.get(buf.byteLength)
       if (list === undefined) {
         list = []
@@ -53,8 +61,10 @@ export const make = (options: Options = {}): PiecePool => {
       list.push(buf)
       idle.add(buf)
       free++
+      freeBytes += buf.byteLength
     },
     free: () => free,
+    freeBytes: () => freeBytes,
     allocated: () => allocated
   }
 }

@@ -207,7 +207,10 @@ interface Candidate {
 
 interface Completed {
   readonly index: number
+  /** Ownership passes to `verifyPiece`, which may transfer (detach) it: read nothing from it afterwards. */
   readonly data: Uint8Array
+  /** Bytes this piece added to the backlog (its length when queued: `data` may be detached by then). */
+  readonly bytes: number
 }
 
 const formatAddress = (host: string, port: number): string =>
@@ -255,9 +258,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     let picker: Picker.Picker | undefined
     const have = Bitfield.make(m.pieceCount)
     const slots = new Map<number, Slot>()
-    // Idle piece buffers kept for reuse: 32 cover the pieces in flight plus those waiting for hash/write at full
-    // speed from a few peers; more only raises peak RSS (docs/PERFORMANCE.md).
-    const pool = PiecePool.make({ maxFree: 32 })
+    // Idle piece buffers kept for reuse: 32 (of 1 MiB) cover the pieces in flight plus those waiting for hash/write at
+    // full speed from a few peers; more only raises peak RSS (docs/PERFORMANCE.md). Bounded in bytes too, so big
+    // pieces (4–16 MiB) keep at most 32 MiB idle, not 32 pieces.
+    const pool = PiecePool.make({ maxFree: 32, maxFreeBytes: 32 * 1024 * 1024 })
     const peers = new Map<PeerKey, PeerRecord>()
     const verifyQueue = yield* Mailbox.make<Completed>()
     /** Completes when the download finishes here (not when it was complete from the start). */
@@ -421,7 +425,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (r.kind === "piece-complete") {
           slots.delete(index)
           backlog += slot.buf.length
-          verifyQueue.unsafeOffer({ index, data: slot.buf })
+          verifyQueue.unsafeOffer({ index, data: slot.buf, bytes: slot.buf.length })
           if (!paused && backlog > budget) setPaused(true)
         }
         return true
@@ -640,7 +644,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         kickAll()
       }
-      backlog -= done.data.length
+      // Not `done.data.length`: a piece over the hasher's inline limit (1 MiB) was transferred to a worker, which
+      // detached `done.data` (length 0), so the backlog never shrank and reading stayed paused once it passed the
+      // budget (a stall after 16 pieces of 4 MiB).
+      backlog -= done.bytes
       if (paused && backlog < budget / 2) setPaused(false)
       updateInterest()
       if (p.isComplete()) {

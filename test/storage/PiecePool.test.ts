@@ -22,6 +22,18 @@ describe("PiecePool", () => {
     expect(pool.free()).toBe(3)
   })
 
+  it("keeps at most maxFreeBytes idle bytes (big pieces), whatever maxFree allows", () => {
+    const pool = PiecePool.make({ maxFree: 32, maxFreeBytes: 3000 })
+    const bufs = Array.from({ length: 10 }, () => pool.acquire(1000))
+    for (const b of bufs) pool.release(b)
+    expect(pool.free()).toBe(3)
+    expect(pool.freeBytes()).toBe(3000)
+    pool.acquire(1000)
+    expect(pool.freeBytes()).toBe(2000)
+    pool.release(pool.acquire(5000)) // larger than the whole bound: never kept
+    expect(pool.free()).toBe(2)
+  })
+
   it("ignores double releases, views and detached buffers", () => {
     const pool = PiecePool.make({ maxFree: 8 })
     const a = pool.acquire(64)

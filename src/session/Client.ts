@@ -254,6 +254,8 @@ export interface Download {
   /** Succeeds when every wanted piece is verified and on disk; fails with the reason it cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Torrent.Stats
+  /** Payload bytes received per peer address in this run, most first (Torrent.ts `downloadedFrom`). */
+  downloadedFrom(): ReadonlyArray<{ address: string; bytes: number }>
   /** The torrent's metadata: at once for a `.torrent`, once fetched from peers for a magnet link. */
   readonly metainfo: Effect.Effect<Metainfo.Metainfo, TorrentError>
 }
@@ -421,6 +423,7 @@ const start = (
       subscribe: Stream.fromPubSub(events),
       done: torrent.done,
       stats: torrent.stats,
+      downloadedFrom: torrent.downloadedFrom,
       metainfo: Effect.succeed(m)
     }
   })
@@ -578,6 +581,7 @@ const downloadMagnet = (
       subscribe: Stream.fromPubSub(events),
       done: Deferred.await(result),
       stats: () => inner?.stats() ?? zeroStats(),
+      downloadedFrom: () => inner?.downloadedFrom() ?? [],
       metainfo: Deferred.await(metainfo)
     }
   })

@@ -148,6 +148,11 @@ export interface Torrent {
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Stats
   /**
+   * Payload bytes of accepted blocks per peer address (`host:port` as dialled, or as an inbound peer connected from)
+   * in this run, peers gone since included; most bytes first.
+   */
+  downloadedFrom(): ReadonlyArray<{ address: string; bytes: number }>
+  /**
    * Runs an inbound session on `connection` (`prefix`: the handshake bytes already read) in the torrent's scope;
    * `release` runs when it ends. False (and nothing run) when the torrent is not running or at its peer limit.
    */
@@ -269,6 +274,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     let backlog = 0
     let paused = false
     let downloaded = 0
+    /** Accepted payload bytes per peer key, kept after the peer left. */
+    const downloadedBy = new Map<PeerKey, number>()
     let finished = false
 
     const bytesLeft = () => picker?.progress().bytesLeft ?? total
@@ -422,6 +429,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (r.kind === "ignored") return false
         slot.received[b] = 1
         downloaded += length
+        downloadedBy.set(peer, (downloadedBy.get(peer) ?? 0) + length)
         if (r.kind === "piece-complete") {
           slots.delete(index)
           backlog += slot.buf.length
@@ -898,5 +906,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           { onlyIfMissing: true }
         ).pipe(Effect.as(true))
       })
-    return { events, done: Deferred.await(result), stats, accept }
+    const downloadedFrom = () =>
+      [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes)
+    return { events, done: Deferred.await(result), stats, downloadedFrom, accept }
   })

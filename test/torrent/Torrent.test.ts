@@ -65,6 +65,33 @@ describe("Torrent (in-process seeders)", () => {
       expect(fileExists(multi, dir, 1)).toBe(false) // the pad file is never created
     }).pipe(Effect.provide(testClient())))
 
+  it.live("downloadedFrom: the bytes each peer supplied (two seeders with disjoint halves)", () =>
+    Effect.gen(function*() {
+      const n = single.metainfo.pieceCount
+      const low = Array.from({ length: Math.floor(n / 2) }, (_, i) => i)
+      const high = Array.from({ length: n - low.length }, (_, i) => low.length + i)
+      const a = yield* start(single, { pieces: low })
+      const b = yield* start(single, { pieces: high })
+      const dir = tempDir("from")
+      const from = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(single.metainfo, {
+          outputDir: dir,
+          peers: [{ host: "127.0.0.1", port: a.port }, { host: "127.0.0.1", port: b.port }],
+          trackers: false
+        })
+        yield* d.done
+        return d.downloadedFrom()
+      }))
+      sameFiles(single, dir)
+      const bytesOf = (pieces: ReadonlyArray<number>) =>
+        pieces.reduce((sum, i) => sum + Math.min(single.metainfo.pieceLength, single.payload.length - i * single.metainfo.pieceLength), 0)
+      expect([...from].sort((x, y) => x.address.localeCompare(y.address))).toEqual(
+        [{ address: `127.0.0.1:${a.port}`, bytes: bytesOf(low) }, { address: `127.0.0.1:${b.port}`, bytes: bytesOf(high) }]
+          .sort((x, y) => x.address.localeCompare(y.address))
+      )
+      expect(from[0]!.bytes).toBeGreaterThanOrEqual(from[1]!.bytes) // most bytes first
+    }).pipe(Effect.provide(testClient())))
+
   it.live("finishes from another seeder when one disappears half-way", () =>
     Effect.gen(function*() {
       const quitter = yield* start(single, { stopAfterBlocks: 20 })

@@ -135,7 +135,10 @@ export interface PeerState {
   readonly snubbed: boolean
   /** Request deadlines passed in a row without a block. */
   readonly snubCount: number
-  /** A bitfield / have-all / have-none is still acceptable (no other core message yet). */
+  /**
+   * No core message but the extension handshake and `port` yet (the introduction). A bitfield / have-all / have-none
+   * after it is accepted too, as an update (see `onMessage`).
+   */
   readonly bitfieldAllowed: boolean
   /** Our requests in flight, oldest first. */
   readonly outstanding: ReadonlyArray<Outstanding>
@@ -671,11 +674,9 @@ const onMessage = (t: Step, m: Message.Control): void => {
   t.set({ lastReceivedAt: t.now })
   if (m._tag === "KeepAlive") return
   const introductory = m._tag === "Bitfield" || m._tag === "HaveAll" || m._tag === "HaveNone"
-  // A late bitfield is taken as an update: aria2 1.36 sends one in place of `have` messages.
-  if (introductory && !s.bitfieldAllowed && m._tag !== "Bitfield") {
-    t.close("protocol", `${m._tag} message after other messages (only allowed first)`)
-    return
-  }
+  // A late bitfield, have-all or have-none is taken as an update that replaces what the peer has (as libtorrent
+  // does): aria2 1.36 sends a bitfield in place of a batch of `have` messages, and `have all` instead once it is
+  // complete. The torrent replaces the peer's piece set, so pieces it announced before are not counted twice.
   if (m._tag !== "Extended" && m._tag !== "Port" && s.bitfieldAllowed) t.set({ bitfieldAllowed: false })
   t.leaveIntroduction()
   // Without metadata the piece count is unknown: what the peer has is not checked, nor needed.

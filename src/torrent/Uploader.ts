@@ -351,9 +351,13 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         inner.onConnected(peer, info, control)
         if (granted.length > 0) control.allowFast(granted)
       },
+      // A bitfield, have-all or have-none replaces what the peer has (a late one too: aria2 sends them).
       onPeerBitfield: (peer, bf) => {
         const p = peers.get(peer)
-        if (p !== undefined) p.pieces = Bitfield.copy(bf)
+        if (p !== undefined) {
+          p.pieces = Bitfield.copy(bf)
+          p.haveAll = false
+        }
         return inner.onPeerBitfield(peer, bf)
       },
       onPeerHave: (peer, index) => {
@@ -365,6 +369,14 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         const p = peers.get(peer)
         if (p !== undefined) p.haveAll = true
         return inner.onPeerHaveAll(peer)
+      },
+      onPeerHaveNone: (peer) => {
+        const p = peers.get(peer)
+        if (p !== undefined) {
+          p.pieces = Bitfield.make(options.pieceCount)
+          p.haveAll = false
+        }
+        return inner.onPeerHaveNone(peer)
       },
       onBlock: (peer, index, begin, length) => {
         const kept = inner.onBlock(peer, index, begin, length)

@@ -91,7 +91,7 @@ describe("PeerState: handshake and introduction", () => {
     expect(closeOf(cmds)?.reason).toBe("self-connection")
   })
 
-  it("a bitfield after other messages is an update (aria2 sends them); a late have-all is a protocol violation", () => {
+  it("a bitfield, have-all or have-none after other messages is an update (aria2 sends them), passed up as such", () => {
     const d = new Driver(make())
     d.run(E.Connected())
     d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
@@ -99,8 +99,41 @@ describe("PeerState: handshake and introduction", () => {
     const late = d.run(msg(Message.Bitfield({ bytes: new Uint8Array(5) })))
     expect(closeOf(late)).toBeUndefined()
     expect(emitted(late).map((e) => e._tag)).toEqual(["Bitfield"])
-    const cmds = d.run(msg(Message.HaveAll()))
-    expect(closeOf(cmds)?.reason).toBe("protocol")
+    const all = d.run(msg(Message.HaveAll()))
+    expect(closeOf(all)).toBeUndefined()
+    expect(emitted(all)).toEqual([PeerState.Upward.HaveAll()])
+    const none = d.run(msg(Message.HaveNone()))
+    expect(closeOf(none)).toBeUndefined()
+    expect(emitted(none)).toEqual([PeerState.Upward.HaveNone()])
+    expect(d.state.phase).toBe("Choked")
+  })
+
+  it("aria2's sequence while we download from it: haves, a bitfield, then have-all; requests in flight untouched", () => {
+    const d = downloading()
+    const before = d.state.outstanding
+    expect(before.length).toBeGreaterThan(0)
+    const cmds = [
+      ...d.run(msg(Message.Have({ index: 3 }))),
+      ...d.run(msg(Message.Bitfield({ bytes: Bitfield.full(pieceCount).bytes }))),
+      ...d.run(msg(Message.Have({ index: 4 }))),
+      ...d.run(msg(Message.HaveAll()))
+    ]
+    expect(closeOf(cmds)).toBeUndefined()
+    expect(emitted(cmds).map((e) => e._tag)).toEqual(["Have", "Bitfield", "Have", "HaveAll"])
+    expect(d.state.phase).toBe("Downloading")
+    expect(d.state.outstanding).toEqual(before)
+  })
+
+  it("have-all or have-none without the fast extension is a violation, early or late", () => {
+    for (const late of [false, true]) {
+      for (const m of [Message.HaveAll(), Message.HaveNone()]) {
+        const d = new Driver(make({ reserved: reservedNone }))
+        d.run(E.Connected())
+        d.run(E.HandshakeReceived({ handshake: theirHandshake(reservedNone), ours: noPieces }))
+        if (late) d.run(msg(Message.Have({ index: 2 })))
+        expect(closeOf(d.run(msg(m)))?.reason).toBe("protocol")
+      }
+    }
   })
 
   it("the extension handshake may precede the bitfield, and its reqq caps the pipeline", () => {
@@ -437,7 +470,7 @@ const control: FastCheck.Arbitrary<Message.Control> = FastCheck.oneof(
   // BEP 6 hints: allowed-fast pieces (some out of range) and suggestions.
   { weight: 2, arbitrary: FastCheck.nat(45).map((index) => Message.AllowedFast({ index })) },
   { weight: 1, arbitrary: FastCheck.nat(45).map((index) => Message.Suggest({ index })) },
-  // Rare violations: late or malformed introductions, have out of range.
+  // Rare: late introductions (updates), malformed bitfields and have out of range (violations).
   {
     weight: 1,
     arbitrary: FastCheck.oneof(
@@ -621,6 +654,45 @@ describe("PeerState: extensions, DHT port, fast-extension hints", () => {
     expect(sent(e.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces, dhtPort: 6881 }))))
       .toEqual(["HaveNone", "Extended"])
   })
+})
+
+/** After a valid fast opening: a random mix of have, bitfield (right size), have-all, have-none and keep-alives. */
+const announcements: FastCheck.Arbitrary<ReadonlyArray<Message.Control>> = FastCheck.array(
+  FastCheck.oneof(
+    FastCheck.nat(pieceCount - 1).map((index) => Message.Have({ index })),
+    // 40 pieces: five whole bytes, no spare bits.
+    FastCheck.uint8Array({ minLength: 5, maxLength: 5 }).map((bytes) => Message.Bitfield({ bytes })),
+    FastCheck.constantFrom<Message.Control>(Message.HaveAll(), Message.HaveNone(), Message.KeepAlive())
+  ),
+  { maxLength: 60 }
+)
+
+describe("PeerState: late introductions", () => {
+  it.prop(
+    "with the fast extension, have / bitfield / have-all / have-none in any order and number never close, and each " +
+      "goes up in order",
+    [announcements, FastCheck.boolean()],
+    ([messages, unchoked]) => {
+      const d = unchoked ? downloading() : new Driver(make())
+      if (!unchoked) {
+        d.run(E.Connected())
+        d.run(E.HandshakeReceived({ handshake: theirHandshake(), ours: noPieces }))
+      }
+      const updates = new Set(["Have", "Bitfield", "HaveAll", "HaveNone"])
+      const up: Array<string> = []
+      for (const m of messages) {
+        const cmds = d.run(msg(m))
+        expect(closeOf(cmds)).toBeUndefined()
+        up.push(...emitted(cmds).flatMap((e) => (updates.has(e._tag) ? [e._tag] : [])))
+      }
+      expect(up).toEqual(
+        messages.filter((m) => m._tag !== "KeepAlive").map((m) => m._tag)
+      )
+      const introduced = unchoked || messages.some((m) => m._tag !== "KeepAlive")
+      expect(d.state.phase).toBe(unchoked ? "Downloading" : introduced ? "Choked" : "Introducing")
+    },
+    { fastCheck: { numRuns: 200 } }
+  )
 })
 
 describe("PeerState: random event sequences", () => {

@@ -100,6 +100,29 @@ describe("Picker normal flow", () => {
     Picker.assertInvariants(p)
   })
 
+  it("a late have-all or have-none replaces the peer's set: pieces announced before are not counted twice", () => {
+    const p = make(8, 2)
+    p.peerJoined("aria2")
+    p.peerHaveNone("aria2")
+    p.peerHave("aria2", 3)
+    p.peerHave("aria2", 5)
+    p.peerBitfield("aria2", bits(8, [1, 3, 5]))
+    p.peerJoined("other")
+    p.peerBitfield("other", bits(8, [3]))
+    const before = p.nextRequests("aria2", 2) // a request in flight for a piece it keeps
+    expect(before).toHaveLength(2)
+    p.peerHaveAll("aria2")
+    for (let i = 0; i < 8; i++) expect(p.availability(i)).toBe(i === 3 ? 2 : 1)
+    expect(p.requestsOf("aria2").map((r) => r.piece)).toEqual(before.map((r) => r.piece))
+    p.peerHaveAll("aria2") // a repeat changes nothing
+    for (let i = 0; i < 8; i++) expect(p.availability(i)).toBe(i === 3 ? 2 : 1)
+    Picker.assertInvariants(p)
+    p.peerHaveNone("aria2") // a late have-none: its pieces and requests are gone
+    for (let i = 0; i < 8; i++) expect(p.availability(i)).toBe(i === 3 ? 1 : 0)
+    expect(p.requestsOf("aria2")).toEqual([])
+    Picker.assertInvariants(p)
+  })
+
   it("picks the rarest piece, with a random tie-break", () => {
     const seen = new Set<number>()
     for (let s = 0; s < 40; s++) {

@@ -10,6 +10,11 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import type { Built } from "./seeder.ts"
 
+/** Per seeder: `upLimit` caps its upload, bytes/s (so that no single fast seeder serves a whole swarm test alone). */
+export interface SeederOptions {
+  readonly upLimit?: number | undefined
+}
+
 export interface RealSeeder {
   readonly port: number
   readonly pid: number
@@ -95,7 +100,7 @@ const supervise = (child: ChildProcess, dir: string, port: number) => {
 }
 
 /** aria2c seeding `built`; ready once its RPC reports it is a seeder. */
-export const aria2 = async (built: Built): Promise<RealSeeder> => {
+export const aria2 = async (built: Built, options: SeederOptions = {}): Promise<RealSeeder> => {
   const { dir, torrent } = prepare(built, "aria2-seed-")
   const port = await freePort()
   const rpc = await freePort()
@@ -113,6 +118,7 @@ export const aria2 = async (built: Built): Promise<RealSeeder> => {
     "--enable-rpc",
     `--rpc-listen-port=${rpc}`,
     "--summary-interval=0",
+    ...(options.upLimit === undefined ? [] : [`--max-upload-limit=${options.upLimit}`]),
     torrent
   ], { stdio: ["ignore", "pipe", "pipe"] })
   const s = supervise(child, dir, port)
@@ -136,13 +142,18 @@ export const aria2 = async (built: Built): Promise<RealSeeder> => {
 
 const LT_SCRIPT = `
 import libtorrent as lt, sys, json, time, select
-torrent, save = sys.argv[1], sys.argv[2]
+torrent, save, up = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = lt.high_performance_seed()
 s.update({"listen_interfaces": "127.0.0.1:0", "allow_multiple_connections_per_ip": True,
   "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
   "enable_incoming_utp": False, "enable_outgoing_utp": False, "in_enc_policy": 2, "out_enc_policy": 2,
-  "announce_to_all_trackers": True, "announce_to_all_tiers": True})
+  "announce_to_all_trackers": True, "announce_to_all_tiers": True, "upload_rate_limit": up})
 ses = lt.session(s)
+if up > 0:
+    # Rate limits apply to the global peer class only; by default 127.0.0.1 is a local peer, never limited.
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    ses.set_peer_class_filter(f)
 h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save, "flags": lt.torrent_flags.seed_mode})
 for _ in range(200):
     if ses.listen_port() != 0 and h.status().state == lt.torrent_status.seeding: break
@@ -154,10 +165,11 @@ while True:
 `
 
 /** python3-libtorrent seeding `built` (seed mode); announces to the torrent's trackers. */
-export const libtorrent = async (built: Built): Promise<RealSeeder> => {
+export const libtorrent = async (built: Built, options: SeederOptions = {}): Promise<RealSeeder> => {
   const { dir, torrent } = prepare(built, "lt-seed-")
   writeFileSync(join(dir, "seed.py"), LT_SCRIPT)
-  const child = spawn("/usr/bin/python3", [join(dir, "seed.py"), torrent, join(dir, "data")], {
+  const up = String(options.upLimit ?? 0) // 0: unlimited
+  const child = spawn("/usr/bin/python3", [join(dir, "seed.py"), torrent, join(dir, "data"), up], {
     stdio: ["pipe", "pipe", "pipe"]
   })
   const port = await new Promise<number>((resolve, reject) => {
@@ -177,7 +189,7 @@ export const libtorrent = async (built: Built): Promise<RealSeeder> => {
 }
 
 /** transmission-cli seeding `built` (it verifies the data first; we dial it). */
-export const transmission = async (built: Built): Promise<RealSeeder> => {
+export const transmission = async (built: Built, options: SeederOptions = {}): Promise<RealSeeder> => {
   const { dir, torrent } = prepare(built, "tr-seed-")
   const port = await freePort()
   const config = join(dir, "config")
@@ -192,7 +204,8 @@ export const transmission = async (built: Built): Promise<RealSeeder> => {
     "encryption": 0,
     "peer-port": port,
     "ratio-limit-enabled": false,
-    "speed-limit-up-enabled": false
+    "speed-limit-up-enabled": options.upLimit !== undefined,
+    "speed-limit-up": Math.max(1, Math.round((options.upLimit ?? 0) / 1000)) // kB/s
   }))
   const child = spawn("transmission-cli", ["-g", config, "-w", join(dir, "data"), "-p", String(port), "-et", torrent], {
     stdio: ["ignore", "pipe", "pipe"]

@@ -1,7 +1,8 @@
 /**
  * Several real seeders at once, all found through opentracker (no peer given to our client): aria2c,
- * transmission-cli and python3-libtorrent seeding the same multi-file torrent, and a seeder SIGKILLed (by PID) half-way
- * while another finishes the job. Results are compared by SHA-256 per file.
+ * transmission-cli and python3-libtorrent seeding the same multi-file torrent; a seeder SIGKILLed (by PID) half-way
+ * while another finishes the job; a libtorrent seeder next to in-process hostile peers (corrupt blocks, a staller);
+ * and a download stopped half-way and started again (only the missing pieces fetched). SHA-256 per file.
  *
  * Our client announces a port where nothing listens, so every session is one it dialled, at the listening address
  * the tracker gave for a seeder: `downloadedFrom()` then names each seeder by that address.
@@ -17,7 +18,7 @@ import type * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import { tempDir } from "../support/download.ts"
 import * as Opentracker from "../support/opentracker.ts"
 import * as Real from "../support/realSeeders.ts"
-import { build, type Built, deadPort } from "../support/seeder.ts"
+import { build, type Built, deadPort, seed } from "../support/seeder.ts"
 import * as Tracked from "../support/tracked.ts"
 
 const running: Array<{ stop: () => Promise<void> }> = []
@@ -149,4 +150,67 @@ describe.runIf(available("aria2c", "libtorrent"))("a real seeder that disappears
       expect(outcome.after.reduce((s, f) => s + f.bytes, 0)).toBe(b.metainfo.totalLength)
       expect(outcome.seen.some((e) => e._tag === "PeerDisconnected" && e.addr === addressOf(kill.victim))).toBe(true)
     }), 150_000)
+})
+
+describe.runIf(available("libtorrent"))("a real seeder next to hostile peers, and resume", () => {
+  it.live("libtorrent (through opentracker) beside an in-process peer sending corrupt blocks and one that stalls", () =>
+    Effect.gen(function*() {
+      const { b, seeders } = yield* swarm(payload("hostile"), [capped(Real.libtorrent, 3 * MB)])
+      const liar = keep(yield* Effect.promise(() => seed(b, { corrupt: true })))
+      const staller = keep(yield* Effect.promise(() => seed(b, { stall: true })))
+      const hostile = [liar, staller].map((s) => ({ host: "127.0.0.1", port: s.port }))
+      const port = yield* Effect.promise(deadPort)
+      const dir = tempDir("hostile")
+      const { events, from } = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(b.metainfo, { outputDir: dir, peers: hostile })
+        const collected = yield* Effect.forkScoped(Stream.runCollect(d.events))
+        yield* d.done.pipe(Effect.timeoutFail({ duration: "90 seconds", onTimeout: () => new Error("timed out") }))
+        return { events: Chunk.toReadonlyArray(yield* Fiber.join(collected)), from: d.downloadedFrom() }
+      })).pipe(Effect.provide(client(port)))
+      Tracked.expectIdentical(b, dir)
+      // The liar's pieces failed their hash check, were fetched again, and it was banned; nobody else was.
+      expect(liar.served()).toBeGreaterThan(0)
+      expect(events.some((e) => e._tag === "PieceFailed")).toBe(true)
+      const banned = events.flatMap((e) => (e._tag === "PeerBanned" ? [e.addr] : []))
+      expect(banned).toEqual([`127.0.0.1:${liar.port}`])
+      // The staller never answered; its requests moved to the others. The real seeder gave the good data.
+      expect(staller.served()).toBe(0)
+      expect(from.find((f) => f.address === addressOf(seeders[0]!))?.bytes ?? 0).toBeGreaterThan(0)
+    }), 120_000)
+
+  it.live("stopped half-way, started again: only the missing pieces are fetched from the real seeder", () =>
+    Effect.gen(function*() {
+      const { b } = yield* swarm(payload("resume"), [capped(Real.libtorrent, 4 * MB)])
+      const n = b.metainfo.pieceCount
+      const port = yield* Effect.promise(deadPort)
+      const dir = tempDir("resume")
+      const stateDir = tempDir("resume-state")
+      const layer = Tracked.trackedClient({ listen: undefined, port, stateDir })
+      // First run: leave (closing the scope, as Ctrl-C does) once half of the pieces are verified.
+      const first = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(b.metainfo, { outputDir: dir })
+        let verified = 0
+        yield* Stream.runForEach(
+          d.events.pipe(Stream.takeWhile(() => verified < n / 2)),
+          (e) => Effect.sync(() => e._tag === "PieceVerified" && verified++)
+        ).pipe(Effect.timeoutFail({ duration: "60 seconds", onTimeout: () => new Error("no progress") }))
+        return verified
+      })).pipe(Effect.provide(layer))
+      expect(first).toBeGreaterThanOrEqual(n / 2)
+      expect(first).toBeLessThan(n)
+      // Second run: the record vouches for what the first verified; exactly the rest is fetched.
+      const second = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(b.metainfo, { outputDir: dir })
+        const collected = yield* Effect.forkScoped(Stream.runCollect(d.events))
+        yield* d.done.pipe(Effect.timeoutFail({ duration: "90 seconds", onTimeout: () => new Error("timed out") }))
+        return { events: Chunk.toReadonlyArray(yield* Fiber.join(collected)), from: d.downloadedFrom() }
+      })).pipe(Effect.provide(layer))
+      Tracked.expectIdentical(b, dir)
+      const started = second.events.find((e) => e._tag === "Started")
+      expect(started?._tag === "Started" && started.have).toBeGreaterThanOrEqual(first)
+      const left = started?._tag === "Started" ? started.bytesLeft : -1
+      expect(left).toBeLessThan(b.metainfo.totalLength)
+      expect(second.from.reduce((s, f) => s + f.bytes, 0)).toBe(left)
+      expect(second.events.filter((e) => e._tag === "PieceVerified").length).toBe(n - (started?._tag === "Started" ? started.have : 0))
+    }), 120_000)
 })

@@ -620,6 +620,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     // --- the owner fiber: verify, write, announce `have`, or strike and ban ---
     const finishPiece = Effect.fnUntraced(function*(done: Completed) {
       const p = picker!
+      // Read before hashing: a worker hasher takes the buffer (transfer) and hands back a new view, which leaves
+      // `done.data` detached, zero bytes long.
+      const length = done.data.length
       const verified = yield* storage.verifyPiece(done.index, done.data)
       if (verified.ok) {
         yield* storage.writePiece(done.index, verified.data)
@@ -640,7 +643,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         kickAll()
       }
-      backlog -= done.data.length
+      backlog -= length
       if (paused && backlog < budget / 2) setPaused(false)
       updateInterest()
       if (p.isComplete()) {

@@ -652,9 +652,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         kickAll()
       }
-      // Not `done.data.length`: a piece over the hasher's inline limit (1 MiB) was transferred to a worker, which
+      // Not `done.data.length`: a piece over the hasher's inline limit (64 KiB) was transferred to a worker, which
       // detached `done.data` (length 0), so the backlog never shrank and reading stayed paused once it passed the
-      // budget (a stall after 16 pieces of 4 MiB).
+      // budget.
       backlog -= done.bytes
       if (paused && backlog < budget / 2) setPaused(false)
       updateInterest()

@@ -53,6 +53,24 @@ describe("Tcp", () => {
       expect(yield* Deferred.await(got)).toEqual(Uint8Array.of(9, 8, 7))
     }))
 
+  it.scopedLive("dialled connections share one read buffer: concurrent streams arrive byte-exact, FIN is seen", () =>
+    Effect.gen(function*() {
+      const size = 2 * 1024 * 1024 + 12_345
+      const pattern = (seed: number) => Uint8Array.from({ length: size }, (_, i) => (i * seed + (i >> 9)) & 0xff)
+      const pairs = [yield* pair, yield* pair, yield* pair]
+      const got = yield* Effect.forEach(pairs, ([client]) => collect(client, size))
+      pairs.forEach(([, server], k) => {
+        const data = pattern(k + 3)
+        // Many writes in several ticks, so reads of the three sockets interleave.
+        for (let at = 0; at < size; at += 100_000) server.write(data.subarray(at, Math.min(size, at + 100_000)))
+      })
+      for (let k = 0; k < pairs.length; k++) {
+        expect(Bytes.equals(yield* Deferred.await(got[k]!), pattern(k + 3))).toBe(true)
+      }
+      pairs[0]![1].close()
+      yield* pairs[0]![0].closed
+    }))
+
   it.scopedLive("pause stops delivery until resume", () =>
     Effect.gen(function*() {
       const [client, server] = yield* pair

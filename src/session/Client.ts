@@ -54,6 +54,7 @@ import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
 import { TorrentError } from "../torrent/TorrentError.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
+import type * as Uploader from "../torrent/Uploader.ts"
 import * as Restricted from "../tracker/Restricted.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import * as TrackerLive from "../tracker/TrackerLive.ts"
@@ -254,6 +255,11 @@ export interface Download {
   /** Succeeds when every wanted piece is verified and on disk; fails with the reason it cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Torrent.Stats
+  /**
+   * Payload bytes downloaded from and uploaded to each peer, by peer id, over the download's life (peers that
+   * left included): e.g. which peers other than the seeder a leecher got data from.
+   */
+  readonly transfers: () => ReadonlyArray<Uploader.PeerTransfer>
   /** The torrent's metadata: at once for a `.torrent`, once fetched from peers for a magnet link. */
   readonly metainfo: Effect.Effect<Metainfo.Metainfo, TorrentError>
 }
@@ -421,6 +427,7 @@ const start = (
       subscribe: Stream.fromPubSub(events),
       done: torrent.done,
       stats: torrent.stats,
+      transfers: torrent.transfers,
       metainfo: Effect.succeed(m)
     }
   })
@@ -578,6 +585,7 @@ const downloadMagnet = (
       subscribe: Stream.fromPubSub(events),
       done: Deferred.await(result),
       stats: () => inner?.stats() ?? zeroStats(),
+      transfers: () => inner?.transfers() ?? [],
       metainfo: Deferred.await(metainfo)
     }
   })

@@ -147,6 +147,8 @@ export interface Torrent {
   /** Succeeds when every wanted piece is verified and flushed; fails when the torrent cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Stats
+  /** Payload bytes exchanged with each peer (by peer id) so far, disconnected ones included. */
+  readonly transfers: () => ReadonlyArray<Uploader.PeerTransfer>
   /**
    * Runs an inbound session on `connection` (`prefix`: the handshake bytes already read) in the torrent's scope;
    * `release` runs when it ends. False (and nothing run) when the torrent is not running or at its peer limit.
@@ -891,5 +893,5 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           { onlyIfMissing: true }
         ).pipe(Effect.as(true))
       })
-    return { events, done: Deferred.await(result), stats, accept }
+    return { events, done: Deferred.await(result), stats, transfers: uploader.transfers, accept }
   })

@@ -206,6 +206,32 @@ describe("Uploader serving rules", () => {
       expect(dup.calls).toEqual(["close:duplicate connection to the same peer"])
     }))
 
+  it.scopedLive("transfers: bytes sent to and kept from each peer id, kept across disconnects and reconnects", () =>
+    Effect.gen(function*() {
+      const { connect, handle, up } = yield* setup()
+      const a = connect("a", 1)
+      connect("b", 2)
+      handle.onPeerInterest!("a", true)
+      handle.onPeerRequest!("a", block(0, 0))
+      handle.onPeerRequest!("a", block(4, 0, 1000))
+      yield* until(() => a.sent.length >= 2)
+      handle.onBlock("b", 1, 0, 16384)
+      handle.onBlock("b", 1, 16384, 16384)
+      const byId = () => new Map(up.transfers().map((t) => [t.peerId[0], t]))
+      expect(byId().get(1)).toMatchObject({ address: "a", uploaded: 16384 + 1000, downloaded: 0, connected: true })
+      expect(byId().get(2)).toMatchObject({ address: "b", uploaded: 0, downloaded: 32768, connected: true })
+      // b leaves, then comes back on another address: the same entry, added to.
+      handle.onClosed("b", new PeerError({ reason: "closed", address: "b", detail: "bye" }), [])
+      expect(byId().get(2)).toMatchObject({ downloaded: 32768, connected: false })
+      connect("b2", 2)
+      handle.onBlock("b2", 2, 0, 16384)
+      expect(byId().get(2)).toMatchObject({ address: "b2", downloaded: 49152, connected: true })
+      // A refused duplicate connection changes nothing.
+      connect("a2", 1)
+      expect(byId().get(1)).toMatchObject({ address: "a", connected: true })
+      expect(up.transfers().length).toBe(2)
+    }))
+
   it.effect("up-limit: blocks leave at the bucket's rate (TestClock)", () =>
     Effect.scoped(Effect.gen(function*() {
       const { connect, handle, up } = yield* setup({ upLimit: 16384 })
@@ -219,6 +245,30 @@ describe("Uploader serving rules", () => {
       yield* TestClock.adjust("2 seconds")
       expect(a.sent.length).toBe(4)
       expect(up.uploaded()).toBe(4 * 16384)
+    })))
+
+  it.effect("up-limit: peers waiting for the bucket share it, none drains it alone (TestClock)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { connect, handle } = yield* setup({ upLimit: 4 * 16384 })
+      const order: Array<string> = []
+      for (const k of ["a", "b", "c"]) {
+        const f = connect(k, k.charCodeAt(0))
+        const send = f.control.sendBlock
+        ;(f.control as { sendBlock: typeof send }).sendBlock = (index, begin, data) => {
+          order.push(k)
+          return send(index, begin, data)
+        }
+        handle.onPeerInterest!(k, true)
+        // 8 valid blocks each (pieces 0-3): more than the bucket gives in the time below.
+        for (let b = 0; b < 8; b++) handle.onPeerRequest!(k, block(b >> 1, (b & 1) * 16384))
+      }
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+      for (let s = 0; s < 4; s++) yield* TestClock.adjust("1 second")
+      // The burst (4 blocks) goes to the first asker; then 4 blocks/s, one peer after the other.
+      expect(order.length).toBe(20)
+      expect(order.slice(0, 4)).toEqual(["a", "a", "a", "a"])
+      const next = order.slice(4, 16)
+      for (const k of ["a", "b", "c"]) expect(next.filter((x) => x === k).length, next.join("")).toBe(4)
     })))
 })
 

@@ -13,7 +13,8 @@
  *   bytes back in `Verified.data` (the argument's view is unusable afterwards, see Hasher.ts).
  * - `check` hashes every piece whose files exist and are long enough; a piece touching a missing or short file is
  *   reported missing without reading anything.
- * - Memory: reads allocate only the requested range; `check` holds at most `checkConcurrency` piece buffers.
+ * - Memory: reads allocate only the requested range (`readPieceInto` nothing); `check` holds at most
+ *   `checkConcurrency` piece buffers.
  *
  * Pieces that straddle a wanted and an unwanted file are only partly stored (the unwanted part is dropped), so they
  * read back wrong and `check` reports them missing after a restart unless the neighbour file exists. The torrent
@@ -91,6 +92,11 @@ export interface StorageShape {
   readonly readBlock: (index: number, begin: number, length: number) => Effect.Effect<Uint8Array, StorageError>
   /** Reads a whole piece into a new array. */
   readonly readPiece: (index: number) => Effect.Effect<Uint8Array, StorageError>
+  /**
+   * Reads a whole piece into `into` (exactly the piece's size, e.g. a recycled buffer) and returns it; reuses
+   * memory where `readPiece` allocates (the upload path, THROUGHPUT.md rule 9).
+   */
+  readonly readPieceInto: (index: number, into: Uint8Array) => Effect.Effect<Uint8Array, StorageError>
   /** SHA-1 of `data` against the piece's expected hash. Ownership of `data` passes to the call; use `Verified.data`. */
   readonly verifyPiece: (index: number, data: Uint8Array) => Effect.Effect<Verified, StorageError>
   /** Resume check over existing data, one element per piece in index order. */
@@ -224,6 +230,13 @@ export const make = (
         ? readBlock(index, 0, Lengths.pieceSize(lengths, index))
         : Effect.fail(invalid(`piece ${index} out of range`))
 
+    const readPieceInto = (index: number, into: Uint8Array): Effect.Effect<Uint8Array, StorageError> => {
+      if (!Lengths.isPiece(lengths, index)) return Effect.fail(invalid(`piece ${index} out of range`))
+      const size = Lengths.pieceSize(lengths, index)
+      if (into.length !== size) return Effect.fail(invalid(`piece ${index} has ${size} bytes, got a ${into.length}-byte buffer`))
+      return readRange(Lengths.pieceOffset(lengths, index), into)
+    }
+
     const verifyPiece = (index: number, data: Uint8Array): Effect.Effect<Verified, StorageError> => {
       if (!Lengths.isPiece(lengths, index)) return Effect.fail(invalid(`piece ${index} out of range`))
       const want = expected(index)
@@ -277,6 +290,7 @@ export const make = (
       writePiece,
       readBlock,
       readPiece,
+      readPieceInto,
       verifyPiece,
       checkStream,
       checkStreamExcept,

@@ -9,9 +9,10 @@
  *   the piece and asks for 1..16 KiB. Anything else is rejected (BEP 6; silently dropped without it).
  * - Per peer, requests wait in a FIFO of at most `maxQueued` (more are rejected); a `cancel` removes a request
  *   not yet sent. Choking a peer forgets (and BEP 6-rejects) what it had queued.
- * - Reads are whole pieces, positional (`Storage.readPiece`), async, at most `readConcurrency` at once, at most one
- *   waited on per peer; pieces stay in a LRU cache of at most `cacheBytes` (at least one piece) and blocks are
- *   sliced from it synchronously. One pump sends at most `BATCH` blocks before yielding to the event loop.
+ * - Reads are whole pieces, positional (`Storage.readPieceInto`, into piece buffers recycled from evicted cache
+ *   entries: `sendBlock` copies what it sends), async, at most `readConcurrency` at once, at most one waited on
+ *   per peer; pieces stay in a LRU cache of at most `cacheBytes` (at least one piece) and blocks are sliced from
+ *   it synchronously. One pump sends at most `BATCH` blocks before yielding to the event loop.
  * - Data that fails its hash is never served: with `storage.verifyPiece`, every piece read from disk is hashed
  *   before it enters the cache (the files may have changed since they were checked); one that fails is handed to
  *   `onCorrupt` (the torrent stops claiming it) and the requests waiting for it are refused.
@@ -33,14 +34,20 @@ import * as Bitfield from "../core/Bitfield.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import * as Bytes from "../core/Bytes.ts"
 import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import * as PiecePool from "../storage/PiecePool.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as AllowedFast from "../wire/AllowedFast.ts"
 import * as Choker from "./Choker.ts"
 import * as RateLimit from "./RateLimit.ts"
 
 export interface Options {
-  /** With `verifyPiece`, pieces read are verified before they are served (see above). */
-  readonly storage: Pick<Storage.StorageShape, "readPiece"> & Partial<Pick<Storage.StorageShape, "verifyPiece">>
+  /**
+   * With `verifyPiece`, pieces read are verified before they are served (see above); with `readPieceInto`, read
+   * into recycled buffers.
+   */
+  readonly storage:
+    & Pick<Storage.StorageShape, "readPiece">
+    & Partial<Pick<Storage.StorageShape, "verifyPiece" | "readPieceInto">>
   /** A piece read from disk failed its hash check (run before its waiting requests are refused). */
   readonly onCorrupt?: ((index: number) => Effect.Effect<void>) | undefined
   readonly pieceCount: number
@@ -165,14 +172,17 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       }
       return data
     }
+    // Evicted pieces' buffers, for the next reads (nothing else holds them: sendBlock copies what it sends).
+    const buffers = PiecePool.make({ maxFree: readConcurrency + 2 })
     const cachePut = (index: number, data: Uint8Array) => {
-      if (cache.has(index)) return
+      if (cache.has(index)) return buffers.release(data)
       cache.set(index, data)
       cached += data.length
       for (const [k, v] of cache) {
         if (cached <= cacheBytes || k === index) break
         cache.delete(k)
         cached -= v.length
+        buffers.release(v)
       }
     }
 
@@ -182,8 +192,13 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       b.length <= BLOCK_MAX && b.begin + b.length <= pieceSize(b.index)
 
     const verify = storage.verifyPiece
+    const readInto = storage.readPieceInto
+    const readOne = (index: number) =>
+      readInto === undefined
+        ? storage.readPiece(index)
+        : Effect.suspend(() => readInto(index, buffers.acquire(pieceSize(index))))
     const readVerified = (index: number) =>
-      verify === undefined ? storage.readPiece(index) : storage.readPiece(index).pipe(
+      verify === undefined ? readOne(index) : readOne(index).pipe(
         Effect.flatMap((data) => verify(index, data)),
         Effect.flatMap((v) =>
           v.ok ? Effect.succeed(v.data) : Effect.zipRight(options.onCorrupt?.(index) ?? Effect.void, Effect.fail("corrupt"))

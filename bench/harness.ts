@@ -89,15 +89,21 @@ export const machineJiffies = (): { busy: number; total: number } => {
   return { busy: total - idle, total }
 }
 
-/** utime+stime (+ waited children) of one process, all its threads, in jiffies; 0 when it is gone. */
-export const processJiffies = (pid: number): number => {
+/** User and system jiffies (each with its waited children) of one process, all its threads; 0s when it is gone. */
+export const processTimes = (pid: number): { user: number; sys: number } => {
   try {
     const stat = Fs.readFileSync(`/proc/${pid}/stat`, "latin1")
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+    return { user: Number(f[11]) + Number(f[13]), sys: Number(f[12]) + Number(f[14]) }
   } catch {
-    return 0
+    return { user: 0, sys: 0 }
   }
+}
+
+/** utime+stime (+ waited children) of one process, all its threads, in jiffies; 0 when it is gone. */
+export const processJiffies = (pid: number): number => {
+  const t = processTimes(pid)
+  return t.user + t.sys
 }
 
 /** A `Vm*` field of /proc/PID/status in KiB (VmHWM: peak RSS, VmRSS: now); 0 when it is gone. */

@@ -40,7 +40,7 @@ import {
   median,
   nodeArgs,
   parseSize,
-  processJiffies,
+  processTimes,
   resetPeakRss,
   runTimed,
   sha256File,
@@ -195,6 +195,7 @@ interface Result {
   readonly wall: number
   readonly leecherCpu: number
   readonly seederCpu: number
+  readonly seederSys: number
   readonly seederPeakMiB: number
   readonly othersCpu: number
   readonly load: number
@@ -207,10 +208,10 @@ const runOnce = async (seeder: Seeder, leecher: Leecher, run: number, s: Setup):
   const { argv, env } = await leecherCommand(leecher, s.dir, seeder.torrentPath, out)
   const resetOk = resetPeakRss(seeder.pid)
   const m0 = machineJiffies()
-  const s0 = processJiffies(seeder.pid)
+  const s0 = processTimes(seeder.pid)
   const t = await runTimed(argv, env, timeFile, RUN_TIMEOUT_MS, `${leecher} from ${seeder.name}`)
   const m1 = machineJiffies()
-  const s1 = processJiffies(seeder.pid)
+  const s1 = processTimes(seeder.pid)
   const peak = vmKiB(seeder.pid, "VmHWM") / 1024
   if (t.code !== 0) throw new Error(`${leecher} from ${seeder.name}, run ${run}: exited with ${t.code}`)
   const file = Path.join(out, "payload.bin")
@@ -219,12 +220,24 @@ const runOnce = async (seeder: Seeder, leecher: Leecher, run: number, s: Setup):
   if ((await sha256File(file)) !== s.sha256) throw new Error(`${leecher} from ${seeder.name}: SHA-256 mismatch`)
   Fs.rmSync(out, { recursive: true, force: true })
   const leecherCpu = t.user + t.sys
-  const seederCpu = (s1 - s0) / HZ
+  const seederSys = (s1.sys - s0.sys) / HZ
+  const seederCpu = (s1.user - s0.user) / HZ + seederSys
   const othersCpu = Math.max(0, (m1.busy - m0.busy) / HZ - leecherCpu - seederCpu)
-  const r: Result = { seeder: seeder.name, leecher, run, wall: t.wall, leecherCpu, seederCpu, seederPeakMiB: peak, othersCpu, load }
+  const r: Result = {
+    seeder: seeder.name,
+    leecher,
+    run,
+    wall: t.wall,
+    leecherCpu,
+    seederCpu,
+    seederSys,
+    seederPeakMiB: peak,
+    othersCpu,
+    load
+  }
   console.log(
     `${leecher.padEnd(10)} from ${seeder.name.padEnd(10)} run ${run}: wall ${t.wall.toFixed(2)} s | seeder CPU ` +
-      `${seederCpu.toFixed(2)} s, peak RSS ${peak.toFixed(0)} MiB${resetOk ? "" : " (lifetime: clear_refs refused)"} | ` +
+      `${seederCpu.toFixed(2)} s (sys ${seederSys.toFixed(2)}), peak RSS ${peak.toFixed(0)} MiB${resetOk ? "" : " (lifetime: clear_refs refused)"} | ` +
       `leecher CPU ${leecherCpu.toFixed(2)} s | others ${othersCpu.toFixed(2)} s, load before ${load.toFixed(2)} | sha256 ok`
   )
   return r
@@ -263,8 +276,8 @@ const main = async () => {
 
   const mib = size / 2 ** 20
   console.log(`\n${mib} MiB, ${runs} run(s) each, medians (all runs in brackets):\n`)
-  console.log("| leecher | seeder | wall s | MB/s | seeder CPU s | seeder peak RSS MiB | leecher CPU s |")
-  console.log("|---|---|---|---|---|---|---|")
+  console.log("| leecher | seeder | wall s | MB/s | seeder CPU s | seeder sys s | seeder peak RSS MiB | leecher CPU s |")
+  console.log("|---|---|---|---|---|---|---|---|")
   const med = new Map<string, { wall: number; cpu: number; rss: number }>()
   for (const l of leechers) {
     for (const sd of seeders) {
@@ -278,7 +291,8 @@ const main = async () => {
       med.set(`${l}/${sd}`, m)
       console.log(
         `| ${l} | ${sd} | ${m.wall.toFixed(2)} (${all((r) => r.wall, 2)}) | ${(size / m.wall / 1e6).toFixed(0)} | ` +
-          `${m.cpu.toFixed(2)} (${all((r) => r.seederCpu, 2)}) | ${m.rss.toFixed(0)} (${all((r) => r.seederPeakMiB, 0)}) | ` +
+          `${m.cpu.toFixed(2)} (${all((r) => r.seederCpu, 2)}) | ${median(rs.map((r) => r.seederSys)).toFixed(2)} | ` +
+          `${m.rss.toFixed(0)} (${all((r) => r.seederPeakMiB, 0)}) | ` +
           `${median(rs.map((r) => r.leecherCpu)).toFixed(2)} |`
       )
     }

@@ -367,6 +367,8 @@ const start = (
         pathOf: storage.pathOf
       })
     let have: Bitfield.Bitfield | undefined
+    /** Pieces hashed by the check below, with the file versions they were hashed at (the uploader trusts those). */
+    const versions = new Map<number, string>()
     if (complete) {
       // Seeding: pieces the resume record vouches for are not re-read; the others must verify.
       const trusted = resume === undefined ? Bitfield.make(m.pieceCount) : (yield* resume.load).trusted
@@ -375,6 +377,7 @@ const start = (
       yield* Stream.runForEach(storage.checkStreamExcept(trusted), (p) =>
         Effect.sync(() => {
           if (p.ok) Bitfield.set(verified, p.index)
+          if (p.ok && p.version !== undefined) versions.set(p.index, p.version)
         })).pipe(Effect.mapError((e) => new TorrentError({ reason: "storage", detail: e.message, cause: e })))
       for (let i = 0; i < m.pieceCount; i++) {
         if (Bitfield.has(have, i)) continue
@@ -404,6 +407,7 @@ const start = (
       upLimit: options.upLimit ?? client.options.upLimit,
       downLimit: options.downLimit ?? client.options.downLimit,
       have,
+      verified: versions,
       resume,
       resumeSave: client.options.resumeSave,
       listenPort: listener?.address.port,

@@ -108,6 +108,8 @@ export interface Options {
   readonly downLimit?: number | undefined
   /** Pieces already verified (e.g. by the caller's own check): the resume check is skipped. */
   readonly have?: Bitfield.Bitfield | undefined
+  /** The file versions (`Storage.pieceVersion`) those pieces were verified at: the uploader need not hash them again. */
+  readonly verified?: ReadonlyMap<number, string> | undefined
   /**
    * Fast-resume record (ResumeStore.ts): on start, pieces it trusts are had without hashing and only the others are
    * checked; it is saved every `resumeSave.interval` (default 10 s) when pieces were verified since, as soon as
@@ -502,6 +504,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       has: (i) => Bitfield.has(have, i),
       seeding: () => finished,
       upLimit: options.upLimit,
+      verified: options.verified,
       allowedFast: { infoHash: m.infoHash }
     })
     const served = (yield* DownLimit.make(options.downLimit ?? 0))(uploader.wrap(handle))

@@ -272,6 +272,111 @@ describe("Uploader serving rules", () => {
     })))
 })
 
+describe("Uploader: pieces read from disk are verified once per version of their files", () => {
+  /** A disk: `disk` bytes, per-piece versions the test bumps, hash calls counted; the cache holds one piece. */
+  const verifying = () =>
+    Effect.gen(function*() {
+      const disk = Uint8Array.from(payload)
+      const versions = Array.from({ length: pieceCount }, () => 0 as number | undefined)
+      let hashes = 0
+      const corrupt: Array<number> = []
+      /** Bumped while a read is in flight (set by the test), to model a change during the read. */
+      let duringRead: number | undefined
+      const slice = (i: number) => disk.slice(i * pieceLength, Math.min(disk.length, (i + 1) * pieceLength))
+      const up = yield* Uploader.make({
+        storage: {
+          readPiece: (i) =>
+            Effect.sync(() => {
+              if (duringRead === i) versions[i] = (versions[i] ?? 0) + 1
+              return slice(i)
+            }),
+          pieceVersion: (i) => Effect.sync(() => (versions[i] === undefined ? undefined : String(versions[i]))),
+          verifyPiece: (i, data) =>
+            Effect.sync(() => {
+              hashes++
+              return { ok: Buffer.compare(data, payload.subarray(i * pieceLength, (i + 1) * pieceLength)) === 0, data }
+            })
+        },
+        onCorrupt: (i) => Effect.sync(() => void corrupt.push(i)),
+        cacheBytes: pieceLength,
+        pieceCount,
+        pieceLength,
+        totalLength: payload.length,
+        has: () => true,
+        seeding: () => true,
+        random: () => 0.5
+      })
+      const inner = new TestTorrent({ payload, pieceLength, have: true })
+      const handle = up.wrap({ ...inner, onBlock: () => true })
+      const f = fakeControl()
+      handle.onConnected("a", {
+        peerId: idOf(1),
+        fast: true,
+        extensionProtocol: true,
+        dht: false,
+        direction: "inbound",
+        remote: { host: "127.0.0.1", port: 1 }
+      }, f.control)
+      handle.onPeerInterest!("a", true)
+      /** Asks for the first block of `piece` and waits until it was answered or refused. */
+      const ask = (piece: number) =>
+        Effect.gen(function*() {
+          const before = f.sent.length + f.rejected.length
+          handle.onPeerRequest!("a", block(piece, 0, 1000))
+          yield* until(() => f.sent.length + f.rejected.length > before)
+        })
+      return {
+        ask,
+        f,
+        disk,
+        versions,
+        corrupt,
+        hashes: () => hashes,
+        changeDuringRead: (i: number | undefined) => void (duringRead = i)
+      }
+    })
+
+  it.scopedLive("an unchanged piece read again is not hashed again; a changed one is, and refused if bad", () =>
+    Effect.gen(function*() {
+      const t = yield* verifying()
+      yield* t.ask(0)
+      yield* t.ask(1) // evicts piece 0 (the cache holds one piece)
+      expect(t.hashes()).toBe(2)
+      yield* t.ask(0) // read from disk again, same version: served without hashing
+      expect(t.hashes()).toBe(2)
+      expect(t.f.sent.map((s) => s.index)).toEqual([0, 1, 0])
+      // Piece 0 changes on disk (its version too): hashed again, fails, refused.
+      t.disk[10] = t.disk[10]! ^ 0xff
+      t.versions[0] = 1
+      yield* t.ask(1)
+      yield* t.ask(0)
+      expect(t.hashes()).toBe(3)
+      expect(t.corrupt).toEqual([0])
+      expect(t.f.rejected).toEqual([block(0, 0, 1000)])
+      expect(t.f.sent.map((s) => s.index)).toEqual([0, 1, 0, 1])
+    }))
+
+  it.scopedLive("a version that changes during the read, or is unknown, means hashing every time", () =>
+    Effect.gen(function*() {
+      const t = yield* verifying()
+      t.changeDuringRead(2)
+      yield* t.ask(2)
+      yield* t.ask(3)
+      yield* t.ask(2)
+      expect(t.hashes()).toBe(3) // 2 was never read at one version: hashed both times
+      t.changeDuringRead(undefined)
+      t.versions[3] = undefined
+      yield* t.ask(2)
+      yield* t.ask(3)
+      yield* t.ask(2)
+      yield* t.ask(3)
+      // 2: now stable, hashed once more (first read at its final version), then trusted; 3: unknown, always.
+      expect(t.hashes()).toBe(3 + 1 + 2)
+      expect(t.f.sent.length).toBe(7)
+      expect(t.corrupt).toEqual([])
+    }))
+})
+
 describe("Uploader choker", () => {
   it.effect("4 regular slots + 1 optimistic; the optimistic slot rotates every 30 s (TestClock)", () =>
     Effect.scoped(Effect.gen(function*() {

@@ -11,8 +11,11 @@
  *
  * - Reading: `onData(handler)` installs a synchronous handler (returning `void`). Node delivers nothing until it is
  *   installed, so bytes that arrive before are kept by the socket, not lost.
- * - Writing: `write(bytes)` queues and returns at once; everything queued in the same tick goes out as one corked
- *   batch (one `writev`). Write errors surface through `closed`.
+ * - Writing: `write(bytes, written?)` queues and returns at once; everything queued in the same tick goes out as one
+ *   corked batch (one `writev`). Write errors surface through `closed`. `written` runs once the socket no longer
+ *   holds `bytes` (the kernel took them, or the connection closed while libuv had them: Node then reports
+ *   success too, and the memory is free either way), so the caller may reuse the memory then. It may never run
+ *   (bytes queued when the connection closed, a write error): such memory is simply not reused.
  * - `closed` completes when the connection ends (remote FIN or our `close`), fails with `TcpError` on a socket error.
  * - Scoped: the socket is destroyed when the scope closes, whatever the exit.
  */
@@ -50,8 +53,12 @@ export interface Connection {
   readonly remote: Address
   /** Installs (or replaces) the synchronous chunk handler. Chunks are Node Buffers: views, valid during the call. */
   readonly onData: (handler: (chunk: Uint8Array) => void) => void
-  /** Queues bytes; all writes of one tick leave as one batch. The caller must not modify `bytes` afterwards. */
-  readonly write: (bytes: Uint8Array) => void
+  /**
+   * Queues bytes; all writes of one tick leave as one batch. The caller must not modify `bytes` until `written`
+   * runs (once the socket no longer holds them; it may never run, e.g. when the connection closed first), or ever
+   * when it passes none. Wrappers may ignore `written` (never calling it): the caller then never reuses.
+   */
+  readonly write: (bytes: Uint8Array, written?: () => void) => void
   /** Stops reading (no more `onData` calls) until `resume`; TCP flow control then slows the sender. */
   readonly pause: () => void
   readonly resume: () => void
@@ -95,6 +102,8 @@ const wrap = (
   const closed = Deferred.unsafeMake<void, TcpError>(FiberId.none)
   let handler: ((chunk: Uint8Array) => void) | undefined
   let queue: Array<Uint8Array> = []
+  /** `written` callbacks of `queue`, same indices (undefined: none). */
+  let callbacks: Array<(() => void) | undefined> = []
   let queued = 0
   let flushScheduled = false
   let paused = false
@@ -113,18 +122,31 @@ const wrap = (
   socket.on("close", () => finish(Exit.void))
   const onData = (chunk: Buffer) => handler?.(chunk)
 
+  /**
+   * Node's write callback: `written` on success (also what Node reports for a write libuv cancelled because the
+   * socket was destroyed: it no longer holds the memory); not on an error (a chunk still in Node's own buffer).
+   */
+  const after = (written: () => void) => (error?: Error | null) => {
+    if (error === undefined || error === null) written()
+  }
+  const writeOne = (bytes: Uint8Array, written: (() => void) | undefined) => {
+    if (written === undefined) socket.write(bytes)
+    else socket.write(bytes, after(written))
+  }
   const flush = () => {
     flushScheduled = false
     const q = queue
+    const cbs = callbacks
     queue = []
+    callbacks = []
     queued = 0
     if (isClosed || socket.destroyed || q.length === 0) return
     if (q.length === 1) {
-      socket.write(q[0]!)
+      writeOne(q[0]!, cbs[0])
       return
     }
     socket.cork()
-    for (let i = 0; i < q.length; i++) socket.write(q[i]!)
+    for (let i = 0; i < q.length; i++) writeOne(q[i]!, cbs[i])
     socket.uncork()
   }
 
@@ -141,9 +163,10 @@ const wrap = (
         else socket.resume()
       } else handler = h
     },
-    write: (bytes) => {
+    write: (bytes, written) => {
       if (isClosed || bytes.length === 0) return
       queue.push(bytes)
+      callbacks.push(written)
       queued += bytes.length
       if (!flushScheduled) {
         flushScheduled = true

@@ -10,7 +10,9 @@
  *   `PeerControl`) and timer ticks all become events; the session carries out the resulting commands, calling the
  *   handle synchronously and queueing messages. Events raised while commands run are queued, never nested.
  * - Messages produced while one chunk (or one control call) is processed go out as one write; `Tcp` coalesces writes
- *   of the same tick as well.
+ *   of the same tick as well. Piece messages are copied into recycled buffers when `sendBlock` is called
+ *   (internal/outbox.ts: the uploader may reuse its piece buffer at once; the socket's buffers are reused only
+ *   after it reported them written), and go out at the end of the tick, all the blocks of one tick in one write.
  * - Timers: one fiber per session ticks every `tickInterval` and feeds `Tick`; deadlines live in the state. The
  *   connect deadline is an `Effect.timeoutFail` around the dial. Both run on Effect's Clock, so TestClock drives them.
  * - Backpressure: `PeerControl.pauseReading/resumeReading` pause the socket; while paused the state machine does not
@@ -29,6 +31,7 @@ import * as FrameDecoder from "../wire/FrameDecoder.ts"
 import * as Handshake from "../wire/Handshake.ts"
 import * as Message from "../wire/Message.ts"
 import { WireError } from "../wire/WireError.ts"
+import { Outbox } from "./internal/outbox.ts"
 import { PeerError } from "./PeerError.ts"
 import * as PeerState from "./PeerState.ts"
 import type { PeerControl, PeerKey, TorrentHandle } from "./TorrentHandle.ts"
@@ -120,9 +123,11 @@ class Session implements FrameDecoder.Handler {
   /** > 0 while a chunk is being processed: writes wait for its end. */
   holding = 0
   pendingHandshake: Uint8Array | undefined = undefined
+  /** Control messages not yet written while `outbox` holds nothing unflushed (else they are appended there). */
   pendingMessages: Array<Message.Message> = []
-  /** Block bytes in `pendingMessages`. */
-  pendingBytes = 0
+  /** Piece messages (and what came after them), encoded, until the next flush. */
+  outbox: Outbox | undefined = undefined
+  flushQueued = false
   /** Bytes read since the last tick. */
   received = 0
   /** The piece buffer of the block being received, when it is wanted. */
@@ -155,7 +160,7 @@ class Session implements FrameDecoder.Handler {
       allowFast: (indices) => this.dispatch(E.AllowFast({ indices })),
       reject: (b) => {
         if (this.state.phase === "Closed" || !this.state.fast) return
-        this.pendingMessages.push(Message.Reject({ index: b.index, begin: b.begin, length: b.length }))
+        this.queueMessage(Message.Reject({ index: b.index, begin: b.begin, length: b.length }))
         if (this.holding === 0 && !this.running) this.flush()
       },
       pauseReading: () => this.conn?.pause(),
@@ -168,16 +173,37 @@ class Session implements FrameDecoder.Handler {
     const s = this.state
     if (s.phase === "Closed" || this.conn === undefined) return false
     if (s.amChoking && !(s.fast && s.grantedFast.includes(index))) return false
-    // Blocks wait in `pendingMessages` until the chunk being read is done: one chunk of requests can ask for
-    // thousands, so the budget counts them as well as what the socket holds.
-    if (this.pendingBytes + data.length + this.writeBacklog() > s.config.maxWriteBacklog) {
+    const out = this.outbox
+    if (out === undefined) return false
+    // Blocks wait in the outbox until the chunk being read (or the tick) is done: one chunk of requests can ask
+    // for thousands, so the budget counts them as well as what the socket holds.
+    if (out.pendingBlockBytes + data.length + this.writeBacklog() > s.config.maxWriteBacklog) {
       this.overBudget()
       return false
     }
-    this.pendingBytes += data.length
-    this.pendingMessages.push(Message.Piece({ index, begin, block: data }))
-    if (this.holding === 0 && !this.running) this.flush()
+    // Whatever is queued goes first, in order; from now on messages are appended behind the block until a flush.
+    if (this.pendingHandshake !== undefined) out.appendRaw(this.pendingHandshake)
+    this.pendingHandshake = undefined
+    for (let i = 0; i < this.pendingMessages.length; i++) out.appendMessage(this.pendingMessages[i]!)
+    this.pendingMessages = []
+    out.appendPiece(index, begin, data)
+    // Inside a chunk or a dispatch the flush at its end sends it; otherwise at the end of the tick, with the
+    // other blocks of this tick.
+    if (this.holding === 0 && !this.running && !this.flushQueued) {
+      this.flushQueued = true
+      process.nextTick(() => {
+        this.flushQueued = false
+        this.guard(() => this.flush())
+      })
+    }
     return true
+  }
+
+  /** Queues a control message behind everything queued before it. */
+  queueMessage(message: Message.Message): void {
+    const out = this.outbox
+    if (out !== undefined && out.hasPending()) out.appendMessage(message)
+    else this.pendingMessages.push(message)
   }
 
   writeBacklog(): number {
@@ -188,7 +214,7 @@ class Session implements FrameDecoder.Handler {
     if (this.state.phase === "Closed") return
     const budget = this.state.config.maxWriteBacklog
     const detail = `more than ${budget} bytes we sent are unread (${this.writeBacklog()} in the socket, ` +
-      `${this.pendingBytes} more asked for): the peer keeps asking but does not read`
+      `${this.outbox?.pendingBlockBytes ?? 0} more asked for): the peer keeps asking but does not read`
     this.dispatch(E.CloseLocal({ reason: "protocol", detail }))
   }
 
@@ -202,6 +228,7 @@ class Session implements FrameDecoder.Handler {
     const self = this
     return Effect.gen(function*() {
       self.conn = conn
+      self.outbox = new Outbox((bytes, written) => conn.write(bytes, written))
       self.dispatch(E.Connected())
       conn.onData((chunk) => self.onData(chunk))
       if (prefix !== undefined && prefix.length > 0) self.onData(prefix)
@@ -337,7 +364,7 @@ class Session implements FrameDecoder.Handler {
         this.pendingHandshake = Handshake.encode(c.handshake)
         return
       case "Send":
-        this.pendingMessages.push(c.message)
+        this.queueMessage(c.message)
         return
       case "WantRequests":
         this.queue.push(E.RequestsChosen({ blocks: this.handle.nextRequests(this.key, c.max, c.only) }))
@@ -406,14 +433,19 @@ class Session implements FrameDecoder.Handler {
 
   flush(): void {
     const conn = this.conn
-    if (conn === undefined || (this.pendingHandshake === undefined && this.pendingMessages.length === 0)) return
+    const out = this.outbox
+    const outPending = out !== undefined && out.hasPending()
+    if (conn === undefined || (this.pendingHandshake === undefined && this.pendingMessages.length === 0 && !outPending)) {
+      return
+    }
+    // While the outbox holds something unflushed, nothing else is queued (sendBlock and queueMessage see to it).
     const messages = this.pendingMessages
     this.pendingMessages = []
-    this.pendingBytes = 0
     const hs = this.pendingHandshake
     this.pendingHandshake = undefined
     if (hs !== undefined) conn.write(hs)
     if (messages.length > 0) conn.write(Message.encodeBatch(messages))
+    if (outPending) out.flush()
     if (this.writeBacklog() > this.state.config.maxWriteBacklog) this.overBudget()
   }
 
@@ -428,6 +460,7 @@ class Session implements FrameDecoder.Handler {
       this.handle.onClosed(this.key, error, outstanding)
     } finally {
       this.conn?.close()
+      this.outbox?.close()
     }
   }
 }

@@ -52,8 +52,9 @@ export interface PeerControl {
   readonly choke: () => void
   readonly unchoke: () => void
   /**
-   * Answers a request with a piece message (queued with the next write). Returns false, sending nothing, when the
-   * session is closed or we are choking the peer.
+   * Answers a request with a piece message (queued with the next write). `data` is copied before it returns, so
+   * the caller may reuse its memory at once. Returns false, sending nothing, when the session is closed or we are
+   * choking the peer.
    */
   readonly sendBlock: (index: number, begin: number, data: Uint8Array) => boolean
   /** BEP 6 reject of one of the peer's requests (nothing without the fast extension). */

@@ -54,6 +54,7 @@ import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
 import { TorrentError } from "../torrent/TorrentError.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
+import type * as Uploader from "../torrent/Uploader.ts"
 import * as Restricted from "../tracker/Restricted.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import * as TrackerLive from "../tracker/TrackerLive.ts"
@@ -256,6 +257,11 @@ export interface Download {
   readonly stats: () => Torrent.Stats
   /** Payload bytes received per peer address in this run, most first (Torrent.ts `downloadedFrom`). */
   downloadedFrom(): ReadonlyArray<{ address: string; bytes: number }>
+  /**
+   * Payload bytes downloaded from and uploaded to each peer, by peer id, over the download's life (peers that
+   * left included): e.g. which peers other than the seeder a leecher got data from.
+   */
+  readonly transfers: () => ReadonlyArray<Uploader.PeerTransfer>
   /** The torrent's metadata: at once for a `.torrent`, once fetched from peers for a magnet link. */
   readonly metainfo: Effect.Effect<Metainfo.Metainfo, TorrentError>
 }
@@ -363,6 +369,8 @@ const start = (
         pathOf: storage.pathOf
       })
     let have: Bitfield.Bitfield | undefined
+    /** Pieces hashed by the check below, with the file versions they were hashed at (the uploader trusts those). */
+    const versions = new Map<number, string>()
     if (complete) {
       // Seeding: pieces the resume record vouches for are not re-read; the others must verify.
       const trusted = resume === undefined ? Bitfield.make(m.pieceCount) : (yield* resume.load).trusted
@@ -371,6 +379,7 @@ const start = (
       yield* Stream.runForEach(storage.checkStreamExcept(trusted), (p) =>
         Effect.sync(() => {
           if (p.ok) Bitfield.set(verified, p.index)
+          if (p.ok && p.version !== undefined) versions.set(p.index, p.version)
         })).pipe(Effect.mapError((e) => new TorrentError({ reason: "storage", detail: e.message, cause: e })))
       for (let i = 0; i < m.pieceCount; i++) {
         if (Bitfield.has(have, i)) continue
@@ -400,6 +409,7 @@ const start = (
       upLimit: options.upLimit ?? client.options.upLimit,
       downLimit: options.downLimit ?? client.options.downLimit,
       have,
+      verified: versions,
       resume,
       resumeSave: client.options.resumeSave,
       listenPort: listener?.address.port,
@@ -424,6 +434,7 @@ const start = (
       done: torrent.done,
       stats: torrent.stats,
       downloadedFrom: torrent.downloadedFrom,
+      transfers: torrent.transfers,
       metainfo: Effect.succeed(m)
     }
   })
@@ -582,6 +593,7 @@ const downloadMagnet = (
       done: Deferred.await(result),
       stats: () => inner?.stats() ?? zeroStats(),
       downloadedFrom: () => inner?.downloadedFrom() ?? [],
+      transfers: () => inner?.transfers() ?? [],
       metainfo: Deferred.await(metainfo)
     }
   })

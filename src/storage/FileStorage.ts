@@ -353,6 +353,24 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         return st.size
       })
 
+    /** inode, size, mtime and ctime (ns) of the open descriptor when there is one (what reads use), else of the path. */
+    const version = (f: number): Effect.Effect<string | undefined> =>
+      Effect.suspend(() => {
+        if (closed) return Effect.succeed(undefined)
+        const h = cache.get(f)
+        const show = (st: Fs.BigIntStats) => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+        if (h !== undefined) {
+          try {
+            return Effect.succeed(show(Fs.fstatSync(h.fd, { bigint: true })))
+          } catch {
+            return Effect.succeed(undefined)
+          }
+        }
+        return Effect.async<string | undefined>((resume) =>
+          Fs.lstat(paths[f]!, { bigint: true }, (err, st) => resume(Effect.succeed(err === null ? show(st) : undefined)))
+        )
+      })
+
     const touch = (f: number) =>
       Effect.flatMap(openFd(f, true), (fd) =>
         Effect.sync(() => {
@@ -387,7 +405,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       })
     )
 
-    const backend: Storage.Backend = { write, read, size, touch, flush }
+    const backend: Storage.Backend = { write, read, size, touch, flush, version }
     const storage = yield* Storage.make(backend, layout, options)
     return { ...storage, root, pathOf: (f: number) => paths[f]!, openFiles: () => openCount }
   })

@@ -13,7 +13,8 @@
  *   bytes back in `Verified.data` (the argument's view is unusable afterwards, see Hasher.ts).
  * - `check` hashes every piece whose files exist and are long enough; a piece touching a missing or short file is
  *   reported missing without reading anything.
- * - Memory: reads allocate only the requested range; `check` holds at most `checkConcurrency` piece buffers.
+ * - Memory: reads allocate only the requested range (`readPieceInto` nothing); `check` holds at most
+ *   `checkConcurrency` piece buffers.
  *
  * Pieces that straddle a wanted and an unwanted file are only partly stored (the unwanted part is dropped), so they
  * read back wrong and `check` reports them missing after a restart unless the neighbour file exists. The torrent
@@ -81,6 +82,11 @@ export interface CheckProgress {
   /** Pieces processed so far, this one included. */
   readonly checked: number
   readonly total: number
+  /**
+   * When `ok`: the files' version (`pieceVersion`) the piece was read and verified at, if it was the same before
+   * and after the read (undefined otherwise, or when the medium cannot tell).
+   */
+  readonly version?: string | undefined
 }
 
 export interface StorageShape {
@@ -91,6 +97,17 @@ export interface StorageShape {
   readonly readBlock: (index: number, begin: number, length: number) => Effect.Effect<Uint8Array, StorageError>
   /** Reads a whole piece into a new array. */
   readonly readPiece: (index: number) => Effect.Effect<Uint8Array, StorageError>
+  /**
+   * Reads a whole piece into `into` (exactly the piece's size, e.g. a recycled buffer) and returns it; reuses
+   * memory where `readPiece` allocates (the upload path, THROUGHPUT.md rule 9).
+   */
+  readonly readPieceInto: (index: number, into: Uint8Array) => Effect.Effect<Uint8Array, StorageError>
+  /**
+   * The current version of the files piece `index` lies in (identity, size and change times of each), or
+   * undefined when the medium cannot tell. Equal versions before and after a read mean the bytes read are those
+   * of that version: the upload path hashes a piece once per version instead of on every read (Uploader.ts).
+   */
+  readonly pieceVersion: (index: number) => Effect.Effect<string | undefined>
   /** SHA-1 of `data` against the piece's expected hash. Ownership of `data` passes to the call; use `Verified.data`. */
   readonly verifyPiece: (index: number, data: Uint8Array) => Effect.Effect<Verified, StorageError>
   /** Resume check over existing data, one element per piece in index order. */
@@ -122,6 +139,11 @@ export interface Backend {
   /** Creates file `file` empty when it does not exist (zero-length files get no write). */
   readonly touch: (file: number) => Effect.Effect<void, StorageError>
   readonly flush: Effect.Effect<void, StorageError>
+  /**
+   * A string that changes whenever file `file`'s content may have changed (e.g. inode, size, mtime and ctime), or
+   * undefined when unknown. Optional: without it every upload read is hashed.
+   */
+  readonly version?: ((file: number) => Effect.Effect<string | undefined>) | undefined
 }
 
 export interface MakeOptions {
@@ -224,6 +246,24 @@ export const make = (
         ? readBlock(index, 0, Lengths.pieceSize(lengths, index))
         : Effect.fail(invalid(`piece ${index} out of range`))
 
+    const readPieceInto = (index: number, into: Uint8Array): Effect.Effect<Uint8Array, StorageError> => {
+      if (!Lengths.isPiece(lengths, index)) return Effect.fail(invalid(`piece ${index} out of range`))
+      const size = Lengths.pieceSize(lengths, index)
+      if (into.length !== size) return Effect.fail(invalid(`piece ${index} has ${size} bytes, got a ${into.length}-byte buffer`))
+      return readRange(Lengths.pieceOffset(lengths, index), into)
+    }
+
+    const versionOf = backend.version
+    const pieceVersion = (index: number): Effect.Effect<string | undefined> => {
+      if (versionOf === undefined || !Lengths.isPiece(lengths, index)) return Effect.succeed(undefined)
+      const extents = FileLayout.pieceDataExtents(layout, index as Lengths.PieceIndex)
+      if (extents.length === 1) return versionOf(extents[0]!.file)
+      return Effect.map(
+        Effect.forEach(extents, (e) => versionOf(e.file)),
+        (vs) => (vs.some((v) => v === undefined) ? undefined : vs.join("|"))
+      )
+    }
+
     const verifyPiece = (index: number, data: Uint8Array): Effect.Effect<Verified, StorageError> => {
       if (!Lengths.isPiece(lengths, index)) return Effect.fail(invalid(`piece ${index} out of range`))
       const want = expected(index)
@@ -252,10 +292,13 @@ export const make = (
           const size = Lengths.pieceSize(lengths, piece)
           const reuse = free.pop()
           const buf = reuse !== undefined && reuse.length === size ? reuse : new Uint8Array(size)
+          const before = yield* pieceVersion(index)
           yield* readRange(Lengths.pieceOffset(lengths, piece), buf)
+          const after = before === undefined ? undefined : yield* pieceVersion(index)
           const r = yield* hasher.sha1(buf)
           if (r.data.length === lengths.pieceLength) free.push(r.data)
-          return { index, ok: Bytes.equals(r.digest, expected(index)), skipped: false }
+          const ok = Bytes.equals(r.digest, expected(index))
+          return { index, ok, skipped: false, version: ok && before === after ? before : undefined }
         })
         return Stream.fromIterable(todo).pipe(
           Stream.mapEffect(one, { concurrency: checkConcurrency }),
@@ -277,6 +320,8 @@ export const make = (
       writePiece,
       readBlock,
       readPiece,
+      readPieceInto,
+      pieceVersion,
       verifyPiece,
       checkStream,
       checkStreamExcept,

@@ -108,6 +108,8 @@ export interface Options {
   readonly downLimit?: number | undefined
   /** Pieces already verified (e.g. by the caller's own check): the resume check is skipped. */
   readonly have?: Bitfield.Bitfield | undefined
+  /** The file versions (`Storage.pieceVersion`) those pieces were verified at: the uploader need not hash them again. */
+  readonly verified?: ReadonlyMap<number, string> | undefined
   /**
    * Fast-resume record (ResumeStore.ts): on start, pieces it trusts are had without hashing and only the others are
    * checked; it is saved every `resumeSave.interval` (default 10 s) when pieces were verified since, as soon as
@@ -147,6 +149,8 @@ export interface Torrent {
   /** Succeeds when every wanted piece is verified and flushed; fails when the torrent cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
   readonly stats: () => Stats
+  /** Payload bytes exchanged with each peer (by peer id) so far, disconnected ones included. */
+  readonly transfers: () => ReadonlyArray<Uploader.PeerTransfer>
   /**
    * Payload bytes of accepted blocks per peer address (`host:port` as dialled, or as an inbound peer connected from)
    * in this run, peers gone since included; most bytes first.
@@ -512,6 +516,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       has: (i) => Bitfield.has(have, i),
       seeding: () => finished,
       upLimit: options.upLimit,
+      verified: options.verified,
       allowedFast: { infoHash: m.infoHash }
     })
     const served = (yield* DownLimit.make(options.downLimit ?? 0))(uploader.wrap(handle))
@@ -908,5 +913,5 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       })
     const downloadedFrom = () =>
       [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes)
-    return { events, done: Deferred.await(result), stats, downloadedFrom, accept }
+    return { events, done: Deferred.await(result), stats, downloadedFrom, transfers: uploader.transfers, accept }
   })

@@ -9,13 +9,22 @@
  *   the piece and asks for 1..16 KiB. Anything else is rejected (BEP 6; silently dropped without it).
  * - Per peer, requests wait in a FIFO of at most `maxQueued` (more are rejected); a `cancel` removes a request
  *   not yet sent. Choking a peer forgets (and BEP 6-rejects) what it had queued.
- * - Reads are whole pieces, positional (`Storage.readPiece`), async, at most `readConcurrency` at once, at most one
- *   waited on per peer; pieces stay in a LRU cache of at most `cacheBytes` (at least one piece) and blocks are
- *   sliced from it synchronously. One pump sends at most `BATCH` blocks before yielding to the event loop.
- * - Data that fails its hash is never served: with `storage.verifyPiece`, every piece read from disk is hashed
- *   before it enters the cache (the files may have changed since they were checked); one that fails is handed to
- *   `onCorrupt` (the torrent stops claiming it) and the requests waiting for it are refused.
- * - `upLimit` (bytes/s, 0 = unlimited) is a token bucket charged per block before it is sent.
+ * - Reads are whole pieces, positional (`Storage.readPieceInto`, into piece buffers recycled from evicted cache
+ *   entries: `sendBlock` copies what it sends), async, at most `readConcurrency` at once, at most one waited on
+ *   per peer; pieces stay in a LRU cache of at most `cacheBytes` (at least one piece) and blocks are sliced from
+ *   it synchronously. One pump sends at most `BATCH` blocks before yielding to the event loop.
+ * - Data that fails its hash is never served: with `storage.verifyPiece`, a piece read from disk is hashed before
+ *   it enters the cache (the files may have changed since they were checked); one that fails is handed to
+ *   `onCorrupt` (the torrent stops claiming it) and the requests waiting for it are refused. With
+ *   `storage.pieceVersion` (FileStorage: inode, size, mtime and ctime of its files) a piece is hashed once per
+ *   version of its files: a read whose version, taken before and after it, equals the one last verified is served
+ *   without hashing again (SHA-1 is ~1 CPU s per GiB here, a third of the seeder's CPU). What that cannot see is a
+ *   change that leaves all four alone (e.g. bit rot below the file system).
+ * - `upLimit` (bytes/s, 0 = unlimited) is a token bucket charged per block before it is sent. When it runs dry,
+ *   the peers waiting for it are served round-robin, one block each per pass, once it refills.
+ *
+ * Per-peer totals (`transfers`): payload bytes sent to and accepted from each peer, keyed by its peer id and
+ * kept after it disconnects (a reconnection adds to the same entry), so a caller can tell whom it got data from.
  *
  * Choker (Choker.ts): a round every `Choker.ROUND_INTERVAL` (10 s; the optimistic slot rotates every third), plus
  * an event-driven round (which does not advance the rotation) when a peer's interest changes or an unchoked peer
@@ -29,14 +38,22 @@ import * as Bitfield from "../core/Bitfield.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import * as Bytes from "../core/Bytes.ts"
 import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import * as PiecePool from "../storage/PiecePool.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as AllowedFast from "../wire/AllowedFast.ts"
 import * as Choker from "./Choker.ts"
 import * as RateLimit from "./RateLimit.ts"
 
 export interface Options {
-  /** With `verifyPiece`, pieces read are verified before they are served (see above). */
-  readonly storage: Pick<Storage.StorageShape, "readPiece"> & Partial<Pick<Storage.StorageShape, "verifyPiece">>
+  /**
+   * With `verifyPiece`, pieces read are verified before they are served (see above); with `readPieceInto`, read
+   * into recycled buffers.
+   */
+  readonly storage:
+    & Pick<Storage.StorageShape, "readPiece">
+    & Partial<Pick<Storage.StorageShape, "verifyPiece" | "readPieceInto" | "pieceVersion">>
+  /** Pieces already verified at a version of their files (`Storage.pieceVersion`), e.g. by the start-up check. */
+  readonly verified?: ReadonlyMap<number, string> | undefined
   /** A piece read from disk failed its hash check (run before its waiting requests are refused). */
   readonly onCorrupt?: ((index: number) => Effect.Effect<void>) | undefined
   readonly pieceCount: number
@@ -64,11 +81,26 @@ export interface Options {
   readonly random?: (() => number) | undefined
 }
 
+/** Payload bytes exchanged with one peer (by peer id) over the torrent's life. */
+export interface PeerTransfer {
+  readonly peerId: PeerId
+  /** `host:port` of its latest connection (for an inbound peer the port is not its listening port). */
+  readonly address: string
+  /** Payload bytes of blocks it sent us that we kept. */
+  readonly downloaded: number
+  /** Payload bytes we sent it. */
+  readonly uploaded: number
+  /** Connected now. */
+  readonly connected: boolean
+}
+
 export interface Uploader {
   /** The handle sessions should use: serves uploads and feeds the choker, then calls `inner`. */
   readonly wrap: (inner: TorrentHandle) => TorrentHandle
   /** Payload bytes sent. */
   readonly uploaded: () => number
+  /** Per-peer totals, one entry per peer id ever connected (a snapshot). */
+  readonly transfers: () => ReadonlyArray<PeerTransfer>
   /** Runs one choker round now (as the 10 s timer does). */
   readonly rechoke: () => void
   /** Whether we are unchoking `peer` now. */
@@ -100,6 +132,16 @@ interface Peer {
   /** A request of ours timed out and no block came since (no regular slot while downloading). */
   snubbed: boolean
   closed: boolean
+  readonly totals: Totals
+}
+
+/** Mutable per-peer-id totals behind {@link PeerTransfer}. */
+interface Totals {
+  readonly peerId: PeerId
+  address: string
+  downloaded: number
+  uploaded: number
+  connections: number
 }
 
 export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Scope> =>
@@ -116,6 +158,8 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
     const pieceSize = (i: number) => Math.min(options.pieceLength, options.totalLength - i * options.pieceLength)
 
     const peers = new Map<PeerKey, Peer>()
+    /** By peer id (hex). */
+    const totals = new Map<string, Totals>()
     const cache = new Map<number, Uint8Array>()
     let cached = 0
     /** Piece reads in flight → peers waiting on them. */
@@ -134,14 +178,17 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       }
       return data
     }
+    // Evicted pieces' buffers, for the next reads (nothing else holds them: sendBlock copies what it sends).
+    const buffers = PiecePool.make({ maxFree: readConcurrency + 2 })
     const cachePut = (index: number, data: Uint8Array) => {
-      if (cache.has(index)) return
+      if (cache.has(index)) return buffers.release(data)
       cache.set(index, data)
       cached += data.length
       for (const [k, v] of cache) {
         if (cached <= cacheBytes || k === index) break
         cache.delete(k)
         cached -= v.length
+        buffers.release(v)
       }
     }
 
@@ -151,13 +198,43 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       b.length <= BLOCK_MAX && b.begin + b.length <= pieceSize(b.index)
 
     const verify = storage.verifyPiece
-    const readVerified = (index: number) =>
-      verify === undefined ? storage.readPiece(index) : storage.readPiece(index).pipe(
-        Effect.flatMap((data) => verify(index, data)),
-        Effect.flatMap((v) =>
-          v.ok ? Effect.succeed(v.data) : Effect.zipRight(options.onCorrupt?.(index) ?? Effect.void, Effect.fail("corrupt"))
-        )
+    const readInto = storage.readPieceInto
+    const versionOf = storage.pieceVersion
+    /** Pieces hashed since their files last changed: the version they were read and verified at. */
+    const verifiedAt = new Map<number, string>(options.verified ?? [])
+    const readOne = (index: number) =>
+      readInto === undefined
+        ? storage.readPiece(index)
+        : Effect.suspend(() => readInto(index, buffers.acquire(pieceSize(index))))
+    const hashed = (
+      check: NonNullable<typeof verify>,
+      index: number,
+      data: Uint8Array,
+      version: string | undefined
+    ) =>
+      check(index, data).pipe(
+        Effect.flatMap((v) => {
+          if (v.ok) {
+            if (version !== undefined) verifiedAt.set(index, version)
+            return Effect.succeed(v.data)
+          }
+          verifiedAt.delete(index)
+          return Effect.zipRight(options.onCorrupt?.(index) ?? Effect.void, Effect.fail("corrupt"))
+        })
       )
+    const readVerified = (index: number) => {
+      if (verify === undefined) return readOne(index)
+      if (versionOf === undefined) return Effect.flatMap(readOne(index), (data) => hashed(verify, index, data, undefined))
+      // The files' version before and after the read: equal and already verified, the bytes are those hashed
+      // before; otherwise (or unknown) hash them.
+      return Effect.flatMap(versionOf(index), (before) =>
+        Effect.flatMap(readOne(index), (data) =>
+          Effect.flatMap(versionOf(index), (after) => {
+            const same = before !== undefined && before === after
+            if (same && verifiedAt.get(index) === before) return Effect.succeed(data)
+            return hashed(verify, index, data, same ? before : undefined)
+          })))
+    }
     const startRead = (index: number) => {
       run(
         readVerified(index).pipe(
@@ -220,46 +297,67 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       }
     }
 
+    let wakeTurn = 0
     const scheduleWake = (ms: number) => {
       if (wakeScheduled) return
       wakeScheduled = true
-      run(Effect.sleep(Duration.millis(Math.max(1, ms))).pipe(Effect.andThen(Effect.sync(() => {
-        wakeScheduled = false
-        for (const p of peers.values()) pump(p)
-      }))))
+      run(Effect.sleep(Duration.millis(Math.max(1, ms))).pipe(Effect.andThen(Effect.sync(wake))))
+    }
+    /**
+     * The bucket refilled: serve the waiting peers one block each per pass, starting from a different peer each
+     * time, so a limited upload is shared among them instead of drained by whichever peer comes first.
+     */
+    const wake = () => {
+      wakeScheduled = false
+      const list = Array.from(peers.values())
+      if (list.length === 0) return
+      const first = wakeTurn++ % list.length
+      for (let progress = true; progress;) {
+        progress = false
+        for (let i = 0; i < list.length; i++) if (pump(list[(first + i) % list.length]!, 1) > 0) progress = true
+      }
     }
 
-    /** Sends what can be sent from the cache; starts the read the head waits for. */
-    const pump = (p: Peer): void => {
-      if (p.closed || p.waiting !== undefined) return
+    /**
+     * Sends what can be sent from the cache, at most `max` blocks (BATCH: then it yields to the event loop and
+     * goes on); starts the read the head waits for. Returns the blocks sent.
+     */
+    const pump = (p: Peer, max = BATCH): number => {
+      if (p.closed || p.waiting !== undefined) return 0
       let sent = 0
       while (p.queue.length > 0) {
         if (p.amChoking) {
           p.queue = p.queue.filter((b) => p.granted.has(b.index))
-          if (p.queue.length === 0) return
+          if (p.queue.length === 0) return sent
         }
         const b = p.queue[0]!
         const data = cacheGet(b.index)
         if (data === undefined) {
           waitFor(p, b.index)
-          return prefetch(p)
+          prefetch(p)
+          return sent
         }
-        if (sent >= BATCH) {
-          run(Effect.yieldNow().pipe(Effect.andThen(Effect.sync(() => pump(p)))))
-          return
+        if (sent >= max) {
+          if (max === BATCH) run(Effect.yieldNow().pipe(Effect.andThen(Effect.sync(() => pump(p)))))
+          return sent
         }
         const t = now()
-        if (RateLimit.available(bucket, t) < b.length) return scheduleWake(RateLimit.delayFor(bucket, b.length, t))
+        if (RateLimit.available(bucket, t) < b.length) {
+          scheduleWake(RateLimit.delayFor(bucket, b.length, t))
+          return sent
+        }
         p.queue.shift()
         if (!p.control.sendBlock(b.index, b.begin, data.subarray(b.begin, b.begin + b.length))) {
           p.queue = []
-          return
+          return sent
         }
         RateLimit.tryTake(bucket, b.length, t)
         uploaded += b.length
         p.upBytes += b.length
+        p.totals.uploaded += b.length
         sent++
       }
+      return sent
     }
 
     const isSeed = (p: Peer) => p.haveAll || Bitfield.count(p.pieces) === options.pieceCount
@@ -328,6 +426,14 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         const granted = af === undefined || !info.fast
           ? []
           : AllowedFast.canonicalSet(info.remote.host, af.infoHash, options.pieceCount, af.size).filter(options.has)
+        const id = Bytes.toHex(info.peerId)
+        let t = totals.get(id)
+        if (t === undefined) {
+          t = { peerId: info.peerId, address: peer, downloaded: 0, uploaded: 0, connections: 0 }
+          totals.set(id, t)
+        }
+        t.address = peer
+        t.connections++
         peers.set(peer, {
           key: peer,
           control,
@@ -346,7 +452,8 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           downRate: 0,
           upRate: 0,
           snubbed: false,
-          closed: false
+          closed: false,
+          totals: t
         })
         inner.onConnected(peer, info, control)
         if (granted.length > 0) control.allowFast(granted)
@@ -383,6 +490,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         const p = peers.get(peer)
         if (kept && p !== undefined) {
           p.downBytes += length
+          p.totals.downloaded += length
           p.snubbed = false
         }
         return kept
@@ -397,6 +505,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         if (p !== undefined) {
           p.closed = true
           p.queue = []
+          p.totals.connections--
           peers.delete(peer)
           for (const w of reading.values()) w.delete(p)
           for (const w of pendingWaiters.values()) w.delete(p)
@@ -431,6 +540,14 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
     return {
       wrap,
       uploaded: () => uploaded,
+      transfers: () =>
+        Array.from(totals.values(), (t) => ({
+          peerId: t.peerId,
+          address: t.address,
+          downloaded: t.downloaded,
+          uploaded: t.uploaded,
+          connected: t.connections > 0
+        })),
       rechoke: () => rechoke(true),
       isUnchoked: (peer) => peers.get(peer)?.amChoking === false
     }

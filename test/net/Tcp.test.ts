@@ -44,6 +44,28 @@ describe("Tcp", () => {
       expect(client.bytesWritten()).toBe(1500)
     }))
 
+  it.scopedLive("written: runs once the socket is done with the bytes, in order; never for a write after close", () =>
+    Effect.gen(function*() {
+      const [client, server] = yield* pair
+      const block = new Uint8Array(1 << 20)
+      const written: Array<number> = []
+      // A peer that does not read yet: 8 MiB cannot all be taken by the kernel, so some callbacks wait for it.
+      server.pause()
+      for (let i = 0; i < 8; i++) client.write(block, () => void written.push(i))
+      yield* Effect.sleep("100 millis")
+      expect(written.length).toBeLessThan(8)
+      const got = yield* collect(server, 8 << 20)
+      server.resume()
+      yield* Deferred.await(got)
+      for (let i = 0; i < 200 && written.length < 8; i++) yield* Effect.sleep("10 millis")
+      expect(written).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+      client.close()
+      let late = 0
+      client.write(block, () => void late++)
+      yield* Effect.sleep("50 millis")
+      expect(late).toBe(0)
+    }))
+
   it.scopedLive("bytes sent before the handler is installed are kept, not lost", () =>
     Effect.gen(function*() {
       const [client, server] = yield* pair

@@ -414,3 +414,42 @@ describe("FileStorage open files", () => {
       expectFiles(dir, t)
     }))
 })
+
+describe("FileStorage pieceVersion", () => {
+  it.scopedLive("stable while the files are unchanged; changes with an in-place write, a truncate or a replace", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // Piece 1 spans f0 and f1; piece 0 lies in f0 only.
+      const t = torrent([{ length: 1500 }, { length: 1000 }], 1024)
+      const s = yield* open(dir, t)
+      yield* writeAll(s, t, [0, 1, 2])
+      const v0 = yield* s.pieceVersion(0)
+      const v1 = yield* s.pieceVersion(1)
+      expect(v0).toBeDefined()
+      expect(v1).toContain("|") // both files
+      yield* s.readPiece(0)
+      expect(yield* s.pieceVersion(0)).toBe(v0)
+      // The check reports the version each piece verified at.
+      const checked = [...yield* Stream.runCollect(s.checkStream)]
+      expect(checked.map((p) => [p.ok, p.version])).toEqual([[true, v0], [true, v1], [true, yield* s.pieceVersion(2)]])
+      const f0 = Path.join(dir, ...t.files[0]!.path)
+      const f1 = Path.join(dir, ...t.files[1]!.path)
+      // In place, same size, through another descriptor.
+      const fd = Fs.openSync(f1, "r+")
+      Fs.writeSync(fd, Uint8Array.of(1, 2, 3), 0, 3, 10)
+      Fs.closeSync(fd)
+      expect(yield* s.pieceVersion(0)).toBe(v0)
+      const v1b = yield* s.pieceVersion(1)
+      expect(v1b).not.toBe(v1)
+      Fs.truncateSync(f0, 100)
+      expect(yield* s.pieceVersion(0)).not.toBe(v0)
+      // Replaced by another file at the same path: the version is that of the open descriptor, which reads use
+      // (they still see the old file); unlinking that file changed its ctime, so the version changed anyway.
+      const before = yield* s.pieceVersion(2)
+      const oldPiece2 = yield* s.readPiece(2)
+      Fs.writeFileSync(`${f1}.new`, new Uint8Array(1000).fill(9))
+      Fs.renameSync(`${f1}.new`, f1)
+      expect(yield* s.pieceVersion(2)).not.toBe(before)
+      expect(yield* s.readPiece(2)).toEqual(oldPiece2)
+    }))
+})

@@ -31,9 +31,25 @@ describe("MemoryStorage", () => {
         else expect(sameBytes(got!, fileContent(t, f))).toBe("same")
       })
       for (let i = 0; i < t.pieceCount; i++) expect(sameBytes(yield* s.readPiece(i), pieceOf(t, i))).toBe("same")
+      // readPieceInto fills a dirty recycled buffer of the piece's size completely (pads and all) and returns it.
+      for (let i = 0; i < t.pieceCount; i++) {
+        const into = new Uint8Array(pieceOf(t, i).length).fill(0xa5)
+        const got = yield* s.readPieceInto(i, into)
+        expect(got).toBe(into)
+        expect(sameBytes(got, pieceOf(t, i))).toBe("same")
+      }
       expect(Bitfield.isComplete(yield* s.check)).toBe(true)
     }).pipe(Effect.provide(Hasher.layerInline)))
   }, { fastCheck: { numRuns: 60 } })
+
+  it.effect("readPieceInto: a buffer of the wrong size or a piece out of range is refused", () =>
+    Effect.gen(function*() {
+      const t = torrent([{ length: 5000 }], 1024)
+      const s = yield* MemoryStorage.make({ files: t.files, pieceLength: 1024, pieceHashes: t.hashes })
+      expect((yield* Effect.flip(s.readPieceInto(4, new Uint8Array(1024)))).reason).toBe("invalid-range")
+      expect((yield* Effect.flip(s.readPieceInto(5, new Uint8Array(904)))).reason).toBe("invalid-range")
+      expect((yield* s.readPieceInto(4, new Uint8Array(904))).length).toBe(904)
+    }).pipe(Effect.provide(Hasher.layerInline)))
 
   it.effect("check: written pieces only, corrupted byte drops its piece, short files are skipped", () =>
     Effect.gen(function*() {

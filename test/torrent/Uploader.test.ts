@@ -206,6 +206,32 @@ describe("Uploader serving rules", () => {
       expect(dup.calls).toEqual(["close:duplicate connection to the same peer"])
     }))
 
+  it.scopedLive("transfers: bytes sent to and kept from each peer id, kept across disconnects and reconnects", () =>
+    Effect.gen(function*() {
+      const { connect, handle, up } = yield* setup()
+      const a = connect("a", 1)
+      connect("b", 2)
+      handle.onPeerInterest!("a", true)
+      handle.onPeerRequest!("a", block(0, 0))
+      handle.onPeerRequest!("a", block(4, 0, 1000))
+      yield* until(() => a.sent.length >= 2)
+      handle.onBlock("b", 1, 0, 16384)
+      handle.onBlock("b", 1, 16384, 16384)
+      const byId = () => new Map(up.transfers().map((t) => [t.peerId[0], t]))
+      expect(byId().get(1)).toMatchObject({ address: "a", uploaded: 16384 + 1000, downloaded: 0, connected: true })
+      expect(byId().get(2)).toMatchObject({ address: "b", uploaded: 0, downloaded: 32768, connected: true })
+      // b leaves, then comes back on another address: the same entry, added to.
+      handle.onClosed("b", new PeerError({ reason: "closed", address: "b", detail: "bye" }), [])
+      expect(byId().get(2)).toMatchObject({ downloaded: 32768, connected: false })
+      connect("b2", 2)
+      handle.onBlock("b2", 2, 0, 16384)
+      expect(byId().get(2)).toMatchObject({ address: "b2", downloaded: 49152, connected: true })
+      // A refused duplicate connection changes nothing.
+      connect("a2", 1)
+      expect(byId().get(1)).toMatchObject({ address: "a", connected: true })
+      expect(up.transfers().length).toBe(2)
+    }))
+
   it.effect("up-limit: blocks leave at the bucket's rate (TestClock)", () =>
     Effect.scoped(Effect.gen(function*() {
       const { connect, handle, up } = yield* setup({ upLimit: 16384 })
@@ -220,6 +246,135 @@ describe("Uploader serving rules", () => {
       expect(a.sent.length).toBe(4)
       expect(up.uploaded()).toBe(4 * 16384)
     })))
+
+  it.effect("up-limit: peers waiting for the bucket share it, none drains it alone (TestClock)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { connect, handle } = yield* setup({ upLimit: 4 * 16384 })
+      const order: Array<string> = []
+      for (const k of ["a", "b", "c"]) {
+        const f = connect(k, k.charCodeAt(0))
+        const send = f.control.sendBlock
+        ;(f.control as { sendBlock: typeof send }).sendBlock = (index, begin, data) => {
+          order.push(k)
+          return send(index, begin, data)
+        }
+        handle.onPeerInterest!(k, true)
+        // 8 valid blocks each (pieces 0-3): more than the bucket gives in the time below.
+        for (let b = 0; b < 8; b++) handle.onPeerRequest!(k, block(b >> 1, (b & 1) * 16384))
+      }
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+      for (let s = 0; s < 4; s++) yield* TestClock.adjust("1 second")
+      // The burst (4 blocks) goes to the first asker; then 4 blocks/s, one peer after the other.
+      expect(order.length).toBe(20)
+      expect(order.slice(0, 4)).toEqual(["a", "a", "a", "a"])
+      const next = order.slice(4, 16)
+      for (const k of ["a", "b", "c"]) expect(next.filter((x) => x === k).length, next.join("")).toBe(4)
+    })))
+})
+
+describe("Uploader: pieces read from disk are verified once per version of their files", () => {
+  /** A disk: `disk` bytes, per-piece versions the test bumps, hash calls counted; the cache holds one piece. */
+  const verifying = () =>
+    Effect.gen(function*() {
+      const disk = Uint8Array.from(payload)
+      const versions = Array.from({ length: pieceCount }, () => 0 as number | undefined)
+      let hashes = 0
+      const corrupt: Array<number> = []
+      /** Bumped while a read is in flight (set by the test), to model a change during the read. */
+      let duringRead: number | undefined
+      const slice = (i: number) => disk.slice(i * pieceLength, Math.min(disk.length, (i + 1) * pieceLength))
+      const up = yield* Uploader.make({
+        storage: {
+          readPiece: (i) =>
+            Effect.sync(() => {
+              if (duringRead === i) versions[i] = (versions[i] ?? 0) + 1
+              return slice(i)
+            }),
+          pieceVersion: (i) => Effect.sync(() => (versions[i] === undefined ? undefined : String(versions[i]))),
+          verifyPiece: (i, data) =>
+            Effect.sync(() => {
+              hashes++
+              return { ok: Buffer.compare(data, payload.subarray(i * pieceLength, (i + 1) * pieceLength)) === 0, data }
+            })
+        },
+        onCorrupt: (i) => Effect.sync(() => void corrupt.push(i)),
+        cacheBytes: pieceLength,
+        pieceCount,
+        pieceLength,
+        totalLength: payload.length,
+        has: () => true,
+        seeding: () => true,
+        random: () => 0.5
+      })
+      const inner = new TestTorrent({ payload, pieceLength, have: true })
+      const handle = up.wrap({ ...inner, onBlock: () => true })
+      const f = fakeControl()
+      handle.onConnected("a", {
+        peerId: idOf(1),
+        fast: true,
+        extensionProtocol: true,
+        dht: false,
+        direction: "inbound",
+        remote: { host: "127.0.0.1", port: 1 }
+      }, f.control)
+      handle.onPeerInterest!("a", true)
+      /** Asks for the first block of `piece` and waits until it was answered or refused. */
+      const ask = (piece: number) =>
+        Effect.gen(function*() {
+          const before = f.sent.length + f.rejected.length
+          handle.onPeerRequest!("a", block(piece, 0, 1000))
+          yield* until(() => f.sent.length + f.rejected.length > before)
+        })
+      return {
+        ask,
+        f,
+        disk,
+        versions,
+        corrupt,
+        hashes: () => hashes,
+        changeDuringRead: (i: number | undefined) => void (duringRead = i)
+      }
+    })
+
+  it.scopedLive("an unchanged piece read again is not hashed again; a changed one is, and refused if bad", () =>
+    Effect.gen(function*() {
+      const t = yield* verifying()
+      yield* t.ask(0)
+      yield* t.ask(1) // evicts piece 0 (the cache holds one piece)
+      expect(t.hashes()).toBe(2)
+      yield* t.ask(0) // read from disk again, same version: served without hashing
+      expect(t.hashes()).toBe(2)
+      expect(t.f.sent.map((s) => s.index)).toEqual([0, 1, 0])
+      // Piece 0 changes on disk (its version too): hashed again, fails, refused.
+      t.disk[10] = t.disk[10]! ^ 0xff
+      t.versions[0] = 1
+      yield* t.ask(1)
+      yield* t.ask(0)
+      expect(t.hashes()).toBe(3)
+      expect(t.corrupt).toEqual([0])
+      expect(t.f.rejected).toEqual([block(0, 0, 1000)])
+      expect(t.f.sent.map((s) => s.index)).toEqual([0, 1, 0, 1])
+    }))
+
+  it.scopedLive("a version that changes during the read, or is unknown, means hashing every time", () =>
+    Effect.gen(function*() {
+      const t = yield* verifying()
+      t.changeDuringRead(2)
+      yield* t.ask(2)
+      yield* t.ask(3)
+      yield* t.ask(2)
+      expect(t.hashes()).toBe(3) // 2 was never read at one version: hashed both times
+      t.changeDuringRead(undefined)
+      t.versions[3] = undefined
+      yield* t.ask(2)
+      yield* t.ask(3)
+      yield* t.ask(2)
+      yield* t.ask(3)
+      // 2: now stable, hashed once more (first read at its final version), then trusted; 3: unknown, always.
+      expect(t.hashes()).toBe(3 + 1 + 2)
+      expect(t.f.sent.length).toBe(7)
+      expect(t.corrupt).toEqual([])
+    }))
 })
 
 describe("Uploader choker", () => {

@@ -1,6 +1,6 @@
 /**
- * A file changed on disk while we seed it: the pieces that no longer match are never served (every piece read for a
- * peer is hashed before it is served), they leave the bitfield later peers get, the other pieces of the changed
+ * A file changed on disk while we seed it: the pieces that no longer match are never served (a piece read for a
+ * peer is hashed before it is served, once per version of its files), they leave the bitfield later peers get, the other pieces of the changed
  * file are re-checked, and the change is logged. The leecher is a raw wire client over loopback (fast extension on,
  * so refusals are explicit rejects) that asks for every block and checks every byte it gets.
  */

@@ -1,7 +1,9 @@
 /**
  * Real leechers downloading a multi-file torrent that effect-torrent seeds on 127.0.0.1 (flags from PEERS.md):
  * - aria2c finds us through opentracker (our seeder announces its listening port) and dials our listener;
- * - python3-libtorrent (through `/usr/bin/python3`) is told our address with `connect_peer`.
+ * - python3-libtorrent (through `/usr/bin/python3`) is told our address with `connect_peer`;
+ * - transmission-daemon (driven by RPC) announces to opentracker first; our seeder learns its address from the
+ *   tracker and dials it (Transmission ignores 127.x peers a tracker hands out, PEERS.md).
  * Results are compared by SHA-256. Absent binaries skip loudly outside CI; children are killed by PID; every wait
  * is bounded.
  */
@@ -22,13 +24,16 @@ import * as Hasher from "../../src/storage/Hasher.ts"
 import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
 import { writeData } from "../support/data.ts"
 import * as Opentracker from "../support/opentracker.ts"
+import * as TransmissionDaemon from "../support/transmissionDaemon.ts"
 import { freePort, shouldRun } from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
 
 const children: Array<ChildProcess> = []
 const trackers: Array<Opentracker.Opentracker> = []
+const daemons: Array<TransmissionDaemon.Daemon> = []
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.pid !== undefined) process.kill(c.pid, "SIGKILL")
+  await Promise.all(daemons.map((d) => d.stop()))
   await Promise.all(trackers.map((t) => t.stop()))
 })
 
@@ -73,21 +78,27 @@ const runChild = (cmd: string, args: ReadonlyArray<string>, timeoutMs: number) =
     })
   })
 
-/** Polls the tracker's scrape (bounded, 10 s) until it counts a seeder for `built`. */
-const untilSeeded = async (tracker: Opentracker.Opentracker, built: Built): Promise<void> => {
+/** Polls the tracker's scrape (bounded, 10 s) until its answer for `built` matches `pattern`. */
+const untilScrape = async (tracker: Opentracker.Opentracker, built: Built, pattern: RegExp, who: string) => {
   const hash = Bytes.toHex(built.metainfo.infoHash).replace(/../g, "%$&")
   const url = `http://127.0.0.1:${tracker.port}/scrape?info_hash=${hash}`
   for (let i = 0; i < 200; i++) {
     const body = await fetch(url).then((r) => r.text(), () => "")
-    if (/8:completei[1-9]/.test(body)) return
+    if (pattern.test(body)) return
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error("our seeder never showed up at the tracker")
+  throw new Error(`${who} never showed up at the tracker`)
 }
 
-const sameFiles = (built: Built, dir: string) =>
+/** The tracker counts a seeder for `built`. */
+const untilSeeded = (tracker: Opentracker.Opentracker, built: Built) =>
+  untilScrape(tracker, built, /8:completei[1-9]/, "our seeder")
+
+/** Every file of `built` under `dir`, byte for byte. `emptyMayBeMissing`: Transmission 3.00 never creates empty files. */
+const sameFiles = (built: Built, dir: string, emptyMayBeMissing = false) =>
   built.metainfo.files.forEach((f, i) => {
     if (f.pad) return
+    if (emptyMayBeMissing && f.length === 0 && !Fs.existsSync(Path.join(dir, ...f.path))) return
     const got = createHash("sha256").update(Fs.readFileSync(Path.join(dir, ...f.path))).digest("hex")
     expect(got).toBe(createHash("sha256").update(built.files[i]!).digest("hex"))
   })
@@ -185,3 +196,32 @@ describe.runIf(shouldRun("aria2c") && Opentracker.shouldRun("upload interop with
       }), 90_000)
   }
 )
+
+describe.runIf(
+  TransmissionDaemon.shouldRun("upload interop with transmission") &&
+    Opentracker.shouldRun("upload interop with transmission")
+)("upload interop: transmission-daemon leecher through opentracker", () => {
+  it.scopedLive("downloads a multi-file torrent effect-torrent seeds, byte-identical", () =>
+    Effect.gen(function*() {
+      const tracker = yield* Effect.promise(() => Opentracker.start([Bytes.toHex(payload.metainfo.infoHash)]))
+      trackers.push(tracker)
+      const built = withAnnounce(payload, tracker.httpUrl)
+      const daemon = yield* Effect.promise(() => TransmissionDaemon.start())
+      daemons.push(daemon)
+      const dir = tmp("et-up-tr-")
+      const out = Path.join(dir, "out")
+      const id = yield* Effect.promise(() => daemon.add(built.bytes, out))
+      // Transmission announced (the tracker counts a leecher), so our announce returns its address and we dial it.
+      yield* Effect.promise(() => untilScrape(tracker, built, /10:incompletei[1-9]/, "transmission"))
+      const seeder = yield* ourSeeder(built, true)
+      const done = yield* Effect.promise(() =>
+        daemon.waitFor(id, (s) => s.leftUntilDone === 0 && s.percentDone === 1, 100_000)
+      )
+      expect(done.error, done.errorString).toBe(0)
+      // A clean stop flushes Transmission's write cache and closes its files before the bytes are compared.
+      yield* Effect.promise(() => daemon.stop())
+      sameFiles(built, out, true)
+      expect(seeder.download.stats().uploaded).toBeGreaterThanOrEqual(built.payload.length)
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }), 150_000)
+})

@@ -29,6 +29,7 @@ import * as FrameDecoder from "../wire/FrameDecoder.ts"
 import * as Handshake from "../wire/Handshake.ts"
 import * as Message from "../wire/Message.ts"
 import { WireError } from "../wire/WireError.ts"
+import * as Encryption from "./Encryption.ts"
 import { PeerError } from "./PeerError.ts"
 import * as PeerState from "./PeerState.ts"
 import type { PeerControl, PeerKey, TorrentHandle } from "./TorrentHandle.ts"
@@ -43,6 +44,12 @@ export interface ConnectOptions extends Options {
   readonly port: number
   /** How to open the connection (default `Tcp.dial`); tests pass in-memory transports. */
   readonly dial?: ((address: Tcp.Address) => Effect.Effect<Tcp.Connection, Tcp.TcpError, Scope.Scope>) | undefined
+  /**
+   * Message stream encryption (Encryption.ts): the policy and the client's memory of plain-only peers. Default
+   * none ("off"): plain BitTorrent. The MSE handshake has the handshake deadline; our BitTorrent handshake goes
+   * inside it (IA).
+   */
+  readonly encryption?: Encryption.Outbound | undefined
 }
 
 export interface AcceptOptions extends Options {
@@ -59,18 +66,44 @@ export const connect = (options: ConnectOptions): Effect.Effect<never, PeerError
     const session = yield* make(options, address, "outbound")
     const config = session.state.config
     const dial = options.dial ?? ((a: Tcp.Address) => Tcp.dial({ ...a, timeout: Duration.infinity }))
-    const conn = yield* dial({ host: options.host, port: options.port }).pipe(
+    const dialOnce = dial({ host: options.host, port: options.port }).pipe(
       Effect.timeoutFail({
         duration: Duration.millis(config.connectTimeout),
         onTimeout: () => new Tcp.TcpError({ reason: "connect-timeout", address, cause: "deadline" })
-      }),
+      })
+    )
+    const s = session.state
+    const memory = options.encryption?.plainOnly
+    const remembered = options.encryption?.policy === "prefer" && memory?.has(address) === true
+    const connected = yield* Encryption.connect({
+      address,
+      infoHash: s.infoHash,
+      outbound: options.encryption,
+      dial: dialOnce,
+      initialPayload: Handshake.encode({ reserved: s.reserved, infoHash: s.infoHash, peerId: s.peerId }),
+      timeout: Duration.millis(config.handshakeTimeout)
+    }).pipe(
       Effect.catchAll((e) => {
+        if (e._tag === "MseError") return Effect.fail(session.fail("encryption", e.message))
         const reason = e.reason === "connect-timeout" ? "connect-timeout" : "connect-failed"
         const detail = reason === "connect-timeout" ? `no connection within ${config.connectTimeout} ms` : e.message
         return Effect.fail(session.fail(reason, detail))
       })
     )
-    return yield* session.run(conn, undefined)
+    if (connected.fallback !== undefined) {
+      yield* Effect.logDebug(`no MSE (${connected.fallback.reason}), connected plain`).pipe(
+        Effect.annotateLogs({ peer: address })
+      )
+    }
+    session.sentInHandshake = connected.sentInHandshake
+    return yield* session.run(connected.connection, undefined).pipe(
+      // Remembered as plain-only, yet it closed before any handshake: maybe it wants MSE now; try that next time.
+      Effect.tapError((e) =>
+        Effect.sync(() => {
+          if (remembered && e.reason === "closed" && session.state.remotePeerId === undefined) memory?.delete(address)
+        })
+      )
+    )
   }))
 
 /** Runs the session on an inbound connection until it closes. */
@@ -120,6 +153,8 @@ class Session implements FrameDecoder.Handler {
   /** > 0 while a chunk is being processed: writes wait for its end. */
   holding = 0
   pendingHandshake: Uint8Array | undefined = undefined
+  /** Our handshake as it already went out inside the MSE handshake (IA): not written again. */
+  sentInHandshake: Uint8Array | undefined = undefined
   pendingMessages: Array<Message.Message> = []
   /** Block bytes in `pendingMessages`. */
   pendingBytes = 0
@@ -412,7 +447,11 @@ class Session implements FrameDecoder.Handler {
     this.pendingBytes = 0
     const hs = this.pendingHandshake
     this.pendingHandshake = undefined
-    if (hs !== undefined) conn.write(hs)
+    if (hs !== undefined) {
+      const sent = this.sentInHandshake
+      this.sentInHandshake = undefined
+      if (sent === undefined || !Bytes.equals(sent, hs)) conn.write(hs)
+    }
     if (messages.length > 0) conn.write(Message.encodeBatch(messages))
     if (this.writeBacklog() > this.state.config.maxWriteBacklog) this.overBudget()
   }

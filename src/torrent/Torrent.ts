@@ -98,6 +98,8 @@ export interface Options {
   readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
   /** Passed to every session (tests). */
   readonly dial?: PeerSession.ConnectOptions["dial"]
+  /** Message stream encryption of outgoing connections (PeerSession.ts); default none (plain BitTorrent). */
+  readonly encryption?: PeerSession.ConnectOptions["encryption"]
   /** Publish here instead of a fresh PubSub (so a caller can subscribe before anything happens). */
   readonly events?: PubSub.PubSub<TorrentEvent.TorrentEvent> | undefined
   /** Keep serving peers after completion until the scope closes (default false: sessions end on completion). */
@@ -607,7 +609,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         port: c.port,
         handle: served,
         config: options.peerConfig,
-        dial: options.dial
+        dial: options.dial,
+        encryption: options.encryption
       }).pipe(
         Effect.catchAll((error) => afterSession(c, error)),
         Effect.ensuring(Effect.sync(() => {

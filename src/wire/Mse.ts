@@ -31,7 +31,11 @@ export const CRYPTO_RC4 = 0x02
 
 export type Cipher = "rc4" | "plaintext"
 
-/** `--encryption`: prefer (offer/accept rc4 and plaintext, choose rc4), require (rc4 only), off (no MSE at all). */
+/**
+ * `--encryption`: prefer (try MSE first, offer/accept rc4 and plaintext; plain BitTorrent too), require (MSE with
+ * rc4 only), off (no MSE at all). Which cipher a responder picks when offered both is its `prefer` option
+ * (peer/Encryption.ts picks plaintext under "prefer", as libtorrent does with its default `prefer_rc4 = false`).
+ */
 export type Policy = "prefer" | "require" | "off"
 
 /** The crypto bits a policy offers (outgoing) and accepts (incoming); undefined: do not speak MSE. */

@@ -43,6 +43,9 @@ import { MseError } from "../wire/MseError.ts"
 
 export type Policy = Mse.Policy
 
+/** What a connection ended up with: an MSE handshake then rc4 or plaintext, or plain BitTorrent ("none"). */
+export type Negotiated = Mse.Cipher | "none"
+
 /** `--encryption` values, for parsing. */
 export const policies: ReadonlyArray<Policy> = ["prefer", "require", "off"]
 
@@ -313,7 +316,7 @@ const notMse = new Set<MseError["reason"]>(["closed", "timeout", "bad-public-key
 export interface Connected {
   readonly connection: Tcp.Connection
   /** "none": plain BitTorrent, no MSE. */
-  readonly cipher: Mse.Cipher | "none"
+  readonly cipher: Negotiated
   /** The IA that went out inside the handshake (then it must not be sent again), if any. */
   readonly sentInHandshake: Uint8Array | undefined
   /** Set when "prefer" fell back to plain after this MSE failure. */

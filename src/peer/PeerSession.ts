@@ -57,6 +57,8 @@ export interface AcceptOptions extends Options {
   readonly connection: Tcp.Connection
   /** Bytes already read from it, e.g. by a listener that read the handshake to route it by info-hash. */
   readonly prefix?: Uint8Array | undefined
+  /** What the listener negotiated before handing the connection over (default "none": plain BitTorrent). */
+  readonly encryption?: Encryption.Negotiated | undefined
 }
 
 /** Dials a peer and runs the session until it closes. */
@@ -96,6 +98,7 @@ export const connect = (options: ConnectOptions): Effect.Effect<never, PeerError
       )
     }
     session.sentInHandshake = connected.sentInHandshake
+    session.encryption = connected.cipher
     return yield* session.run(connected.connection, undefined).pipe(
       // Remembered as plain-only, yet it closed before any handshake: maybe it wants MSE now; try that next time.
       Effect.tapError((e) =>
@@ -110,6 +113,7 @@ export const connect = (options: ConnectOptions): Effect.Effect<never, PeerError
 export const accept = (options: AcceptOptions): Effect.Effect<never, PeerError> =>
   Effect.scoped(Effect.gen(function*() {
     const session = yield* make(options, options.connection.remoteAddress, "inbound")
+    session.encryption = options.encryption ?? "none"
     return yield* session.run(options.connection, options.prefix)
   }))
 
@@ -153,6 +157,8 @@ class Session implements FrameDecoder.Handler {
   /** > 0 while a chunk is being processed: writes wait for its end. */
   holding = 0
   pendingHandshake: Uint8Array | undefined = undefined
+  /** What the connection negotiated (reported to the torrent in `onConnected`). */
+  encryption: Encryption.Negotiated = "none"
   /** Our handshake as it already went out inside the MSE handshake (IA): not written again. */
   sentInHandshake: Uint8Array | undefined = undefined
   pendingMessages: Array<Message.Message> = []
@@ -399,6 +405,7 @@ class Session implements FrameDecoder.Handler {
           extensionProtocol: u.extensionProtocol,
           dht: this.state.dht,
           direction: this.state.direction,
+          encryption: this.encryption,
           remote: this.conn?.remote ?? { host: "", port: 0 }
         }, this.control)
         return

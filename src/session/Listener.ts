@@ -33,7 +33,8 @@ import { WireError } from "../wire/WireError.ts"
 export type Accept = (
   connection: Tcp.Connection,
   prefix: Uint8Array,
-  release: Effect.Effect<void>
+  release: Effect.Effect<void>,
+  encryption?: Encryption.Negotiated
 ) => Effect.Effect<boolean>
 
 export interface Options {
@@ -72,7 +73,7 @@ interface Decided {
   readonly routed: Routed
   /** The connection to hand over (the decrypting one after MSE). */
   readonly conn: Tcp.Connection
-  readonly encrypted: boolean
+  readonly encryption: Encryption.Negotiated
 }
 
 type Routed =
@@ -153,7 +154,7 @@ export const make = (options: Options): Effect.Effect<Listener, Tcp.TcpError, Sc
     const refuse = (why: "unknown" | "failed" | "policy", conn: Tcp.Connection): Decided => ({
       routed: { _tag: "Refuse", why },
       conn,
-      encrypted: false
+      encryption: "none"
     })
 
     /** Classifies, runs MSE when encrypted, reads the handshake: the routing decision and the connection to use. */
@@ -162,7 +163,8 @@ export const make = (options: Options): Effect.Effect<Listener, Tcp.TcpError, Sc
         const first = yield* firstBytes(conn)
         if (first.kind === "plain") {
           if (policy === "require") return refuse("policy", conn)
-          return { routed: yield* readHandshake(conn, first.bytes, undefined), conn, encrypted: false }
+          const plain: Decided = { routed: yield* readHandshake(conn, first.bytes, undefined), conn, encryption: "none" }
+          return plain
         }
         if (policy === "off") return refuse("policy", conn)
         const mse = yield* Effect.either(
@@ -170,7 +172,7 @@ export const make = (options: Options): Effect.Effect<Listener, Tcp.TcpError, Sc
         )
         if (mse._tag === "Left") return refuse(mse.left.reason === "unknown-info-hash" ? "unknown" : "failed", conn)
         const routed = yield* readHandshake(mse.right.connection, new Uint8Array(0), mse.right.infoHash)
-        return { routed, conn: mse.right.connection, encrypted: true }
+        return { routed, conn: mse.right.connection, encryption: mse.right.cipher }
       }).pipe(Effect.timeoutTo({
         duration: timeout,
         onTimeout: () => refuse("failed", conn),
@@ -197,10 +199,10 @@ export const make = (options: Options): Effect.Effect<Listener, Tcp.TcpError, Sc
             routedConn.resume()
           }
         }
-        const ok = yield* r.accept(handover, r.prefix, Scope.close(scope, Exit.void))
+        const ok = yield* r.accept(handover, r.prefix, Scope.close(scope, Exit.void), decided.encryption)
         if (ok) {
           counts.routed++
-          if (decided.encrypted) counts.encrypted++
+          if (decided.encryption !== "none") counts.encrypted++
         }
         else {
           counts.refused++

@@ -13,6 +13,7 @@ import type { InfoHashV1, PeerId } from "../../src/core/InfoHash.ts"
 import * as Tcp from "../../src/net/Tcp.ts"
 import * as Encryption from "../../src/peer/Encryption.ts"
 import * as Client from "../../src/session/Client.ts"
+import * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import * as Handshake from "../../src/wire/Handshake.ts"
 import { writeData } from "../support/data.ts"
 import { download, readFile, tempDir, testClient } from "../support/download.ts"
@@ -47,6 +48,10 @@ const seeding = (torrents: ReadonlyArray<Built>, encryption: Encryption.Policy) 
     }
     return (yield* Effect.flatMap(Client.Client, (c) => c.listener).pipe(Effect.provide(context)))!
   })
+
+/** The `encryption` of every PeerConnected event. */
+const ciphers = (events: ReadonlyArray<TorrentEvent.TorrentEvent>) =>
+  events.filter(TorrentEvent.$is("PeerConnected")).map((e) => e.encryption)
 
 /** A downloading client under `encryption` (its context, to look at its memory of plain-only peers). */
 const downloader = (encryption: Encryption.Policy) => Layer.build(testClient({ encryption }))
@@ -86,15 +91,18 @@ describe("Listener with encryption", () => {
       const listener = yield* seeding([one], "prefer")
       const port = listener.address.port
       const plainDir = tempDir("enc-plain")
-      yield* download(one, plainDir, [port]).pipe(Effect.provide(testClient({ encryption: "off" })))
+      const plain = yield* download(one, plainDir, [port]).pipe(Effect.provide(testClient({ encryption: "off" })))
       sameFiles(one, plainDir)
+      expect(ciphers(plain.events)).toEqual(["none"])
       expect(listener.counts().encrypted).toBe(0)
       const rc4Dir = tempDir("enc-rc4")
-      yield* download(one, rc4Dir, [port]).pipe(Effect.provide(testClient({ encryption: "require" })))
+      const rc4 = yield* download(one, rc4Dir, [port]).pipe(Effect.provide(testClient({ encryption: "require" })))
       sameFiles(one, rc4Dir)
+      expect(ciphers(rc4.events)).toEqual(["rc4"])
       const preferDir = tempDir("enc-prefer")
-      yield* download(one, preferDir, [port]).pipe(Effect.provide(testClient()))
+      const prefer = yield* download(one, preferDir, [port]).pipe(Effect.provide(testClient()))
       sameFiles(one, preferDir)
+      expect(ciphers(prefer.events)).toEqual(["plaintext"])
       const c = listener.counts()
       expect(c.routed).toBeGreaterThanOrEqual(3)
       expect(c.encrypted).toBeGreaterThanOrEqual(2)
@@ -161,8 +169,9 @@ describe("Listener with encryption", () => {
       expect(listener.counts().policy).toBe(1)
       const context = yield* downloader("prefer")
       const dir = tempDir("enc-off")
-      yield* download(one, dir, [port]).pipe(Effect.provide(context))
+      const first = yield* download(one, dir, [port]).pipe(Effect.provide(context))
       sameFiles(one, dir)
+      expect(ciphers(first.events)).toEqual(["none"])
       const client = yield* Effect.provide(Client.Client, context)
       expect(client.encryption.plainOnly?.has(`127.0.0.1:${port}`)).toBe(true)
       const before = listener.counts().policy

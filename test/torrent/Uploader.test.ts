@@ -110,6 +110,7 @@ const setup = (options: SetupOptions = {}) =>
         extensionProtocol: true,
         dht: false,
         direction: "inbound",
+        encryption: "none",
         remote: { host: "127.0.0.1", port: 1 }
       }, f.control)
       handle.onPeerHaveNone(key)

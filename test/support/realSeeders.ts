@@ -94,8 +94,8 @@ const supervise = (child: ChildProcess, dir: string, port: number) => {
   return { port, pid: child.pid!, log: () => log, stop }
 }
 
-/** aria2c seeding `built`; ready once its RPC reports it is a seeder. */
-export const aria2 = async (built: Built): Promise<RealSeeder> => {
+/** aria2c seeding `built` (`extra`: more aria2c flags); ready once its RPC reports it is a seeder. */
+export const aria2 = async (built: Built, extra: ReadonlyArray<string> = []): Promise<RealSeeder> => {
   const { dir, torrent } = prepare(built, "aria2-seed-")
   const port = await freePort()
   const rpc = await freePort()
@@ -113,6 +113,7 @@ export const aria2 = async (built: Built): Promise<RealSeeder> => {
     "--enable-rpc",
     `--rpc-listen-port=${rpc}`,
     "--summary-interval=0",
+    ...extra,
     torrent
   ], { stdio: ["ignore", "pipe", "pipe"] })
   const s = supervise(child, dir, port)

@@ -4,8 +4,9 @@
  * are encrypted, so a peer session above it sees plain BitTorrent bytes. docs/ENCRYPTION.md has the design, the
  * policy table and the measured costs.
  *
- * - `initiate` (outgoing): sends Ya + PadA at once, our BitTorrent handshake as IA (so the peer can answer it
- *   without waiting for another round trip), offers rc4 and plaintext under "prefer", rc4 only under "require".
+ * - `initiate` (outgoing): sends Ya + PadA at once, offers rc4 and plaintext under "prefer", rc4 only under
+ *   "require"; an optional initial payload travels inside the handshake (IA). Peer sessions send none: their
+ *   BitTorrent handshake follows the MSE handshake (PeerSession.ts says why).
  * - `respond` (incoming, after `Mse.classify` said "encrypted"): finds the torrent from HASH('req2', SKEY) through
  *   `lookup`; accepts rc4 and plaintext under "prefer" and picks **plaintext** when offered both (libtorrent's
  *   default, `prefer_rc4 = false`: the handshake is obfuscated, the payload costs no cipher work); rc4 only under

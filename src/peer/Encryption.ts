@@ -23,7 +23,8 @@
  * - Reads: each chunk is decrypted **in place** and passed on. That is safe because the chunk is a fresh Node
  *   Buffer handed to our handler alone (Tcp.ts: valid during the call; nobody else reads it). The bytes that came
  *   with the end of the handshake (IA, or what followed PadD) and anything read before the caller installs its
- *   handler are delivered first, in order, on the first `onData` (or on `resume` when the caller paused first).
+ *   handler are delivered first, in order, from the tick after the first `onData` (or `resume`, when the caller
+ *   paused first), never from inside those calls (as with `Tcp`).
  * - Writes: encrypted into a **copy** (one allocation and one memcpy per write, not per byte): callers may still
  *   hold written buffers (cached piece data, pooled blocks), so their bytes are never modified. Any further
  *   arguments of `write` (a completion callback, say) are passed to the underlying write of the encrypted copy,
@@ -103,18 +104,29 @@ const wrap = (conn: Tcp.Connection, done: Mse.Done, late: ReadonlyArray<Uint8Arr
   }
   let handler: ((chunk: Uint8Array) => void) | undefined
   let paused = false
-  /** Delivers what was kept, in order, until the caller pauses. */
-  const drain = () => {
-    while (pending.length > 0 && !paused && handler !== undefined) handler(pending.shift()!)
-  }
+  let scheduled = false
+  /**
+   * Delivers what was kept, in order, until the caller pauses; then lets the socket flow. Like `Tcp`, the handler is
+   * never called from inside `onData` or `resume` (the caller may still be setting up, e.g. feeding its own prefix
+   * first): kept chunks go out from a later tick. The socket stays paused while any are kept, so order holds.
+   */
   const start = () => {
-    drain()
-    if (!paused && handler !== undefined && pending.length === 0) conn.resume()
+    if (paused || handler === undefined) return
+    if (pending.length === 0) return conn.resume()
+    if (scheduled) return
+    scheduled = true
+    process.nextTick(() => {
+      scheduled = false
+      while (pending.length > 0 && !paused && handler !== undefined) handler(pending.shift()!)
+      if (pending.length === 0 && !paused && handler !== undefined) conn.resume()
+    })
   }
   conn.onData((chunk) => {
     if (rc4) decrypt.process(chunk)
-    if (handler === undefined || paused || pending.length > 0) pending.push(Uint8Array.prototype.slice.call(chunk))
-    else handler(chunk)
+    if (handler === undefined || paused || pending.length > 0) {
+      pending.push(Uint8Array.prototype.slice.call(chunk))
+      start()
+    } else handler(chunk)
   })
   // Written member by member on purpose: a member added to `Tcp.Connection` must be forwarded here, and the type
   // checker says so (a spread would pass an unencrypted `write`-like member through silently).

@@ -195,6 +195,29 @@ describe("Encryption over loopback", () => {
     { fastCheck: { numRuns: 12 } }
   )
 
+  it.scopedLive("kept bytes (IA) come from a later tick, never inside onData; paused, they wait; order holds", () =>
+    Effect.gen(function*() {
+      const ia = text("IA bytes kept by the wrapper")
+      const { a, b } = yield* handshake({ out: "require", in: "require" }, { ia })
+      const more = text(" and what the socket brings after them")
+      a.connection.write(more)
+      const got: Array<Uint8Array> = []
+      let inside = true
+      let calledInside = false
+      b.connection.onData((chunk) => {
+        if (inside) calledInside = true
+        got.push(Uint8Array.from(chunk))
+      })
+      b.connection.pause()
+      inside = false
+      expect(calledInside).toBe(false)
+      yield* Effect.yieldNow()
+      expect(got).toEqual([])
+      const all = yield* collect(b.connection, ia.length + more.length)
+      b.connection.resume()
+      expect(yield* Deferred.await(all)).toEqual(Bytes.concat([ia, more]))
+    }))
+
   it.scopedLive("written buffers are never modified (encrypted into a copy); backlog and pause are the socket's", () =>
     Effect.gen(function*() {
       const { a, b } = yield* handshake({ out: "require", in: "require" })

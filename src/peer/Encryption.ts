@@ -14,7 +14,8 @@
  * - `connect` (outgoing, with the policy): "off" dials plain; "require" dials and runs `initiate` (a failure is the
  *   connection's failure); "prefer" runs `initiate` unless `plainOnly` remembers the address, and when the MSE
  *   handshake fails it dials again plain, remembering addresses that never answered with an MSE key (so the next
- *   connection goes plain at once).
+ *   connection goes plain at once). A DH secret with a leading zero byte is redialled with fresh keys first
+ *   (libtorrent before arvidn/libtorrent#8434 refuses those, one connection in 256).
  *
  * Every failure is an `MseError`: the peer closed ("closed" before Yb, "refused" after), the deadline passed
  * ("timeout"), or the handshake itself was wrong (bad key, no sync, bad crypto_select, ...). Nothing throws.
@@ -74,6 +75,8 @@ export interface HandshakeOptions {
 export interface InitiateOptions extends HandshakeOptions {
   /** Sent encrypted inside the handshake (IA): typically our BitTorrent handshake. At most 65535 bytes. */
   readonly initialPayload?: Uint8Array | undefined
+  /** See `Mse.InitiatorOptions`: fail with "leading-zero-secret" so the caller redials (`connect` does). */
+  readonly rejectLeadingZeroSecret?: boolean | undefined
 }
 
 export interface RespondOptions extends HandshakeOptions {
@@ -259,7 +262,8 @@ export const initiate = (
         cryptoProvide: Mse.cryptoFor(policy)!,
         initialPayload: options.initialPayload,
         maxPadding: options.maxPadding,
-        random: options.random
+        random: options.random,
+        rejectLeadingZeroSecret: options.rejectLeadingZeroSecret
       }),
       undefined,
       options.timeout
@@ -367,8 +371,16 @@ export const connect = (
     if (policy === "off" || (policy === "prefer" && memory?.has(options.address) === true)) {
       return yield* plain(undefined)
     }
-    const conn = yield* options.dial
-    const result = yield* Effect.either(initiate(conn, options.infoHash, policy, options))
+    // A shared secret with a leading zero byte is redialled with fresh keys (at most twice; each time 1 in 256):
+    // libtorrent before its fix would refuse it (Mse.ts `rejectLeadingZeroSecret`).
+    let conn = yield* options.dial
+    let result = yield* Effect.either(initiate(conn, options.infoHash, policy, { ...options, rejectLeadingZeroSecret: true }))
+    for (let redial = 0; redial < 2 && Either.isLeft(result) && result.left.reason === "leading-zero-secret"; redial++) {
+      conn.close()
+      conn = yield* options.dial
+      const last = redial === 1
+      result = yield* Effect.either(initiate(conn, options.infoHash, policy, { ...options, rejectLeadingZeroSecret: !last }))
+    }
     if (Either.isRight(result)) {
       return {
         connection: result.right.connection,

@@ -12,6 +12,7 @@ export type Reason =
   | "padding-too-long" // len(PadC) or len(PadD) above 512
   | "no-common-crypto" // responder: crypto_provide offers nothing our policy allows
   | "bad-crypto-select" // initiator: crypto_select is not exactly one of the methods we offered
+  | "leading-zero-secret" // initiator, when asked to: S begins with a zero byte (libtorrent before arvidn/libtorrent#8434 refuses it)
   | "finished" // push after the handshake completed or failed (a caller bug, reported rather than thrown)
   // Over a socket (peer/Encryption.ts):
   | "closed" // the connection ended before the peer sent an MSE answer (initiator: no Yb; typical of plain-only peers)

@@ -281,6 +281,43 @@ describe("Encryption.connect (outbound policies)", () => {
       expect(stub.connections()).toBe(2)
     }))
 
+  it.scopedLive("a shared secret with a leading zero byte is redialled with fresh keys (old libtorrent refuses it)", () =>
+    Effect.gen(function*() {
+      const listener = yield* Tcp.listen({ host: "127.0.0.1", port: 0 })
+      /** A random source whose first 20-byte draw (the private key) is `key`. */
+      const keyFirst = (key: Uint8Array, seed: number): Mse.Random => {
+        let first = true
+        const rest = seeded(seed)
+        return (n) => {
+          if (first && n === 20) {
+            first = false
+            return key
+          }
+          return rest(n)
+        }
+      }
+      const xb = seeded(31)(20)
+      const candidates = seeded(32)
+      let xa = candidates(20)
+      while (Mse.sharedSecret(xa, Mse.publicKey(xb))[0] !== 0) xa = candidates(20)
+      let accepted = 0
+      yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
+        const conn = yield* listener.accept
+        accepted++
+        // The same responder key every time: only a fresh key of ours changes S.
+        yield* Effect.forkScoped(Effect.ignore(Encryption.respond(conn, lookup, "prefer", { random: keyFirst(xb, 33) })))
+      })))
+      const r = yield* Encryption.connect({
+        address: `127.0.0.1:${listener.address.port}`,
+        infoHash,
+        outbound: { policy: "require" },
+        dial: Tcp.dial({ host: "127.0.0.1", port: listener.address.port }),
+        random: keyFirst(xa, 34)
+      })
+      expect(r.cipher).toBe("rc4")
+      expect(accepted).toBe(2)
+    }))
+
   it.scopedLive("a peer answering garbage instead of Yb: a typed error, no crash", () =>
     Effect.gen(function*() {
       const serve = (answer: Uint8Array, hangUp: boolean) =>

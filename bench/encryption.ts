@@ -105,7 +105,7 @@ const rc4Figures = () => {
     [big.length, () => a.process(big)],
     [chunk.length, () => b.process(chunk)],
     [block.length, () => {
-      const out = new Uint8Array(block.length)
+      const out = Buffer.allocUnsafe(block.length) // as Encryption.ts does
       out.set(block)
       c.process(out)
     }],

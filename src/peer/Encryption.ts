@@ -143,7 +143,8 @@ const wrap = (conn: Tcp.Connection, done: Mse.Done, late: ReadonlyArray<Uint8Arr
     write: rc4
       ? (bytes: Uint8Array, ...rest: WriteRest) => {
         if (bytes.length === 0) return conn.write(bytes, ...rest)
-        const out = new Uint8Array(bytes.length)
+        // Uninitialized memory is fine: every byte is overwritten at once (measured a little cheaper than a zeroed one).
+        const out = Buffer.allocUnsafe(bytes.length)
         out.set(bytes)
         encrypt.process(out)
         conn.write(out, ...rest)

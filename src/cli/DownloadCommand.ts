@@ -2,7 +2,8 @@
  * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
  * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
  * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]] [--state-dir DIR] [--no-resume]
- * [--resume-interval SECONDS] [--save-torrent FILE] [--no-dht] [--dht-bootstrap host:port]... [--no-pex]`.
+ * [--resume-interval SECONDS] [--save-torrent FILE] [--no-dht] [--dht-bootstrap host:port]... [--no-pex]
+ * [--encryption prefer|require|off]`.
  *
  * A magnet link first fetches its metadata from peers (its `x.pe`, `--peer`, its trackers, the DHT, PEX), shown as
  * "fetching metadata"; `--save-torrent FILE` writes the resulting `.torrent` (for a `.torrent` source, a copy).
@@ -47,7 +48,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -245,6 +246,7 @@ const run = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly encryption: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.source)
@@ -411,7 +413,8 @@ export const download = Command.make(
     saveTorrent: saveTorrentOpt,
     noDht: noDhtOpt,
     dhtBootstrap: dhtBootstrapOpt,
-    noPex: noPexOpt
+    noPex: noPexOpt,
+    encryption: encryptionOpt
   },
   run
 ).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

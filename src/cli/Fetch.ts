@@ -9,7 +9,7 @@ import * as Option from "effect/Option"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import * as Client from "../session/Client.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
-import { dhtBootstrapOpt, noDhtOpt, noPexOpt, parseHostPort, peerSourceOptions } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, parseHostPort, peerSourceOptions } from "./PeerSources.ts"
 import { resumeOptions, stateDirOpt } from "./Seeding.ts"
 
 export const fetchOptions = {
@@ -25,6 +25,7 @@ export const fetchOptions = {
   noDht: noDhtOpt,
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
+  encryption: encryptionOpt,
   stateDir: stateDirOpt
 } as const
 
@@ -35,6 +36,7 @@ export interface FetchInput {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly encryption: Option.Option<string>
   readonly stateDir: Option.Option<string>
 }
 

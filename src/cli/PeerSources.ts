@@ -1,9 +1,12 @@
 /**
  * Options shared by `download`, `seed` and `info --fetch` for the peer sources beyond trackers: the DHT
- * (`--no-dht`, `--dht-bootstrap host:port`...) and peer exchange (`--no-pex`).
+ * (`--no-dht`, `--dht-bootstrap host:port`...) and peer exchange (`--no-pex`); and how connections to peers are
+ * made: `--encryption prefer|require|off` (message stream encryption, docs/ENCRYPTION.md).
  */
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Encryption from "../peer/Encryption.ts"
 import type * as Client from "../session/Client.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
 
@@ -18,6 +21,14 @@ export const noPexOpt = Options.boolean("no-pex").pipe(
   Options.withDescription("do not exchange peers with peers (PEX; private torrents never do)")
 )
 
+export const encryptionOpt = Options.text("encryption").pipe(
+  Options.withDescription(
+    "message stream encryption: prefer (default: try encrypted first, fall back to plain; accept both), " +
+      "require (encrypted connections only, RC4), off (plain BitTorrent only)"
+  ),
+  Options.optional
+)
+
 /** `host:port` or `[v6]:port`. */
 export const parseHostPort = (text: string): { host: string; port: number } | undefined => {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text)
@@ -26,13 +37,21 @@ export const parseHostPort = (text: string): { host: string; port: number } | un
   return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined
 }
 
-/** `Client` options for the DHT and PEX flags. */
+/** `Client` options for the DHT, PEX and encryption flags. */
 export const peerSourceOptions = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
-}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex">, CliFailure> =>
+  readonly encryption: Option.Option<string>
+}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "encryption">, CliFailure> =>
   Effect.gen(function*() {
+    const encryption = Option.getOrElse(input.encryption, () => "prefer")
+    if (!Encryption.isPolicy(encryption)) {
+      return yield* new CliFailure({
+        message: `--encryption ${sanitizeText(encryption)}: expected prefer, require or off`,
+        exitCode: 2
+      })
+    }
     const bootstrap: Array<{ host: string; port: number }> = []
     for (const b of input.dhtBootstrap) {
       const hp = parseHostPort(b)
@@ -46,6 +65,7 @@ export const peerSourceOptions = (input: {
     }
     return {
       dht: input.noDht ? undefined : bootstrap.length > 0 ? { bootstrap } : {},
-      pex: !input.noPex
+      pex: !input.noPex,
+      encryption
     }
   })

@@ -1,7 +1,7 @@
 /**
  * `effect-torrent seed <torrent> <path> [--port N] [--bind HOST] [--up-limit RATE] [--peer host:port]...
  * [--no-trackers] [--max-peers N] [--quiet] [--state-dir DIR] [--no-resume] [--no-dht] [--dht-bootstrap host:port]...
- * [--no-pex]`: checks the data in `path` (the
+ * [--no-pex] [--encryption prefer|require|off]`: checks the data in `path` (the
  * directory `download -o` wrote into), then serves it — listening, announcing to the trackers, answering peers —
  * until Ctrl-C. Incomplete data: one line naming the first missing or mismatching file, exit 1. Pieces the
  * fast-resume record in `--state-dir` vouches for (files unchanged since) are not re-read.
@@ -25,7 +25,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -45,6 +45,7 @@ const run = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly encryption: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.torrent)
@@ -102,6 +103,7 @@ export const seed = Command.make(
     noDht: noDhtOpt,
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
+    encryption: encryptionOpt,
     peer: Options.text("peer").pipe(
       Options.withDescription("a peer to dial, host:port (repeatable)"),
       Options.repeated

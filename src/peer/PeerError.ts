@@ -7,6 +7,7 @@ import * as Data from "effect/Data"
 export type Reason =
   | "connect-failed" // TCP connect refused or unreachable
   | "connect-timeout" // TCP connect past its deadline
+  | "encryption" // the MSE handshake failed under --encryption require (or the peer refused it)
   | "handshake-timeout" // no complete handshake within the deadline
   | "introduction-timeout" // handshake done but no first message within the deadline
   | "choked-timeout" // interested but never unchoked within the (optional) deadline

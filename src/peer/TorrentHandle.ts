@@ -31,6 +31,8 @@ export interface PeerInfo {
   /** Both set the DHT bit. */
   readonly dht: boolean
   readonly direction: "outbound" | "inbound"
+  /** Message stream encryption of the connection: "rc4", "plaintext" (an MSE handshake, then plain), or "none". */
+  readonly encryption: "rc4" | "plaintext" | "none"
   /** The remote end of the connection (for an inbound peer its port is not its listening port). */
   readonly remote: { readonly host: string; readonly port: number }
 }

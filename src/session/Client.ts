@@ -46,6 +46,7 @@ import * as PeerIdentity from "../core/PeerIdentity.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
+import * as Encryption from "../peer/Encryption.ts"
 import type * as PeerState from "../peer/PeerState.ts"
 import * as FileStorage from "../storage/FileStorage.ts"
 import * as Hasher from "../storage/Hasher.ts"
@@ -58,6 +59,7 @@ import type * as Uploader from "../torrent/Uploader.ts"
 import * as Restricted from "../tracker/Restricted.ts"
 import { Tracker } from "../tracker/Tracker.ts"
 import * as TrackerLive from "../tracker/TrackerLive.ts"
+import * as Mse from "../wire/Mse.ts"
 import * as Listener from "./Listener.ts"
 
 export { TorrentError } from "../torrent/TorrentError.ts"
@@ -96,6 +98,12 @@ export interface ClientOptions {
   readonly dht?: DhtOptions | undefined
   /** BEP 11 peer exchange (default true; never for private torrents). */
   readonly pex?: boolean | undefined
+  /**
+   * Message stream encryption (docs/ENCRYPTION.md), outgoing and incoming: "prefer" (default) tries MSE first and
+   * falls back to plain BitTorrent (remembering plain-only peers), accepts both inbound; "require" speaks only MSE
+   * with rc4, both ways; "off" only plain BitTorrent.
+   */
+  readonly encryption?: Encryption.Policy | undefined
 }
 
 export interface DhtOptions {
@@ -137,6 +145,8 @@ export interface ClientShape {
   readonly listener: Effect.Effect<Listener.Listener | undefined, TorrentError>
   /** The DHT node, started on first use (undefined without `dht`, or when its socket could not be opened). */
   readonly dht: Effect.Effect<DhtNode.Node | undefined>
+  /** The encryption policy of outgoing connections and the memory of plain-only peers, shared by all torrents. */
+  readonly encryption: Encryption.Outbound
 }
 
 export class Client extends Context.Tag("effect-torrent/Client")<Client, ClientShape>() {}
@@ -156,13 +166,17 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
       const peerId = options.peerId ?? PeerIdentity.generate()
       const scope = yield* Effect.scope
       const listen = options.listen
+      const policy = options.encryption ?? "prefer"
+      const encryption: Encryption.Outbound = { policy, plainOnly: Encryption.plainOnlyMemory() }
+      // The one-time DH setup (OpenSSL checks the prime, ~20 ms) now rather than on the first connection.
+      if (policy !== "off") Mse.prepare()
       const listener = yield* Effect.cached(
         listen === undefined
           ? Effect.succeed(undefined)
-          : Listener.make({ peerId, host: listen.host, port: listen.port }).pipe(
+          : Listener.make({ peerId, host: listen.host, port: listen.port, encryption: policy }).pipe(
             Effect.catchAll((e) =>
               listen.orAnyPort === true && (listen.port ?? 0) !== 0
-                ? Listener.make({ peerId, host: listen.host, port: 0 })
+                ? Listener.make({ peerId, host: listen.host, port: 0, encryption: policy })
                 : Effect.fail(e)
             ),
             Scope.extend(scope),
@@ -208,7 +222,8 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         tracker: yield* Tracker,
         hasher: yield* Hasher.Hasher,
         listener,
-        dht
+        dht,
+        encryption
       }
     })
   )
@@ -415,7 +430,8 @@ const start = (
       listenPort: listener?.address.port,
       dht,
       dhtInterval: client.options.dht?.interval,
-      pex: client.options.pex
+      pex: client.options.pex,
+      encryption: client.encryption
     }).pipe(Effect.provideService(Tracker, client.tracker))
     if (listener !== undefined) yield* listener.register(m.infoHash, torrent.accept)
     // A failed torrent ends `events` by shutting its queue down, once. (`Stream.interruptWhen` would fork a fiber
@@ -499,7 +515,8 @@ export const fetchMetadata = (
       maxPeers: options.maxPeers,
       noPeersTimeout: options.timeout ?? client.options.noPeersTimeout,
       peerConfig: client.options.peerConfig,
-      onProgress: options.onProgress
+      onProgress: options.onProgress,
+      encryption: client.encryption
     }).pipe(Effect.provideService(Tracker, client.tracker))
     const made = TorrentFile.fromInfo(got.info, {
       trackers: magnet.trackers,

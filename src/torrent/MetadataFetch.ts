@@ -58,6 +58,8 @@ export interface Options {
   readonly noPeersTimeout?: Duration.DurationInput | undefined
   readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
   readonly dial?: PeerSession.ConnectOptions["dial"]
+  /** Message stream encryption of outgoing connections (PeerSession.ts); default none (plain BitTorrent). */
+  readonly encryption?: PeerSession.ConnectOptions["encryption"]
   readonly assembler?: Partial<UtMetadata.Options> | undefined
   /** Called about once a second and on every received piece. */
   readonly onProgress?: ((p: Progress) => void) | undefined
@@ -243,7 +245,14 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
     const sessions = yield* FiberMap.make<string, void, never>()
     const retries = yield* FiberSet.make<void, never>()
     const session = (c: Candidate) =>
-      PeerSession.connect({ host: c.host, port: c.port, handle, config: options.peerConfig, dial: options.dial }).pipe(
+      PeerSession.connect({
+        host: c.host,
+        port: c.port,
+        handle,
+        config: options.peerConfig,
+        dial: options.dial,
+        encryption: options.encryption
+      }).pipe(
         Effect.catchAll((error) =>
           Effect.sync(() => {
             if (neverAgain.has(error.reason)) c.banned = true

@@ -53,7 +53,7 @@ import type * as Tcp from "../net/Tcp.ts"
 import type { PeerError } from "../peer/PeerError.ts"
 import * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
-import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import type { BlockRef, PeerControl, PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
 import type * as ResumeStore from "../storage/ResumeStore.ts"
@@ -98,6 +98,8 @@ export interface Options {
   readonly peerConfig?: Partial<PeerState.PeerConfig> | undefined
   /** Passed to every session (tests). */
   readonly dial?: PeerSession.ConnectOptions["dial"]
+  /** Message stream encryption of outgoing connections (PeerSession.ts); default none (plain BitTorrent). */
+  readonly encryption?: PeerSession.ConnectOptions["encryption"]
   /** Publish here instead of a fresh PubSub (so a caller can subscribe before anything happens). */
   readonly events?: PubSub.PubSub<TorrentEvent.TorrentEvent> | undefined
   /** Keep serving peers after completion until the scope closes (default false: sessions end on completion). */
@@ -163,7 +165,8 @@ export interface Torrent {
   readonly accept: (
     connection: Tcp.Connection,
     prefix: Uint8Array,
-    release: Effect.Effect<void>
+    release: Effect.Effect<void>,
+    encryption?: PeerInfo["encryption"]
   ) => Effect.Effect<boolean>
 }
 
@@ -375,7 +378,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         everConnected = true
         lastPeerSeen = nowMs()
         if (paused) control.pauseReading()
-        publish(TorrentEvent.PeerConnected({ addr: peer }))
+        publish(TorrentEvent.PeerConnected({ addr: peer, encryption: info.encryption }))
       },
       onPeerBitfield: (peer, bf) => {
         picker?.peerBitfield(peer, bf)
@@ -624,7 +627,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         port: c.port,
         handle: served,
         config: options.peerConfig,
-        dial: options.dial
+        dial: options.dial,
+        encryption: options.encryption
       }).pipe(
         Effect.catchAll((error) => afterSession(c, error)),
         Effect.ensuring(Effect.sync(() => {
@@ -895,7 +899,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const fiber = yield* Effect.forkScoped(run.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(result, exit))))
     void fiber
-    const accept = (connection: Tcp.Connection, prefix: Uint8Array, release: Effect.Effect<void>) =>
+    const accept = (
+      connection: Tcp.Connection,
+      prefix: Uint8Array,
+      release: Effect.Effect<void>,
+      encryption?: PeerInfo["encryption"]
+    ) =>
       Effect.suspend(() => {
         // `sessions` exists once the check is over; inbound peers count against the same limit as outbound ones.
         if (sessions === undefined || (finished && !seed) || active >= maxPeers) return Effect.succeed(false)
@@ -904,7 +913,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         return FiberMap.run(
           sessions,
           key,
-          PeerSession.accept({ connection, prefix, handle: served, config: options.peerConfig }).pipe(
+          PeerSession.accept({ connection, prefix, handle: served, config: options.peerConfig, encryption }).pipe(
             Effect.catchAll(() => Effect.void),
             Effect.ensuring(Effect.andThen(Effect.sync(() => void active--), release))
           ),

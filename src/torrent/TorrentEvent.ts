@@ -21,7 +21,8 @@ export type TorrentEvent = Data.TaggedEnum<{
   PieceVerified: { readonly index: number }
   /** The piece's hash did not match; `peers` contributed blocks to it. */
   PieceFailed: { readonly index: number; readonly peers: ReadonlyArray<string> }
-  PeerConnected: { readonly addr: string }
+  /** `encryption`: "rc4" or "plaintext" after an MSE handshake (docs/ENCRYPTION.md), "none" for plain BitTorrent. */
+  PeerConnected: { readonly addr: string; readonly encryption: "rc4" | "plaintext" | "none" }
   PeerDisconnected: { readonly addr: string; readonly reason: string }
   /** The peer is dropped and never contacted again. */
   PeerBanned: { readonly addr: string; readonly reason: string }

@@ -31,7 +31,11 @@ export const CRYPTO_RC4 = 0x02
 
 export type Cipher = "rc4" | "plaintext"
 
-/** `--encryption`: prefer (offer/accept rc4 and plaintext, choose rc4), require (rc4 only), off (no MSE at all). */
+/**
+ * `--encryption`: prefer (try MSE first, offer/accept rc4 and plaintext; plain BitTorrent too), require (MSE with
+ * rc4 only), off (no MSE at all). Which cipher a responder picks when offered both is its `prefer` option
+ * (peer/Encryption.ts picks plaintext under "prefer", as libtorrent does with its default `prefer_rc4 = false`).
+ */
 export type Policy = "prefer" | "require" | "off"
 
 /** The crypto bits a policy offers (outgoing) and accepts (incoming); undefined: do not speak MSE. */
@@ -99,6 +103,13 @@ export interface InitiatorOptions {
   /** Upper bound for the random PadA and PadC lengths, 0..512. Default 512. */
   readonly maxPadding?: number | undefined
   readonly random?: Random | undefined
+  /**
+   * Fail with "leading-zero-secret" (before sending anything more) when S begins with a zero byte, so the caller can
+   * redial with fresh keys. libtorrent before its 2026 fix (arvidn/libtorrent#8434; 2.0.8 here, qBittorrent 4.x)
+   * hashes HASH('req3', S) over S without its leading zeros and then does not find the torrent: one connection in
+   * 256 would be refused (measured against 2.0.8: every refusal had S[0] = 0, and only those). Default false.
+   */
+  readonly rejectLeadingZeroSecret?: boolean | undefined
 }
 
 export interface ResponderOptions {
@@ -321,6 +332,9 @@ export const initiator = (options: InitiatorOptions): Handshaker => {
         const yb = buf.slice(0, keyLength)
         if (!validPublicKey(yb)) return stop(fail("bad-public-key", "Yb is not in 2..P-2"))
         const s = sharedSecret(x, yb)
+        if (s[0] === 0 && options.rejectLeadingZeroSecret === true) {
+          return stop(fail("leading-zero-secret", "S begins with a zero byte (old libtorrent would refuse it)"))
+        }
         inbox.consume(keyLength)
         encrypt = rc4For(KEY_A, s, options.infoHash)
         decrypt = rc4For(KEY_B, s, options.infoHash)
@@ -457,8 +471,16 @@ export const responder = (options: ResponderOptions): Handshaker => {
         if (inbox.end < 20) return { send }
         const req2 = hash(REQ3, s)
         for (let i = 0; i < 20; i++) req2[i] = req2[i]! ^ buf[i]!
-        inbox.consume(20)
         infoHash = options.lookupInfoHash(req2)
+        const significant = s.findIndex((b) => b !== 0)
+        if (infoHash === undefined && significant > 0) {
+          // An initiator with libtorrent's old bug (see `rejectLeadingZeroSecret`) masked its proof with
+          // HASH('req3', S without leading zeros): accept that too (it names the torrent all the same).
+          const alt = hash(REQ3, s.subarray(significant))
+          for (let i = 0; i < 20; i++) alt[i] = alt[i]! ^ buf[i]!
+          infoHash = options.lookupInfoHash(alt)
+        }
+        inbox.consume(20)
         if (infoHash === undefined) return stop(fail("unknown-info-hash", "HASH('req2', SKEY) matches no torrent"))
         decrypt = rc4For(KEY_A, s, infoHash)
         encrypt = rc4For(KEY_B, s, infoHash)

@@ -1,6 +1,6 @@
 /**
- * The typed failure of a message stream encryption (MSE/PE) handshake. Every reason is the peer's fault (or a
- * policy mismatch); the session closes the connection.
+ * The typed failure of a message stream encryption (MSE/PE) handshake. Every reason is the peer's fault, a policy
+ * mismatch, or the connection going away; the session closes the connection.
  */
 import * as Data from "effect/Data"
 
@@ -12,7 +12,12 @@ export type Reason =
   | "padding-too-long" // len(PadC) or len(PadD) above 512
   | "no-common-crypto" // responder: crypto_provide offers nothing our policy allows
   | "bad-crypto-select" // initiator: crypto_select is not exactly one of the methods we offered
+  | "leading-zero-secret" // initiator, when asked to: S begins with a zero byte (libtorrent before arvidn/libtorrent#8434 refuses it)
   | "finished" // push after the handshake completed or failed (a caller bug, reported rather than thrown)
+  // Over a socket (peer/Encryption.ts):
+  | "closed" // the connection ended before the peer sent an MSE answer (initiator: no Yb; typical of plain-only peers)
+  | "refused" // initiator: the peer answered Yb, then closed (it speaks MSE but turned us down)
+  | "timeout" // the handshake did not complete within its deadline
 
 export class MseError extends Data.TaggedError("MseError")<{
   readonly reason: Reason

@@ -13,6 +13,8 @@ import type { Built } from "./seeder.ts"
 /** Per seeder: `upLimit` caps its upload, bytes/s (so that no single fast seeder serves a whole swarm test alone). */
 export interface SeederOptions {
   readonly upLimit?: number | undefined
+  /** More command-line flags (aria2c only). */
+  readonly extra?: ReadonlyArray<string> | undefined
 }
 
 export interface RealSeeder {
@@ -99,7 +101,7 @@ const supervise = (child: ChildProcess, dir: string, port: number) => {
   return { port, pid: child.pid!, log: () => log, stop }
 }
 
-/** aria2c seeding `built`; ready once its RPC reports it is a seeder. */
+/** aria2c seeding `built` (`options.extra`: more aria2c flags); ready once its RPC reports it is a seeder. */
 export const aria2 = async (built: Built, options: SeederOptions = {}): Promise<RealSeeder> => {
   const { dir, torrent } = prepare(built, "aria2-seed-")
   const port = await freePort()
@@ -119,6 +121,7 @@ export const aria2 = async (built: Built, options: SeederOptions = {}): Promise<
     `--rpc-listen-port=${rpc}`,
     "--summary-interval=0",
     ...(options.upLimit === undefined ? [] : [`--max-upload-limit=${options.upLimit}`]),
+    ...(options.extra ?? []),
     torrent
   ], { stdio: ["ignore", "pipe", "pipe"] })
   const s = supervise(child, dir, port)

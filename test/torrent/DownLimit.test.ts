@@ -43,6 +43,7 @@ describe("DownLimit", () => {
         extensionProtocol: true,
         dht: false,
         direction: "outbound" as const,
+        encryption: "none" as const,
         remote: { host: "127.0.0.1", port: 1 }
       }
       handle.onConnected("a", info, a.control)

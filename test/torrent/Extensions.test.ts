@@ -35,6 +35,7 @@ const peerInfo = (direction: "outbound" | "inbound", host: string, port: number)
   extensionProtocol: true,
   dht: false,
   direction,
+  encryption: "none",
   remote: { host, port }
 })
 

@@ -110,6 +110,7 @@ const setup = (options: SetupOptions = {}) =>
         extensionProtocol: true,
         dht: false,
         direction: "inbound",
+        encryption: "none",
         remote: { host: "127.0.0.1", port: 1 }
       }, f.control)
       handle.onPeerHaveNone(key)
@@ -313,6 +314,7 @@ describe("Uploader: pieces read from disk are verified once per version of their
         peerId: idOf(1),
         fast: true,
         extensionProtocol: true,
+        encryption: "none",
         dht: false,
         direction: "inbound",
         remote: { host: "127.0.0.1", port: 1 }

@@ -157,10 +157,13 @@ const manualInitiator = (x: Uint8Array) => {
         provide: number
         padC: number
         ia?: Uint8Array
+        /** Mask the proof as libtorrent before its fix did: HASH('req3', S without leading zero bytes). */
+        strippedReq3?: boolean
       }
     ) => {
       const s = fromBig(modPow(toBig(yb), toBig(x), P))
-      const req3 = sha1(ascii("req3"), s)
+      const significant = s.findIndex((b) => b !== 0)
+      const req3 = sha1(ascii("req3"), fields.strippedReq3 === true ? s.subarray(significant) : s)
       const proof = sha1(ascii("req2"), fields.skey).map((v, i) => v ^ req3[i]!)
       const ia = fields.ia ?? new Uint8Array(0)
       const body = new Uint8Array(8 + 4 + 2 + fields.padC + 2 + ia.length)
@@ -301,6 +304,65 @@ describe("Mse", () => {
 
   const responder = (seed = 9) =>
     Mse.responder({ lookupInfoHash: lookupIn([infoHash]), cryptoAllowed: 3, random: seeded(seed) })
+
+  /** A private key of ours whose shared secret with `peerKey` begins with a zero byte (about 1 in 256). */
+  const leadingZeroKey = (peerKey: Uint8Array): Uint8Array => {
+    const random = seeded(4242)
+    for (;;) {
+      const x = random(20)
+      if (Mse.sharedSecret(x, Mse.publicKey(peerKey))[0] === 0) return x
+    }
+  }
+
+  it("S with a leading zero byte: the responder also takes libtorrent's old proof (req3 over S without it)", () => {
+    const xb = seeded(9)(20) // what responder() draws first: its private key
+    const xa = leadingZeroKey(xb)
+    for (const stripped of [false, true]) {
+      const m = manualInitiator(xa)
+      const b = responder()
+      const first = b.push(m.ya)
+      const yb = Bytes.concat(first.send).subarray(0, 96)
+      const third = m.third(yb, { skey: infoHash, provide: Mse.CRYPTO_RC4, padC: 3, strippedReq3: stripped })
+      expect(third.s[0]).toBe(0)
+      const last = b.push(third.bytes)
+      expect(last.error).toBeUndefined()
+      expect(last.done?.cipher).toBe("rc4")
+      expect(Bytes.toHex(last.done!.infoHash)).toBe(Bytes.toHex(infoHash))
+    }
+    // Without a leading zero the stripped mask is the same thing, so nothing else is accepted by accident.
+    const other = manualInitiator(seeded(12)(20))
+    const b = responder()
+    const yb = Bytes.concat(b.push(other.ya).send).subarray(0, 96)
+    const wrong = other.third(yb, { skey: hashOf(3), provide: Mse.CRYPTO_RC4, padC: 0 })
+    expect(errorOf(b.push(wrong.bytes))).toBe("unknown-info-hash")
+  })
+
+  it("rejectLeadingZeroSecret: the initiator stops before its third message when S begins with zero", () => {
+    const xb = seeded(9)(20)
+    const xa = leadingZeroKey(xb)
+    const yb = Mse.publicKey(xb)
+    const keyFirst = (): Mse.Random => {
+      let first = true
+      const rest = seeded(5)
+      return (n) => {
+        if (first && n === 20) {
+          first = false
+          return xa
+        }
+        return rest(n)
+      }
+    }
+    const strict = Mse.initiator({ infoHash, cryptoProvide: 3, random: keyFirst(), rejectLeadingZeroSecret: true })
+    strict.start()
+    const step = strict.push(yb)
+    expect(errorOf(step)).toBe("leading-zero-secret")
+    expect(step.send).toEqual([])
+    const lenient = Mse.initiator({ infoHash, cryptoProvide: 3, random: keyFirst() })
+    lenient.start()
+    const ok = lenient.push(yb)
+    expect(ok.error).toBeUndefined()
+    expect(ok.send.length).toBe(1)
+  })
 
   it("the responder rejects public keys 0, 1, P-1 and ≥ P", () => {
     for (const y of [0n, 1n, P - 1n, P, (1n << 768n) - 1n]) {

@@ -99,4 +99,53 @@ describe("Rc4", () => {
       expect(encrypt(k, whole)).toEqual(data)
     }
   )
+
+  /** The textbook byte loop over a Uint8Array state: the reference the word-at-a-time path must equal. */
+  const reference = (k: Uint8Array, data: Uint8Array): Uint8Array => {
+    const st = new Uint8Array(256).map((_, n) => n)
+    let j = 0
+    for (let n = 0; n < 256; n++) {
+      j = (j + st[n]! + k[n % k.length]!) & 0xff
+      const t = st[n]!
+      st[n] = st[j]!
+      st[j] = t
+    }
+    const out = data.slice()
+    let i = 0
+    j = 0
+    for (let n = 0; n < out.length; n++) {
+      i = (i + 1) & 0xff
+      j = (j + st[i]!) & 0xff
+      const t = st[i]!
+      st[i] = st[j]!
+      st[j] = t
+      out[n] = out[n]! ^ st[(st[i]! + st[j]!) & 0xff]!
+    }
+    return out
+  }
+
+  it.prop(
+    "views at any byte offset of their buffer (socket chunks are pool slices) match the byte-by-byte reference",
+    [
+      FastCheck.uint8Array({ minLength: 1, maxLength: 32 }),
+      FastCheck.uint8Array({ maxLength: 3000 }),
+      FastCheck.integer({ min: 0, max: 7 }),
+      FastCheck.array(FastCheck.integer({ min: 0, max: 3000 }), { maxLength: 6 })
+    ],
+    ([k, data, shift, cuts]) => {
+      const backing = new Uint8Array(data.length + 8)
+      const view = backing.subarray(shift, shift + data.length)
+      view.set(data)
+      const r = new Rc4(k)
+      let at = 0
+      for (const c of [...cuts.filter((c) => c <= data.length)].sort((a, b) => a - b)) {
+        r.process(view.subarray(at, c))
+        at = c
+      }
+      r.process(view, at)
+      expect(view).toEqual(reference(k, data))
+      expect(backing.subarray(0, shift).every((b) => b === 0)).toBe(true)
+      expect(backing.subarray(shift + data.length).every((b) => b === 0)).toBe(true)
+    }
+  )
 })

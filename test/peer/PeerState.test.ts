@@ -794,6 +794,6 @@ describe("PeerState: random event sequences", () => {
         expect(prev.outstanding).toBe(prevOutstanding)
       }
     },
-    { fastCheck: { numRuns: 200 } }
+    { fastCheck: { numRuns: 200 }, timeout: 120_000 }
   )
 })

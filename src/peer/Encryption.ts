@@ -374,13 +374,16 @@ export const connect = (
     }
     // A shared secret with a leading zero byte is redialled with fresh keys (at most twice; each time 1 in 256):
     // libtorrent before its fix would refuse it (Mse.ts `rejectLeadingZeroSecret`).
-    let conn = yield* options.dial
-    let result = yield* Effect.either(initiate(conn, options.infoHash, policy, { ...options, rejectLeadingZeroSecret: true }))
+    const attempt = (strict: boolean) =>
+      Effect.flatMap(options.dial, (conn) =>
+        Effect.map(
+          Effect.either(initiate(conn, options.infoHash, policy, { ...options, rejectLeadingZeroSecret: strict })),
+          (result) => ({ conn, result })
+        ))
+    let { conn, result } = yield* attempt(true)
     for (let redial = 0; redial < 2 && Either.isLeft(result) && result.left.reason === "leading-zero-secret"; redial++) {
       conn.close()
-      conn = yield* options.dial
-      const last = redial === 1
-      result = yield* Effect.either(initiate(conn, options.infoHash, policy, { ...options, rejectLeadingZeroSecret: !last }))
+      ;({ conn, result } = yield* attempt(redial === 0))
     }
     if (Either.isRight(result)) {
       return {

@@ -177,7 +177,9 @@ export const make = (options: Options, now: () => number): Extensions => {
         if (a === undefined) continue
         const seed = p.handshake?.uploadOnly === true ? UtPex.Flags.Seed : 0
         const reachable = p.info.direction === "outbound" ? UtPex.Flags.Reachable : 0
-        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable } })
+        // It spoke MSE with us (rc4 or plaintext after the handshake), so others may open encrypted connections to it.
+        const encrypts = p.info.encryption === "none" ? 0 : UtPex.Flags.PrefersEncryption
+        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable | encrypts } })
       }
       for (const [key, p] of peers) {
         if (ExtensionHandshake.theirId(p.registry, ExtensionHandshake.UtPex) === undefined) continue

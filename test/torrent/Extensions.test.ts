@@ -29,13 +29,18 @@ const control = () => {
   return { c, sent }
 }
 
-const peerInfo = (direction: "outbound" | "inbound", host: string, port: number): PeerInfo => ({
+const peerInfo = (
+  direction: "outbound" | "inbound",
+  host: string,
+  port: number,
+  encryption: PeerInfo["encryption"] = "none"
+): PeerInfo => ({
   peerId: new Uint8Array(20) as PeerId,
   fast: true,
   extensionProtocol: true,
   dht: false,
   direction,
-  encryption: "none",
+  encryption,
   remote: { host, port }
 })
 
@@ -105,7 +110,7 @@ describe("Extensions", () => {
       const a = control()
       const b = control()
       const c = control()
-      ext.connected("a", peerInfo("outbound", "10.0.0.1", 1001), a.c)
+      ext.connected("a", peerInfo("outbound", "10.0.0.1", 1001, "rc4"), a.c)
       ext.connected("b", peerInfo("inbound", "10.0.0.2", 40000), b.c)
       ext.connected("c", peerInfo("inbound", "10.0.0.3", 40001), c.c)
       ext.onExtended("a", 0, theirHandshake())
@@ -122,6 +127,9 @@ describe("Extensions", () => {
       const toB = Either.getOrThrow(UtPex.decode(b.sent[0]!.payload))
       expect(toB.added.map((p) => `${p.ip}:${p.port}`)).toEqual(["10.0.0.1:1001"])
       expect(toB.added[0]!.flags & UtPex.Flags.Reachable).toBe(UtPex.Flags.Reachable)
+      // a spoke MSE with us: flagged as preferring encryption (BEP 11 0x01); b did not.
+      expect(toB.added[0]!.flags & UtPex.Flags.PrefersEncryption).toBe(UtPex.Flags.PrefersEncryption)
+      expect(Either.getOrThrow(toA).added[0]!.flags & UtPex.Flags.PrefersEncryption).toBe(0)
       // Within the minute nothing more; after it, the departure of b is reported to a.
       ext.closed("b")
       advance(10_000)

@@ -11,7 +11,7 @@
  * Absent binaries skip loudly outside CI (and fail in CI); children are killed by PID; every wait is bounded.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -23,14 +23,13 @@ import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
-import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 import type * as Encryption from "../../src/peer/Encryption.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
+import { runChild } from "../support/children.ts"
 import { writeData } from "../support/data.ts"
 import { readFile, tempDir, testClient } from "../support/download.ts"
 import { shouldRun as libtorrentShouldRun } from "../support/libtorrentSeeder.ts"
@@ -38,6 +37,7 @@ import * as Lt from "../support/libtorrentSession.ts"
 import * as Opentracker from "../support/opentracker.ts"
 import * as Real from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
+import * as Tracked from "../support/tracked.ts"
 
 const running: Array<{ stop: () => Promise<void> }> = []
 const children: Array<ChildProcess> = []
@@ -170,45 +170,6 @@ describe.runIf(libtorrentShouldRun("encryption interop with libtorrent"))("encry
 
 const requireCrypto = ["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"]
 
-/** The same torrent (same info dict, same info-hash) announcing to `url`. */
-const withAnnounce = (built: Built, url: string): Built => {
-  const decoded = Bencode.decode(built.bytes)
-  if (Either.isLeft(decoded) || !Bencode.isDict(decoded.right)) throw new Error("cannot re-read the torrent")
-  const top = new Map(decoded.right)
-  top.set("announce", Bytes.encodeUtf8(url))
-  const bytes = Bencode.encode(top)
-  const m = Metainfo.decode(bytes)
-  if (Either.isLeft(m)) throw new Error(m.left.message)
-  return { ...built, metainfo: m.right, bytes }
-}
-
-/** Runs a child to its exit (bounded); resolves with its code and output. */
-const runChild = (cmd: string, args: ReadonlyArray<string>, timeoutMs: number) =>
-  new Promise<{ code: number | null; log: string }>((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] })
-    children.push(child)
-    let log = ""
-    child.stdout!.on("data", (d: Buffer) => void (log += d.toString()))
-    child.stderr!.on("data", (d: Buffer) => void (log += d.toString()))
-    const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, "SIGKILL"), timeoutMs)
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      resolve({ code, log })
-    })
-  })
-
-/** Polls the tracker's scrape (bounded, 10 s) until it counts a seeder for `built`. */
-const untilSeeded = async (tracker: Opentracker.Opentracker, built: Built): Promise<void> => {
-  const hash = Bytes.toHex(built.metainfo.infoHash).replace(/../g, "%$&")
-  const url = `http://127.0.0.1:${tracker.port}/scrape?info_hash=${hash}`
-  for (let i = 0; i < 200; i++) {
-    const body = await fetch(url).then((r) => r.text(), () => "")
-    if (/8:completei[1-9]/.test(body)) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error("our seeder never showed up at the tracker")
-}
-
 describe.runIf(Real.shouldRun("aria2c") && Opentracker.shouldRun("encryption interop with aria2c"))(
   "encryption interop: aria2c requiring rc4",
   () => {
@@ -216,16 +177,16 @@ describe.runIf(Real.shouldRun("aria2c") && Opentracker.shouldRun("encryption int
       Effect.scoped(Effect.gen(function*() {
         const b = payload("aria2-leech-rc4")
         const tracker = keep(yield* Effect.promise(() => Opentracker.start([Bytes.toHex(b.metainfo.infoHash)])))
-        const built = withAnnounce(b, tracker.httpUrl)
+        const built = Tracked.withAnnounce(b, tracker.httpUrl)
         const seeder = yield* ourSeeder(built, true)
-        yield* Effect.promise(() => untilSeeded(tracker, built))
+        yield* Effect.promise(() => Tracked.untilSeeders(tracker.port, built, 1, 10_000))
         const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "et-enc-aria2-"))
         const torrent = Path.join(dir, "t.torrent")
         Fs.writeFileSync(torrent, built.bytes)
         const out = Path.join(dir, "out")
         const port = yield* Effect.promise(() => Real.freePort())
         const r = yield* Effect.promise(() =>
-          runChild("aria2c", [
+          runChild(children, "aria2c", [
             `--dir=${out}`,
             "--seed-time=0",
             "--enable-dht=false",

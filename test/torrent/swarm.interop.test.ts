@@ -5,7 +5,7 @@
  * BEP 6 with libtorrent (have-all; both sides compute the same allowed-fast set). Results are compared by SHA-256.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
@@ -13,15 +13,14 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
-import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
 import * as Magnet from "../../src/metainfo/Magnet.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import * as AllowedFast from "../../src/wire/AllowedFast.ts"
+import { runChild } from "../support/children.ts"
 import { writeData } from "../support/data.ts"
 import { readFile, tempDir, testClient } from "../support/download.ts"
 import * as Opentracker from "../support/opentracker.ts"
@@ -29,6 +28,7 @@ import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import * as Real from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
+import * as Tracked from "../support/tracked.ts"
 
 const running: Array<{ stop: () => Promise<void> }> = []
 afterAll(() => Promise.all(running.map((r) => r.stop())))
@@ -185,7 +185,7 @@ describe.runIf(Real.shouldRun("aria2c") && Opentracker.shouldRun("swarm interop 
     Effect.gen(function*() {
       const pre = payload("to-aria2")
       const tracker = keep(yield* Effect.promise(() => Opentracker.start([hex(pre)])))
-      const b = withAnnounce(pre, tracker.httpUrl)
+      const b = Tracked.withAnnounce(pre, tracker.httpUrl)
       const data = tempDir("to-aria2-seed")
       writeData(b, data)
       const context = yield* Layer.build(
@@ -195,12 +195,12 @@ describe.runIf(Real.shouldRun("aria2c") && Opentracker.shouldRun("swarm interop 
         )
       )
       yield* Client.seed(b.metainfo, { dataDir: data, trackers: true }).pipe(Effect.provide(context))
-      yield* Effect.promise(() => untilSeeded(tracker.port, b))
+      yield* Effect.promise(() => Tracked.untilSeeders(tracker.port, b, 1, 10_000))
       const out = tempDir("to-aria2-out")
       const port = yield* Effect.promise(() => Real.freePort())
       const uri = `magnet:?xt=urn:btih:${hex(b)}&tr=${encodeURIComponent(tracker.httpUrl)}`
       const r = yield* Effect.promise(() =>
-        runChild("aria2c", [
+        runChild(children, "aria2c", [
           `--dir=${out}`,
           "--seed-time=0",
           "--enable-dht=false",
@@ -219,45 +219,8 @@ describe.runIf(Real.shouldRun("aria2c") && Opentracker.shouldRun("swarm interop 
     }), 90_000)
 })
 
-/** The same info dict (same info-hash) with an `announce` URL. */
-const withAnnounce = (b: Built, url: string): Built => {
-  const decoded = Bencode.decode(b.bytes)
-  if (decoded._tag === "Left" || !Bencode.isDict(decoded.right)) throw new Error("cannot re-read the torrent")
-  const top = new Map(decoded.right)
-  top.set("announce", Bytes.encodeUtf8(url))
-  const bytes = Bencode.encode(top)
-  const m = Metainfo.decode(bytes)
-  if (m._tag === "Left") throw new Error(m.left.message)
-  return { ...b, metainfo: m.right, bytes }
-}
-
-/** Polls the tracker's scrape (bounded, 10 s) until it counts a seeder for `b`. */
-const untilSeeded = async (port: number, b: Built): Promise<void> => {
-  const ih = hex(b).replace(/../g, "%$&")
-  for (let i = 0; i < 200; i++) {
-    const body = await fetch(`http://${host}:${port}/scrape?info_hash=${ih}`).then((r) => r.text(), () => "")
-    if (/8:completei[1-9]/.test(body)) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error("our seeder never showed up at the tracker")
-}
-
 const children: Array<ChildProcess> = []
 afterAll(() => {
   for (const c of children) if (c.exitCode === null && c.pid !== undefined) process.kill(c.pid, "SIGKILL")
 })
 
-/** Runs a child to its exit (bounded); resolves with its code and output. */
-const runChild = (cmd: string, args: ReadonlyArray<string>, timeoutMs: number) =>
-  new Promise<{ code: number | null; log: string }>((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] })
-    children.push(child)
-    let log = ""
-    child.stdout!.on("data", (d: Buffer) => void (log += d.toString()))
-    child.stderr!.on("data", (d: Buffer) => void (log += d.toString()))
-    const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, "SIGKILL"), timeoutMs)
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      resolve({ code, log })
-    })
-  })

@@ -8,25 +8,24 @@
  * is bounded.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
-import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
+import { runChild } from "../support/children.ts"
 import { writeData } from "../support/data.ts"
 import * as Opentracker from "../support/opentracker.ts"
 import * as TransmissionDaemon from "../support/transmissionDaemon.ts"
 import { freePort, shouldRun } from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
+import * as Tracked from "../support/tracked.ts"
 
 const children: Array<ChildProcess> = []
 const trackers: Array<Opentracker.Opentracker> = []
@@ -48,35 +47,7 @@ const payload = build({
   ]
 })
 
-/** The same torrent (same info dict, same info-hash) announcing to `url`. */
-const withAnnounce = (built: Built, url: string): Built => {
-  const decoded = Bencode.decode(built.bytes)
-  if (Either.isLeft(decoded) || !Bencode.isDict(decoded.right)) throw new Error("cannot re-read the torrent")
-  const top = new Map(decoded.right)
-  top.set("announce", Bytes.encodeUtf8(url))
-  const bytes = Bencode.encode(top)
-  const m = Metainfo.decode(bytes)
-  if (Either.isLeft(m)) throw new Error(m.left.message)
-  expect(Bytes.toHex(m.right.infoHash)).toBe(Bytes.toHex(built.metainfo.infoHash))
-  return { ...built, metainfo: m.right, bytes }
-}
-
 const tmp = (prefix: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
-
-/** Runs a child to its exit (bounded); resolves with its code and output. */
-const runChild = (cmd: string, args: ReadonlyArray<string>, timeoutMs: number) =>
-  new Promise<{ code: number | null; log: string }>((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] })
-    children.push(child)
-    let log = ""
-    child.stdout!.on("data", (d: Buffer) => void (log += d.toString()))
-    child.stderr!.on("data", (d: Buffer) => void (log += d.toString()))
-    const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, "SIGKILL"), timeoutMs)
-    child.on("exit", (code) => {
-      clearTimeout(timer)
-      resolve({ code, log })
-    })
-  })
 
 /** Polls the tracker's scrape (bounded, 10 s) until its answer for `built` matches `pattern`. */
 const untilScrape = async (tracker: Opentracker.Opentracker, built: Built, pattern: RegExp, who: string) => {
@@ -149,7 +120,7 @@ describe.runIf(shouldRun("libtorrent"))("upload interop: python3-libtorrent leec
       Fs.writeFileSync(Path.join(dir, "leech.py"), LEECH_SCRIPT)
       const out = Path.join(dir, "out")
       const r = yield* Effect.promise(() =>
-        runChild("/usr/bin/python3", [Path.join(dir, "leech.py"), torrent, out, String(seeder.port)], 70_000)
+        runChild(children, "/usr/bin/python3", [Path.join(dir, "leech.py"), torrent, out, String(seeder.port)], 70_000)
       )
       expect(r.log).toMatch(/^done/)
       expect(r.code).toBe(0)
@@ -166,7 +137,9 @@ describe.runIf(shouldRun("aria2c") && Opentracker.shouldRun("upload interop with
       Effect.gen(function*() {
         const tracker = yield* Effect.promise(() => Opentracker.start([Bytes.toHex(payload.metainfo.infoHash)]))
         trackers.push(tracker)
-        const built = withAnnounce(payload, tracker.httpUrl)
+        const built = Tracked.withAnnounce(payload, tracker.httpUrl)
+      expect(Tracked.hexOf(built)).toBe(Tracked.hexOf(payload))
+        expect(Tracked.hexOf(built)).toBe(Tracked.hexOf(payload))
         const seeder = yield* ourSeeder(built, true)
         // Our announce reached the tracker (it counts one seeder) before aria2c asks it for peers.
         yield* Effect.promise(() => untilSeeded(tracker, built))
@@ -176,7 +149,7 @@ describe.runIf(shouldRun("aria2c") && Opentracker.shouldRun("upload interop with
         const out = Path.join(dir, "out")
         const port = yield* Effect.promise(() => freePort())
         const r = yield* Effect.promise(() =>
-          runChild("aria2c", [
+          runChild(children, "aria2c", [
             `--dir=${out}`,
             "--seed-time=0",
             "--enable-dht=false",
@@ -205,7 +178,8 @@ describe.runIf(
     Effect.gen(function*() {
       const tracker = yield* Effect.promise(() => Opentracker.start([Bytes.toHex(payload.metainfo.infoHash)]))
       trackers.push(tracker)
-      const built = withAnnounce(payload, tracker.httpUrl)
+      const built = Tracked.withAnnounce(payload, tracker.httpUrl)
+      expect(Tracked.hexOf(built)).toBe(Tracked.hexOf(payload))
       const daemon = yield* Effect.promise(() => TransmissionDaemon.start())
       daemons.push(daemon)
       const dir = tmp("et-up-tr-")

@@ -105,6 +105,11 @@ export interface Session {
   /** Polls `status` every 100 ms until `until` holds; throws with the log after `timeoutMs`. */
   readonly waitFor: (id: string, until: (s: Status) => boolean, timeoutMs: number) => Promise<Status>
   readonly log: () => string
+  /**
+   * Waits until the log satisfies `until` (alerts reach it through the script's 50 ms poll, later under load);
+   * resolves with the log, throws with its tail after `timeoutMs`.
+   */
+  readonly waitForLog: (until: (log: string) => boolean, timeoutMs: number) => Promise<string>
   readonly stop: () => Promise<void>
 }
 
@@ -204,6 +209,14 @@ export const start = (settings: Record<string, unknown> = {}): Promise<Session> 
           }
         },
         log: () => stderr,
+        waitForLog: async (until, timeoutMs) => {
+          const deadline = Date.now() + timeoutMs
+          while (!until(stderr)) {
+            if (Date.now() > deadline) throw new Error(`libtorrent log: condition not met within ${timeoutMs} ms: ${stderr.slice(-4000)}`)
+            await new Promise((r) => setTimeout(r, 100))
+          }
+          return stderr
+        },
         stop
       })
     }

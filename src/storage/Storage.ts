@@ -271,24 +271,26 @@ export const make = (
     }
 
     const checkStreamExcept = (skip: Bitfield.Bitfield | undefined): Stream.Stream<CheckProgress, StorageError> =>
-      Stream.suspend(() => {
+      Stream.unwrap(Effect.gen(function*() {
         const todo: Array<number> = []
         for (let i = 0; i < lengths.pieceCount; i++) if (skip === undefined || !Bitfield.has(skip, i)) todo.push(i)
         const total = todo.length
+        // Every file's size once, up front, so a piece whose data is missing is settled without an Effect: a fresh
+        // download of 1024 pieces into an empty directory used to run 3 fibers per piece (~0.5 s of start-up).
         const sizes = new Map<number, number>()
+        for (const i of todo) {
+          for (const e of FileLayout.pieceDataExtents(layout, i as Lengths.PieceIndex)) {
+            if (!sizes.has(e.file)) sizes.set(e.file, yield* backend.size(e.file))
+          }
+        }
+        const present = (index: number) =>
+          FileLayout.pieceDataExtents(layout, index as Lengths.PieceIndex).every((e) =>
+            sizes.get(e.file)! >= e.fileOffset + e.length
+          )
         const free: Array<Uint8Array> = []
         let checked = 0
-        const sizeOf = (file: number) => {
-          const known = sizes.get(file)
-          return known !== undefined
-            ? Effect.succeed(known)
-            : Effect.tap(backend.size(file), (s) => Effect.sync(() => sizes.set(file, s)))
-        }
         const one = Effect.fnUntraced(function*(index: number) {
           const piece = index as Lengths.PieceIndex
-          for (const e of FileLayout.pieceDataExtents(layout, piece)) {
-            if ((yield* sizeOf(e.file)) < e.fileOffset + e.length) return { index, ok: false, skipped: true }
-          }
           const size = Lengths.pieceSize(lengths, piece)
           const reuse = free.pop()
           const buf = reuse !== undefined && reuse.length === size ? reuse : new Uint8Array(size)
@@ -300,11 +302,24 @@ export const make = (
           const ok = Bytes.equals(r.digest, expected(index))
           return { index, ok, skipped: false, version: ok && before === after ? before : undefined }
         })
-        return Stream.fromIterable(todo).pipe(
-          Stream.mapEffect(one, { concurrency: checkConcurrency }),
+        // Runs of consecutive pieces, each all present (read and hashed, `checkConcurrency` at a time) or all
+        // missing (one chunk of results); index order is kept.
+        const runs: Array<{ readonly present: boolean; readonly indices: Array<number> }> = []
+        for (const i of todo) {
+          const p = present(i)
+          const last = runs[runs.length - 1]
+          if (last !== undefined && last.present === p) last.indices.push(i)
+          else runs.push({ present: p, indices: [i] })
+        }
+        return Stream.fromIterable(runs).pipe(
+          Stream.flatMap((run) =>
+            run.present
+              ? Stream.mapEffect(Stream.fromIterable(run.indices), one, { concurrency: checkConcurrency })
+              : Stream.fromIterable(run.indices.map((index) => ({ index, ok: false, skipped: true })))
+          ),
           Stream.map((r): CheckProgress => ({ ...r, checked: ++checked, total }))
         )
-      })
+      }))
     const checkStream = checkStreamExcept(undefined)
 
     // A fresh (mutable) bitfield per run.

@@ -1,0 +1,26 @@
+// For samples whose leaf is in bundled module matching LEAFRE, the nearest src/ frame above it (function@module):
+// node scratchpad/cpuprof-owner.mjs PROFILE BUNDLE LEAFRE
+import { readFileSync } from "node:fs"
+const [file, bundle, leafRe] = process.argv.slice(2)
+const lines = readFileSync(bundle, "utf8").split("\n")
+const starts = []
+lines.forEach((l, i) => { const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(l); if (m) starts.push([i, m[1]]) })
+const moduleAt = (line) => { let lo = 0, hi = starts.length - 1, best = "(prelude)"; while (lo <= hi) { const mid = (lo + hi) >> 1; if (starts[mid][0] <= line) { best = starts[mid][1]; lo = mid + 1 } else hi = mid - 1 } return best }
+const p = JSON.parse(readFileSync(file, "utf8"))
+const byId = new Map(p.nodes.map((n) => [n.id, n]))
+const parent = new Map()
+for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const mod = (n) => n.callFrame.url.endsWith("cli.mjs") ? moduleAt(n.callFrame.lineNumber) : n.callFrame.url
+const re = new RegExp(leafRe)
+const agg = new Map()
+p.samples.forEach((s, i) => {
+  const leaf = byId.get(s)
+  if (!re.test(mod(leaf))) return
+  let k = "(none)"
+  for (let c = parent.get(s); c !== undefined; c = parent.get(c)) {
+    const n = byId.get(c); const m = mod(n)
+    if (m.startsWith("src/")) { k = `${n.callFrame.functionName || "(anon)"}:${n.callFrame.lineNumber + 1}@${m}`; break }
+  }
+  agg.set(k, (agg.get(k) ?? 0) + (p.timeDeltas[i] ?? 0))
+})
+for (const [k, t] of [...agg].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${(t / 1000).toFixed(0).padStart(6)} ms  ${k}`)

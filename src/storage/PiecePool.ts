@@ -22,7 +22,7 @@ export interface PiecePool {
 }
 
 export interface Options {
-  /** Most idle buffers kept. Default 64 (64 MiB of 1 MiB pieces, the write backlog budget of THROUGHPUT.md). */
+  /** Most idle buffers kept. Default 64 (64 MiB of 1 MiB pieces; the torrent passes its own, smaller bound). */
   readonly maxFree?: number
   /** Most idle bytes kept (default unbounded: `maxFree` alone decides). */
   readonly maxFreeBytes?: number

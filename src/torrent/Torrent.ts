@@ -85,7 +85,7 @@ export interface Options {
   readonly trackers?: boolean | undefined
   /** See the no-peers rule above (default 60 s). */
   readonly noPeersTimeout?: Duration.DurationInput | undefined
-  /** Bytes of pieces waiting for hash/write before sessions stop reading (default 64 MiB). */
+  /** Bytes of pieces waiting for hash/write before sessions stop reading (default 48 MiB). */
   readonly backlogBudget?: number | undefined
   /** Completed pieces verified and written at the same time (default 4). */
   readonly finishConcurrency?: number | undefined
@@ -262,7 +262,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       events.unsafeOffer(e)
     }
     const maxPeers = Math.max(1, options.maxPeers ?? 50)
-    const budget = options.backlogBudget ?? 64 * 1024 * 1024
+    const budget = options.backlogBudget ?? 48 * 1024 * 1024
     const noPeersMs = Duration.toMillis(options.noPeersTimeout ?? Duration.seconds(60))
     const pieceSize = (i: number) => Math.min(m.pieceLength, m.totalLength - i * m.pieceLength)
     const wanted = options.wanted ?? Bitfield.full(m.pieceCount)

@@ -32,7 +32,7 @@ const client = (options: Client.ClientOptions = {}) =>
     ...options
   }).pipe(Layer.provide(noTracker), Layer.provide(Hasher.layer))
 
-/** Enough pieces that they exceed the 64 MiB backlog budget; a short last piece; two files. */
+/** Enough pieces that they exceed the backlog budget (48 MiB; 64 MiB when the stall was found); a short last piece; two files. */
 const big = (pieceLength: number, pieces: number) =>
   build({
     name: `big-${pieceLength / MiB}m`,

@@ -80,13 +80,19 @@ export const median = (xs: ReadonlyArray<number>): number => {
 
 export const HZ = 100
 
-/** Busy and total jiffies of the whole machine (/proc/stat). */
-export const machineJiffies = (): { busy: number; total: number } => {
+/**
+ * Jiffies of the whole machine (/proc/stat): busy (user, system, irq: work done in this VM), steal (time the
+ * hypervisor gave our vCPUs to someone else: on a shared host a run can lose seconds to it, which slows every
+ * process in the run without showing in anyone's CPU) and total.
+ */
+export const machineJiffies = (): { busy: number; steal: number; total: number } => {
   const line = Fs.readFileSync("/proc/stat", "latin1").split("\n")[0]!
   const f = line.trim().split(/\s+/).slice(1).map(Number)
   const idle = (f[3] ?? 0) + (f[4] ?? 0)
-  const total = f.reduce((a, b) => a + b, 0)
-  return { busy: total - idle, total }
+  const steal = f[7] ?? 0
+  // Fields 9 and 10 (guest, guest_nice) are already counted in user and nice.
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0)
+  return { busy: total - idle - steal, steal, total }
 }
 
 /** User and system jiffies (each with its waited children) of one process, all its threads; 0s when it is gone. */

@@ -198,6 +198,7 @@ interface Result {
   readonly seederSys: number
   readonly seederPeakMiB: number
   readonly othersCpu: number
+  readonly steal: number
   readonly load: number
 }
 
@@ -233,12 +234,13 @@ const runOnce = async (seeder: Seeder, leecher: Leecher, run: number, s: Setup):
     seederSys,
     seederPeakMiB: peak,
     othersCpu,
+    steal: (m1.steal - m0.steal) / HZ,
     load
   }
   console.log(
     `${leecher.padEnd(10)} from ${seeder.name.padEnd(10)} run ${run}: wall ${t.wall.toFixed(2)} s | seeder CPU ` +
       `${seederCpu.toFixed(2)} s (sys ${seederSys.toFixed(2)}), peak RSS ${peak.toFixed(0)} MiB${resetOk ? "" : " (lifetime: clear_refs refused)"} | ` +
-      `leecher CPU ${leecherCpu.toFixed(2)} s | others ${othersCpu.toFixed(2)} s, load before ${load.toFixed(2)} | sha256 ok`
+      `leecher CPU ${leecherCpu.toFixed(2)} s | others ${othersCpu.toFixed(2)} s, steal ${r.steal.toFixed(2)} s, load before ${load.toFixed(2)} | sha256 ok`
   )
   return r
 }

@@ -313,7 +313,9 @@ const run = (input: {
       })
       if (saveTorrent !== undefined && loaded._tag === "Torrent") yield* Client.writeTorrentFile(saveTorrent, loaded.bytes)
       const view: View = { checking: undefined, downRate: 0, peers: 0 }
-      yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
+      // `--quiet` without `--json` prints nothing the events feed, so nothing consumes them: a wake-up and ~30
+      // runtime ops per event (one per piece) saved. The subscription slides, so the torrent never waits for it.
+      if (!input.quiet || input.json) yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
         Effect.sync(() => {
           if (input.json) out.write(`${JSON.stringify(TorrentEvent.toJson(e))}\n`)
           TorrentEvent.$match(e, {

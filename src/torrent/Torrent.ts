@@ -641,7 +641,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }))
       )
 
-    // --- the owner fiber: verify, write, announce `have`, or strike and ban ---
+    // --- the finishers (the owner): verify, write, announce `have`, or strike and ban ---
     const finishPiece = Effect.fnUntraced(function*(done: Completed) {
       const p = picker!
       const verified = yield* storage.verifyPiece(done.index, done.data)

@@ -2,8 +2,11 @@
  * The file layer of the `Storage` port: a torrent's files under one output directory.
  *
  * I/O: one positional `fs.write` per data extent of a piece (callback form inside `Effect.async`, short writes
- * looped; THROUGHPUT.md rule 10), `fs.read` the same way for reads. Each operation is uninterruptible while the
- * syscall is in flight, so an fd is never closed (and its number reused) under a pending read or write.
+ * looped; THROUGHPUT.md rule 10), at most one in flight per file (the others queue in order: concurrent buffered
+ * writes to one file only contend for its inode lock; one at a time cut the threadpool's CPU per GiB from
+ * 0.75–0.97 to 0.63–0.69 s here), `fs.read` the same way for reads but concurrently. Each operation is
+ * uninterruptible while the syscall is in flight, so an fd is never closed (and its number reused) under a pending
+ * read or write.
  *
  * Files and directories are created lazily, on the first write that lands in them; files that are not wanted and
  * pad files are never created. Nothing is ever zero-filled: a piece written at the end of a file leaves a hole
@@ -123,21 +126,44 @@ interface Handle {
   refs: number
   evicted: boolean
   dirty: boolean
+  /** A write is in flight on this descriptor; later ones wait in `waiting` (see `pwriteSerial`). */
+  writing: boolean
+  readonly waiting: Array<() => void>
 }
 
-const pwriteAll = (fd: number, data: Uint8Array, position: number) =>
+/**
+ * Writes all of `data` at `position` (short writes looped), one write at a time per descriptor, in arrival order.
+ * Buffered writes to one file take its inode lock, so several in flight (up to `finishConcurrency` pieces finish
+ * at once) only spin on it in the threadpool. Plain callbacks: no runtime operations are added per write.
+ */
+const pwriteSerial = (h: Handle, data: Uint8Array, position: number) =>
   Effect.async<void, unknown>((resume) => {
-    let done = 0
-    const step = (): void =>
-      Fs.write(fd, data, done, data.length - done, position + done, (err, n) => {
-        if (err !== null) return resume(Effect.fail(err))
-        if (n === 0) return resume(Effect.fail(new Error("write made no progress")))
-        done += n
-        if (done < data.length) step()
-        else resume(Effect.void)
-      })
-    if (data.length === 0) resume(Effect.void)
-    else step()
+    const run = (): void => {
+      h.writing = true
+      let done = 0
+      const finish = (r: Effect.Effect<void, unknown>): void => {
+        h.writing = false
+        resume(r)
+        h.waiting.shift()?.()
+      }
+      const step = (): void => {
+        try {
+          Fs.write(h.fd, data, done, data.length - done, position + done, (err, n) => {
+            if (err !== null) return finish(Effect.fail(err))
+            if (n === 0) return finish(Effect.fail(new Error("write made no progress")))
+            done += n
+            if (done < data.length) step()
+            else finish(Effect.void)
+          })
+        } catch (e) {
+          finish(Effect.fail(e)) // never leave `writing` set: the writes queued behind would wait forever
+        }
+      }
+      if (data.length === 0) finish(Effect.void)
+      else step()
+    }
+    if (h.writing) h.waiting.push(run)
+    else run()
   })
 
 /** Reads until `into` is full or end of file; returns the bytes read. */
@@ -292,7 +318,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         const fd = yield* openFd(f, writable)
         if (fd === undefined) return undefined
         // Referenced before the lock is released, so no other opener can evict and close it first.
-        const h: Handle = { file: f, fd, writable, refs: 1, evicted: false, dirty: false }
+        const h: Handle = { file: f, fd, writable, refs: 1, evicted: false, dirty: false, writing: false, waiting: [] }
         openCount++
         cache.set(f, h)
         for (const old of cache.values()) {
@@ -326,7 +352,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         acquire(f, true),
         (h) => {
           h!.dirty = true
-          return Effect.mapError(pwriteAll(h!.fd, data, offset), (e) => fromErrno("write", paths[f]!, e))
+          return Effect.mapError(pwriteSerial(h!, data, offset), (e) => fromErrno("write", paths[f]!, e))
         },
         release
       ))

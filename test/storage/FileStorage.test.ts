@@ -166,6 +166,26 @@ describe("FileStorage files on disk", () => {
       expect(yield* s.readBlock(2, 0, 100)).toEqual(new Uint8Array(100))
     }))
 
+  it.scopedLive("concurrent writes (one at a time per file, queued in order) all land, with descriptors evicted meanwhile", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // Pieces straddle files, so one piece queues behind writes to two files; 2 open files for 5 evicts under load.
+      const t = torrent([{ length: 70_001 }, { length: 33_333 }, { length: 1 }, { length: 90_000 }, { length: 12_345 }], 4096)
+      const s = yield* open(dir, t, { maxOpenFiles: 2 })
+      yield* Effect.forEach(shuffled(t.pieceCount, 5), (i) => s.writePiece(i, pieceOf(t, i)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      expectFiles(dir, t)
+      // The same pieces again, all at once: rewrites queue behind each other and change nothing.
+      yield* Effect.forEach(shuffled(t.pieceCount, 6), (i) => s.writePiece(i, pieceOf(t, i)), {
+        concurrency: "unbounded",
+        discard: true
+      })
+      expectFiles(dir, t)
+      expect(s.openFiles()).toBeLessThanOrEqual(2)
+    }))
+
   it.scopedLive("an existing file longer than the torrent says is cut to its length on first write", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

@@ -921,6 +921,22 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const fiber = yield* Effect.forkScoped(run.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(result, exit))))
     void fiber
+    // An inbound peer's port is ephemeral, so its misbehaviour is logged once per host and reason (a peer that
+    // reconnects to misbehave again is not logged again); it is not banned by address. Bounded.
+    const loggedInbound = new Set<string>()
+    const inboundEnded = (remote: Tcp.Address, addr: string, error: PeerError) => {
+      const loud = neverAgain.has(error.reason) || stalling.has(error.reason)
+      const key = `${remote.host}|${error.reason}`
+      if (!loud || loggedInbound.has(key)) return Effect.logDebug(`inbound ${error.message}`).pipe(Effect.annotateLogs({ peer: addr }))
+      if (loggedInbound.size >= 1024) loggedInbound.clear()
+      loggedInbound.add(key)
+      const line = error.reason === "self-connection"
+        ? Effect.logInfo("inbound peer is ourselves (it sent our own peer id): closed")
+        : stalling.has(error.reason)
+        ? Effect.logInfo(`inbound peer stalls: ${error.reason}: ${error.detail}`)
+        : Effect.logWarning(`inbound peer closed: ${error.reason}: ${error.detail}`)
+      return line.pipe(Effect.annotateLogs({ peer: addr }))
+    }
     const accept = (
       connection: Tcp.Connection,
       prefix: Uint8Array,
@@ -936,7 +952,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           sessions,
           key,
           PeerSession.accept({ connection, prefix, handle: served, config: options.peerConfig, encryption }).pipe(
-            Effect.catchAll(() => Effect.void),
+            Effect.catchAll((error) => inboundEnded(connection.remote, connection.remoteAddress, error)),
             Effect.ensuring(Effect.andThen(Effect.sync(() => void active--), release))
           ),
           { onlyIfMissing: true }

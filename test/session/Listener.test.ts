@@ -6,7 +6,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Net from "node:net"
 import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import type { InfoHashV1, PeerId } from "../../src/core/InfoHash.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Handshake from "../../src/wire/Handshake.ts"
@@ -80,6 +84,34 @@ const rawHandshake = (port: number, infoHash: Uint8Array, peerId: Uint8Array, ho
     return Effect.sync(() => sock.destroy())
   })
 
+/**
+ * Handshakes with `port`, then (once our handshake came back) sends `after`; resolves with the local address
+ * (`host:port`, as the seeder sees this peer) when the seeder closes the socket.
+ */
+const handshakeThen = (port: number, infoHash: Uint8Array, peerId: Uint8Array, after: Uint8Array) =>
+  Effect.async<string>((resume) => {
+    const sock = Net.connect(port, "127.0.0.1")
+    let got = 0
+    let local = ""
+    const timer = setTimeout(() => sock.destroy(), 10_000)
+    const handshake = { reserved: new Uint8Array(8), infoHash: infoHash as InfoHashV1, peerId: peerId as PeerId }
+    sock.on("connect", () => {
+      local = `${sock.localAddress}:${sock.localPort}`
+      sock.write(Handshake.encode(handshake))
+    })
+    sock.on("data", (d) => {
+      const before = got
+      got += d.length
+      if (before < Handshake.length && got >= Handshake.length) sock.write(after)
+    })
+    sock.on("error", () => {})
+    sock.on("close", () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(local))
+    })
+    return Effect.sync(() => sock.destroy())
+  })
+
 describe("Listener", () => {
   it.scopedLive("routes two torrents behind one port; our downloader gets both byte-identical", () =>
     Effect.gen(function*() {
@@ -120,6 +152,34 @@ describe("Listener", () => {
       expect(got).toBeGreaterThanOrEqual(Handshake.length)
       expect(listener.counts().routed).toBe(1)
     }))
+
+  it.scopedLive("an inbound peer breaking the protocol is closed and logged once per host, with its address", () => {
+    const lines: Array<{ level: LogLevel.LogLevel; message: string; peer: string | undefined }> = []
+    const logger = Logger.make(({ annotations, logLevel, message }) => {
+      const peer = HashMap.get(annotations, "peer").pipe(Option.map(String), Option.getOrUndefined)
+      lines.push({ level: logLevel, message: Array.isArray(message) ? message.join(" ") : String(message), peer })
+    })
+    return Effect.gen(function*() {
+      const listener = yield* seeding([one])
+      const port = listener.address.port
+      const hash = one.metainfo.infoHash
+      const huge = new Uint8Array([0xff, 0xff, 0xff, 0xff, 7]) // a piece message of 2^32 - 1 bytes
+      const first = yield* handshakeThen(port, hash, new Uint8Array(20).fill(6), huge)
+      const loud = () => lines.filter((l) => LogLevel.greaterThanEqual(l.level, LogLevel.Info))
+      yield* Effect.sleep("20 millis").pipe(Effect.repeat({ until: () => loud().length > 0 }), Effect.timeout("10 seconds"))
+      expect(loud().map((l) => [l.peer, l.message.replace(/:.*/, "")])).toEqual([[first, "inbound peer closed"]])
+      expect(loud()[0]!.message).toMatch(/^inbound peer closed: protocol: .*frame/)
+      // The same host misbehaving again on another port: closed again, not logged again at info or above.
+      const second = yield* handshakeThen(port, hash, new Uint8Array(20).fill(7), huge)
+      expect(second).not.toBe(first)
+      yield* Effect.sleep("20 millis").pipe(
+        Effect.repeat({ until: () => lines.some((l) => l.peer === second) }),
+        Effect.timeout("10 seconds")
+      )
+      expect(loud()).toHaveLength(1)
+      expect(listener.counts().routed).toBe(2)
+    }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)), Effect.provide(Logger.minimumLogLevel(LogLevel.Debug)))
+  })
 
   it.scopedLive("inbound peers count against the torrent's connection limit", () =>
     Effect.gen(function*() {

@@ -730,6 +730,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       infoHash: m.infoHash,
       peerId: options.peerId,
       port: options.port ?? 6881,
+      crypto: options.encryption?.policy === "require"
+        ? "required"
+        : options.encryption?.policy === "prefer"
+        ? "supported"
+        : undefined,
       stats: {
         uploaded: Effect.sync(() => uploader.uploaded()),
         downloaded: Effect.sync(() => downloaded),

@@ -39,6 +39,8 @@ export interface Options {
   readonly numwant?: number | undefined
   /** Defaults to a random 32-bit value, fixed for the stream's life. */
   readonly key?: number | undefined
+  /** Our encryption, for HTTP trackers (`AnnounceRequest.crypto`). */
+  readonly crypto?: AnnounceRequest["crypto"]
   /** Backoff between failed rounds (default `retryPolicy`). */
   readonly retry?: Schedule.Schedule<unknown> | undefined
   /** Deadline of one announce (default 30 s; UDP retransmissions alone could last an hour). */
@@ -111,7 +113,8 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
           event,
           key,
           numwant: options.numwant,
-          trackerId: trackerIds.get(url)
+          trackerId: trackerIds.get(url),
+          crypto: options.crypto
         } satisfies AnnounceRequest
       })
 

@@ -47,6 +47,8 @@ export const announceUrl = (url: string, r: AnnounceRequest): string => {
   if (r.numwant !== undefined) params.push(`numwant=${intParam(r.numwant)}`)
   if (r.key !== undefined) params.push(`key=${(r.key >>> 0).toString(16).padStart(8, "0")}`)
   if (r.trackerId !== undefined) params.push(`trackerid=${percentEncode(Bytes.encodeUtf8(r.trackerId))}`)
+  if (r.crypto !== undefined) params.push("supportcrypto=1")
+  if (r.crypto === "required") params.push("requirecrypto=1")
   return withQuery(url, params.join("&"))
 }
 

@@ -26,6 +26,12 @@ export interface AnnounceRequest {
   readonly key?: number | undefined
   /** Echoed back from a previous response's `tracker id` (HTTP only). */
   readonly trackerId?: string | undefined
+  /**
+   * Our message stream encryption, told to HTTP trackers as Transmission and Azureus do: "supported" sends
+   * `supportcrypto=1` (trackers that honour it flag us as an encrypting peer), "required" also `requirecrypto=1`
+   * (they may then hand us only peers that encrypt). Absent: neither. Not part of the UDP protocol.
+   */
+  readonly crypto?: "supported" | "required" | undefined
 }
 
 export interface Peer {

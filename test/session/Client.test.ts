@@ -2,12 +2,23 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import * as Magnet from "../../src/metainfo/Magnet.ts"
 import * as Client from "../../src/session/Client.ts"
+import * as Hasher from "../../src/storage/Hasher.ts"
+import { type AnnounceRequest, Tracker } from "../../src/tracker/Tracker.ts"
+import { TrackerError } from "../../src/tracker/TrackerError.ts"
 import { tempDir, testClient } from "../support/download.ts"
 import { build } from "../support/seeder.ts"
 
 const b = build({ name: "c", pieceLength: 16384, files: [{ path: ["x"], length: 10 }, { path: ["y"], length: 20 }] })
+const tracked = build({
+  name: "t",
+  single: true,
+  files: [{ path: ["t.bin"], length: 40_000 }],
+  pieceLength: 16384,
+  announce: "http://tracker.invalid/announce"
+})
 
 describe("Client.download", () => {
   it.scopedLive("a magnet link nobody serves fails with no-peers once its timeout passes", () =>
@@ -31,6 +42,32 @@ describe("Client.download", () => {
       const e = yield* Effect.flip(Client.download(b.metainfo, { outputDir: tempDir("sel"), only: [7] }))
       expect(e.reason).toBe("invalid-selection")
     }).pipe(Effect.provide(testClient())))
+
+  it.scopedLive("announces tell trackers the client's encryption policy (prefer: supported, require: required)", () =>
+    Effect.gen(function*() {
+      const seen: Array<[string, AnnounceRequest["crypto"]]> = []
+      for (const policy of ["prefer", "require", "off"] as const) {
+        const tracker = Layer.succeed(Tracker, Tracker.of({
+          announce: (url, req) =>
+            Effect.suspend(() => {
+              seen.push([policy, req.crypto])
+              return Effect.fail(new TrackerError({ reason: "network", url, detail: "refused" }))
+            }),
+          scrape: (url) => Effect.fail(new TrackerError({ reason: "network", url, detail: "refused" }))
+        }))
+        const client = Client.layerWith({ encryption: policy, noPeersTimeout: "1 second" }).pipe(
+          Layer.provide(tracker),
+          Layer.provide(Hasher.layerInline)
+        )
+        yield* Effect.scoped(Effect.gen(function*() {
+          const d = yield* Client.download(tracked.metainfo, { outputDir: tempDir("crypto") })
+          yield* Effect.flip(d.done) // no peers: fails once the first announce has been refused
+        })).pipe(Effect.provide(client))
+      }
+      // Every announce of a run carries the same value; each run announced at least once.
+      const of = (policy: string) => [...new Set(seen.filter(([p]) => p === policy).map(([, c]) => c ?? "none"))]
+      expect([of("prefer"), of("require"), of("off")]).toEqual([["supported"], ["required"], ["none"]])
+    }))
 
   it("maps magnet so= ranges to file numbers", () => {
     const hex = Buffer.from(b.metainfo.infoHash).toString("hex")

@@ -53,6 +53,15 @@ describe("HttpCodec URLs", () => {
     expect(HttpCodec.withQuery("http://t/a?k=v&", "x=1")).toBe("http://t/a?k=v&x=1")
   })
 
+  it("tells the tracker our encryption: supportcrypto, and requirecrypto when required", () => {
+    const r = { infoHash: new Uint8Array(20), peerId: new Uint8Array(20), port: 1, uploaded: 0, downloaded: 0, left: 0 }
+    const url = (crypto: "supported" | "required" | undefined) =>
+      HttpCodec.announceUrl("http://t/announce", { ...r, event: "none", crypto })
+    expect(url(undefined)).not.toMatch(/crypto/)
+    expect(url("supported")).toMatch(/&compact=1&supportcrypto=1$/)
+    expect(url("required")).toMatch(/&compact=1&supportcrypto=1&requirecrypto=1$/)
+  })
+
   it.prop("percent-encoding decodes back to the same bytes", [FastCheck.uint8Array({ maxLength: 64 })], ([b]) => {
     const decoded = Bytes.fromBinaryString(unescape(HttpCodec.percentEncode(b)))
     expect(decoded).toEqual(b)

@@ -1,10 +1,7 @@
 // Callers chain (up to depth) of samples whose leaf matches a regex, aggregated: node scratchpad/cpuprof-callers.mjs FILE leafRegex [depth]
-import { readFileSync } from "node:fs"
+import { loadProfile } from "./cpuprof-lib.mjs"
 const [file, leaf, depthArg] = process.argv.slice(2)
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
-const parent = new Map()
-for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const { p, byId, parent } = loadProfile(file)
 const name = (n) => `${n.callFrame.functionName || "(anon)"}:${n.callFrame.lineNumber + 1}`
 const agg = new Map()
 const re = new RegExp(leaf)

@@ -1,13 +1,9 @@
 // Self time per bundled source module (esbuild's "// path" markers in an unminified bundle):
 // node scratchpad/cpuprof-modules.mjs PROFILE BUNDLE
-import { readFileSync } from "node:fs"
+import { bundleModules, loadProfile } from "./cpuprof-lib.mjs"
 const [file, bundle] = process.argv.slice(2)
-const lines = readFileSync(bundle, "utf8").split("\n")
-const starts = []
-lines.forEach((l, i) => { const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(l); if (m) starts.push([i, m[1]]) })
-const moduleAt = (line) => { let lo = 0, hi = starts.length - 1, best = "(prelude)"; while (lo <= hi) { const mid = (lo + hi) >> 1; if (starts[mid][0] <= line) { best = starts[mid][1]; lo = mid + 1 } else hi = mid - 1 } return best }
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
+const moduleAt = bundleModules(bundle)
+const { p, byId } = loadProfile(file)
 const agg = new Map()
 p.samples.forEach((s, i) => {
   const n = byId.get(s); const cf = n.callFrame

@@ -1,15 +1,9 @@
 // For samples whose leaf is in bundled module matching LEAFRE, the nearest src/ frame above it (function@module):
 // node scratchpad/cpuprof-owner.mjs PROFILE BUNDLE LEAFRE
-import { readFileSync } from "node:fs"
+import { bundleModules, loadProfile } from "./cpuprof-lib.mjs"
 const [file, bundle, leafRe] = process.argv.slice(2)
-const lines = readFileSync(bundle, "utf8").split("\n")
-const starts = []
-lines.forEach((l, i) => { const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(l); if (m) starts.push([i, m[1]]) })
-const moduleAt = (line) => { let lo = 0, hi = starts.length - 1, best = "(prelude)"; while (lo <= hi) { const mid = (lo + hi) >> 1; if (starts[mid][0] <= line) { best = starts[mid][1]; lo = mid + 1 } else hi = mid - 1 } return best }
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
-const parent = new Map()
-for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const moduleAt = bundleModules(bundle)
+const { p, byId, parent } = loadProfile(file)
 const mod = (n) => n.callFrame.url.endsWith("cli.mjs") ? moduleAt(n.callFrame.lineNumber) : n.callFrame.url
 const re = new RegExp(leafRe)
 const agg = new Map()

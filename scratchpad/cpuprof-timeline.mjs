@@ -1,14 +1,10 @@
 // Self time per time window, split by category (idle, effect runtime, src modules, native/other):
 // node scratchpad/cpuprof-timeline.mjs PROFILE BUNDLE [windowMs]
-import { readFileSync } from "node:fs"
+import { bundleModules, loadProfile } from "./cpuprof-lib.mjs"
 const [file, bundle, wArg] = process.argv.slice(2)
 const win = Number(wArg ?? 500) * 1000
-const lines = readFileSync(bundle, "utf8").split("\n")
-const starts = []
-lines.forEach((l, i) => { const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(l); if (m) starts.push([i, m[1]]) })
-const moduleAt = (line) => { let lo = 0, hi = starts.length - 1, best = "(prelude)"; while (lo <= hi) { const mid = (lo + hi) >> 1; if (starts[mid][0] <= line) { best = starts[mid][1]; lo = mid + 1 } else hi = mid - 1 } return best }
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
+const moduleAt = bundleModules(bundle)
+const { p, byId } = loadProfile(file)
 const cat = (n) => {
   const cf = n.callFrame
   if (cf.functionName === "(idle)") return "idle"

@@ -1,11 +1,8 @@
 // Summarises a .cpuprofile: self time per function (top N) and inclusive time of functions matching a regex.
 // node scratchpad/cpuprof-top.mjs FILE [N] [inclusive-regex]
-import { readFileSync } from "node:fs"
+import { loadProfile } from "./cpuprof-lib.mjs"
 const [file, nArg, incl] = process.argv.slice(2)
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
-const parent = new Map()
-for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const { p, byId, parent } = loadProfile(file)
 const dt = new Map()
 p.samples.forEach((s, i) => dt.set(s, (dt.get(s) ?? 0) + (p.timeDeltas[i] ?? 0)))
 const name = (n) => `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber + 1}`

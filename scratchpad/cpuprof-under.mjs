@@ -1,10 +1,7 @@
 // Self time of leaves in samples whose stack contains `with` and not `without`: node scratchpad/cpuprof-under.mjs FILE withRe [withoutRe]
-import { readFileSync } from "node:fs"
+import { loadProfile } from "./cpuprof-lib.mjs"
 const [file, w, wo] = process.argv.slice(2)
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
-const parent = new Map()
-for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const { p, byId, parent } = loadProfile(file)
 const name = (n) => `${n.callFrame.functionName || "(anon)"}:${n.callFrame.lineNumber + 1}`
 const re = new RegExp(w), nre = wo ? new RegExp(wo) : undefined
 const agg = new Map(); let tot = 0

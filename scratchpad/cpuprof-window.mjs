@@ -1,8 +1,7 @@
 // Self time per function within [fromMs, toMs] of a .cpuprofile: node scratchpad/cpuprof-window.mjs FILE from to [N]
-import { readFileSync } from "node:fs"
+import { loadProfile } from "./cpuprof-lib.mjs"
 const [file, fromArg, toArg, nArg] = process.argv.slice(2)
-const p = JSON.parse(readFileSync(file, "utf8"))
-const byId = new Map(p.nodes.map((n) => [n.id, n]))
+const { p, byId } = loadProfile(file)
 const name = (n) => `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber + 1}`
 const from = Number(fromArg) * 1000, to = Number(toArg) * 1000
 const self = new Map()

@@ -168,8 +168,18 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
       const listen = options.listen
       const policy = options.encryption ?? "prefer"
       const encryption: Encryption.Outbound = { policy, plainOnly: Encryption.plainOnlyMemory() }
-      // The one-time DH setup (OpenSSL checks the prime, ~20 ms) now rather than on the first connection.
-      if (policy !== "off") Mse.prepare()
+      // The one-time DH setup (OpenSSL checks the prime: 20–30 ms of the event loop) before the first connection
+      // needs it, but not in line: the next turn of the loop usually finds it waiting on the start-up's file
+      // checks and tracker announce. A connection that comes first pays it itself (`Mse` creates it on first use).
+      if (policy !== "off") {
+        setImmediate(() => {
+          try {
+            Mse.prepare()
+          } catch {
+            // the first handshake retries it and reports the failure as its own
+          }
+        })
+      }
       const listener = yield* Effect.cached(
         listen === undefined
           ? Effect.succeed(undefined)

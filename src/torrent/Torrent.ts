@@ -696,11 +696,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     const finisher = Effect.gen(function*() {
       for (;;) yield* finishGuarded(yield* verifyQueue.take)
     }).pipe(Effect.catchAll(() => Effect.void))
-    const owner = Effect.forEach(
-      Array.from({ length: Math.max(1, options.finishConcurrency ?? 4) }, () => finisher),
-      (f) => f,
-      { concurrency: "unbounded", discard: true }
-    )
+    const owner = Effect.all(Array.from({ length: Math.max(1, options.finishConcurrency ?? 4) }, () => finisher), {
+      concurrency: "unbounded",
+      discard: true
+    })
 
     const dialer = Queue.take(wake).pipe(
       Effect.andThen(Effect.gen(function*() {
@@ -929,18 +928,20 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     // An inbound peer's port is ephemeral, so its misbehaviour is logged once per host and reason (a peer that
     // reconnects to misbehave again is not logged again); it is not banned by address. Bounded.
     const loggedInbound = new Set<string>()
-    const inboundEnded = (remote: Tcp.Address, addr: string, error: PeerError) => {
-      const loud = neverAgain.has(error.reason) || stalling.has(error.reason)
-      const key = `${remote.host}|${error.reason}`
-      if (!loud || loggedInbound.has(key)) return Effect.logDebug(`inbound ${error.message}`).pipe(Effect.annotateLogs({ peer: addr }))
-      if (loggedInbound.size >= 1024) loggedInbound.clear()
-      loggedInbound.add(key)
-      const line = error.reason === "self-connection"
-        ? Effect.logInfo("inbound peer is ourselves (it sent our own peer id): closed")
+    // (Our own peer id and other info-hashes never get here: the listener refuses them before routing.)
+    const inboundEnded = (connection: Tcp.Connection, error: PeerError) => {
+      const key = `${connection.remote.host}|${error.reason}`
+      const loud = (neverAgain.has(error.reason) || stalling.has(error.reason)) && !loggedInbound.has(key)
+      if (loud) {
+        if (loggedInbound.size >= 1024) loggedInbound.clear()
+        loggedInbound.add(key)
+      }
+      const line = !loud
+        ? Effect.logDebug(`inbound ${error.message}`)
         : stalling.has(error.reason)
         ? Effect.logInfo(`inbound peer stalls: ${error.reason}: ${error.detail}`)
         : Effect.logWarning(`inbound peer closed: ${error.reason}: ${error.detail}`)
-      return line.pipe(Effect.annotateLogs({ peer: addr }))
+      return line.pipe(Effect.annotateLogs({ peer: connection.remoteAddress }))
     }
     const accept = (
       connection: Tcp.Connection,
@@ -957,7 +958,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           sessions,
           key,
           PeerSession.accept({ connection, prefix, handle: served, config: options.peerConfig, encryption }).pipe(
-            Effect.catchAll((error) => inboundEnded(connection.remote, connection.remoteAddress, error)),
+            Effect.catchAll((error) => inboundEnded(connection, error)),
             Effect.ensuring(Effect.andThen(Effect.sync(() => void active--), release))
           ),
           { onlyIfMissing: true }

@@ -104,6 +104,8 @@ export interface ClientOptions {
    * with rc4, both ways; "off" only plain BitTorrent.
    */
   readonly encryption?: Encryption.Policy | undefined
+  /** Most file descriptors each torrent's storage keeps open (FileStorage.ts; default 64). */
+  readonly maxOpenFiles?: number | undefined
 }
 
 export interface DhtOptions {
@@ -372,7 +374,8 @@ const start = (
       files: m.files.map((f) => ({ path: f.path, length: f.length, pad: f.pad })),
       pieceLength: m.pieceLength,
       pieceHashes: m.pieces,
-      wanted: (f) => files[f] === true
+      wanted: (f) => files[f] === true,
+      maxOpenFiles: client.options.maxOpenFiles
     }).pipe(
       Effect.provideService(Hasher.Hasher, client.hasher),
       Effect.mapError((e) =>

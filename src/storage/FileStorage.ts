@@ -45,7 +45,7 @@ import * as Storage from "./Storage.ts"
 export interface Options extends Storage.MakeOptions {
   readonly outputDir: string
   /** Most file descriptors kept open. Default 64. */
-  readonly maxOpenFiles?: number
+  readonly maxOpenFiles?: number | undefined
 }
 
 export interface FileStorage extends Storage.StorageShape {

@@ -33,7 +33,6 @@
  *   `O_BENEATH` to close that race), and hard links, which are followed (users hard-link finished downloads).
  */
 import * as Fs from "node:fs"
-import * as Fsp from "node:fs/promises"
 import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -41,11 +40,14 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Hasher } from "./Hasher.ts"
 import * as Storage from "./Storage.ts"
+import * as Syscalls from "./Syscalls.ts"
 
 export interface Options extends Storage.MakeOptions {
   readonly outputDir: string
   /** Most file descriptors kept open. Default 64. */
   readonly maxOpenFiles?: number | undefined
+  /** The file-system calls (default `node:fs`). */
+  readonly syscalls?: Syscalls.Syscalls | undefined
 }
 
 export interface FileStorage extends Storage.StorageShape {
@@ -87,17 +89,18 @@ export const resolvePath = (
  * `mkdir -p`. Node 20's recursive mkdir reports ENOENT where a plain mkdir says EROFS (a read-only file system), so
  * on ENOENT the missing directories are made one by one from the deepest existing one, for the real error.
  */
-const mkdirp = async (dir: string): Promise<void> => {
-  try {
-    await Fsp.mkdir(dir, { recursive: true })
-  } catch (err) {
-    if (codeOf(err) !== "ENOENT") throw err
-    const missing: Array<string> = []
-    for (let d = dir; !Fs.existsSync(d); d = Path.dirname(d)) {
-      missing.unshift(d)
-      if (Path.dirname(d) === d) break
-    }
-    for (const d of missing) await Fsp.mkdir(d).catch((e) => (codeOf(e) === "EEXIST" ? undefined : Promise.reject(e)))
+const mkdirp = async (sys: Syscalls.Syscalls, dir: string): Promise<void> => {
+  const missing: Array<string> = []
+  for (let d = dir;; d = Path.dirname(d)) {
+    const exists = await new Promise<boolean>((ok, no) =>
+      sys.stat(d, (err) => (err === null ? ok(true) : err.code === "ENOENT" ? ok(false) : no(err)))
+    )
+    if (exists) break
+    missing.unshift(d)
+    if (Path.dirname(d) === d) break
+  }
+  for (const d of missing) {
+    await new Promise<void>((ok, no) => sys.mkdir(d, (e) => (e === null || e.code === "EEXIST" ? ok() : no(e))))
   }
 }
 
@@ -136,7 +139,7 @@ interface Handle {
  * Buffered writes to one file take its inode lock, so several in flight (up to `finishConcurrency` pieces finish
  * at once) only spin on it in the threadpool. Plain callbacks: no runtime operations are added per write.
  */
-const pwriteSerial = (h: Handle, data: Uint8Array, position: number) =>
+const pwriteSerial = (sys: Syscalls.Syscalls, h: Handle, data: Uint8Array, position: number) =>
   Effect.async<void, unknown>((resume) => {
     const run = (): void => {
       h.writing = true
@@ -148,7 +151,7 @@ const pwriteSerial = (h: Handle, data: Uint8Array, position: number) =>
       }
       const step = (): void => {
         try {
-          Fs.write(h.fd, data, done, data.length - done, position + done, (err, n) => {
+          sys.write(h.fd, data, done, data.length - done, position + done, (err, n) => {
             if (err !== null) return finish(Effect.fail(err))
             if (n === 0) return finish(Effect.fail(new Error("write made no progress")))
             done += n
@@ -167,11 +170,11 @@ const pwriteSerial = (h: Handle, data: Uint8Array, position: number) =>
   })
 
 /** Reads until `into` is full or end of file; returns the bytes read. */
-const preadAll = (fd: number, into: Uint8Array, position: number) =>
+const preadAll = (sys: Syscalls.Syscalls, fd: number, into: Uint8Array, position: number) =>
   Effect.async<number, unknown>((resume) => {
     let done = 0
     const step = (): void =>
-      Fs.read(fd, into, done, into.length - done, position + done, (err, n) => {
+      sys.read(fd, into, done, into.length - done, position + done, (err, n) => {
         if (err !== null) return resume(Effect.fail(err))
         done += n
         if (n > 0 && done < into.length) step()
@@ -181,10 +184,11 @@ const preadAll = (fd: number, into: Uint8Array, position: number) =>
     else step()
   })
 
-const lstatOrUndefined = (path: string) =>
-  Effect.tryPromise({ try: () => Fsp.lstat(path), catch: (e) => e }).pipe(
-    Effect.map((s): Fs.Stats | undefined => s),
-    Effect.catchIf((e) => codeOf(e) === "ENOENT", () => Effect.succeed(undefined))
+const lstatOrUndefined = (sys: Syscalls.Syscalls, path: string) =>
+  Effect.async<Syscalls.Stat | undefined, unknown>((resume) =>
+    sys.lstat(path, (err, st) =>
+      resume(err === null ? Effect.succeed(st) : err.code === "ENOENT" ? Effect.succeed(undefined) : Effect.fail(err))
+    )
   )
 
 const { O_RDWR, O_RDONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = Fs.constants
@@ -195,6 +199,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const layout = yield* Storage.layoutOf(options.files, options.pieceLength)
     const root = Path.resolve(options.outputDir)
     const maxOpen = Math.max(1, Math.floor(options.maxOpenFiles ?? 64))
+    const sys = options.syscalls ?? Syscalls.node
 
     // Every path is resolved and checked up front: an unsafe one refuses the whole storage before any I/O.
     const paths: Array<string> = []
@@ -224,7 +229,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const closeFd = (h: Handle) => {
       openCount--
       try {
-        Fs.closeSync(h.fd)
+        sys.closeSync(h.fd)
       } catch {
         // EBADF/EIO on close: nothing left to do with this descriptor
       }
@@ -239,15 +244,15 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const ensureDir = Effect.fnUntraced(function*(dir: string, create: boolean) {
       if (verifiedDirs.has(dir)) return true
       if (!verifiedDirs.has(root)) {
-        const st = yield* Effect.tryPromise({ try: () => Fsp.stat(root), catch: (e) => e }).pipe(
-          Effect.map((s): Fs.Stats | undefined => s),
-          Effect.catchIf((e) => codeOf(e) === "ENOENT", () => Effect.succeed(undefined)),
-          Effect.mapError((e) => fromErrno("open", root, e))
-        )
+        const st = yield* Effect.async<Syscalls.Stat | undefined, unknown>((resume) =>
+          sys.stat(root, (err, st) =>
+            resume(err === null ? Effect.succeed(st) : err.code === "ENOENT" ? Effect.succeed(undefined) : Effect.fail(err))
+          )
+        ).pipe(Effect.mapError((e) => fromErrno("open", root, e)))
         if (st === undefined) {
           if (!create) return false
-          yield* Effect.tryPromise({ try: () => mkdirp(root), catch: (e) => fromErrno("open", root, e) })
-        } else if (!st.isDirectory()) {
+          yield* Effect.tryPromise({ try: () => mkdirp(sys, root), catch: (e) => fromErrno("open", root, e) })
+        } else if (st.kind !== "directory") {
           return yield* conflict(root, "not a directory")
         }
         verifiedDirs.add(root)
@@ -258,20 +263,22 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         p = Path.join(p, part)
         if (verifiedDirs.has(p)) continue
         const dirPath = p
-        let st = yield* Effect.mapError(lstatOrUndefined(dirPath), (e) => fromErrno("open", dirPath, e))
+        let st = yield* Effect.mapError(lstatOrUndefined(sys, dirPath), (e) => fromErrno("open", dirPath, e))
         if (st === undefined) {
           if (!create) return false
-          yield* Effect.tryPromise({ try: () => Fsp.mkdir(dirPath), catch: (e) => e }).pipe(
+          yield* Effect.async<void, unknown>((resume) =>
+            sys.mkdir(dirPath, (err) => resume(err === null ? Effect.void : Effect.fail(err)))
+          ).pipe(
             Effect.catchIf((e) => codeOf(e) === "EEXIST", () => Effect.void),
             Effect.mapError((e) => fromErrno("open", dirPath, e))
           )
-          st = yield* Effect.mapError(lstatOrUndefined(dirPath), (e) => fromErrno("open", dirPath, e))
+          st = yield* Effect.mapError(lstatOrUndefined(sys, dirPath), (e) => fromErrno("open", dirPath, e))
           if (st === undefined) {
             return yield* new Storage.StorageError({ reason: "open", path: dirPath, detail: "directory vanished" })
           }
         }
-        if (st.isSymbolicLink()) return yield* unsafe(dirPath, "a symlink is in the way of a directory")
-        if (!st.isDirectory()) {
+        if (st.kind === "symlink") return yield* unsafe(dirPath, "a symlink is in the way of a directory")
+        if (st.kind !== "directory") {
           return yield* conflict(dirPath, "not a directory")
         }
         verifiedDirs.add(dirPath)
@@ -285,7 +292,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       if (!(yield* ensureDir(Path.dirname(path), writable))) return undefined
       const flags = (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK
       const fd = yield* Effect.async<number | undefined, Storage.StorageError>((resume) =>
-        Fs.open(path, flags, 0o666, (err, fd) => {
+        sys.open(path, flags, 0o666, (err, fd) => {
           if (err === null) resume(Effect.succeed(fd))
           else if (!writable && err.code === "ENOENT") resume(Effect.succeed(undefined))
           else if (err.code === "ELOOP") resume(Effect.fail(unsafe(path, "a symlink is in the way of the file")))
@@ -294,16 +301,18 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       )
       if (fd === undefined) return undefined
       const checked = Effect.gen(function*() {
-        const st = yield* Effect.try({ try: () => Fs.fstatSync(fd), catch: (e) => fromErrno("open", path, e) })
-        if (!st.isFile()) {
+        const st = yield* Effect.try({ try: () => sys.fstatSync(fd), catch: (e) => fromErrno("open", path, e) })
+        if (st.kind !== "file") {
           return yield* conflict(path, "not a regular file")
         }
         if (writable && st.size > lengthOf(f)) {
-          yield* Effect.try({ try: () => Fs.ftruncateSync(fd, lengthOf(f)), catch: (e) => fromErrno("write", path, e) })
+          yield* Effect.async<void, Storage.StorageError>((resume) =>
+            sys.ftruncate(fd, lengthOf(f), (e) => resume(e === null ? Effect.void : Effect.fail(fromErrno("write", path, e))))
+          )
         }
         return fd
       })
-      return yield* Effect.tapError(checked, () => Effect.sync(() => Fs.close(fd, () => {})))
+      return yield* Effect.tapError(checked, () => Effect.sync(() => sys.closeSync(fd)))
     })
 
     const openHandle = (f: number, writable: boolean) =>
@@ -352,7 +361,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         acquire(f, true),
         (h) => {
           h!.dirty = true
-          return Effect.mapError(pwriteSerial(h!, data, offset), (e) => fromErrno("write", paths[f]!, e))
+          return Effect.mapError(pwriteSerial(sys, h!, data, offset), (e) => fromErrno("write", paths[f]!, e))
         },
         release
       ))
@@ -363,7 +372,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         (h) =>
           h === undefined
             ? Effect.succeed(0)
-            : Effect.mapError(preadAll(h.fd, into, offset), (e) => fromErrno("read", paths[f]!, e)),
+            : Effect.mapError(preadAll(sys, h.fd, into, offset), (e) => fromErrno("read", paths[f]!, e)),
         release
       ))
 
@@ -372,10 +381,10 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         const path = paths[f]!
         if (closed) return yield* closedError(path)
         if (!(yield* ensureDir(Path.dirname(path), false))) return -1
-        const st = yield* Effect.mapError(lstatOrUndefined(path), (e) => fromErrno("read", path, e))
+        const st = yield* Effect.mapError(lstatOrUndefined(sys, path), (e) => fromErrno("read", path, e))
         if (st === undefined) return -1
-        if (st.isSymbolicLink()) return yield* unsafe(path, "a symlink is in the way of the file")
-        if (!st.isFile()) return yield* conflict(path, "not a regular file")
+        if (st.kind === "symlink") return yield* unsafe(path, "a symlink is in the way of the file")
+        if (st.kind !== "file") return yield* conflict(path, "not a regular file")
         return st.size
       })
 
@@ -384,23 +393,22 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       Effect.suspend(() => {
         if (closed) return Effect.succeed(undefined)
         const h = cache.get(f)
-        const show = (st: Fs.BigIntStats) => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
         if (h !== undefined) {
           try {
-            return Effect.succeed(show(Fs.fstatSync(h.fd, { bigint: true })))
+            return Effect.succeed(sys.fstatSync(h.fd).version)
           } catch {
             return Effect.succeed(undefined)
           }
         }
         return Effect.async<string | undefined>((resume) =>
-          Fs.lstat(paths[f]!, { bigint: true }, (err, st) => resume(Effect.succeed(err === null ? show(st) : undefined)))
+          sys.lstat(paths[f]!, (err, st) => resume(Effect.succeed(err === null ? st.version : undefined)))
         )
       })
 
     const touch = (f: number) =>
       Effect.flatMap(openFd(f, true), (fd) =>
         Effect.sync(() => {
-          if (fd !== undefined) Fs.close(fd, () => {})
+          if (fd !== undefined) sys.closeSync(fd)
         }))
 
     const flush = Effect.suspend(() =>
@@ -414,7 +422,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
             }),
             () =>
               Effect.async<void, Storage.StorageError>((resume) =>
-                Fs.fdatasync(h.fd, (err) =>
+                sys.fdatasync(h.fd, (err) =>
                   resume(err === null ? Effect.void : Effect.fail(fromErrno("write", paths[h.file]!, err)))
                 )
               ),

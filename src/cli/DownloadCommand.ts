@@ -214,7 +214,7 @@ const seedAfter = (
       onNone: () => Effect.never,
       onSome: (t) => Effect.sleep(Duration.seconds(t))
     })
-    yield* Effect.race(byRatio, byTime)
+    yield* Effect.raceFirst(Effect.race(byRatio, byTime), d.failed) // a failure (a file deleted under us) ends it too
     if (process.stdout.isTTY === true && !input.quiet) process.stdout.write("\r\x1b[K")
     if (!input.quiet) {
       const st = d.stats()

@@ -74,7 +74,7 @@ const run = (input: {
         process.stdout.write(`seeding ${sanitizeText(d.name)}${where} (Ctrl-C to stop)\n`)
       }
       yield* showSeeding(d, input.quiet)
-      return yield* Effect.never
+      return yield* d.failed // until Ctrl-C, or a failure stops the torrent (a file deleted under it, a failing disk)
     }).pipe(
       Effect.catchTag("TorrentError", (e) =>
         Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),

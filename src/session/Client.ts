@@ -25,6 +25,7 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
@@ -94,6 +95,8 @@ export interface ClientOptions {
   readonly resume?: boolean | undefined
   /** When records are saved (default every 10 s and every 256 MiB verified; see Torrent.ts `resume`). */
   readonly resumeSave?: Torrent.Options["resumeSave"]
+  /** Between checks that no file was deleted, replaced or cut short under us (Torrent.ts `auditInterval`, 5 s). */
+  readonly auditInterval?: Torrent.Options["auditInterval"]
   /** Run a DHT node (BEP 5) for every torrent of this client. Default: none. */
   readonly dht?: DhtOptions | undefined
   /** BEP 11 peer exchange (default true; never for private torrents). */
@@ -281,6 +284,11 @@ export interface Download {
   readonly subscribe: Stream.Stream<TorrentEvent.TorrentEvent>
   /** Succeeds when every wanted piece is verified and on disk; fails with the reason it cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
+  /**
+   * Fails with the error that stopped the torrent whenever that happens, while seeding too (a file deleted or cut
+   * short under it, a failing disk); never succeeds. Wait on it while seeding.
+   */
+  readonly failed: Effect.Effect<never, TorrentError>
   readonly stats: () => Torrent.Stats
   /** Payload bytes received per peer address in this run, most first (Torrent.ts `downloadedFrom`). */
   downloadedFrom(): ReadonlyArray<{ address: string; bytes: number }>
@@ -440,6 +448,7 @@ const start = (
       verified: versions,
       resume,
       resumeSave: client.options.resumeSave,
+      auditInterval: client.options.auditInterval,
       listenPort: listener?.address.port,
       dht,
       dhtInterval: client.options.dht?.interval,
@@ -461,6 +470,7 @@ const start = (
       events: Stream.fromQueue(first).pipe(Stream.takeUntil((e) => e._tag === "Completed")),
       subscribe: Stream.fromPubSub(events),
       done: torrent.done,
+      failed: torrent.failed,
       stats: torrent.stats,
       downloadedFrom: torrent.downloadedFrom,
       transfers: torrent.transfers,
@@ -585,6 +595,7 @@ const downloadMagnet = (
     const events = yield* Torrent.makeEvents()
     const first = yield* PubSub.subscribe(events)
     const result = yield* Deferred.make<void, TorrentError>()
+    const stopped = yield* Deferred.make<never, TorrentError>()
     const metainfo = yield* Deferred.make<Metainfo.Metainfo, TorrentError>()
     let inner: Download | undefined
     const run = Effect.gen(function*() {
@@ -603,13 +614,15 @@ const downloadMagnet = (
       const d = yield* start(m, { ...options, only, peers: fetched.peers }, false, { events, first })
       inner = d
       yield* d.done
+      yield* Deferred.succeed(result, undefined)
+      return yield* d.failed
     })
     yield* Effect.forkScoped(
       run.pipe(
         Effect.exit,
         Effect.flatMap((exit) =>
           Effect.andThen(
-            Deferred.done(result, exit),
+            Effect.andThen(Deferred.done(result, Exit.asVoid(exit)), Deferred.done(stopped, exit)),
             exit._tag === "Failure" ? Effect.andThen(Deferred.failCause(metainfo, exit.cause), first.shutdown) : Effect.void
           )
         )
@@ -621,6 +634,7 @@ const downloadMagnet = (
       events: Stream.fromQueue(first).pipe(Stream.takeUntil((e) => e._tag === "Completed")),
       subscribe: Stream.fromPubSub(events),
       done: Deferred.await(result),
+      failed: Deferred.await(stopped),
       stats: () => inner?.stats() ?? zeroStats(),
       downloadedFrom: () => inner?.downloadedFrom() ?? [],
       transfers: () => inner?.transfers() ?? [],

@@ -1,12 +1,15 @@
 /**
  * The file layer of the `Storage` port: a torrent's files under one output directory.
  *
+ * Descriptors: internal/DescriptorCache.ts owns every one (at most `maxOpenFiles`, LRU; its header says in three
+ * sentences why none is used after close, closed twice or closed under an operation). Each read, write, sync and
+ * fstat here pins its handle for exactly the duration of its system call. Waiting for a descriptor is
+ * interruptible; a system call, once issued, is waited for (the caller's buffer stays in use until it returns).
+ *
  * I/O: one positional `fs.write` per data extent of a piece (callback form inside `Effect.async`, short writes
- * looped; THROUGHPUT.md rule 10), at most one in flight per file (the others queue in order: concurrent buffered
- * writes to one file only contend for its inode lock; one at a time cut the threadpool's CPU per GiB from
- * 0.75–0.97 to 0.63–0.69 s here), `fs.read` the same way for reads but concurrently. Each operation is
- * uninterruptible while the syscall is in flight, so an fd is never closed (and its number reused) under a pending
- * read or write.
+ * looped; THROUGHPUT.md rule 10), at most one write in flight per file (the others queue in order: concurrent
+ * buffered writes to one file only contend for its inode lock; one at a time cut the threadpool's CPU per GiB from
+ * 0.75–0.97 to 0.63–0.69 s here), `fs.read` the same way for reads but concurrently.
  *
  * Files and directories are created lazily, on the first write that lands in them; files that are not wanted and
  * pad files are never created. Nothing is ever zero-filled: a piece written at the end of a file leaves a hole
@@ -14,16 +17,23 @@
  * grow it; zero-length wanted files are created with the first write of the session. An existing file *longer*
  * than the torrent says is truncated to its length when first opened for writing (libtorrent does the same).
  *
- * Open files: an LRU of at most `maxOpenFiles` descriptors (default 64); evicted descriptors close at once, or
- * when the last operation using them finishes. All close when the scope closes. `flush` fdatasyncs files written
- * since the last flush that are still open; a descriptor evicted or closed before that is not synced (the resume
- * check re-verifies data after a crash anyway).
+ * Durability: `flush` fdatasyncs every file written since the last flush — through its cached descriptor, or a
+ * fresh one when it was evicted meanwhile (the kernel's dirty pages belong to the file, not to the descriptor).
+ *
+ * We are the only writer: a file we write is fstat'ed before and after each write, and a change we did not make
+ * (another inode at its path, a size below what we wrote, a change time that moved between our writes, a file
+ * deleted while open) fails the storage with reason "changed"; `audit` checks the same of every file by path.
+ * Failures of syncs and closes, I/O errors of writes and foreign changes are sticky: once one happened every later
+ * operation fails with it (after a failed fdatasync the kernel may have dropped the dirty pages, so "retry" would
+ * report success falsely). A full disk or a read-only file system fails only the write concerned. EBADF
+ * anywhere is a bug ("internal"): reported, sticky, never ignored.
  *
  * Path guarantees (what is refused, with `StorageError` reason "unsafe-path" unless noted):
  * - Every file path is `outputDir` joined with its components, each of which must be a plain name (not "", ".",
  *   "..", and without "/" or NUL), and must resolve strictly inside `outputDir`. Checked for all files by `make`,
  *   before anything is touched; two files resolving to the same path are refused ("path-conflict").
- * - `outputDir` itself may be a symlink (the user chose it) and is created if missing. Below it, before a file is
+ * - `outputDir` itself may be a symlink (the user chose it) and is created if missing (one `mkdir` per level:
+ *   Node's recursive mkdir never calls back where mkdir says ENOENT, e.g. under /proc). Below it, before a file is
  *   opened, every directory on its path is checked with `lstat`: a symlink there is refused, a non-directory is
  *   "path-conflict"; missing directories are created by writes (`mkdir`, never following links) and make reads
  *   see an empty file. Checked directories are remembered for the storage's lifetime.
@@ -39,6 +49,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Hasher } from "./Hasher.ts"
+import * as DescriptorCache from "./internal/DescriptorCache.ts"
 import * as Storage from "./Storage.ts"
 import * as Syscalls from "./Syscalls.ts"
 
@@ -60,10 +71,13 @@ export interface FileStorage extends Storage.StorageShape {
 }
 
 type Reason = Storage.Reason
+type Handle = DescriptorCache.Handle
 
 const unsafe = (path: string, detail: string) => new Storage.StorageError({ reason: "unsafe-path", path, detail })
 const conflict = (path: string, detail: string) => new Storage.StorageError({ reason: "path-conflict", path, detail })
 const closedError = (path: string) => new Storage.StorageError({ reason: "closed", path, detail: "storage closed" })
+const changed = (path: string, detail: string) =>
+  new Storage.StorageError({ reason: "changed", path, detail: `${detail} by something else while in use` })
 
 /** `root` joined with `components` when every component is a plain name and the result lies inside `root`. */
 export const resolvePath = (
@@ -85,29 +99,11 @@ export const resolvePath = (
   return Either.right(full)
 }
 
-/**
- * `mkdir -p`. Node 20's recursive mkdir reports ENOENT where a plain mkdir says EROFS (a read-only file system), so
- * on ENOENT the missing directories are made one by one from the deepest existing one, for the real error.
- */
-const mkdirp = async (sys: Syscalls.Syscalls, dir: string): Promise<void> => {
-  const missing: Array<string> = []
-  for (let d = dir;; d = Path.dirname(d)) {
-    const exists = await new Promise<boolean>((ok, no) =>
-      sys.stat(d, (err) => (err === null ? ok(true) : err.code === "ENOENT" ? ok(false) : no(err)))
-    )
-    if (exists) break
-    missing.unshift(d)
-    if (Path.dirname(d) === d) break
-  }
-  for (const d of missing) {
-    await new Promise<void>((ok, no) => sys.mkdir(d, (e) => (e === null || e.code === "EEXIST" ? ok() : no(e))))
-  }
-}
-
 const codeOf = (err: unknown): string =>
   typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : ""
 
-const fromErrno = (op: Reason, path: string, err: unknown): Storage.StorageError => {
+/** The typed error of a failed system call `op` on `path`. */
+export const fromErrno = (op: "open" | "mkdir" | "read" | "write" | "close", path: string, err: unknown): Storage.StorageError => {
   const code = codeOf(err)
   const reason: Reason = code === "ENOSPC" || code === "EDQUOT"
     ? "no-space"
@@ -117,79 +113,23 @@ const fromErrno = (op: Reason, path: string, err: unknown): Storage.StorageError
     ? "unsafe-path"
     : code === "ENOTDIR" || code === "EISDIR" || code === "EEXIST"
     ? "path-conflict"
+    : code === "EMFILE" || code === "ENFILE"
+    ? "too-many-files"
+    : code === "EBADF"
+    ? "internal"
+    : op === "close"
+    ? "write"
+    : op === "mkdir"
+    ? "open"
     : op
   const text = err instanceof Error ? err.message.split("\n")[0]! : String(err)
-  return new Storage.StorageError({ reason, path, detail: `${op}: ${text}`, cause: err })
+  const detail = reason === "internal"
+    ? `${op}: ${text} — a file descriptor was used after it was closed; this is a bug in effect-torrent, please report it`
+    : reason === "too-many-files"
+    ? `${op}: ${text} — out of file descriptors: raise the limit (ulimit -n) or keep fewer files open`
+    : `${op}: ${text}`
+  return new Storage.StorageError({ reason, path, detail, cause: err })
 }
-
-interface Handle {
-  readonly file: number
-  readonly fd: number
-  readonly writable: boolean
-  refs: number
-  evicted: boolean
-  dirty: boolean
-  /** A write is in flight on this descriptor; later ones wait in `waiting` (see `pwriteSerial`). */
-  writing: boolean
-  readonly waiting: Array<() => void>
-}
-
-/**
- * Writes all of `data` at `position` (short writes looped), one write at a time per descriptor, in arrival order.
- * Buffered writes to one file take its inode lock, so several in flight (up to `finishConcurrency` pieces finish
- * at once) only spin on it in the threadpool. Plain callbacks: no runtime operations are added per write.
- */
-const pwriteSerial = (sys: Syscalls.Syscalls, h: Handle, data: Uint8Array, position: number) =>
-  Effect.async<void, unknown>((resume) => {
-    const run = (): void => {
-      h.writing = true
-      let done = 0
-      const finish = (r: Effect.Effect<void, unknown>): void => {
-        h.writing = false
-        resume(r)
-        h.waiting.shift()?.()
-      }
-      const step = (): void => {
-        try {
-          sys.write(h.fd, data, done, data.length - done, position + done, (err, n) => {
-            if (err !== null) return finish(Effect.fail(err))
-            if (n === 0) return finish(Effect.fail(new Error("write made no progress")))
-            done += n
-            if (done < data.length) step()
-            else finish(Effect.void)
-          })
-        } catch (e) {
-          finish(Effect.fail(e)) // never leave `writing` set: the writes queued behind would wait forever
-        }
-      }
-      if (data.length === 0) finish(Effect.void)
-      else step()
-    }
-    if (h.writing) h.waiting.push(run)
-    else run()
-  })
-
-/** Reads until `into` is full or end of file; returns the bytes read. */
-const preadAll = (sys: Syscalls.Syscalls, fd: number, into: Uint8Array, position: number) =>
-  Effect.async<number, unknown>((resume) => {
-    let done = 0
-    const step = (): void =>
-      sys.read(fd, into, done, into.length - done, position + done, (err, n) => {
-        if (err !== null) return resume(Effect.fail(err))
-        done += n
-        if (n > 0 && done < into.length) step()
-        else resume(Effect.succeed(done))
-      })
-    if (into.length === 0) resume(Effect.succeed(0))
-    else step()
-  })
-
-const lstatOrUndefined = (sys: Syscalls.Syscalls, path: string) =>
-  Effect.async<Syscalls.Stat | undefined, unknown>((resume) =>
-    sys.lstat(path, (err, st) =>
-      resume(err === null ? Effect.succeed(st) : err.code === "ENOENT" ? Effect.succeed(undefined) : Effect.fail(err))
-    )
-  )
 
 const { O_RDWR, O_RDONLY, O_CREAT, O_NOFOLLOW, O_NONBLOCK } = Fs.constants
 
@@ -198,62 +138,86 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
   Effect.gen(function*() {
     const layout = yield* Storage.layoutOf(options.files, options.pieceLength)
     const root = Path.resolve(options.outputDir)
-    const maxOpen = Math.max(1, Math.floor(options.maxOpenFiles ?? 64))
     const sys = options.syscalls ?? Syscalls.node
+    const fileCount = options.files.length
 
     // Every path is resolved and checked up front: an unsafe one refuses the whole storage before any I/O.
     const paths: Array<string> = []
-    const seen = new Set<string>()
-    for (let f = 0; f < options.files.length; f++) {
+    const seenPaths = new Set<string>()
+    for (let f = 0; f < fileCount; f++) {
       const entry = options.files[f]!
       if (entry.pad) {
         paths.push("")
         continue
       }
       const p = yield* resolvePath(root, entry.path)
-      if (seen.has(p)) {
+      if (seenPaths.has(p)) {
         return yield* conflict(p, "two files share this path")
       }
-      seen.add(p)
+      seenPaths.add(p)
       paths.push(p)
     }
     const lengthOf = (f: number) => layout.starts[f + 1]! - layout.starts[f]!
 
-    const cache = new Map<number, Handle>() // insertion order = LRU order, oldest first
-    const verifiedDirs = new Set<string>()
-    const openLock = yield* Effect.makeSemaphore(1)
-    let openCount = 0
-    let closed = false
+    /** The first write, sync or close failure (or broken invariant): every later operation fails with it. */
+    let failure: Storage.StorageError | undefined
+    const stick = (e: Storage.StorageError): Storage.StorageError => {
+      if (failure === undefined && e.reason !== "closed") failure = e
+      return e
+    }
+    /**
+     * Whether a failed write poisons the storage: an I/O error, a descriptor bug or a foreign change may have cost
+     * data already written; a full disk, a read-only file system or a lack of descriptors cost only this write, so
+     * flushing what was written before (and saving a resume record for it) still holds.
+     */
+    const lasting = (e: Storage.StorageError) =>
+      e.reason !== "no-space" && e.reason !== "read-only" && e.reason !== "too-many-files" && e.reason !== "closed"
+    const bug = (detail: string) =>
+      stick(new Storage.StorageError({ reason: "internal", path: "", detail: `${detail}: a bug in effect-torrent` }))
+    let closing = false
 
-    // Synchronous close: cheap for regular files, and the descriptor bound then holds exactly.
-    const closeFd = (h: Handle) => {
-      openCount--
-      try {
-        sys.closeSync(h.fd)
-      } catch {
-        // EBADF/EIO on close: nothing left to do with this descriptor
-      }
-    }
-    const evict = (h: Handle) => {
-      cache.delete(h.file)
-      h.evicted = true
-      if (h.refs === 0) closeFd(h)
-    }
+    /** What we last saw of each file we write (after our own latest change), to tell changes we did not make. */
+    const seen: Array<Syscalls.Stat | undefined> = new Array(fileCount)
+    /** Files written since the last flush. */
+    const dirty = new Set<number>()
+    /** One write in flight per file; the next ones wait here in order. */
+    const writing = new Uint8Array(fileCount)
+    const waiting = new Map<number, Array<() => void>>()
+
+    // --- directories and opening ---
+    const verifiedDirs = new Set<string>()
+    const statP = (path: string, follow: boolean) =>
+      new Promise<Syscalls.Stat | undefined>((resolve, reject) =>
+        (follow ? sys.stat : sys.lstat)(path, (err, st) =>
+          err === null ? resolve(st) : err.code === "ENOENT" ? resolve(undefined) : reject(err)
+        )
+      )
+    const mkdirP = (path: string) =>
+      new Promise<void>((resolve, reject) =>
+        sys.mkdir(path, (err) => (err === null || err.code === "EEXIST" ? resolve() : reject(err)))
+      )
+    const rejectWith = (e: Storage.StorageError): Promise<never> => Promise.reject(e)
 
     /** Checks (and with `create`, makes) every directory from `root` down to `dir`; false when one is missing. */
-    const ensureDir = Effect.fnUntraced(function*(dir: string, create: boolean) {
+    const ensureDir = async (dir: string, create: boolean): Promise<boolean> => {
       if (verifiedDirs.has(dir)) return true
       if (!verifiedDirs.has(root)) {
-        const st = yield* Effect.async<Syscalls.Stat | undefined, unknown>((resume) =>
-          sys.stat(root, (err, st) =>
-            resume(err === null ? Effect.succeed(st) : err.code === "ENOENT" ? Effect.succeed(undefined) : Effect.fail(err))
-          )
-        ).pipe(Effect.mapError((e) => fromErrno("open", root, e)))
+        const st = await statP(root, true).catch((e) => rejectWith(fromErrno("open", root, e)))
         if (st === undefined) {
           if (!create) return false
-          yield* Effect.tryPromise({ try: () => mkdirp(sys, root), catch: (e) => fromErrno("open", root, e) })
+          // One level at a time, from the deepest existing ancestor (symlinks above the root are the user's).
+          const missing: Array<string> = []
+          for (let d = root; Path.dirname(d) !== d; d = Path.dirname(d)) {
+            const up = await statP(d, true).catch((e) => rejectWith(fromErrno("open", d, e)))
+            if (up !== undefined) {
+              if (up.kind !== "directory") return rejectWith(conflict(d, "not a directory"))
+              break
+            }
+            missing.unshift(d)
+          }
+          for (const d of missing) await mkdirP(d).catch((e) => rejectWith(fromErrno("mkdir", d, e)))
         } else if (st.kind !== "directory") {
-          return yield* conflict(root, "not a directory")
+          return rejectWith(conflict(root, "not a directory"))
         }
         verifiedDirs.add(root)
       }
@@ -263,185 +227,317 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         p = Path.join(p, part)
         if (verifiedDirs.has(p)) continue
         const dirPath = p
-        let st = yield* Effect.mapError(lstatOrUndefined(sys, dirPath), (e) => fromErrno("open", dirPath, e))
+        let st = await statP(dirPath, false).catch((e) => rejectWith(fromErrno("open", dirPath, e)))
         if (st === undefined) {
           if (!create) return false
-          yield* Effect.async<void, unknown>((resume) =>
-            sys.mkdir(dirPath, (err) => resume(err === null ? Effect.void : Effect.fail(err)))
-          ).pipe(
-            Effect.catchIf((e) => codeOf(e) === "EEXIST", () => Effect.void),
-            Effect.mapError((e) => fromErrno("open", dirPath, e))
-          )
-          st = yield* Effect.mapError(lstatOrUndefined(sys, dirPath), (e) => fromErrno("open", dirPath, e))
+          await mkdirP(dirPath).catch((e) => rejectWith(fromErrno("mkdir", dirPath, e)))
+          st = await statP(dirPath, false).catch((e) => rejectWith(fromErrno("open", dirPath, e)))
           if (st === undefined) {
-            return yield* new Storage.StorageError({ reason: "open", path: dirPath, detail: "directory vanished" })
+            return rejectWith(new Storage.StorageError({ reason: "open", path: dirPath, detail: "directory vanished" }))
           }
         }
-        if (st.kind === "symlink") return yield* unsafe(dirPath, "a symlink is in the way of a directory")
-        if (st.kind !== "directory") {
-          return yield* conflict(dirPath, "not a directory")
-        }
+        if (st.kind === "symlink") return rejectWith(unsafe(dirPath, "a symlink is in the way of a directory"))
+        if (st.kind !== "directory") return rejectWith(conflict(dirPath, "not a directory"))
         verifiedDirs.add(dirPath)
       }
       return true
-    })
+    }
 
-    /** Opens file `f` without caching it; undefined when reading a file that does not exist. */
-    const openFd = Effect.fnUntraced(function*(f: number, writable: boolean) {
+    const closeFd = (fd: number, f: number) => {
+      try {
+        sys.closeSync(fd)
+      } catch (e) {
+        stick(fromErrno("close", paths[f]!, e)) // EIO on close can mean lost data; EBADF is a bug
+      }
+    }
+    const fstatOf = (fd: number, f: number): Syscalls.Stat | Storage.StorageError => {
+      try {
+        return sys.fstatSync(fd)
+      } catch (e) {
+        return stick(fromErrno("read", paths[f]!, e))
+      }
+    }
+    /** A change we did not make, between what we saw last and `now` (both of file `f`), or undefined. */
+    const foreignChange = (f: number, now: Syscalls.Stat, timeToo: boolean): Storage.StorageError | undefined => {
+      const before = seen[f]
+      if (before === undefined) return undefined
       const path = paths[f]!
-      if (!(yield* ensureDir(Path.dirname(path), writable))) return undefined
+      if (now.links === 0) return changed(path, "deleted")
+      if (now.identity !== before.identity) return changed(path, "replaced")
+      if (now.size < before.size) return changed(path, `truncated from ${before.size} to ${now.size} bytes`)
+      if (timeToo && now.modified !== before.modified) return changed(path, "modified")
+      return undefined
+    }
+
+    /** Opens file `f` for the cache (never cached here); fd undefined when reading a file that does not exist. */
+    const openFd = async (f: number, writable: boolean): Promise<number | undefined> => {
+      const path = paths[f]!
+      if (!(await ensureDir(Path.dirname(path), writable))) return undefined
       const flags = (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK
-      const fd = yield* Effect.async<number | undefined, Storage.StorageError>((resume) =>
+      const fd = await new Promise<number | undefined>((resolve, reject) =>
         sys.open(path, flags, 0o666, (err, fd) => {
-          if (err === null) resume(Effect.succeed(fd))
-          else if (!writable && err.code === "ENOENT") resume(Effect.succeed(undefined))
-          else if (err.code === "ELOOP") resume(Effect.fail(unsafe(path, "a symlink is in the way of the file")))
-          else resume(Effect.fail(fromErrno("open", path, err)))
+          if (err === null) resolve(fd)
+          else if (!writable && err.code === "ENOENT") resolve(undefined)
+          else if (err.code === "ELOOP") reject(unsafe(path, "a symlink is in the way of the file"))
+          else reject(fromErrno("open", path, err))
         })
       )
       if (fd === undefined) return undefined
-      const checked = Effect.gen(function*() {
-        const st = yield* Effect.try({ try: () => sys.fstatSync(fd), catch: (e) => fromErrno("open", path, e) })
-        if (st.kind !== "file") {
-          return yield* conflict(path, "not a regular file")
-        }
-        if (writable && st.size > lengthOf(f)) {
-          yield* Effect.async<void, Storage.StorageError>((resume) =>
-            sys.ftruncate(fd, lengthOf(f), (e) => resume(e === null ? Effect.void : Effect.fail(fromErrno("write", path, e))))
-          )
+      try {
+        let st = fstatOf(fd, f)
+        if (st instanceof Storage.StorageError) throw st
+        if (st.kind !== "file") throw conflict(path, "not a regular file")
+        if (writable) {
+          const foreign = foreignChange(f, st, writing[f] === 0)
+          if (foreign !== undefined) throw stick(foreign)
+          if (seen[f] === undefined && st.size > lengthOf(f)) {
+            await new Promise<void>((resolve, reject) =>
+              sys.ftruncate(fd, lengthOf(f), (e) => {
+                if (e === null) return resolve()
+                const error = fromErrno("write", path, e)
+                reject(lasting(error) ? stick(error) : error)
+              })
+            )
+            st = fstatOf(fd, f)
+            if (st instanceof Storage.StorageError) throw st
+          }
+          seen[f] = st
         }
         return fd
-      })
-      return yield* Effect.tapError(checked, () => Effect.sync(() => sys.closeSync(fd)))
+      } catch (e) {
+        closeFd(fd, f)
+        throw e
+      }
+    }
+
+    const cache = DescriptorCache.make({
+      capacity: options.maxOpenFiles ?? 64,
+      open: (f, writable, cb) =>
+        void openFd(f, writable).then(
+          (fd) => cb(null, fd),
+          (e) => cb(e instanceof Storage.StorageError ? e : fromErrno("open", paths[f]!, e), undefined)
+        ),
+      close: closeFd,
+      closedError: (f) => closedError(paths[f]!),
+      isTooMany: (e) => e.reason === "too-many-files",
+      bug
     })
 
-    const openHandle = (f: number, writable: boolean) =>
-      openLock.withPermits(1)(Effect.gen(function*() {
-        if (closed) return yield* closedError(paths[f]!)
-        const cur = cache.get(f)
-        if (cur !== undefined && (cur.writable || !writable)) {
-          cur.refs++ // opened by another fiber meanwhile
-          return cur
-        }
-        if (cur !== undefined) evict(cur) // read-only handle, now writing
-        const fd = yield* openFd(f, writable)
-        if (fd === undefined) return undefined
-        // Referenced before the lock is released, so no other opener can evict and close it first.
-        const h: Handle = { file: f, fd, writable, refs: 1, evicted: false, dirty: false, writing: false, waiting: [] }
-        openCount++
-        cache.set(f, h)
-        for (const old of cache.values()) {
-          if (cache.size <= maxOpen) break
-          evict(old)
-        }
-        return h
-      }))
-
-    const acquire = (f: number, writable: boolean): Effect.Effect<Handle | undefined, Storage.StorageError> =>
+    /** A pinned handle of file `f` (undefined: reading a file that does not exist). Interruptible while waiting. */
+    const acquire = (f: number, writable: boolean) =>
+      Effect.async<Handle | undefined, Storage.StorageError>((resume) => {
+        const r = cache.acquire(f, writable, (err, h) => resume(err === null ? Effect.succeed(h) : Effect.fail(err)))
+        return Effect.sync(() => cache.cancel(r))
+      })
+    /** `use` of a pinned handle of `f`; the pin is the call's to give back (see `writeOn`, `readOn`). */
+    const withHandle = <A>(
+      f: number,
+      writable: boolean,
+      use: (h: Handle | undefined) => Effect.Effect<A, Storage.StorageError>
+    ): Effect.Effect<A, Storage.StorageError> =>
       Effect.suspend(() => {
-        const h = cache.get(f)
-        if (h !== undefined && (h.writable || !writable)) {
-          cache.delete(f) // refresh LRU position
-          cache.set(f, h)
-          h.refs++
-          return Effect.succeed(h)
-        }
-        return openHandle(f, writable)
+        if (failure !== undefined) return Effect.fail(failure)
+        if (closing) return Effect.fail(closedError(paths[f]!))
+        return Effect.uninterruptibleMask((restore) => Effect.flatMap(restore(acquire(f, writable)), use))
       })
 
-    const release = (h: Handle | undefined) =>
-      Effect.sync(() => {
-        if (h === undefined) return
-        h.refs--
-        if (h.evicted && h.refs === 0) closeFd(h)
+    /** Writes all of `data` at `position` of file `f` through `h` (short writes looped), then unpins `h`. */
+    const writeOn = (h: Handle, f: number, data: Uint8Array, position: number) =>
+      Effect.async<void, Storage.StorageError>((resume) => {
+        const path = paths[f]!
+        const run = (): void => {
+          writing[f] = 1
+          let done = 0
+          let started = false
+          const finish = (e: Storage.StorageError | undefined): void => {
+            if (started && e?.reason !== "internal") {
+              // What our write did (a failed one may have written part of its bytes) is ours: not a foreign change.
+              const after = fstatOf(h.fd, f)
+              if (after instanceof Storage.StorageError) e ??= after
+              else seen[f] = after
+            }
+            writing[f] = 0
+            if (e === undefined) dirty.add(f)
+            cache.release(h)
+            resume(e === undefined ? Effect.void : Effect.fail(lasting(e) ? stick(e) : e))
+            const next = waiting.get(f)?.shift()
+            if (next !== undefined) next()
+          }
+          if (failure !== undefined) return finish(failure)
+          if (closing) return finish(closedError(path)) // queued behind a write when the storage began closing
+          const before = fstatOf(h.fd, f)
+          if (before instanceof Storage.StorageError) return finish(before)
+          const foreign = foreignChange(f, before, true)
+          if (foreign !== undefined) return finish(foreign)
+          started = true
+          const step = (): void => {
+            sys.write(h.fd, data, done, data.length - done, position + done, (err, n) => {
+              if (err !== null) return finish(fromErrno("write", path, err))
+              if (n === 0) return finish(fromErrno("write", path, new Error("write made no progress")))
+              done += n
+              if (done < data.length) step()
+              else finish(undefined)
+            })
+          }
+          if (data.length === 0) finish(undefined)
+          else step()
+        }
+        if (writing[f] === 0) return run()
+        let q = waiting.get(f)
+        if (q === undefined) waiting.set(f, q = [])
+        q.push(run)
+      })
+
+    /** Reads into `into` from `position` until full or end of file, then unpins `h`; returns the bytes read. */
+    const readOn = (h: Handle, f: number, into: Uint8Array, position: number) =>
+      Effect.async<number, Storage.StorageError>((resume) => {
+        let done = 0
+        const step = (): void =>
+          sys.read(h.fd, into, done, into.length - done, position + done, (err, n) => {
+            if (err !== null) {
+              cache.release(h)
+              const e = fromErrno("read", paths[f]!, err)
+              return resume(Effect.fail(e.reason === "internal" ? stick(e) : e))
+            }
+            done += n
+            if (n > 0 && done < into.length) return step()
+            cache.release(h)
+            resume(Effect.succeed(done))
+          })
+        if (into.length === 0) {
+          cache.release(h)
+          resume(Effect.succeed(0))
+        } else step()
+      })
+
+    /** fdatasync of every handle (pinned by the caller); each is unpinned as its call returns. */
+    const syncAll = (handles: ReadonlyArray<Handle>) =>
+      Effect.async<void, Storage.StorageError>((resume) => {
+        let left = handles.length
+        let error: Storage.StorageError | undefined
+        if (left === 0) return resume(Effect.void)
+        for (const h of handles) {
+          sys.fdatasync(h.fd, (err) => {
+            cache.release(h)
+            if (err !== null && error === undefined) error = stick(fromErrno("write", paths[h.file]!, err))
+            if (--left === 0) resume(error === undefined ? Effect.void : Effect.fail(error))
+          })
+        }
       })
 
     const write = (f: number, offset: number, data: Uint8Array) =>
-      Effect.uninterruptible(Effect.acquireUseRelease(
-        acquire(f, true),
-        (h) => {
-          h!.dirty = true
-          return Effect.mapError(pwriteSerial(sys, h!, data, offset), (e) => fromErrno("write", paths[f]!, e))
-        },
-        release
-      ))
+      withHandle(f, true, (h) => writeOn(h!, f, data, offset))
 
     const read = (f: number, offset: number, into: Uint8Array) =>
-      Effect.uninterruptible(Effect.acquireUseRelease(
-        acquire(f, false),
-        (h) =>
-          h === undefined
-            ? Effect.succeed(0)
-            : Effect.mapError(preadAll(sys, h.fd, into, offset), (e) => fromErrno("read", paths[f]!, e)),
-        release
-      ))
+      withHandle(f, false, (h) => (h === undefined ? Effect.succeed(0) : readOn(h, f, into, offset)))
+
+    const touch = (f: number) => withHandle(f, true, (h) => Effect.sync(() => cache.release(h!)))
+
+    const lstatE = (path: string) =>
+      Effect.async<Syscalls.Stat | undefined, Storage.StorageError>((resume) =>
+        sys.lstat(path, (err, st) =>
+          resume(
+            err === null
+              ? Effect.succeed(st)
+              : err.code === "ENOENT"
+              ? Effect.succeed(undefined)
+              : Effect.fail(fromErrno("read", path, err))
+          )
+        )
+      )
 
     const size = (f: number) =>
       Effect.gen(function*() {
         const path = paths[f]!
-        if (closed) return yield* closedError(path)
-        if (!(yield* ensureDir(Path.dirname(path), false))) return -1
-        const st = yield* Effect.mapError(lstatOrUndefined(sys, path), (e) => fromErrno("read", path, e))
+        if (failure !== undefined) return yield* failure
+        if (closing) return yield* closedError(path)
+        const present = yield* Effect.tryPromise({
+          try: () => ensureDir(Path.dirname(path), false),
+          catch: (e) => (e instanceof Storage.StorageError ? e : fromErrno("read", path, e))
+        })
+        if (!present) return -1
+        const st = yield* lstatE(path)
         if (st === undefined) return -1
         if (st.kind === "symlink") return yield* unsafe(path, "a symlink is in the way of the file")
         if (st.kind !== "file") return yield* conflict(path, "not a regular file")
         return st.size
       })
 
-    /** inode, size, mtime and ctime (ns) of the open descriptor when there is one (what reads use), else of the path. */
+    /** inode, size, mtime and ctime (ns) of the cached descriptor when there is one (what reads use), else of the path. */
     const version = (f: number): Effect.Effect<string | undefined> =>
       Effect.suspend(() => {
-        if (closed) return Effect.succeed(undefined)
-        const h = cache.get(f)
+        if (closing || failure !== undefined) return Effect.succeed(undefined)
+        const h = cache.peek(f)
         if (h !== undefined) {
-          try {
-            return Effect.succeed(sys.fstatSync(h.fd).version)
-          } catch {
-            return Effect.succeed(undefined)
-          }
+          const st = fstatOf(h.fd, f) // synchronous: the cached descriptor cannot be closed under it
+          return Effect.succeed(st instanceof Storage.StorageError ? undefined : st.version)
         }
         return Effect.async<string | undefined>((resume) =>
           sys.lstat(paths[f]!, (err, st) => resume(Effect.succeed(err === null ? st.version : undefined)))
         )
       })
 
-    const touch = (f: number) =>
-      Effect.flatMap(openFd(f, true), (fd) =>
+    // One flush at a time: a flush that found nothing dirty must still wait for the syncs of one begun before it.
+    const flushLock = yield* Effect.makeSemaphore(1)
+    const flush = flushLock.withPermits(1)(Effect.suspend(() => {
+      if (failure !== undefined) return Effect.fail(failure)
+      const files = [...dirty]
+      dirty.clear()
+      // Cached descriptors are pinned now, in this synchronous step, and synced together; files whose descriptor
+      // was evicted since they were written get a fresh one, one at a time.
+      const pinned: Array<Handle> = []
+      const evicted: Array<number> = []
+      for (const f of files) {
+        const h = cache.pinCached(f)
+        if (h !== undefined) pinned.push(h)
+        else evicted.push(f)
+      }
+      const reopenAndSync = (f: number) =>
+        withHandle(f, false, (h) => (h === undefined ? Effect.fail(stick(changed(paths[f]!, "deleted"))) : syncAll([h])))
+      return Effect.zipRight(
+        syncAll(pinned),
+        Effect.forEach(evicted, reopenAndSync, { discard: true })
+      ).pipe(Effect.tapError(() =>
         Effect.sync(() => {
-          if (fd !== undefined) sys.closeSync(fd)
-        }))
+          for (const f of files) dirty.add(f)
+        })
+      ))
+    }))
 
-    const flush = Effect.suspend(() =>
+    const audit = (complete: (file: number) => boolean) =>
       Effect.forEach(
-        [...cache.values()].filter((h) => h.dirty),
-        (h) =>
-          Effect.uninterruptible(Effect.acquireUseRelease(
-            Effect.sync(() => {
-              h.refs++
-              h.dirty = false
-            }),
-            () =>
-              Effect.async<void, Storage.StorageError>((resume) =>
-                sys.fdatasync(h.fd, (err) =>
-                  resume(err === null ? Effect.void : Effect.fail(fromErrno("write", paths[h.file]!, err)))
-                )
-              ),
-            () => release(h)
-          )),
-        { discard: true }
-      )
-    )
+        Array.from({ length: fileCount }, (_, f) => f),
+        (f) =>
+          Effect.gen(function*() {
+            const expectWhole = complete(f) && (options.wanted?.(f) ?? true)
+            if (paths[f] === "" || (seen[f] === undefined && !expectWhole)) return
+            const path = paths[f]!
+            const st = yield* lstatE(path)
+            if (st === undefined) {
+              return yield* stick(changed(path, "deleted"))
+            }
+            if (st.kind !== "file") return yield* stick(changed(path, "replaced with something that is not a file"))
+            if (seen[f] !== undefined) {
+              const foreign = foreignChange(f, st, false)
+              if (foreign !== undefined) return yield* stick(foreign)
+            }
+            if (expectWhole && st.size !== lengthOf(f)) {
+              return yield* stick(changed(path, `cut to ${st.size} of its ${lengthOf(f)} bytes`))
+            }
+          }),
+        { concurrency: 16, discard: true }
+      ).pipe(Effect.zipLeft(Effect.suspend(() => (failure !== undefined ? Effect.fail(failure) : Effect.void))))
 
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        closed = true
-        for (const h of [...cache.values()]) evict(h)
+      Effect.async<void>((resume) => {
+        closing = true
+        cache.close(() => resume(Effect.void))
       })
     )
 
-    const backend: Storage.Backend = { write, read, size, touch, flush, version }
+    const backend: Storage.Backend = { write, read, size, touch, flush, version, audit }
     const storage = yield* Storage.make(backend, layout, options)
-    return { ...storage, root, pathOf: (f: number) => paths[f]!, openFiles: () => openCount }
+    return { ...storage, root, pathOf: (f: number) => paths[f]!, openFiles: cache.openCount }
   })
 
 /** The file storage as a scoped layer. */

@@ -51,6 +51,9 @@ export type Reason =
   | "write"
   | "no-space" // ENOSPC, EDQUOT
   | "read-only" // EROFS, EACCES, EPERM
+  | "too-many-files" // EMFILE, ENFILE: the process or the system is out of file descriptors
+  | "changed" // a file was deleted, replaced or truncated by something else while in use
+  | "internal" // EBADF: a descriptor used after close — a bug, reported loudly, never retried
   | "closed" // used after its scope closed
 
 export class StorageError extends Data.TaggedError("StorageError")<{
@@ -121,6 +124,11 @@ export interface StorageShape {
   readonly check: Effect.Effect<Bitfield.Bitfield, StorageError>
   /** Makes written data durable (fdatasync of files written since the last flush). */
   readonly flush: Effect.Effect<void, StorageError>
+  /**
+   * Fails with reason "changed" when a file was deleted, replaced or cut short by something else since this
+   * storage last wrote or opened it, or when a file `complete` says is whole is missing or not at its full length.
+   */
+  readonly audit: (complete: (file: number) => boolean) => Effect.Effect<void, StorageError>
 }
 
 export class Storage extends Context.Tag("effect-torrent/Storage")<Storage, StorageShape>() {}
@@ -144,6 +152,8 @@ export interface Backend {
    * undefined when unknown. Optional: without it every upload read is hashed.
    */
   readonly version?: ((file: number) => Effect.Effect<string | undefined>) | undefined
+  /** See {@link StorageShape} `audit`. Optional: without it nothing is checked. */
+  readonly audit?: ((complete: (file: number) => boolean) => Effect.Effect<void, StorageError>) | undefined
 }
 
 export interface MakeOptions {
@@ -341,6 +351,7 @@ export const make = (
       checkStream,
       checkStreamExcept,
       check,
-      flush: backend.flush
+      flush: backend.flush,
+      audit: backend.audit ?? (() => Effect.void)
     }
   })

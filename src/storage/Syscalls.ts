@@ -11,7 +11,13 @@ import * as Fs from "node:fs"
 export interface Stat {
   readonly kind: "file" | "directory" | "symlink" | "other"
   readonly size: number
-  /** Device, inode, size, mtime and ctime (ns): changes whenever the content may have changed. */
+  /** Device and inode: which file this is. */
+  readonly identity: string
+  /** Links to it: 0 once a file held open has been deleted. */
+  readonly links: number
+  /** Modification time (ns): moves with every write and truncation (not with chmod or link, unlike ctime). */
+  readonly modified: string
+  /** Identity, size, mtime and ctime: changes whenever the content may have changed. */
   readonly version: string
 }
 
@@ -56,10 +62,13 @@ const kindOf = (st: Fs.BigIntStats): Stat["kind"] =>
 const statOf = (st: Fs.BigIntStats): Stat => ({
   kind: kindOf(st),
   size: Number(st.size),
+  identity: `${st.dev}:${st.ino}`,
+  links: Number(st.nlink),
+  modified: String(st.mtimeNs),
   version: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 })
 
-const noStat: Stat = { kind: "other", size: 0, version: "" }
+const noStat: Stat = { kind: "other", size: 0, identity: "", links: 0, modified: "", version: "" }
 
 /** `node:fs`. */
 export const node: Syscalls = {

@@ -135,6 +135,11 @@ export interface Options {
   /** BEP 11 peer exchange with peers that support it (default true; never for a private torrent). */
   readonly pex?: boolean | undefined
   readonly resumeSave?: { readonly interval?: Duration.DurationInput; readonly bytes?: number } | undefined
+  /**
+   * Between checks that the files are still ours (`Storage.audit`: none deleted, replaced or cut short by something
+   * else); default 5 s. Also run on completion and when a piece read for a peer fails its hash.
+   */
+  readonly auditInterval?: Duration.DurationInput | undefined
 }
 
 export interface Stats {
@@ -153,6 +158,11 @@ export interface Torrent {
   readonly events: PubSub.PubSub<TorrentEvent.TorrentEvent>
   /** Succeeds when every wanted piece is verified and flushed; fails when the torrent cannot finish. */
   readonly done: Effect.Effect<void, TorrentError>
+  /**
+   * Fails with the error that stopped the torrent, whenever that happens — also after completion, while seeding
+   * (e.g. a file deleted under it); never succeeds. A seeder waits on this.
+   */
+  readonly failed: Effect.Effect<never, TorrentError>
   readonly stats: () => Stats
   /** Payload bytes exchanged with each peer (by peer id) so far, disconnected ones included. */
   readonly transfers: () => ReadonlyArray<Uploader.PeerTransfer>
@@ -256,6 +266,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     const storage = options.storage
     const events = options.events ?? (yield* makeEvents())
     const result = yield* Deferred.make<void, TorrentError>()
+    const stopped = yield* Deferred.make<never, TorrentError>()
     const clock = yield* Effect.clock
     const nowMs = () => clock.unsafeCurrentTimeMillis()
     const publish = (e: TorrentEvent.TorrentEvent) => {
@@ -470,6 +481,26 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }
     }
 
+    // --- storage failures: any of them ends the torrent (piece writes, flushes, reads for peers, audits) ---
+    let storageFailed = false
+    const failStorage = (e: Storage.StorageError): Effect.Effect<void> =>
+      e.reason === "closed" ? Effect.void : Effect.suspend(() => {
+        storageFailed = true
+        const error = storageFailure(e)
+        return Effect.asVoid(Effect.zipRight(Deferred.fail(result, error), Deferred.fail(stopped, error)))
+      })
+    /** File `f` is wanted and every piece it lies in is verified: the storage must hold all of it. */
+    const fileComplete = (f: number): boolean => {
+      const file = m.files[f]
+      if (file === undefined || file.pad || file.length === 0) return false
+      const last = Math.floor((file.offset + file.length - 1) / m.pieceLength)
+      for (let i = Math.floor(file.offset / m.pieceLength); i <= last; i++) {
+        if (!Bitfield.has(have, i) || !Bitfield.has(wanted, i)) return false
+      }
+      return true
+    }
+    const audit = Effect.catchAll(Effect.suspend(() => storage.audit(fileComplete)), failStorage)
+
     // A piece read for a peer failed its hash (its file changed on disk since it was checked): it is no longer had,
     // so it is neither served nor in the bitfield of peers that connect later, and every other piece of its files is
     // re-checked the same way. It is not fetched again in this run (the picker keeps it Have); the next start's check
@@ -515,7 +546,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const uploader = yield* Uploader.make({
       storage,
-      onCorrupt: lostPiece,
+      onCorrupt: (index) => Effect.zipRight(audit, lostPiece(index)),
+      onReadError: failStorage,
       pieceCount: m.pieceCount,
       pieceLength: m.pieceLength,
       totalLength: m.totalLength,
@@ -673,6 +705,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       if (p.isComplete() && !finished) {
         finished = true
         yield* storage.flush
+        yield* storage.audit(fileComplete) // nothing deleted or cut short under us since it was written
         publish(TorrentEvent.Completed())
         yield* Deferred.succeed(downloadedNow, undefined)
         yield* Deferred.succeed(result, undefined)
@@ -683,14 +716,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     // below what one loopback seeder sends, so reading sat paused on the backlog half of a download. Long-lived
     // finishers pulling from the mailbox, not a fork and a semaphore per piece (THROUGHPUT.md rule 6): ~40 fewer
     // runtime ops per piece.
-    let storageFailed = false
     const finishGuarded = (done: Completed) =>
       (storageFailed ? Effect.void : finishPiece(done)).pipe(
-        Effect.catchTag("StorageError", (e) =>
-          Effect.suspend(() => {
-            storageFailed = true
-            return Deferred.fail(result, storageFailure(e))
-          })),
+        Effect.catchTag("StorageError", failStorage),
         Effect.catchAll(() => Effect.void)
       )
     const finisher = Effect.gen(function*() {
@@ -777,7 +805,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (peers.size > 0) lastPeerSeen = nowMs()
         else if (!finished && !everConnected && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
           const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}`
-          return yield* Deferred.fail(result, new TorrentError({ reason: "no-peers", detail }))
+          const error = new TorrentError({ reason: "no-peers", detail })
+          yield* Deferred.fail(stopped, error)
+          return yield* Deferred.fail(result, error)
         }
         sinceProgress += tickMs
         if (sinceProgress >= progressMs) {
@@ -814,13 +844,24 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
       })
 
+    const auditEvery = options.auditInterval ?? Duration.seconds(5)
+    const auditor = Effect.forever(Effect.zipRight(Effect.sleep(auditEvery), audit))
+
     // --- fast resume: snapshot, flush, then write (never a record claiming unflushed data) ---
     let checkDone = false
+    // A failed flush is a storage failure (the torrent ends; the record is not saved); a record that cannot be
+    // written only costs re-hashing after a restart, and ResumeStore logs it.
     const saveResume = (store: ResumeStore.ResumeStore) =>
       Effect.suspend(() => {
         const snapshot = Bitfield.copy(have)
-        return Effect.zipRight(storage.flush, store.save(snapshot))
-      }).pipe(Effect.catchAll((e) => Effect.logWarning(`resume record not saved: ${e.message}`)))
+        return storage.flush.pipe(
+          Effect.matchEffect({
+            onFailure: (e) =>
+              Effect.zipRight(Effect.logWarning(`resume record not saved: ${e.message}`), failStorage(e)),
+            onSuccess: () => store.save(snapshot)
+          })
+        )
+      })
     const saveEveryMs = Duration.toMillis(options.resumeSave?.interval ?? Duration.seconds(10))
     const saveEveryBytes = options.resumeSave?.bytes ?? 256 * 1024 * 1024
     const resumeSaver = (store: ResumeStore.ResumeStore) =>
@@ -907,6 +948,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         yield* Effect.forkScoped(dialer)
         yield* Effect.forkScoped(ticker)
         if (options.resume !== undefined) yield* Effect.forkScoped(resumeSaver(options.resume))
+        yield* Effect.forkScoped(auditor)
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
         if (dht !== undefined) {
           yield* Effect.forkScoped(dhtPinger(dht))
@@ -914,7 +956,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         for (const a of options.peers ?? []) addCandidate(a.host, a.port)
         yield* Deferred.await(result)
-        if (seed) yield* Effect.never // serve until the scope closes
+        if (seed) yield* Deferred.await(stopped) // serve until the scope closes, or a failure stops the torrent
       }))
     }).pipe(
       Effect.catchTag("StorageError", (e) => Effect.fail(storageFailure(e))),
@@ -923,7 +965,15 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }))
     )
 
-    const fiber = yield* Effect.forkScoped(run.pipe(Effect.exit, Effect.flatMap((exit) => Deferred.done(result, exit))))
+    const fiber = yield* Effect.forkScoped(run.pipe(
+      Effect.exit,
+      Effect.flatMap((exit) =>
+        Effect.zipRight(
+          Deferred.done(result, exit),
+          exit._tag === "Failure" ? Deferred.failCause(stopped, exit.cause) : Effect.void
+        )
+      )
+    ))
     void fiber
     // An inbound peer's port is ephemeral, so its misbehaviour is logged once per host and reason (a peer that
     // reconnects to misbehave again is not logged again); it is not banned by address. Bounded.
@@ -966,5 +1016,13 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       })
     const downloadedFrom = () =>
       [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes)
-    return { events, done: Deferred.await(result), stats, downloadedFrom, transfers: uploader.transfers, accept }
+    return {
+      events,
+      done: Deferred.await(result),
+      failed: Deferred.await(stopped),
+      stats,
+      downloadedFrom,
+      transfers: uploader.transfers,
+      accept
+    }
   })

@@ -56,6 +56,11 @@ export interface Options {
   readonly verified?: ReadonlyMap<number, string> | undefined
   /** A piece read from disk failed its hash check (run before its waiting requests are refused). */
   readonly onCorrupt?: ((index: number) => Effect.Effect<void>) | undefined
+  /**
+   * Reading a piece failed (an I/O error, a file deleted or cut short, a descriptor bug): the waiting requests are
+   * refused, and the torrent decides what that means (it stops: a storage that fails reads is not served from).
+   */
+  readonly onReadError?: ((error: Storage.StorageError) => Effect.Effect<void>) | undefined
   readonly pieceCount: number
   readonly pieceLength: number
   readonly totalLength: number
@@ -238,6 +243,9 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
     const startRead = (index: number) => {
       run(
         readVerified(index).pipe(
+          Effect.tapError((e) =>
+            typeof e === "string" || e.reason === "closed" ? Effect.void : (options.onReadError?.(e) ?? Effect.void)
+          ),
           Effect.exit,
           Effect.flatMap((exit) =>
             Effect.sync(() => {

@@ -97,6 +97,9 @@ export const makeKernel = (): Kernel => {
   const statOf = (kind: Syscalls.Stat["kind"], inode?: Inode): Syscalls.Stat => ({
     kind,
     size: inode?.size ?? 0,
+    identity: String(inode?.ino ?? 0),
+    links: inode === undefined ? 1 : [...files.values()].includes(inode) ? 1 : 0,
+    modified: String(inode?.changes ?? 0),
     version: inode === undefined ? kind : `${inode.ino}:${inode.size}:${inode.changes}`
   })
   const noStat = statOf("other")

@@ -1,7 +1,8 @@
 /**
  * A file changed on disk while we seed it: the pieces that no longer match are never served (a piece read for a
- * peer is hashed before it is served, once per version of its files), they leave the bitfield later peers get, the other pieces of the changed
- * file are re-checked, and the change is logged. The leecher is a raw wire client over loopback (fast extension on,
+ * peer is hashed before it is served, once per version of its files), they leave the bitfield later peers get, the
+ * other pieces of the changed file are re-checked, and the change is logged. A file cut short (or deleted) ends the
+ * seed with one error naming it, as libtorrent stops a torrent whose file is too short. The leecher is a raw wire client over loopback (fast extension on,
  * so refusals are explicit rejects) that asks for every block and checks every byte it gets.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
@@ -49,6 +50,11 @@ const fetchAll = (port: number): Promise<Fetched> =>
     const socket = Net.connect(port, "127.0.0.1")
     sockets.push(socket)
     socket.on("error", reject)
+    // The seeder may end the connection (its torrent stopped): what arrived until then.
+    socket.on("close", () => {
+      const pieces = new Map([...buffers].filter(([i]) => got.get(i) === Math.ceil(pieceSize(i) / 16384)))
+      resolve({ has, pieces, rejected })
+    })
     const buffers = new Map<number, Uint8Array>()
     const got = new Map<number, number>()
     const rejected = new Set<number>()
@@ -124,12 +130,11 @@ describe("a file changed on disk while seeding", () => {
         const listener = yield* Effect.flatMap(Client.Client, (c) => c.listener)
         const port = listener!.address.port
 
-        // Piece 3 (inside a.bin) changes in place, same size; b.bin is cut short (pieces 9.. lose their tail).
+        // Piece 3 (inside a.bin) changes in place, same size.
         const a = Fs.openSync(Path.join(dir, "changing", "a.bin"), "r+")
         Fs.writeSync(a, new Uint8Array(randomBytes(10)), 0, 10, 3 * m.pieceLength + 100)
         Fs.closeSync(a)
-        Fs.truncateSync(Path.join(dir, "changing", "b.bin"), 100_000)
-        const bLost = Array.from({ length: m.pieceCount }, (_, i) => i).filter((i) => (i + 1) * m.pieceLength > 300_001 + 100_000)
+        const bLost: Array<number> = []
 
         const first = yield* Effect.promise(() => fetchAll(port))
         expect(first.has).toBe("all") // it was told before the change was noticed
@@ -150,3 +155,38 @@ describe("a file changed on disk while seeding", () => {
     }).pipe(Effect.provide(testClient({ listen: { host: "127.0.0.1", port: 0 } }))))
 })
 
+
+describe("a file cut short while seeding", () => {
+  it.live("ends the seed with one error naming the file; nothing that fails its hash is served before", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("cut")
+      writeData(built, dir)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.seed(m, { dataDir: dir, trackers: false })
+        yield* Effect.forkScoped(Stream.runDrain(d.subscribe))
+        const listener = yield* Effect.flatMap(Client.Client, (c) => c.listener)
+        const port = listener!.address.port
+        Fs.truncateSync(Path.join(dir, "changing", "b.bin"), 100_000)
+        // A peer asking for everything makes us read b.bin's lost tail (its hash fails, then the files are audited).
+        const got = yield* Effect.promise(() => fetchAll(port))
+        for (const [i, data] of got.pieces) expect(sha1(data), `piece ${i}`).toBe(sha1(expectedPiece(i)))
+        const error = yield* Effect.flip(d.failed)
+        expect(error.reason).toBe("storage")
+        expect(error.message).toMatch(/changing\/b\.bin: cut to 100000 of its 200000 bytes by something else while in use/)
+        expect(error.message.split("\n")).toHaveLength(1)
+      }))
+    }).pipe(Effect.provide(testClient({ listen: { host: "127.0.0.1", port: 0 } }))))
+
+  it.live("a file deleted while seeding ends the seed within the audit interval, with no peer asking", () =>
+    Effect.gen(function*() {
+      const dir = tempDir("deleted")
+      writeData(built, dir)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.seed(m, { dataDir: dir, trackers: false })
+        yield* Effect.forkScoped(Stream.runDrain(d.subscribe))
+        Fs.rmSync(Path.join(dir, "changing", "a.bin"))
+        const error = yield* Effect.flip(d.failed)
+        expect(error.message).toMatch(/changing\/a\.bin: deleted by something else while in use/)
+      }))
+    }).pipe(Effect.provide(testClient({ listen: { host: "127.0.0.1", port: 0 }, auditInterval: "200 millis" }))))
+})

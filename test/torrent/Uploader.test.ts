@@ -27,7 +27,7 @@ interface Fake {
   readonly refused: Array<{ index: number; begin: number }>
   readonly calls: Array<string>
   choking: boolean
-  /** Completes once `cond` holds, checked again after each `sendBlock` and `reject` (a signal: no clock, no polling). */
+  /** Completes once `cond` holds, checked again after each `sendBlock` and `reject` (a signal, not a clock or poll). */
   readonly until: (cond: () => boolean) => Effect.Effect<void>
 }
 

@@ -8,10 +8,12 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Client from "../../src/session/Client.ts"
 import type * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import { download, fileExists, readFile, tempDir, testClient } from "../support/download.ts"
+import { adversary } from "../support/adversary.ts"
 import { build, deadPort, seed, type Seeder } from "../support/seeder.ts"
 
 const seeders: Array<Seeder> = []
@@ -36,6 +38,9 @@ const multi = build({
     { path: ["sub", "c.bin"], length: 300_007 }
   ]
 })
+
+/** A reconnect backoff for tests that watch redials: every 100 ms, forever. */
+const quickly = Schedule.spaced("100 millis")
 
 const sameFiles = (b: typeof multi, dir: string) => {
   b.metainfo.files.forEach((f, i) => {
@@ -161,12 +166,17 @@ describe("Torrent (in-process seeders)", () => {
   it.live("bans a peer whose pieces fail alone, never dials it again, and completes from an honest one", () =>
     Effect.gen(function*() {
       const liar = yield* start(single, { corrupt: true })
+      // A control peer that hangs up after each handshake: redialled on the same (short) schedule as any peer whose
+      // session ended. A redial of the liar would be scheduled when its session ended at the ban, so before the
+      // control's next two; once those happened, the liar would have been dialled too.
+      const control = yield* Effect.promise(() => adversary(single, { script: (peer) => peer.destroy() }))
+      yield* Effect.addFinalizer(() => Effect.promise(() => control.stop()))
       const dir = tempDir("liar2")
       const seen: Array<TorrentEvent.TorrentEvent> = []
       yield* Effect.scoped(Effect.gen(function*() {
         const d = yield* Client.download(single.metainfo, {
           outputDir: dir,
-          peers: [{ host: "127.0.0.1", port: liar.port }],
+          peers: [{ host: "127.0.0.1", port: liar.port }, { host: "127.0.0.1", port: control.port }],
           trackers: false
         })
         yield* d.events.pipe(
@@ -174,7 +184,8 @@ describe("Torrent (in-process seeders)", () => {
           Stream.runForEach((e) => Effect.sync(() => seen.push(e)))
         )
         const connections = liar.connections()
-        yield* Effect.sleep("1500 millis") // longer than the first reconnect backoff
+        const redials = control.connections()
+        yield* Effect.sleep("10 millis").pipe(Effect.repeat({ until: () => control.connections() >= redials + 2 }))
         expect(liar.connections()).toBe(connections)
       }))
       const banned = seen.find((e) => e._tag === "PeerBanned")
@@ -183,7 +194,7 @@ describe("Torrent (in-process seeders)", () => {
       const honest = yield* start(single)
       yield* download(single, dir, [liar.port, honest.port])
       sameFiles(single, dir)
-    }).pipe(Effect.provide(testClient())))
+    }).pipe(Effect.scoped, Effect.provide(testClient({ reconnect: quickly, reconnectKnown: quickly }))))
 
   it.live("moves a stalling peer's blocks elsewhere", () =>
     Effect.gen(function*() {

@@ -42,7 +42,8 @@ const detail = (f: VerifyReport.FileReport, statusOf: (path: string) => string |
       : ` (shared with ${f.sharedWith.map(t).join(", ")}: the wrong bytes may be in ${
         f.sharedWith.length === 1 ? "either file" : "any of them"
       })`
-    parts.push(`${f.failedPieces.length} of ${plural(f.pieces, "piece")} failed: ${listPieces(f.failedPieces)}${shared}`)
+    const of = `${f.failedPieces.length} of ${plural(f.pieces, "piece")}`
+    parts.push(`${of} failed: ${listPieces(f.failedPieces)}${shared}`)
   }
   if (f.uncheckedPieces.length > 0) {
     const by = f.blockedBy.map((p) => `${t(p)} (${statusOf(p) ?? "missing or short"})`).join(", ")
@@ -57,7 +58,8 @@ const detail = (f: VerifyReport.FileReport, statusOf: (path: string) => string |
 
 const paint = (s: Style, status: VerifyReport.Status): string => {
   const label = status.padEnd(12)
-  return status === "ok" ? s.green(label) : status === "unverifiable" || status === "long" ? s.yellow(label) : s.red(label)
+  if (status === "ok") return s.green(label)
+  return status === "unverifiable" || status === "long" ? s.yellow(label) : s.red(label)
 }
 
 /** The report as text: one line per file, then the summary line. */
@@ -75,14 +77,10 @@ export const reportText = (report: VerifyReport.Report, color: boolean): string 
     m.piecesFailed > 0 ? `${groupDigits(m.piecesFailed)} failed` : "",
     m.piecesUnchecked > 0 ? `${groupDigits(m.piecesUnchecked)} not checkable` : ""
   ].filter((x) => x !== "")
-  lines.push(
-    s.bold(
-      `pieces ${groupDigits(m.piecesOk)}/${groupDigits(m.pieces)} ok${notOk.length > 0 ? ` (${notOk.join(", ")})` : ""}, ` +
-        `bytes ${groupDigits(m.bytesOk)}/${groupDigits(m.bytes)} verified, files ${groupDigits(m.filesOk)}/${
-          groupDigits(m.files)
-        } ok`
-    )
-  )
+  const pieces = `pieces ${groupDigits(m.piecesOk)}/${groupDigits(m.pieces)} ok` +
+    (notOk.length > 0 ? ` (${notOk.join(", ")})` : "")
+  const bytes = `bytes ${groupDigits(m.bytesOk)}/${groupDigits(m.bytes)} verified`
+  lines.push(s.bold(`${pieces}, ${bytes}, files ${groupDigits(m.filesOk)}/${groupDigits(m.files)} ok`))
   return lines.join("\n")
 }
 
@@ -122,7 +120,8 @@ const run = (input: {
       ...(progress ? { onProgress } : {})
     }).pipe(
       Effect.ensuring(Effect.sync(() => progress && shownAt > 0 && err.write("\r\x1b[K"))),
-      Effect.catchTag("StorageError", (e) => Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
+      Effect.catchTag("StorageError", (e) =>
+        Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
       Effect.provide(Hasher.layer)
     )
     yield* Console.log(input.json ? VerifyReport.toJson(report) : reportText(report, colorEnabled(process.stdout)))

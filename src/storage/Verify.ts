@@ -107,7 +107,8 @@ const scan = (
       const st = await lstatIfAny(path)
       if (st === undefined) return VerifyReport.absent
       if (st.isFile()) return { size: st.size }
-      // A BEP 47 symlink entry (length 0) may be a link on disk; other links are not followed, as FileStorage refuses them.
+      // A BEP 47 symlink entry (length 0) may be a link on disk; other links are not followed (FileStorage refuses
+      // them too).
       if (st.isSymbolicLink()) {
         return entry.attributes.symlink !== undefined
           ? { size: 0 }

@@ -93,7 +93,9 @@ export const absent: Found = { size: -1 }
 
 /** Piece `p` can be read: every file with data in it is present and long enough for its part (Storage's rule). */
 export const readable = (layout: FileLayout.FileLayout, found: ReadonlyArray<Found>, p: number): boolean =>
-  FileLayout.pieceDataExtents(layout, Lengths.unsafePiece(p)).every((e) => found[e.file]!.size >= e.fileOffset + e.length)
+  FileLayout.pieceDataExtents(layout, Lengths.unsafePiece(p)).every((e) =>
+    found[e.file]!.size >= e.fileOffset + e.length
+  )
 
 /** Pieces with bytes of a selected data file, ascending. */
 export const piecesInScope = (layout: FileLayout.FileLayout, selected: ReadonlyArray<boolean>): Array<number> => {

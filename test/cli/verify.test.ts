@@ -108,7 +108,12 @@ describe("effect-torrent verify", () => {
     expect(r.stdout).toMatch(/corrupt +payload\/big\.bin +1 of 7 pieces failed: 3\n/)
     expect(r.stdout).toMatch(/pieces 12\/13 ok \(1 failed\)/)
     const json = decodeReport((await verify(dir, "--json")).stdout)
-    expect(json.files[0]).toMatchObject({ path: "payload/big.bin", status: "corrupt", failedPieces: [3], sharedWith: [] })
+    expect(json.files[0]).toMatchObject({
+      path: "payload/big.bin",
+      status: "corrupt",
+      failedPieces: [3],
+      sharedWith: []
+    })
   })
 
   it("a flipped byte in a piece two files share: both corrupt, each naming the other", async () => {
@@ -120,7 +125,9 @@ describe("effect-torrent verify", () => {
     })
     const r = await verify(dir)
     expect(r.code).toBe(1)
-    expect(statuses(r.stdout)).toEqual(allOkBut({ "payload/big.bin": "corrupt", "payload/docs/deep/notes.md": "corrupt" }))
+    expect(statuses(r.stdout)).toEqual(
+      allOkBut({ "payload/big.bin": "corrupt", "payload/docs/deep/notes.md": "corrupt" })
+    )
     expect(r.stdout).toContain("shared with payload/docs/deep/notes.md: the wrong bytes may be in either file")
   })
 
@@ -132,8 +139,9 @@ describe("effect-torrent verify", () => {
       "payload/docs/deep/notes.md": "unverifiable",
       "payload/media/clip.dat": "unverifiable"
     }))
-    expect(r.stdout).toMatch(
-      /unverifiable +payload\/docs\/deep\/notes\.md +1 of 3 pieces cannot be checked: 8, shared with payload\/docs\/readme\.txt \(missing\)/
+    expect(r.stdout).toContain(
+      "unverifiable  payload/docs/deep/notes.md  1 of 3 pieces cannot be checked: 8, " +
+        "shared with payload/docs/readme.txt (missing)"
     )
     expect(r.stderr).toMatch(/3 of 6 files not ok: .*payload\/docs\/readme\.txt \(missing\)/)
   })
@@ -141,7 +149,9 @@ describe("effect-torrent verify", () => {
   it("a truncated file: short with its size; the file after it unverifiable", async () => {
     const r = await verify(dataDir((p) => Fs.truncateSync(Path.join(p, "media/clip.dat"), 30_000)))
     expectOneLineError(r, 1)
-    expect(statuses(r.stdout)).toEqual(allOkBut({ "payload/media/clip.dat": "short", "payload/media/tiny": "unverifiable" }))
+    expect(statuses(r.stdout)).toEqual(
+      allOkBut({ "payload/media/clip.dat": "short", "payload/media/tiny": "unverifiable" })
+    )
     expect(r.stdout).toMatch(/short +payload\/media\/clip\.dat +30,000 of 70,001 bytes/)
     expect(r.stdout).toMatch(/payload\/media\/tiny .*shared with payload\/media\/clip\.dat \(short\)/)
   })
@@ -174,7 +184,9 @@ describe("effect-torrent verify", () => {
     const r = await verify(dir, "--json")
     expectOneLineError(r, 1)
     const report = decodeReport(r.stdout)
-    expect(Object.keys(JSON.parse(r.stdout))).toEqual(["name", "infoHash", "dir", "dirExists", "pieceLength", "files", "summary"])
+    expect(Object.keys(JSON.parse(r.stdout))).toEqual(
+      ["name", "infoHash", "dir", "dirExists", "pieceLength", "files", "summary"]
+    )
     expect(report).toMatchObject({ name: "payload", dir: Path.resolve(dir), dirExists: true, pieceLength: 16384 })
     expect(report.infoHash).toMatch(/^[0-9a-f]{40}$/)
     expect(Object.fromEntries(report.files.map((f) => [f.path, f.status]))).toEqual(statuses(text.stdout))

@@ -62,7 +62,8 @@ describe("Verify.verify", () => {
     writeData(t, dir)
     const before = snapshot(dir)
     const progress: Array<[number, number]> = []
-    const r = await run(t.metainfo, { dir, onProgress: (c, n) => progress.push([c, n]) }, Hasher.layerPool({ inlineMax: 0 }))
+    const onProgress = (c: number, n: number) => void progress.push([c, n])
+    const r = await run(t.metainfo, { dir, onProgress }, Hasher.layerPool({ inlineMax: 0 }))
     expect(r.files.map((f) => [f.index, f.path, f.status])).toEqual([
       [0, "t/a", "ok"],
       [1, "t/b/c", "ok"],
@@ -106,7 +107,10 @@ describe("Verify.verify", () => {
     Fs.symlinkSync(outside, Path.join(dir, "t", "d"))
     const before = snapshot(dir)
     const r = await run(t.metainfo, { dir })
-    expect(r.files.find((f) => f.path === "t/a")).toMatchObject({ status: "missing", problem: "a directory is in its place" })
+    expect(r.files.find((f) => f.path === "t/a")).toMatchObject({
+      status: "missing",
+      problem: "a directory is in its place"
+    })
     expect(r.files.find((f) => f.path === "t/d")).toMatchObject({
       status: "missing",
       problem: "a symlink is in its place (not followed)"
@@ -165,7 +169,7 @@ const diskCaseArb = FastCheck.record({
 })
 
 describe("Verify.verify (property, on disk)", () => {
-  it("never ok for a damaged file, ok for untouched files whose pieces are intact; the directory never changes", async () => {
+  it("never ok for a damaged file, ok for untouched files with intact pieces; the tree never changes", async () => {
     await FastCheck.assert(
       FastCheck.asyncProperty(diskCaseArb, async (c) => {
         const files: Array<PayloadFile> = c.files.map((f, i) =>

@@ -184,11 +184,13 @@ const caseArb = FastCheck.record({
 })
 
 describe("VerifyReport.attribute (property)", () => {
-  it.prop("never ok for a damaged file; ok exactly for untouched files whose pieces are all intact", [caseArb], ([c]) => {
+  it.prop("never ok for a damaged file; ok exactly for untouched files with all pieces intact", [caseArb], ([c]) => {
     const layout = layoutOf(c.files, c.pieceLength)
     // The effective damage: a short cut or wrong byte of a zero-length file is no damage at all.
     const damage = c.files.map((f): Damage =>
-      f.pad || (f.length === 0 && (f.damage._tag === "short" || f.damage._tag === "wrong")) ? { _tag: "intact" } : f.damage
+      f.pad || (f.length === 0 && (f.damage._tag === "short" || f.damage._tag === "wrong"))
+        ? { _tag: "intact" }
+        : f.damage
     )
     const found = c.files.map((f, i): VerifyReport.Found => {
       const d = damage[i]!

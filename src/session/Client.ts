@@ -401,7 +401,10 @@ const start = (
     const versions = new Map<number, string>()
     if (complete) {
       // Seeding: pieces the resume record vouches for are not re-read; the others must verify.
-      const trusted = resume === undefined ? Bitfield.make(m.pieceCount) : (yield* resume.load).trusted
+      // The store fails only on EBADF (a descriptor closed under us: ResumeStore.ts), which stops the torrent.
+      const trusted = resume === undefined ? Bitfield.make(m.pieceCount) : (yield* resume.load.pipe(
+        Effect.mapError((e) => new TorrentError({ reason: "storage", detail: e.message, cause: e }))
+      )).trusted
       have = Bitfield.copy(trusted)
       const verified = have
       yield* Stream.runForEach(storage.checkStreamExcept(trusted), (p) =>

@@ -57,6 +57,7 @@ import * as PeerState from "../peer/PeerState.ts"
 import type { BlockRef, PeerControl, PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
+import type * as ResumeRecord from "../storage/ResumeRecord.ts"
 import type * as ResumeStore from "../storage/ResumeStore.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as Announcer from "../tracker/Announcer.ts"
@@ -245,6 +246,14 @@ const storageFailure = (e: Storage.StorageError): TorrentError => {
     : "storage failed"
   return new TorrentError({ reason, detail: `${what}: ${e.message}`, cause: e })
 }
+
+/** The resume store's only failure, EBADF (ResumeStore.ts): a bug in the process, so the torrent stops. */
+const resumeFailure = (e: ResumeRecord.ResumeError): TorrentError =>
+  new TorrentError({
+    reason: "storage",
+    detail: `storage failed: a file descriptor was invalid (closed twice somewhere in the process?): ${e.message}`,
+    cause: e
+  })
 
 /**
  * Starts the torrent in the current scope: resume check, then downloading. Closing the scope stops everything
@@ -820,7 +829,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       Effect.suspend(() => {
         const snapshot = Bitfield.copy(have)
         return Effect.zipRight(storage.flush, store.save(snapshot))
-      }).pipe(Effect.catchAll((e) => Effect.logWarning(`resume record not saved: ${e.message}`)))
+      }).pipe(Effect.catchAll((e) =>
+        e._tag === "ResumeError"
+          // EBADF (the store's only failure): a descriptor closed under us; never logged and carried on from.
+          ? Effect.zipRight(Effect.logError(e.message), Deferred.fail(result, resumeFailure(e)))
+          : Effect.logWarning(`resume record not saved: ${e.message}`)
+      ))
     const saveEveryMs = Duration.toMillis(options.resumeSave?.interval ?? Duration.seconds(10))
     const saveEveryBytes = options.resumeSave?.bytes ?? 256 * 1024 * 1024
     const resumeSaver = (store: ResumeStore.ResumeStore) =>
@@ -918,6 +932,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }))
     }).pipe(
       Effect.catchTag("StorageError", (e) => Effect.fail(storageFailure(e))),
+      Effect.catchTag("ResumeError", (e) => Effect.fail(resumeFailure(e))),
       Effect.ensuring(Effect.sync(() => {
         finished = true
       }))

@@ -15,6 +15,7 @@ import * as NodePath from "node:path"
 import * as InfoHash from "../core/InfoHash.ts"
 import * as Create from "../metainfo/Create.ts"
 import * as Creator from "../storage/Creator.ts"
+import * as AtomicFile from "../storage/AtomicFile.ts"
 import * as Hasher from "../storage/Hasher.ts"
 import { CliFailure, colorEnabled, formatBytes, groupDigits, sanitizeText, style } from "./Output.ts"
 
@@ -157,17 +158,17 @@ export const create = Command.make(
         Effect.mapError(toCli)
       )
 
-      yield* Effect.tryPromise({
-        try: () => Fsp.writeFile(output, result.torrent, { flag: input.force ? "w" : "wx" }),
-        catch: (e) => {
-          const code = (e as { readonly code?: unknown }).code
-          return failure(
-            code === "EEXIST"
+      // AtomicFile: never a partial .torrent left behind on failure (disk full, interruption waits for the write);
+      // without --force the kernel refuses an existing file (O_EXCL), with it the old one is replaced by a rename.
+      yield* AtomicFile.write(output, result.torrent, { exclusive: !input.force }).pipe(
+        Effect.mapError((e) =>
+          failure(
+            e.code === "EEXIST"
               ? `${output} already exists (use --force to overwrite)`
-              : `${output}: cannot write: ${typeof code === "string" ? code : String(e)}`
+              : `${output}: cannot write: ${e.code ?? e.message}`
           )
-        }
-      })
+        )
+      )
 
       const infoHash = InfoHash.toHex(result.infoHash)
       const files = result.scan.files.length

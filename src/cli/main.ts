@@ -19,10 +19,11 @@ import { magnetToTorrent } from "./MagnetCommand.ts"
 import { seed } from "./SeedCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 import { trackers } from "./TrackersCommand.ts"
+import { verify } from "./VerifyCommand.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info, trackers, download, seed, create, magnetToTorrent, demo])
+  Command.withSubcommands([info, trackers, download, seed, verify, create, magnetToTorrent, demo])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })

@@ -22,6 +22,7 @@
  * (StateFiles.ts) so a restart does not ask again. With `dht`, one BEP 5 node serves every torrent of the client
  * (bootstrapped in the background, its routing table kept in `stateDir`); private torrents never use it.
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -52,6 +53,7 @@ import type * as PeerState from "../peer/PeerState.ts"
 import * as FileStorage from "../storage/FileStorage.ts"
 import * as Hasher from "../storage/Hasher.ts"
 import * as ResumeStore from "../storage/ResumeStore.ts"
+import * as AtomicFile from "../storage/AtomicFile.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
 import { TorrentError } from "../torrent/TorrentError.ts"
@@ -409,7 +411,10 @@ const start = (
     const versions = new Map<number, string>()
     if (complete) {
       // Seeding: pieces the resume record vouches for are not re-read; the others must verify.
-      const trusted = resume === undefined ? Bitfield.make(m.pieceCount) : (yield* resume.load).trusted
+      // The store fails only on EBADF (a descriptor closed under us: ResumeStore.ts), which stops the torrent.
+      const trusted = resume === undefined ? Bitfield.make(m.pieceCount) : (yield* resume.load.pipe(
+        Effect.mapError((e) => new TorrentError({ reason: "storage", detail: e.message, cause: e }))
+      )).trusted
       have = Bitfield.copy(trusted)
       const verified = have
       yield* Stream.runForEach(storage.checkStreamExcept(trusted), (p) =>
@@ -556,21 +561,17 @@ export const fetchMetadata = (
     return { ...made.right, peers: got.peers }
   }))
 
-/** Writes a `.torrent` file (through a temp file and a rename, so a reader never sees half of it). */
+/**
+ * Writes a `.torrent` file through AtomicFile (a temp file beside it, fsync, rename, directory fsync): a reader never
+ * sees half of it, and a failure leaves neither a partial file nor the temp file behind.
+ */
 export const writeTorrentFile = (path: string, bytes: Uint8Array): Effect.Effect<void, TorrentError> =>
-  Effect.try({
-    try: () => {
-      const tmp = `${path}.${process.pid}.tmp`
-      Fs.writeFileSync(tmp, bytes)
-      Fs.renameSync(tmp, path)
-    },
-    catch: (cause) =>
-      new TorrentError({
-        reason: "storage",
-        detail: `cannot write ${path}: ${(cause as { code?: string }).code ?? String(cause)}`,
-        cause
-      })
-  })
+  AtomicFile.write(path, bytes).pipe(
+    Effect.mapError((cause) =>
+      new TorrentError({ reason: "storage", detail: `cannot write ${path}: ${cause.code ?? cause.message}`, cause })
+    ),
+    Effect.provide(NodeFileSystem.layer)
+  )
 
 const zeroStats = (): Torrent.Stats => ({
   downloaded: 0,

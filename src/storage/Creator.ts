@@ -18,6 +18,7 @@ import * as Fsp from "node:fs/promises"
 import * as NodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Bytes from "../core/Bytes.ts"
 import * as Create from "../metainfo/Create.ts"
 import { CreateError } from "../metainfo/Create.ts"
@@ -170,20 +171,34 @@ export const hashPieces = (
     yield* report({ ...progress })
 
     // One open file at a time; reads are serialized by `reading`, so this needs no further guarding.
+    // Descriptors (docs/RELIABILITY.md, "Descriptors and other OS resources"): a file is opened and recorded in
+    // `open` in one uninterruptible step (an interruption while `open()` is in flight waits for it, so no handle is
+    // ever opened without being recorded), and closed exactly once: when the next file is opened, or when hashing
+    // ends on any path (success, failure, interruption). `open` is cleared before the close, so nothing can close
+    // it twice. A close that fails is a `read` error (EBADF is a bug elsewhere closing our descriptor; EIO a real
+    // error), never dropped. A read interrupted in flight is not waited for by the fiber, but `FileHandle.close`
+    // waits for it before releasing the descriptor, and its buffer is never released to the pool.
     let open: { readonly index: number; readonly fh: Fsp.FileHandle } | undefined
-    const closeOpen = Effect.promise(async () => {
-      const o = open
-      open = undefined
-      await o?.fh.close().catch(() => undefined)
-    })
     const shown = (f: number) => files[f]!.source.toString()
+    const closeOpen: Effect.Effect<void, CreateError> = Effect.suspend(() => {
+      const o = open
+      if (o === undefined) return Effect.void
+      open = undefined
+      return Effect.tryPromise({
+        try: () => o.fh.close(),
+        catch: (cause) =>
+          new CreateError({ reason: "read", path: shown(o.index), detail: `close failed: ${describe(cause)}`, cause })
+      })
+    })
     const handle = (f: number) =>
       open !== undefined && open.index === f
         ? Effect.succeed(open.fh)
-        : Effect.zipRight(closeOpen, io(shown(f), () => Fsp.open(files[f]!.source, "r"))).pipe(
-          Effect.tap((fh) => {
-            open = { index: f, fh }
-          })
+        : Effect.uninterruptible(
+          Effect.zipRight(closeOpen, io(shown(f), () => Fsp.open(files[f]!.source, "r"))).pipe(
+            Effect.tap((fh) => {
+              open = { index: f, fh }
+            })
+          )
         )
 
     /** Fills `buf` with the torrent's bytes from `start` on. */
@@ -234,7 +249,13 @@ export const hashPieces = (
         yield* report({ ...progress })
       })
     const indices = Array.from({ length: count }, (_, i) => i)
-    yield* Effect.forEach(indices, piece, { concurrency, discard: true }).pipe(Effect.ensuring(closeOpen))
+    // The last file is closed whatever happened; a failed close is reported with (after) the hashing's own exit.
+    yield* Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        Effect.exit(restore(Effect.forEach(indices, piece, { concurrency, discard: true }))),
+        (hashed) => Effect.flatMap(Effect.exit(closeOpen), (closed) => Exit.zipRight(hashed, closed))
+      )
+    )
     return hashes
   })
 

@@ -5,7 +5,9 @@
  * Every buffer handed out is a whole ArrayBuffer of exactly the requested size, so the worker Hasher can transfer
  * it without a copy. Buffers are kept per size; at most `maxFree` idle buffers and `maxFreeBytes` idle bytes are kept
  * in all, the rest are left to the GC (a count alone would let 32 idle 8 MiB pieces hold 256 MiB). A released buffer
- * that was detached (transferred away and never returned) is dropped.
+ * that was detached (transferred away and never returned) is dropped. A second release of memory already idle (the
+ * same view, or another whole view over the same ArrayBuffer) is ignored; what the pool cannot see is a release by
+ * a former holder after the buffer was handed out again (`release` means: the caller never touches it again).
  */
 
 export interface PiecePool {
@@ -32,7 +34,10 @@ export const make = (options: Options = {}): PiecePool => {
   const maxFree = Math.max(0, options.maxFree ?? 64)
   const maxFreeBytes = Math.max(0, options.maxFreeBytes ?? Infinity)
   const lists = new Map<number, Array<Uint8Array>>()
-  const idle = new WeakSet<Uint8Array>() // guards against a double release handing one buffer out twice
+  // Guards against a double release handing one buffer out twice. Keyed by the memory (the ArrayBuffer), not the
+  // view: the worker Hasher hands the same memory back as a new view, so a second release may come through another
+  // view object than the first.
+  const idle = new WeakSet<ArrayBufferLike>()
   let free = 0
   let freeBytes = 0
   let allocated = 0
@@ -41,7 +46,7 @@ export const make = (options: Options = {}): PiecePool => {
       const list = lists.get(size)
       const buf = list?.pop()
       if (buf !== undefined) {
-        idle.delete(buf)
+        idle.delete(buf.buffer)
         free--
         freeBytes -= buf.byteLength
         return buf
@@ -52,14 +57,14 @@ export const make = (options: Options = {}): PiecePool => {
     release: (buf) => {
       // Only whole, attached ArrayBuffers go back on the list (views into other memory are not ours to reuse).
       if (buf.byteLength === 0 || buf.byteOffset !== 0 || buf.buffer.byteLength !== buf.byteLength) return
-      if (free >= maxFree || freeBytes + buf.byteLength > maxFreeBytes || idle.has(buf)) return
+      if (idle.has(buf.buffer) || free >= maxFree || freeBytes + buf.byteLength > maxFreeBytes) return
       let list = lists.get(buf.byteLength)
       if (list === undefined) {
         list = []
         lists.set(buf.byteLength, list)
       }
       list.push(buf)
-      idle.add(buf)
+      idle.add(buf.buffer)
       free++
       freeBytes += buf.byteLength
     },

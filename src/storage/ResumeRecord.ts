@@ -23,11 +23,10 @@
  * storage, *then* stat the files and write. A piece written after the stat changes its file's mtime, so a crash
  * before the next save costs a re-hash of the files written since then, never a wrongly trusted piece.
  *
- * {@link writeAtomic}: temp file in the same directory (unique name, `O_EXCL`), fsync, rename over the target,
- * fsync the directory. The target is always either the old or the new complete record. A crash between create and
+ * {@link writeAtomic} (AtomicFile.ts): temp file in the same directory (unique name, `O_EXCL`), fsync, rename over
+ * the target, fsync the directory. The target is always either the old or the new complete record. A crash between create and
  * rename can leave a `.<name>.<pid>.<random>.tmp` beside it; it is never read and never renamed later.
  */
-import * as Crypto from "node:crypto"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -40,6 +39,7 @@ import * as Bitfield from "../core/Bitfield.ts"
 import * as Bytes from "../core/Bytes.ts"
 import * as Lengths from "../core/Lengths.ts"
 import * as FileLayout from "../metainfo/FileLayout.ts"
+import * as AtomicFile from "./AtomicFile.ts"
 
 export const VERSION = 1
 
@@ -299,30 +299,24 @@ const isNotFound = (e: unknown): boolean =>
   e.reason === "NotFound"
 
 /**
- * Replaces `path` with `bytes` atomically and durably (see the module comment). Creates the directory (0700) if
- * missing. On failure the temp file is removed and the target is untouched. Uninterruptible: a save on exit is
- * never cut in half. The directory fsync is best effort (some platforms cannot open a directory); by then the
- * rename has happened.
+ * Replaces `path` with `bytes` atomically and durably (see the module comment and AtomicFile.ts): the file 0600,
+ * the directory created 0700 if missing. On failure the temp file is removed (a failure to remove it is logged) and
+ * the target is untouched. Uninterruptible: a save on exit is never cut in half. Every failure, a failed close of
+ * the temp file and EBADF anywhere included, is a `write` error whose cause is the {@link AtomicFile.AtomicWriteError}
+ * ({@link isBadDescriptor} tells EBADF apart); a failed directory fsync other than EBADF is logged (the rename
+ * has happened by then).
  */
 export const writeAtomic = (path: string, bytes: Uint8Array): Effect.Effect<void, ResumeError, FileSystem.FileSystem> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const dir = Path.dirname(path)
-    const tmp = Path.join(dir, `.${Path.basename(path)}.${process.pid}.${Crypto.randomBytes(6).toString("hex")}.tmp`)
-    yield* fs.makeDirectory(dir, { recursive: true, mode: 0o700 })
-    const writeTemp = Effect.scoped(
-      Effect.gen(function*() {
-        const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
-        yield* file.writeAll(bytes)
-        yield* file.sync
-      })
-    )
-    yield* writeTemp.pipe(
-      Effect.zipRight(fs.rename(tmp, path)),
-      Effect.onError(() => Effect.ignore(fs.remove(tmp)))
-    )
-    yield* Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)
-  }).pipe(Effect.mapError(ioError("write", path)), Effect.uninterruptible)
+  AtomicFile.write(path, bytes, { mode: 0o600, directoryMode: 0o700 }).pipe(
+    Effect.mapError((cause) => new ResumeError({ reason: "write", path, detail: cause.message, cause }))
+  )
+
+/**
+ * The error came from a descriptor of ours that was not valid (EBADF): a bug in the process (a descriptor number
+ * closed twice), never an ordinary I/O failure to log and go on from.
+ */
+export const isBadDescriptor = (e: ResumeError): boolean =>
+  e.cause instanceof AtomicFile.AtomicWriteError ? e.cause.badDescriptor : AtomicFile.errnoCode(e.cause) === "EBADF"
 
 /** The record file's bytes, or none when it does not exist. */
 export const read = (path: string): Effect.Effect<Option.Option<Uint8Array>, ResumeError, FileSystem.FileSystem> =>

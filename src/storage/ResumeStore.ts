@@ -1,8 +1,10 @@
 /**
  * One torrent's fast-resume record on disk (ResumeRecord.ts): where it is, loading it into trusted pieces, and
- * saving it. The torrent (Torrent.ts) decides *when*; this module never fails: an unreadable, corrupt or foreign
- * record is ignored with a warning (everything is re-checked), and a failed save is logged (the previous record
- * stays, which is always safe: it claims fewer pieces).
+ * saving it. The torrent (Torrent.ts) decides *when*. An unreadable, corrupt or foreign record is ignored with a
+ * warning (everything is re-checked), and a failed save is logged (the previous record stays, which is always safe:
+ * it claims fewer pieces). The one failure neither swallows is EBADF (`ResumeRecord.isBadDescriptor`): a descriptor
+ * of ours was invalid, so some part of the process closed a descriptor number twice and may be writing into the
+ * wrong file; `load` and `save` fail with it and the torrent stops (docs/RELIABILITY.md, descriptors).
  *
  * Records live in the state directory (`<state-dir>/<infohash-hex>.resume`, see ResumeRecord.ts for why not beside
  * the data).
@@ -37,12 +39,14 @@ export interface Loaded {
 export interface ResumeStore {
   /** The record's file. */
   readonly path: string
-  readonly load: Effect.Effect<Loaded>
+  /** Fails only with a bad-descriptor `ResumeError` (see the module comment). */
+  readonly load: Effect.Effect<Loaded, ResumeRecord.ResumeError>
   /**
    * Writes `verified` with the files' stats now. The caller must have flushed storage after taking `verified` and
-   * before calling (ResumeRecord.ts, "Saving").
+   * before calling (ResumeRecord.ts, "Saving"). Fails only with a bad-descriptor `ResumeError`; other failures are
+   * logged.
    */
-  readonly save: (verified: Bitfield.Bitfield) => Effect.Effect<void>
+  readonly save: (verified: Bitfield.Bitfield) => Effect.Effect<void, ResumeRecord.ResumeError>
 }
 
 export const make = (options: Options): ResumeStore => {
@@ -55,7 +59,7 @@ export const make = (options: Options): ResumeStore => {
   )
   const nothing = (status: Loaded["status"]): Loaded => ({ trusted: Bitfield.make(n), status, changed: [] })
 
-  const load: Effect.Effect<Loaded> = Effect.gen(function*() {
+  const load: Effect.Effect<Loaded, ResumeRecord.ResumeError> = Effect.gen(function*() {
     const bytes = yield* ResumeRecord.read(path)
     if (Option.isNone(bytes)) return nothing("none")
     const decoded = ResumeRecord.decode(bytes.value, {
@@ -72,15 +76,17 @@ export const make = (options: Options): ResumeStore => {
     return { trusted: m.trusted, status: "used" as const, changed: m.changed }
   }).pipe(
     Effect.catchAll((e) =>
-      Effect.as(
-        Effect.logWarning(`ignoring resume record ${path}: ${e.message}; re-checking all data`),
-        nothing("ignored")
-      )
+      ResumeRecord.isBadDescriptor(e)
+        ? Effect.fail(e)
+        : Effect.as(
+          Effect.logWarning(`ignoring resume record ${path}: ${e.message}; re-checking all data`),
+          nothing("ignored")
+        )
     ),
     Effect.provide(NodeFileSystem.layer)
   )
 
-  const save = (verified: Bitfield.Bitfield): Effect.Effect<void> =>
+  const save = (verified: Bitfield.Bitfield): Effect.Effect<void, ResumeRecord.ResumeError> =>
     Effect.gen(function*() {
       const now = yield* stats
       const record: ResumeRecord.ResumeRecord = {
@@ -94,7 +100,9 @@ export const make = (options: Options): ResumeStore => {
       }
       yield* ResumeRecord.writeAtomic(path, ResumeRecord.encode(record))
     }).pipe(
-      Effect.catchAll((e) => Effect.logWarning(`could not save resume record: ${e.message}`)),
+      Effect.catchAll((e) =>
+        ResumeRecord.isBadDescriptor(e) ? Effect.fail(e) : Effect.logWarning(`could not save resume record: ${e.message}`)
+      ),
       Effect.provide(NodeFileSystem.layer)
     )
 

@@ -57,6 +57,7 @@ import * as PeerState from "../peer/PeerState.ts"
 import type { BlockRef, PeerControl, PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
+import type * as ResumeRecord from "../storage/ResumeRecord.ts"
 import type * as ResumeStore from "../storage/ResumeStore.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as Announcer from "../tracker/Announcer.ts"
@@ -255,6 +256,14 @@ const storageFailure = (e: Storage.StorageError): TorrentError => {
     : "storage failed"
   return new TorrentError({ reason, detail: `${what}: ${e.message}`, cause: e })
 }
+
+/** The resume store's only failure, EBADF (ResumeStore.ts): a bug in the process, so the torrent stops. */
+const resumeFailure = (e: ResumeRecord.ResumeError): TorrentError =>
+  new TorrentError({
+    reason: "storage",
+    detail: `storage failed: a file descriptor was invalid (closed twice somewhere in the process?): ${e.message}`,
+    cause: e
+  })
 
 /**
  * Starts the torrent in the current scope: resume check, then downloading. Closing the scope stops everything
@@ -483,11 +492,13 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     // --- storage failures: any of them ends the torrent (piece writes, flushes, reads for peers, audits) ---
     let storageFailed = false
+    /** Ends the torrent with `error` (its `done` if not settled yet, and `failed`, also while seeding). */
+    const stop = (error: TorrentError): Effect.Effect<void> =>
+      Effect.asVoid(Effect.zipRight(Deferred.fail(result, error), Deferred.fail(stopped, error)))
     const failStorage = (e: Storage.StorageError): Effect.Effect<void> =>
       e.reason === "closed" ? Effect.void : Effect.suspend(() => {
         storageFailed = true
-        const error = storageFailure(e)
-        return Effect.asVoid(Effect.zipRight(Deferred.fail(result, error), Deferred.fail(stopped, error)))
+        return stop(storageFailure(e))
       })
     /** File `f` is wanted and every piece it lies in is verified: the storage must hold all of it. */
     const fileComplete = (f: number): boolean => {
@@ -858,7 +869,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           Effect.matchEffect({
             onFailure: (e) =>
               Effect.zipRight(Effect.logWarning(`resume record not saved: ${e.message}`), failStorage(e)),
-            onSuccess: () => store.save(snapshot)
+            onSuccess: () =>
+              store.save(snapshot).pipe(Effect.catchAll((e) =>
+                // EBADF (the store's only failure): a descriptor closed under us; never logged and carried on from.
+                Effect.zipRight(Effect.logError(e.message), stop(resumeFailure(e)))
+              ))
           })
         )
       })
@@ -960,6 +975,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }))
     }).pipe(
       Effect.catchTag("StorageError", (e) => Effect.fail(storageFailure(e))),
+      Effect.catchTag("ResumeError", (e) => Effect.fail(resumeFailure(e))),
       Effect.ensuring(Effect.sync(() => {
         finished = true
       }))

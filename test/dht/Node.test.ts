@@ -8,7 +8,9 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
@@ -46,20 +48,78 @@ const exchange = (port: number, datagram: Uint8Array) =>
     return Either.getOrThrow(Krpc.decode(bytes))
   })
 
-/** A scripted node on a raw socket: answers every query with its id (unless `silent`), and counts queries. */
+/** A signal for conditions on state that callbacks change: `beat` after each change, `until` waits for `cond`. */
+const pulse = () => {
+  let next = Deferred.unsafeMake<void>(FiberId.none)
+  const until = (cond: () => boolean): Effect.Effect<void> =>
+    Effect.suspend(() => (cond() ? Effect.void : Effect.zipRight(Deferred.await(next), until(cond))))
+  return {
+    beat: () => {
+      const done = next
+      next = Deferred.unsafeMake<void>(FiberId.none)
+      Deferred.unsafeDone(done, Exit.void)
+    },
+    until
+  }
+}
+
+/**
+ * Markers for "the node sent nothing more": `roundTrip` sends a read-only ping (BEP 43: the node leaves its table
+ * alone) from `sock` to the node and waits for the answer, which the node sends straight from its socket, after
+ * anything it had already sent. Datagrams from one socket to another on loopback arrive in order, so once the answer
+ * is in, so is every datagram the node had sent `sock` before it. The socket's handler passes what it receives to
+ * `answered`, which picks out the marker answers.
+ */
+const markers = () => {
+  const waiting = new Map<string, Deferred.Deferred<void>>()
+  let n = 0
+  return {
+    roundTrip: (sock: Udp.Socket, port: number) =>
+      Effect.gen(function*() {
+        const t = `mark${n++}`
+        const done = yield* Deferred.make<void>()
+        waiting.set(t, done)
+        const ping = Bencode.encode({ t, y: "q", q: "ping", ro: 1, a: { id: new Uint8Array(20).fill(5) } })
+        yield* sock.send(ping, port, host)
+        yield* Deferred.await(done)
+      }).pipe(Effect.orDie),
+    answered: (m: Krpc.Message): boolean => {
+      const t = Bytes.decodeUtf8(m.t) ?? ""
+      const done = m._tag === "Response" ? waiting.get(t) : undefined
+      if (done === undefined) return false
+      waiting.delete(t)
+      Deferred.unsafeDone(done, Exit.void)
+      return true
+    }
+  }
+}
+
+/**
+ * A scripted node on a raw socket: answers every query with its id (unless `silent`), and counts queries;
+ * `quiet(port)` returns once every query the node at `port` had sent it so far has arrived (a marker round trip).
+ */
 const fakeNode = Effect.gen(function*() {
   const sock = yield* Udp.make({ family: "udp4", address: host })
   const id = NodeId.random()
   const state = { silent: false, queries: [] as Array<string> }
+  const marks = markers()
+  const changed = pulse()
   sock.onMessage((d) => {
     const m = Krpc.decode(d.data)
-    if (Either.isLeft(m) || m.right._tag !== "Query") return
+    if (Either.isLeft(m) || marks.answered(m.right) || m.right._tag !== "Query") return
     state.queries.push(m.right.method)
+    changed.beat()
     if (state.silent) return
     const reply = Krpc.encode({ _tag: "Response", t: m.right.t, id, nodes: [] })
     Effect.runFork(sock.send(reply, d.port, d.address))
   })
-  return { port: sock.local.port, id, state }
+  return {
+    port: sock.local.port,
+    id,
+    state,
+    quiet: (port: number) => marks.roundTrip(sock, port),
+    until: changed.until
+  }
 })
 
 /** Lets real I/O happen while the TestClock stands still. */
@@ -117,10 +177,18 @@ describe("Node", () => {
       expect(yield* exchange(port, q("m1", "find_node", {}))).toMatchObject({ _tag: "Error", code: 203 })
       // The querier was added to the table (it is not read-only).
       expect(RoutingTable.find(yield* node.table, me)).toBeDefined()
-      // Junk gets no answer, and the node keeps working.
+      // Junk gets no answer (none has come by the time a marker sent after it is answered), and the node keeps working.
       const sock = yield* Udp.make({ family: "udp4", address: host })
+      const marks = markers()
+      const answers: Array<Uint8Array> = []
+      sock.onMessage((d) => {
+        const m = Krpc.decode(d.data)
+        if (Either.isLeft(m) || !marks.answered(m.right)) answers.push(new Uint8Array(d.data))
+      })
       yield* sock.send(Bytes.encodeUtf8("d1:xi1e"), port, host)
       yield* sock.send(new Uint8Array(3000).fill(0x64), port, host)
+      yield* marks.roundTrip(sock, port)
+      expect(answers).toEqual([])
       expect((yield* exchange(port, q("p2", "ping", {})))._tag).toBe("Response")
     }))
 
@@ -140,15 +208,23 @@ describe("Node", () => {
     Effect.gen(function*() {
       const silent = yield* Udp.make({ family: "udp4", address: host })
       let received = 0
-      silent.onMessage(() => void received++)
+      const marks = markers()
+      const changed = pulse()
+      silent.onMessage((d) => {
+        const m = Krpc.decode(d.data)
+        if (Either.isRight(m) && marks.answered(m.right)) return
+        received++
+        changed.beat()
+      })
       const node = yield* Node.make({ address: host, queryTimeout: "2 seconds", queriesPerSecond: 1, burst: 1 })
       const ping = Effect.either(node.ping(host, silent.local.port))
       const pings = yield* Effect.forEach([1, 2, 3], () => Effect.fork(ping))
-      // Real time for the datagrams to arrive (the TestClock does not move meanwhile).
+      // Real I/O while the TestClock stands still: wait for the n-th ping, then for a marker the node answers from
+      // the same socket; a ping sent before the marker's answer has arrived before it.
       const arrived = (n: number) =>
-        Effect.promise(async () => {
-          for (let i = 0; i < 200 && received < n; i++) await new Promise((r) => setTimeout(r, 10))
-          await new Promise((r) => setTimeout(r, 50))
+        Effect.gen(function*() {
+          yield* changed.until(() => received >= n)
+          yield* marks.roundTrip(silent, node.local.port)
           return received
         })
       expect(yield* arrived(1)).toBe(1)
@@ -172,10 +248,10 @@ describe("Node", () => {
       expect(RoutingTable.stateOf((yield* entry())!, 0)).toBe("good")
       // Nothing to refresh for 15 minutes; then a find_node for a random id in the idle bucket.
       yield* TestClock.adjust("14 minutes")
-      yield* realWait(50)
+      yield* fake.quiet(node.local.port)
       expect(fake.state.queries).toEqual(["ping"])
       yield* TestClock.adjust("2 minutes")
-      for (let i = 0; i < 100 && !fake.state.queries.includes("find_node"); i++) yield* realWait(10)
+      yield* fake.until(() => fake.state.queries.includes("find_node"))
       expect(fake.state.queries).toContain("find_node")
       // Two unanswered queries make it bad: it is no longer offered to anyone.
       fake.state.silent = true

@@ -28,6 +28,13 @@ const collect = (conn: Tcp.Connection, n: number) =>
     return done
   })
 
+/**
+ * Two turns of the event loop: whatever was queued before (next ticks, microtasks, immediates) has run, and so has a
+ * full poll phase, where Node delivers socket data and write completions. No clock involved: a barrier for checks
+ * that something did not happen, once a signal says the bytes concerned are in the kernel.
+ */
+const loopTurns = Effect.promise(() => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve))))
+
 describe("Tcp", () => {
   it.scopedLive("writes of one tick arrive complete and in order, both ways", () =>
     Effect.gen(function*() {
@@ -49,28 +56,50 @@ describe("Tcp", () => {
       const [client, server] = yield* pair
       const block = new Uint8Array(1 << 20)
       const written: Array<number> = []
+      /** What the socket still held (`writeBacklog`) when each callback ran. */
+      const heldThen: Array<number> = []
+      const allWritten = yield* Deferred.make<void>()
       // A peer that does not read yet: 8 MiB cannot all be taken by the kernel, so some callbacks wait for it.
       server.pause()
-      for (let i = 0; i < 8; i++) client.write(block, () => void written.push(i))
-      yield* Effect.sleep("100 millis")
+      for (let i = 0; i < 8; i++) {
+        client.write(block, () => {
+          written.push(i)
+          heldThen.push(client.writeBacklog!())
+          if (written.length === 8) Deferred.unsafeDone(allWritten, Exit.void)
+        })
+      }
+      // The batch left on the next tick and the loop has polled since: a callback run at write or flush time (or on
+      // a tick after it) would be in.
+      yield* loopTurns
       expect(written.length).toBeLessThan(8)
       const got = yield* collect(server, 8 << 20)
       server.resume()
       yield* Deferred.await(got)
-      for (let i = 0; i < 200 && written.length < 8; i++) yield* Effect.sleep("10 millis")
+      yield* Deferred.await(allWritten)
       expect(written).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+      // Each ran once the socket no longer held its block: at most the blocks after it were left.
+      expect(heldThen.length).toBe(8)
+      expect(heldThen.map((held, k) => held <= (7 - written[k]!) * block.length)).toEqual(Array(8).fill(true))
       client.close()
+      yield* client.closed
+      const backlog = client.writeBacklog!()
       let late = 0
       client.write(block, () => void late++)
-      yield* Effect.sleep("50 millis")
+      // Dropped at once (not queued), and no callback by the time every tick and a poll phase have run: a write on a
+      // closed Node socket reports back on a next tick.
+      expect(client.writeBacklog!()).toBe(backlog)
+      yield* loopTurns
       expect(late).toBe(0)
     }))
 
   it.scopedLive("bytes sent before the handler is installed are kept, not lost", () =>
     Effect.gen(function*() {
       const [client, server] = yield* pair
-      client.write(Uint8Array.of(9, 8, 7))
-      yield* Effect.sleep("50 millis")
+      const taken = yield* Deferred.make<void>()
+      client.write(Uint8Array.of(9, 8, 7), () => Deferred.unsafeDone(taken, Exit.void))
+      // The kernel took them (on loopback: they are at the server's socket), and the loop has polled since.
+      yield* Deferred.await(taken)
+      yield* loopTurns
       const got = yield* collect(server, 3)
       expect(yield* Deferred.await(got)).toEqual(Uint8Array.of(9, 8, 7))
     }))
@@ -96,11 +125,16 @@ describe("Tcp", () => {
   it.scopedLive("pause stops delivery until resume", () =>
     Effect.gen(function*() {
       const [client, server] = yield* pair
+      const [controlClient, controlServer] = yield* pair
       server.pause()
       expect(server.isPaused()).toBe(true)
       const got = yield* collect(server, 4)
-      client.write(Uint8Array.of(1, 2, 3, 4))
-      yield* Effect.sleep("100 millis")
+      const control = yield* collect(controlServer, 1)
+      // A control connection that is not paused gets a byte once the kernel has taken ours; when it has been delivered
+      // (and the rest of that poll phase has run), ours would have been too, had pause not held them back.
+      client.write(Uint8Array.of(1, 2, 3, 4), () => controlClient.write(Uint8Array.of(0)))
+      yield* Deferred.await(control)
+      yield* loopTurns
       expect(yield* Deferred.isDone(got)).toBe(false)
       server.resume()
       expect(yield* Deferred.await(got)).toEqual(Uint8Array.of(1, 2, 3, 4))

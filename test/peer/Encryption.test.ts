@@ -45,9 +45,9 @@ const recording = (conn: Tcp.Connection) => {
   const wire: Array<Uint8Array> = []
   const spied: Tcp.Connection = {
     ...conn,
-    write: (bytes) => {
+    write: (bytes, written) => {
       wire.push(Uint8Array.from(bytes))
-      conn.write(bytes)
+      conn.write(bytes, written)
     }
   }
   return { conn: spied, wire: () => Bytes.concat(wire) }
@@ -117,6 +117,14 @@ const handshake = (
   })
 
 const text = (s: string) => Bytes.encodeUtf8(s)
+
+/**
+ * Two turns of the event loop: whatever was queued before (next ticks, microtasks, immediates) has run, and so has a
+ * full poll phase, where Node delivers socket data. A barrier for checks that nothing was delivered, once a write
+ * callback says the bytes concerned are in the kernel. (`Effect.yieldNow` is no such barrier: it resumes on a
+ * microtask, which can run before a pending next tick.)
+ */
+const loopTurns = Effect.promise(() => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve))))
 
 describe("Encryption over loopback", () => {
   it.scopedLive("rc4 (require both ways): IA first, data both ways encrypted on the wire", () =>
@@ -200,7 +208,8 @@ describe("Encryption over loopback", () => {
       const ia = text("IA bytes kept by the wrapper")
       const { a, b } = yield* handshake({ out: "require", in: "require" }, { ia })
       const more = text(" and what the socket brings after them")
-      a.connection.write(more)
+      const taken = yield* Deferred.make<void>()
+      a.connection.write(more, () => Deferred.unsafeDone(taken, Exit.void))
       const got: Array<Uint8Array> = []
       let inside = true
       let calledInside = false
@@ -211,7 +220,10 @@ describe("Encryption over loopback", () => {
       b.connection.pause()
       inside = false
       expect(calledInside).toBe(false)
-      yield* Effect.yieldNow()
+      // The tick that would deliver the kept bytes has run, and `more` is in the kernel and the loop has polled since:
+      // neither came while paused.
+      yield* Deferred.await(taken)
+      yield* loopTurns
       expect(got).toEqual([])
       const all = yield* collect(b.connection, ia.length + more.length)
       b.connection.resume()
@@ -221,17 +233,26 @@ describe("Encryption over loopback", () => {
   it.scopedLive("written buffers are never modified (encrypted into a copy); backlog and pause are the socket's", () =>
     Effect.gen(function*() {
       const { a, b } = yield* handshake({ out: "require", in: "require" })
-      const block = new Uint8Array(100_000).fill(0x42)
-      a.connection.write(block)
-      expect(block.every((x) => x === 0x42)).toBe(true)
-      // Not yet flushed (writes leave on the next tick): the wrapper reports the socket's backlog, 100 000 bytes.
-      expect(a.connection.writeBacklog!()).toBeGreaterThanOrEqual(100_000)
       b.connection.pause()
       expect(b.connection.isPaused()).toBe(true)
-      const got = yield* collect(b.connection, block.length)
-      expect(yield* Deferred.isDone(got)).toBe(false)
+      let delivered = 0
+      b.connection.onData((chunk) => void (delivered += chunk.length))
+      // Paused, a few bytes: once the kernel took them (on loopback: they are at b's socket) and the loop has polled
+      // since, a socket that was not paused would have delivered them.
+      const first = text("sent while b is paused")
+      const taken = yield* Deferred.make<void>()
+      a.connection.write(first, () => Deferred.unsafeDone(taken, Exit.void))
+      yield* Deferred.await(taken)
+      yield* loopTurns
+      expect(delivered).toBe(0)
+      const block = new Uint8Array(100_000).fill(0x42)
+      a.connection.write(block)
+      expect(block).toEqual(new Uint8Array(100_000).fill(0x42))
+      // Not yet flushed (writes leave on the next tick): the wrapper reports the socket's backlog, 100 000 bytes.
+      expect(a.connection.writeBacklog!()).toBeGreaterThanOrEqual(100_000)
+      const got = yield* collect(b.connection, first.length + block.length)
       b.connection.resume()
-      expect(yield* Deferred.await(got)).toEqual(block)
+      expect(yield* Deferred.await(got)).toEqual(Bytes.concat([first, block]))
       expect(a.connection.bytesWritten()).toBeGreaterThan(block.length) // the wire: handshake + payload
     }))
 })

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as FastCheck from "effect/FastCheck"
 import * as PiecePool from "../../src/storage/PiecePool.ts"
 
 describe("PiecePool", () => {
@@ -49,4 +50,72 @@ describe("PiecePool", () => {
     pool.release(detached)
     expect(pool.free()).toBe(0)
   })
+})
+
+describe("PiecePool ownership", () => {
+  it("a second release of the same memory through another view is ignored (the Hasher hands memory back as a new view)", () => {
+    const pool = PiecePool.make({ maxFree: 8 })
+    const a = pool.acquire(64)
+    pool.release(a)
+    pool.release(new Uint8Array(a.buffer)) // the same memory again, through another whole view
+    expect(pool.free()).toBe(1)
+    const x = pool.acquire(64)
+    const y = pool.acquire(64)
+    expect(x.buffer).not.toBe(y.buffer)
+  })
+
+  // Model: holders own buffers; each step acquires, releases (through the view it got or another whole view over the
+  // same memory), releases again what was last released while nobody has it (a double release, the bug class the
+  // guard is for), or writes its id into its buffer. Whatever the sequence, no two holders ever share memory and every holder reads
+  // back what it wrote.
+  it.prop(
+    "never hands one buffer to two holders, whatever the order of acquires, releases and double releases",
+    [
+      FastCheck.array(
+        FastCheck.oneof(
+          FastCheck.record({ op: FastCheck.constant("acquire" as const), size: FastCheck.constantFrom(16, 32, 48) }),
+          FastCheck.record({ op: FastCheck.constant("release" as const), who: FastCheck.nat(), alias: FastCheck.boolean() }),
+          FastCheck.record({ op: FastCheck.constant("again" as const), alias: FastCheck.boolean() }),
+          FastCheck.record({ op: FastCheck.constant("write" as const), who: FastCheck.nat() })
+        ),
+        { maxLength: 60, size: "max" }
+      ),
+      FastCheck.integer({ min: 0, max: 6 })
+    ],
+    ([steps, maxFree]) => {
+      const pool = PiecePool.make({ maxFree })
+      const holders: Array<{ buf: Uint8Array; id: number }> = []
+      let lastReleased: Uint8Array | undefined
+      let nextId = 1
+      const check = () => {
+        const memory = new Set(holders.map((h) => h.buf.buffer))
+        expect(memory.size).toBe(holders.length)
+        for (const h of holders) expect(h.buf.every((b) => b === (h.id & 0xff))).toBe(true)
+        expect(pool.free()).toBeLessThanOrEqual(maxFree)
+      }
+      for (const s of steps) {
+        if (s.op === "acquire") {
+          const id = nextId++
+          const buf = pool.acquire(s.size)
+          // Handed out again: from now on a release by its former holder is a use after release, not modelled.
+          if (buf.buffer === lastReleased?.buffer) lastReleased = undefined
+          buf.fill(id & 0xff)
+          holders.push({ buf, id })
+        } else if (s.op === "release" && holders.length > 0) {
+          const [h] = holders.splice(s.who % holders.length, 1)
+          pool.release(s.alias ? new Uint8Array(h!.buf.buffer) : h!.buf)
+          lastReleased = h!.buf
+        } else if (s.op === "again" && lastReleased !== undefined) {
+          pool.release(s.alias ? new Uint8Array(lastReleased.buffer) : lastReleased)
+          lastReleased = undefined // a third release would be a use after release by its former holder
+        } else if (s.op === "write" && holders.length > 0) {
+          const h = holders[s.who % holders.length]!
+          h.id = nextId++
+          h.buf.fill(h.id & 0xff)
+        }
+        check()
+      }
+    },
+    { fastCheck: { numRuns: 150 } }
+  )
 })

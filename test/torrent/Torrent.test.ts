@@ -4,11 +4,16 @@
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Client from "../../src/session/Client.ts"
 import type * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import { download, fileExists, readFile, tempDir, testClient } from "../support/download.ts"
+import { adversary } from "../support/adversary.ts"
 import { build, deadPort, seed, type Seeder } from "../support/seeder.ts"
 
 const seeders: Array<Seeder> = []
@@ -33,6 +38,9 @@ const multi = build({
     { path: ["sub", "c.bin"], length: 300_007 }
   ]
 })
+
+/** A reconnect backoff for tests that watch redials: every 100 ms, forever. */
+const quickly = Schedule.spaced("100 millis")
 
 const sameFiles = (b: typeof multi, dir: string) => {
   b.metainfo.files.forEach((f, i) => {
@@ -103,30 +111,72 @@ describe("Torrent (in-process seeders)", () => {
       expect(rescue.served()).toBeGreaterThan(0)
     }).pipe(Effect.provide(testClient())))
 
-  it.live("rejects corrupt blocks, bans the liar and completes from honest peers", () =>
+  it.live("rejects corrupt blocks, bans the liar and completes from the honest peer", () =>
     Effect.gen(function*() {
+      // The honest seeder keeps us choked until the liar is banned, so every block comes from the liar at first:
+      // its pieces fail with it as their only source, which bans it (`soleStrikesToBan`, 2) before anyone else
+      // serves a byte. Should no ban come, the download gives up once far more pieces have failed than a ban needs.
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => release = resolve)
       const liar = yield* start(single, { corrupt: true })
-      const honest = yield* start(single)
+      const honest = yield* start(single, { unchokeWhen: gate })
+      const liarAddr = `127.0.0.1:${liar.port}`
       const dir = tempDir("liar")
-      const out = yield* download(single, dir, [liar.port, honest.port])
+      const events: Array<TorrentEvent.TorrentEvent> = []
+      let honestServedAtBan: number | undefined
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(single.metainfo, {
+          outputDir: dir,
+          peers: [{ host: "127.0.0.1", port: liar.port }, { host: "127.0.0.1", port: honest.port }],
+          trackers: false
+        })
+        const noBan = yield* Deferred.make<void>()
+        let failures = 0
+        const collector = yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
+          Effect.sync(() => {
+            events.push(e)
+            if (e._tag === "PeerBanned" && honestServedAtBan === undefined) {
+              honestServedAtBan = honest.served()
+              release()
+            }
+            if (e._tag === "PieceFailed" && ++failures >= 4 * single.metainfo.pieceCount) {
+              Deferred.unsafeDone(noBan, Exit.void)
+            }
+          })))
+        return yield* Effect.raceFirst(
+          d.done.pipe(Effect.zipRight(Fiber.join(collector)), Effect.as("completed" as const)),
+          Deferred.await(noBan).pipe(Effect.as("pieces kept failing and nobody was banned" as const))
+        )
+      }))
+      expect(outcome).toBe("completed")
+      expect(liar.served()).toBeGreaterThanOrEqual(1)
+      // Exactly one ban, of the liar; it came before the honest seeder had served anything.
+      const banned = events.flatMap((e) => (e._tag === "PeerBanned" ? [e.addr] : []))
+      expect(banned).toEqual([liarAddr])
+      expect(honestServedAtBan).toBe(0)
+      expect(honest.served()).toBeGreaterThan(0)
+      // The ban took two failed pieces; every failed piece had the liar among its sources.
+      const failed = events.flatMap((e) => (e._tag === "PieceFailed" ? [e] : []))
+      expect(failed.length).toBeGreaterThanOrEqual(2)
+      expect(failed.filter((e) => !e.peers.includes(liarAddr))).toEqual([])
+      expect(events.at(-1)?._tag).toBe("Completed")
       sameFiles(single, dir)
-      if (liar.served() > 0) {
-        const failed = out.events.filter((e) => e._tag === "PieceFailed")
-        expect(failed.length).toBeGreaterThan(0)
-      }
-      const banned = out.events.filter((e) => e._tag === "PeerBanned")
-      expect(banned.every((e) => e._tag === "PeerBanned" && e.addr === `127.0.0.1:${liar.port}`)).toBe(true)
     }).pipe(Effect.provide(testClient())))
 
   it.live("bans a peer whose pieces fail alone, never dials it again, and completes from an honest one", () =>
     Effect.gen(function*() {
       const liar = yield* start(single, { corrupt: true })
+      // A control peer that hangs up after each handshake: redialled on the same (short) schedule as any peer whose
+      // session ended. A redial of the liar would be scheduled when its session ended at the ban, so before the
+      // control's next two; once those happened, the liar would have been dialled too.
+      const control = yield* Effect.promise(() => adversary(single, { script: (peer) => peer.destroy() }))
+      yield* Effect.addFinalizer(() => Effect.promise(() => control.stop()))
       const dir = tempDir("liar2")
       const seen: Array<TorrentEvent.TorrentEvent> = []
       yield* Effect.scoped(Effect.gen(function*() {
         const d = yield* Client.download(single.metainfo, {
           outputDir: dir,
-          peers: [{ host: "127.0.0.1", port: liar.port }],
+          peers: [{ host: "127.0.0.1", port: liar.port }, { host: "127.0.0.1", port: control.port }],
           trackers: false
         })
         yield* d.events.pipe(
@@ -134,7 +184,8 @@ describe("Torrent (in-process seeders)", () => {
           Stream.runForEach((e) => Effect.sync(() => seen.push(e)))
         )
         const connections = liar.connections()
-        yield* Effect.sleep("1500 millis") // longer than the first reconnect backoff
+        const redials = control.connections()
+        yield* Effect.sleep("10 millis").pipe(Effect.repeat({ until: () => control.connections() >= redials + 2 }))
         expect(liar.connections()).toBe(connections)
       }))
       const banned = seen.find((e) => e._tag === "PeerBanned")
@@ -143,7 +194,7 @@ describe("Torrent (in-process seeders)", () => {
       const honest = yield* start(single)
       yield* download(single, dir, [liar.port, honest.port])
       sameFiles(single, dir)
-    }).pipe(Effect.provide(testClient())))
+    }).pipe(Effect.scoped, Effect.provide(testClient({ reconnect: quickly, reconnectKnown: quickly }))))
 
   it.live("moves a stalling peer's blocks elsewhere", () =>
     Effect.gen(function*() {

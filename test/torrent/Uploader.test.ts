@@ -5,6 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as TestClock from "effect/TestClock"
 import * as Bitfield from "../../src/core/Bitfield.ts"
 import type { PeerId } from "../../src/core/InfoHash.ts"
@@ -21,16 +23,30 @@ interface Fake {
   readonly control: PeerControl
   readonly sent: Array<{ index: number; begin: number; data: Uint8Array }>
   readonly rejected: Array<BlockRef>
+  /** `sendBlock` calls made while we choked the peer: the session refuses them, the uploader must not even try. */
+  readonly refused: Array<{ index: number; begin: number }>
   readonly calls: Array<string>
   choking: boolean
+  /** Completes once `cond` holds, checked again after each `sendBlock` and `reject` (a signal, not a clock or poll). */
+  readonly until: (cond: () => boolean) => Effect.Effect<void>
 }
 
 const fakeControl = (): Fake => {
+  let pulse = Deferred.unsafeMake<void>(FiberId.none)
+  const beat = () => {
+    const done = pulse
+    pulse = Deferred.unsafeMake<void>(FiberId.none)
+    Deferred.unsafeDone(done, Exit.void)
+  }
+  const until = (cond: () => boolean): Effect.Effect<void> =>
+    Effect.suspend(() => (cond() ? Effect.void : Effect.zipRight(Deferred.await(pulse), until(cond))))
   const f: Fake = {
     sent: [],
     rejected: [],
+    refused: [],
     calls: [],
     choking: true,
+    until,
     control: {
       sendHave: () => {},
       setInterested: () => {},
@@ -45,11 +61,15 @@ const fakeControl = (): Fake => {
         f.calls.push("unchoke")
       },
       sendBlock: (index, begin, data) => {
-        if (f.choking) return false
-        f.sent.push({ index, begin, data: Uint8Array.from(data) })
-        return true
+        if (f.choking) f.refused.push({ index, begin })
+        else f.sent.push({ index, begin, data: Uint8Array.from(data) })
+        beat()
+        return !f.choking
       },
-      reject: (b) => void f.rejected.push(b),
+      reject: (b) => {
+        f.rejected.push(b)
+        beat()
+      },
       sendExtended: () => {},
       allowFast: () => {},
       pauseReading: () => {},
@@ -119,12 +139,6 @@ const setup = (options: SetupOptions = {}) =>
     return { up, handle, connect, gate } satisfies Setup
   })
 
-/** Waits (a bounded number of 1 ms sleeps) until `cond` holds. */
-const until = (cond: () => boolean) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 500 && !cond(); i++) yield* Effect.sleep("1 millis")
-  })
-
 const block = (index: number, begin: number, length = 16384): BlockRef => ({ index, begin, length })
 const expected = (b: BlockRef) => {
   const at = b.index * pieceLength + b.begin
@@ -143,8 +157,10 @@ describe("Uploader serving rules", () => {
       expect(up.isUnchoked("a")).toBe(true)
       handle.onPeerRequest!("a", block(0, 16384))
       handle.onPeerRequest!("a", block(4, 0, 1000))
-      yield* until(() => a.sent.length >= 2)
+      yield* a.until(() => a.sent.length >= 2)
+      // Served in request order: had the request made while choked been kept, it would have gone first.
       expect(a.sent.map((s) => [s.index, s.begin])).toEqual([[0, 16384], [4, 0]])
+      expect(a.refused).toEqual([])
       expect(a.sent[0]!.data).toEqual(expected(block(0, 16384)))
       expect(a.sent[1]!.data).toEqual(expected(block(4, 0, 1000)))
       expect(up.uploaded()).toBe(16384 + 1000)
@@ -165,8 +181,12 @@ describe("Uploader serving rules", () => {
         block(4, 0, 1000) // not verified (yet)
       ]
       for (const b of bad) handle.onPeerRequest!("a", b)
-      yield* Effect.sleep("20 millis")
-      expect(a.sent).toEqual([])
+      // Then a valid request. A peer's requests are served in order, so once it has been answered, anything taken
+      // from `bad` would have been sent (or tried) before it.
+      handle.onPeerRequest!("a", block(1, 0))
+      yield* a.until(() => a.sent.length >= 1)
+      expect(a.sent.map((s) => [s.index, s.begin, s.data.length])).toEqual([[1, 0, 16384]])
+      expect(a.refused).toEqual([])
       expect(a.rejected).toEqual(bad)
     }))
 
@@ -180,7 +200,7 @@ describe("Uploader serving rules", () => {
       handle.onPeerRequest!("a", block(2, 0))
       handle.onPeerCancel!("a", block(1, 16384))
       yield* Deferred.succeed(gate!, undefined)
-      yield* until(() => a.sent.length >= 2)
+      yield* a.until(() => a.sent.length >= 2)
       expect(a.sent.map((s) => [s.index, s.begin])).toEqual([[1, 0], [2, 0]])
     }))
 
@@ -195,8 +215,16 @@ describe("Uploader serving rules", () => {
       expect(a.calls).toEqual(["unchoke", "choke"])
       expect(a.rejected).toEqual([block(3, 0)])
       yield* Deferred.succeed(gate!, undefined)
-      yield* Effect.sleep("20 millis")
-      expect(a.sent).toEqual([])
+      // Interested again: unchoked again (the optimistic slot), it asks for another block of the same piece. That one
+      // leaves only after the read of piece 3 completed, and a peer's requests are served in order: a block(3, 0)
+      // still queued would be sent (or tried) first.
+      handle.onPeerInterest!("a", true)
+      expect(a.calls).toEqual(["unchoke", "choke", "unchoke"])
+      handle.onPeerRequest!("a", block(3, 16384))
+      yield* a.until(() => a.sent.length >= 1)
+      expect(a.sent.map((s) => [s.index, s.begin])).toEqual([[3, 16384]])
+      expect(a.refused).toEqual([])
+      expect(a.rejected).toEqual([block(3, 0)])
     }))
 
   it.scopedLive("a second connection with the same peer id is refused", () =>
@@ -215,7 +243,7 @@ describe("Uploader serving rules", () => {
       handle.onPeerInterest!("a", true)
       handle.onPeerRequest!("a", block(0, 0))
       handle.onPeerRequest!("a", block(4, 0, 1000))
-      yield* until(() => a.sent.length >= 2)
+      yield* a.until(() => a.sent.length >= 2)
       handle.onBlock("b", 1, 0, 16384)
       handle.onBlock("b", 1, 16384, 16384)
       const byId = () => new Map(up.transfers().map((t) => [t.peerId[0], t]))
@@ -325,7 +353,7 @@ describe("Uploader: pieces read from disk are verified once per version of their
         Effect.gen(function*() {
           const before = f.sent.length + f.rejected.length
           handle.onPeerRequest!("a", block(piece, 0, 1000))
-          yield* until(() => f.sent.length + f.rejected.length > before)
+          yield* f.until(() => f.sent.length + f.rejected.length > before)
         })
       return {
         ask,

@@ -56,7 +56,7 @@ import * as ResumeStore from "../storage/ResumeStore.ts"
 import * as AtomicFile from "../storage/AtomicFile.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
-import { TorrentError } from "../torrent/TorrentError.ts"
+import { fromStorage, TorrentError } from "../torrent/TorrentError.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import type * as Uploader from "../torrent/Uploader.ts"
 import * as Restricted from "../tracker/Restricted.ts"
@@ -388,13 +388,7 @@ const start = (
       maxOpenFiles: client.options.maxOpenFiles
     }).pipe(
       Effect.provideService(Hasher.Hasher, client.hasher),
-      Effect.mapError((e) =>
-        new TorrentError({
-          reason: e.reason === "no-space" ? "no-space" : e.reason === "read-only" ? "read-only" : "storage",
-          detail: e.message,
-          cause: e
-        })
-      )
+      Effect.mapError(fromStorage)
     )
     const stateDir = client.options.stateDir
     const resume = stateDir === undefined || client.options.resume === false

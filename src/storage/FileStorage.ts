@@ -122,7 +122,8 @@ export const fromErrno = (op: "open" | "mkdir" | "read" | "write" | "close", pat
     : op === "mkdir"
     ? "open"
     : op
-  const text = err instanceof Error ? err.message.split("\n")[0]! : String(err)
+  // Node says "ENOENT: no such file or directory, open '/the/path'": the path is said once, by the error itself.
+  const text = (err instanceof Error ? err.message.split("\n")[0]! : String(err)).replace(/, \w+ '.*'$/, "")
   const detail = reason === "internal"
     ? `${op}: ${text} — a file descriptor was used after it was closed; this is a bug in effect-torrent, please report it`
     : reason === "too-many-files"

@@ -62,7 +62,7 @@ import type * as ResumeStore from "../storage/ResumeStore.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as Announcer from "../tracker/Announcer.ts"
 import { Tracker } from "../tracker/Tracker.ts"
-import { TorrentError } from "./TorrentError.ts"
+import { fromStorage, TorrentError } from "./TorrentError.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
 import * as DownLimit from "./DownLimit.ts"
 import * as Extensions from "./Extensions.ts"
@@ -247,15 +247,7 @@ const neverAgain = new Set<PeerError["reason"]>(["wrong-info-hash", "self-connec
 /** Session ends that say the peer stalls us on purpose or by neglect (logged once per peer, then retried). */
 const stalling = new Set<PeerError["reason"]>(["handshake-timeout", "introduction-timeout", "choked-timeout", "snubbed"])
 
-const storageFailure = (e: Storage.StorageError): TorrentError => {
-  const reason = e.reason === "no-space" ? "no-space" : e.reason === "read-only" ? "read-only" : "storage"
-  const what = reason === "no-space"
-    ? "disk full"
-    : reason === "read-only"
-    ? "cannot write to the output directory"
-    : "storage failed"
-  return new TorrentError({ reason, detail: `${what}: ${e.message}`, cause: e })
-}
+const storageFailure = fromStorage
 
 /** The resume store's only failure, EBADF (ResumeStore.ts): a bug in the process, so the torrent stops. */
 const resumeFailure = (e: ResumeRecord.ResumeError): TorrentError =>

@@ -1,5 +1,6 @@
 /** Why a torrent could not finish. */
 import * as Data from "effect/Data"
+import type { StorageError } from "../storage/Storage.ts"
 
 export type Reason =
   | "no-peers" // nobody to download from within the no-peers timeout (see Torrent.ts for the rule)
@@ -19,4 +20,26 @@ export class TorrentError extends Data.TaggedError("TorrentError")<{
   override get message(): string {
     return this.detail
   }
+}
+
+/** A storage failure as the one line a user reads: what happened, the path, the system's word for it. */
+export const fromStorage = (e: StorageError): TorrentError => {
+  const reason = e.reason === "no-space" ? "no-space" : e.reason === "read-only" ? "read-only" : "storage"
+  const what = e.reason === "no-space"
+    ? "disk full"
+    : e.reason === "read-only"
+    ? "cannot write to the output directory"
+    : e.reason === "too-many-files"
+    ? "out of file descriptors"
+    : e.reason === "changed"
+    ? "a file changed on disk"
+    : e.reason === "internal"
+    ? "internal error"
+    : e.reason === "unsafe-path"
+    ? "unsafe path"
+    : e.reason === "path-conflict"
+    ? "path conflict"
+    : "storage failed"
+  const where = e.path === "" ? "" : `${e.path}: `
+  return new TorrentError({ reason, detail: `${what}: ${where}${e.detail}`, cause: e })
 }

@@ -145,7 +145,7 @@ describe("Torrent.start", () => {
       })
       const e = yield* Effect.flip(t.done)
       expect(e.reason).toBe("no-space")
-      expect(e.message).toBe("disk full: storage no-space: /out/rt.bin: no space left on device")
+      expect(e.message).toBe("disk full: /out/rt.bin: no space left on device")
     })).pipe(Effect.provide(noTracker)))
 
   it.live("completes with a tiny hash/write budget (sessions pause and resume reading)", () =>

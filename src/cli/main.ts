@@ -62,9 +62,23 @@ if (typeof argv === "string") {
 
 // SIGINT/SIGTERM interrupt the program (NodeRuntime closes every scope: sockets, files, `stopped` announces); the
 // exit code then says which signal it was (128 + signal number).
+// Stopping is bounded whatever state we are in: 10 s after the first signal (a system call that never returns, a
+// finalizer that hangs) the process exits anyway with one line; a second signal exits at once.
 let signalled: number | undefined
-process.once("SIGINT", () => signalled ??= 130)
-process.once("SIGTERM", () => signalled ??= 143)
+const STOP_DEADLINE_MS = 10_000
+const onSignal = (code: number) => {
+  if (signalled !== undefined) {
+    process.stderr.write(`effect-torrent: second signal: exiting without cleaning up\n`)
+    process.exit(signalled)
+  }
+  signalled = code
+  setTimeout(() => {
+    process.stderr.write(`effect-torrent: did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting without cleaning up\n`)
+    process.exit(code)
+  }, STOP_DEADLINE_MS).unref()
+}
+process.on("SIGINT", () => onSignal(130))
+process.on("SIGTERM", () => onSignal(143))
 
 const program = cli(argv).pipe(
   Effect.catchAll((e) =>

@@ -127,7 +127,7 @@ export const fromErrno = (op: "open" | "mkdir" | "read" | "write" | "close", pat
   const detail = reason === "internal"
     ? `${op}: ${text} — a file descriptor was used after it was closed; this is a bug in effect-torrent, please report it`
     : reason === "too-many-files"
-    ? `${op}: ${text} — out of file descriptors: raise the limit (ulimit -n) or keep fewer files open`
+    ? `${op}: ${text} (raise the limit: ulimit -n)`
     : `${op}: ${text}`
   return new Storage.StorageError({ reason, path, detail, cause: err })
 }
@@ -274,10 +274,13 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const openFd = async (f: number, writable: boolean): Promise<number | undefined> => {
       const path = paths[f]!
       if (!(await ensureDir(Path.dirname(path), writable))) return undefined
-      const flags = (writable ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW | O_NONBLOCK
+      // A file we have written before must still be there: not created again (that would hide its deletion).
+      const create = writable && seen[f] === undefined
+      const flags = (writable ? O_RDWR : O_RDONLY) | (create ? O_CREAT : 0) | O_NOFOLLOW | O_NONBLOCK
       const fd = await new Promise<number | undefined>((resolve, reject) =>
         sys.open(path, flags, 0o666, (err, fd) => {
           if (err === null) resolve(fd)
+          else if (err.code === "ENOENT" && writable && !create) reject(stick(changed(path, "deleted")))
           else if (!writable && err.code === "ENOENT") resolve(undefined)
           else if (err.code === "ELOOP") reject(unsafe(path, "a symlink is in the way of the file"))
           else reject(fromErrno("open", path, err))
@@ -498,11 +501,15 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       return Effect.zipRight(
         syncAll(pinned),
         Effect.forEach(evicted, reopenAndSync, { discard: true })
-      ).pipe(Effect.tapError(() =>
-        Effect.sync(() => {
-          for (const f of files) dirty.add(f)
-        })
-      ))
+      ).pipe(
+        Effect.tapError(() =>
+          Effect.sync(() => {
+            for (const f of files) dirty.add(f)
+          })
+        ),
+        // Out of descriptors: what follows a flush (the resume record's temp file) needs one more than we do.
+        Effect.ensuring(Effect.sync(() => cache.underPressure() && cache.shedIdle()))
+      )
     }))
 
     const audit = (complete: (file: number) => boolean) =>

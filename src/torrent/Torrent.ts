@@ -572,6 +572,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     let trackerAnswered = false
     /** A peer completed a handshake in this run: the no-peers rule no longer applies. */
     let everConnected = false
+    /** How the latest session ended (said when the no-peers rule fails the torrent: "EMFILE" explains a lot). */
+    let lastAttempt: string | undefined
     /** Peers whose stalling was logged already. */
     const loggedStall = new Set<string>()
     const loopbackOnly = Destination.loopbackOnly()
@@ -620,6 +622,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       Effect.gen(function*() {
         const wasConnected = c.connected
         c.connected = false
+        lastAttempt = `${c.addr}: ${error.message}`
         if (c.banned || (finished && !seed)) return
         if (neverAgain.has(error.reason)) {
           if (error.reason === "self-connection") {
@@ -807,7 +810,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         if (peers.size > 0) lastPeerSeen = nowMs()
         else if (!finished && !everConnected && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
-          const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}`
+          const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}` +
+            (lastAttempt === undefined ? "" : ` (last attempt: ${lastAttempt})`)
           const error = new TorrentError({ reason: "no-peers", detail })
           yield* Deferred.fail(stopped, error)
           return yield* Deferred.fail(result, error)

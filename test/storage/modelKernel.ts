@@ -73,6 +73,10 @@ export interface Kernel {
   readonly isDir: (path: string) => boolean
   /** Makes a directory (and its parents) exist, as a test's setup. */
   readonly mkdirp: (path: string) => void
+  /** Another process deletes `path` (descriptors open on it keep the inode). */
+  readonly unlink: (path: string) => void
+  /** Another process truncates `path`. */
+  readonly truncate: (path: string, length: number) => void
   readonly faults: Array<Fault>
 }
 
@@ -238,6 +242,17 @@ export const makeKernel = (): Kernel => {
     isDir: (path) => dirs.has(path),
     mkdirp: (path) => {
       for (let d = path; !dirs.has(d); d = Path.dirname(d)) dirs.add(d)
+    },
+    unlink: (path) => {
+      files.delete(path)
+    },
+    truncate: (path, length) => {
+      const inode = files.get(path)
+      if (inode === undefined) return
+      inode.data = grow(inode.data, length)
+      inode.data.fill(0, length)
+      inode.size = length
+      inode.changes++
     },
     faults
   }

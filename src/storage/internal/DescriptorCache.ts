@@ -71,6 +71,10 @@ export interface DescriptorCache {
   readonly close: (done: () => void) => void
   /** Descriptors open now. */
   readonly openCount: () => number
+  /** The process ran out of descriptors at least once (EMFILE/ENFILE): the capacity was lowered. */
+  readonly underPressure: () => boolean
+  /** Closes every idle descriptor (others may need them: e.g. under pressure, before a state file is written). */
+  readonly shedIdle: () => void
 }
 
 export const make = (options: Options): DescriptorCache => {
@@ -81,6 +85,7 @@ export const make = (options: Options): DescriptorCache => {
   let used = 0 // descriptors open + opens in flight
   let open = 0
   let closing = false
+  let pressure = false
   const drained: Array<() => void> = []
 
   const closeHandle = (h: Handle) => {
@@ -189,6 +194,7 @@ export const make = (options: Options): DescriptorCache => {
       if (err !== null && options.isTooMany(err) && !o.retried) {
         // Out of descriptors (sockets need them too): close the idle ones, never cache more than are left in use
         // plus this one, and retry once; a second failure is reported.
+        pressure = true
         for (const h of [...table.values()]) if (h.pins === 0) retire(h)
         capacity = Math.max(1, Math.min(capacity, used + 1))
         o.retried = true
@@ -248,7 +254,11 @@ export const make = (options: Options): DescriptorCache => {
       if (used === 0) done()
       else drained.push(done)
     },
-    openCount: () => open
+    openCount: () => open,
+    underPressure: () => pressure,
+    shedIdle: () => {
+      for (const h of [...table.values()]) if (h.pins === 0) retire(h)
+    }
   }
 
   function release(h: Handle): void {

@@ -858,13 +858,19 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     let checkDone = false
     // A failed flush is a storage failure (the torrent ends; the record is not saved); a record that cannot be
     // written only costs re-hashing after a restart, and ResumeStore logs it.
-    const saveResume = (store: ResumeStore.ResumeStore) =>
+    // The flush failing ends the torrent with that failure (said once, by whoever reports the torrent's end); only
+    // the last save, as the torrent stops for another reason, has nobody to tell but the log.
+    const saveResume = (store: ResumeStore.ResumeStore, last: boolean) =>
       Effect.suspend(() => {
         const snapshot = Bitfield.copy(have)
         return storage.flush.pipe(
           Effect.matchEffect({
             onFailure: (e) =>
-              Effect.zipRight(Effect.logWarning(`resume record not saved: ${e.message}`), failStorage(e)),
+              storageFailed
+                ? Effect.void
+                : last
+                ? Effect.zipRight(Effect.logWarning(`resume record not saved: ${e.message}`), failStorage(e))
+                : failStorage(e),
             onSuccess: () =>
               store.save(snapshot).pipe(Effect.catchAll((e) =>
                 // EBADF (the store's only failure): a descriptor closed under us; never logged and carried on from.
@@ -884,7 +890,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           const count = Bitfield.count(have)
           if (count === lastCount) continue
           if (finished || (count - lastCount) * m.pieceLength >= saveEveryBytes || nowMs() - lastAt >= saveEveryMs) {
-            yield* saveResume(store)
+            yield* saveResume(store, false)
             lastAt = nowMs()
             lastCount = count
           }
@@ -894,7 +900,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       const store = options.resume
       // Added before the run fiber is forked, so it runs after that fiber has been interrupted.
       yield* Effect.addFinalizer(() =>
-        checkDone ? saveResume(store).pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore) : Effect.void
+        checkDone ? saveResume(store, true).pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore) : Effect.void
       )
     }
 

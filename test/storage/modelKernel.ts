@@ -5,8 +5,9 @@
  * What the model keeps as a real kernel does:
  * - descriptors are small integers and `open` returns the LOWEST free number, so a descriptor closed too early is
  *   soon another file's: a stale write then lands in the wrong file (the bug of issue 13);
- * - an asynchronous call takes effect when it completes (libuv runs it on its thread pool some time after it was
- *   issued), on whatever the descriptor number means *then*;
+ * - an asynchronous call takes effect some time after it was issued (libuv runs it on its thread pool), on whatever
+ *   the descriptor number means *then*, and its callback is delivered some time after that: the driver schedules
+ *   both steps;
  * - the page cache and the disk: `data` is what reads see, `durable` what an `fdatasync` (on any descriptor of the
  *   inode) has made safe.
  * It records as violations what a correct client never does: any EBADF (a call on a number that is not open), a
@@ -91,7 +92,20 @@ export const makeKernel = (): Kernel => {
   let peak = 0
 
   const faultOf = (call: string, target: string) => faults.find((f) => f.when(call, target))?.code
-  const later = (label: string, fd: number | undefined, run: () => void) => pending.push({ label, fd, run })
+  /**
+   * A call in two steps the driver schedules separately: it takes effect (`act`, on whatever its descriptor means
+   * then), and later its callback is delivered (what `act` returns) — as libuv's thread pool runs a call and the
+   * event loop calls back some time after.
+   */
+  const later = (label: string, fd: number | undefined, act: () => () => void) =>
+    pending.push({
+      label,
+      fd,
+      run: () => {
+        const deliver = act()
+        pending.push({ label: `${label} (callback)`, fd: undefined, run: deliver })
+      }
+    })
   const lookupFd = (call: string, fd: number): OpenFile | Syscalls.Errno => {
     const f = fds.get(fd)
     if (f !== undefined) return f
@@ -117,12 +131,12 @@ export const makeKernel = (): Kernel => {
     open: (path, flags, _mode, cb) =>
       later(`open ${path}`, undefined, () => {
         const fault = faultOf("open", path)
-        if (fault !== undefined) return cb(errno(fault, "open", path), -1)
-        if (!dirs.has(Path.dirname(path))) return cb(errno("ENOENT", "open", path), -1)
-        if (dirs.has(path)) return cb(errno("EISDIR", "open", path), -1)
+        if (fault !== undefined) return () => cb(errno(fault, "open", path), -1)
+        if (!dirs.has(Path.dirname(path))) return () => cb(errno("ENOENT", "open", path), -1)
+        if (dirs.has(path)) return () => cb(errno("EISDIR", "open", path), -1)
         let inode = files.get(path)
         if (inode === undefined) {
-          if ((flags & Fs.constants.O_CREAT) === 0) return cb(errno("ENOENT", "open", path), -1)
+          if ((flags & Fs.constants.O_CREAT) === 0) return () => cb(errno("ENOENT", "open", path), -1)
           inode = { ino: nextIno++, data: new Uint8Array(0), size: 0, durable: new Uint8Array(0), durableSize: 0, changes: 0 }
           files.set(path, inode)
         }
@@ -130,7 +144,7 @@ export const makeKernel = (): Kernel => {
         while (fds.has(fd)) fd++
         fds.set(fd, { inode, path, writable: (flags & Fs.constants.O_RDWR) !== 0 })
         peak = Math.max(peak, fds.size)
-        cb(null, fd)
+        return () => cb(null, fd)
       }),
     closeSync: (fd) => {
       const f = lookupFd("close", fd)
@@ -145,55 +159,55 @@ export const makeKernel = (): Kernel => {
       const bytes = buffer.slice(offset, offset + length) // what the caller asked to write, as issued
       later(`write fd ${fd} @${position}+${length}`, fd, () => {
         const f = lookupFd("write", fd)
-        if (f instanceof Error) return cb(f, 0)
+        if (f instanceof Error) return () => cb(f, 0)
         const fault = faultOf("write", f.path)
-        if (fault !== undefined) return cb(errno(fault, "write", f.path), 0)
+        if (fault !== undefined) return () => cb(errno(fault, "write", f.path), 0)
         if (!f.writable) {
           violations.push(`write through read-only descriptor ${fd} (${f.path})`)
-          return cb(errno("EBADF", "write", f.path), 0)
+          return () => cb(errno("EBADF", "write", f.path), 0)
         }
         const inode = f.inode
         inode.data = grow(inode.data, position + length)
         inode.data.set(bytes, position)
         inode.size = Math.max(inode.size, position + length)
         inode.changes++
-        cb(null, length)
+        return () => cb(null, length)
       })
     },
     read: (fd, buffer, offset, length, position, cb) =>
       later(`read fd ${fd} @${position}+${length}`, fd, () => {
         const f = lookupFd("read", fd)
-        if (f instanceof Error) return cb(f, 0)
+        if (f instanceof Error) return () => cb(f, 0)
         const fault = faultOf("read", f.path)
-        if (fault !== undefined) return cb(errno(fault, "read", f.path), 0)
+        if (fault !== undefined) return () => cb(errno(fault, "read", f.path), 0)
         const n = Math.max(0, Math.min(length, f.inode.size - position))
         buffer.set(f.inode.data.subarray(position, position + n), offset)
-        cb(null, n)
+        return () => cb(null, n)
       }),
     fdatasync: (fd, cb) =>
       later(`fdatasync fd ${fd}`, fd, () => {
         const f = lookupFd("fdatasync", fd)
-        if (f instanceof Error) return cb(f)
+        if (f instanceof Error) return () => cb(f)
         const fault = faultOf("fdatasync", f.path)
-        if (fault !== undefined) return cb(errno(fault, "fdatasync", f.path))
+        if (fault !== undefined) return () => cb(errno(fault, "fdatasync", f.path))
         f.inode.durable = f.inode.data.slice(0, f.inode.size)
         f.inode.durableSize = f.inode.size
-        cb(null)
+        return () => cb(null)
       }),
     ftruncate: (fd, length, cb) =>
       later(`ftruncate fd ${fd}`, fd, () => {
         const f = lookupFd("ftruncate", fd)
-        if (f instanceof Error) return cb(f)
+        if (f instanceof Error) return () => cb(f)
         if (!f.writable) {
           violations.push(`ftruncate through read-only descriptor ${fd}`)
-          return cb(errno("EINVAL", "ftruncate", f.path))
+          return () => cb(errno("EINVAL", "ftruncate", f.path))
         }
         const inode = f.inode
         inode.data = grow(inode.data, length)
         inode.data.fill(0, length)
         inode.size = length
         inode.changes++
-        cb(null)
+        return () => cb(null)
       }),
     fstatSync: (fd) => {
       const f = lookupFd("fstat", fd)
@@ -203,21 +217,21 @@ export const makeKernel = (): Kernel => {
     lstat: (path, cb) =>
       later(`lstat ${path}`, undefined, () => {
         const st = statPath(path)
-        cb(st === undefined ? errno("ENOENT", "lstat", path) : null, st ?? noStat)
+        return () => cb(st === undefined ? errno("ENOENT", "lstat", path) : null, st ?? noStat)
       }),
     stat: (path, cb) =>
       later(`stat ${path}`, undefined, () => {
         const st = statPath(path)
-        cb(st === undefined ? errno("ENOENT", "stat", path) : null, st ?? noStat)
+        return () => cb(st === undefined ? errno("ENOENT", "stat", path) : null, st ?? noStat)
       }),
     mkdir: (path, cb) =>
       later(`mkdir ${path}`, undefined, () => {
         const fault = faultOf("mkdir", path)
-        if (fault !== undefined) return cb(errno(fault, "mkdir", path))
-        if (dirs.has(path) || files.has(path)) return cb(errno("EEXIST", "mkdir", path))
-        if (!dirs.has(Path.dirname(path))) return cb(errno("ENOENT", "mkdir", path))
+        if (fault !== undefined) return () => cb(errno(fault, "mkdir", path))
+        if (dirs.has(path) || files.has(path)) return () => cb(errno("EEXIST", "mkdir", path))
+        if (!dirs.has(Path.dirname(path))) return () => cb(errno("ENOENT", "mkdir", path))
         dirs.add(path)
-        cb(null)
+        return () => cb(null)
       })
   }
 

@@ -258,6 +258,7 @@ export const make = (options: Options): DescriptorCache => {
     underPressure: () => pressure,
     shedIdle: () => {
       for (const h of [...table.values()]) if (h.pins === 0) retire(h)
+      pump()
     }
   }
 

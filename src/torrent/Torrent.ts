@@ -526,6 +526,17 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     const uploader = yield* Uploader.make({
       storage,
       onCorrupt: lostPiece,
+      onBadDescriptor: (e) =>
+        Deferred.fail(
+          result,
+          new TorrentError({
+            reason: "storage",
+            detail: `storage failed: a file descriptor was invalid (closed twice somewhere in the process?): ${
+              e instanceof Error ? e.message : String(e)
+            }`,
+            cause: e
+          })
+        ),
       pieceCount: m.pieceCount,
       pieceLength: m.pieceLength,
       totalLength: m.totalLength,

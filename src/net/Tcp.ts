@@ -288,21 +288,26 @@ export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, Tcp
       }),
       (s) =>
         Effect.gen(function*() {
+          // `clear` fails only once the mailbox is done and empty (the listener's error, already given to
+          // `accept`): then nothing is left to destroy.
           const left = yield* pending.clear.pipe(Effect.orElseSucceed(() => []))
           for (const sock of left) sock.destroy()
           yield* pending.shutdown
           yield* Effect.async<void>((resume) => {
-            s.close(() => resume(Effect.void))
+            // The only error `close` reports is a server not running: closed twice, a bug.
+            s.close((error) => resume(error === undefined || error === null ? Effect.void : Effect.die(error)))
           })
         })
     )
     server.on("connection", (sock) => {
-      if (waiting >= backlog) {
+      // A connection nobody will accept is destroyed at once: past the backlog, and once the mailbox is done (the
+      // listener failed, e.g. accept hit EMFILE, or it is closing). It used to be offered anyway, and a refused
+      // offer left the socket open forever (its descriptor leaked, and `server.close` waited for it).
+      if (waiting >= backlog || !pending.unsafeOffer(sock)) {
         sock.destroy()
         return
       }
       waiting++
-      pending.unsafeOffer(sock)
     })
     server.on("error", (cause) => {
       pending.unsafeDone(Exit.fail(new TcpError({ reason: "listen-failed", address: formatAddress(host, 0), cause })))

@@ -6,6 +6,7 @@
 import * as Dgram from "node:dgram"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 
 export type Family = "udp4" | "udp6"
@@ -68,18 +69,30 @@ export const make = (options: Options): Effect.Effect<Socket, UdpError, Scope.Sc
           s.removeAllListeners("message")
           try {
             s.close(() => resume(Effect.void))
-          } catch {
-            resume(Effect.void) // already closed
+          } catch (cause) {
+            // Only this release closes the socket (it is never handed out), so "not running" means closed twice: a
+            // bug, never swallowed.
+            resume(Effect.die(cause))
           }
         })
     )
+    const local = socket.address()
     let handler: ((d: Datagram) => void) | undefined
     socket.on("message", (data, rinfo) => {
       handler?.({ data: new Uint8Array(data.buffer, data.byteOffset, data.length), address: rinfo.address, port: rinfo.port })
     })
-    // An ICMP error on an unconnected socket must not crash the process; per-request timeouts cover the loss.
-    socket.on("error", () => {})
-    const local = socket.address()
+    // An error on the socket (a failed receive, an ICMP error reported on it) must not crash the process, and the
+    // per-request timeouts cover a lost datagram; but it is logged, never dropped: a warning the first time for each
+    // code, then at debug level (a flood of one error is one line).
+    const runtime = yield* Effect.runtime<never>()
+    const seenCodes = new Set<string>()
+    socket.on("error", (cause: Error & { readonly code?: string }) => {
+      const code = cause.code ?? cause.name
+      const first = !seenCodes.has(code)
+      seenCodes.add(code)
+      const line = `udp socket ${local.address}:${local.port}: ${cause.message}`
+      Runtime.runFork(runtime)(first ? Effect.logWarning(line) : Effect.logDebug(line))
+    })
     return {
       family: options.family,
       local: { address: local.address, port: local.port },

@@ -223,7 +223,16 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
           yield* Effect.forkIn(Effect.ignore(node.bootstrap), scope)
           if (stateDir !== undefined) {
             const save = Effect.flatMap(node.snapshot, (snap) => StateFiles.saveDht(stateDir, snap))
-            yield* Scope.addFinalizer(scope, save.pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore))
+            // saveDht logs its own failures; the 5 s bound is said when it cuts the save short, not dropped.
+            // Interruptible: a finalizer runs uninterruptibly, where `timeout` could not cut a hung save (the file's
+            // write itself stays uninterruptible: AtomicFile).
+            yield* Scope.addFinalizer(
+              scope,
+              Effect.interruptible(save).pipe(
+                Effect.timeout(Duration.seconds(5)),
+                Effect.catchAll(() => Effect.logWarning("DHT routing table not saved on exit: not done within 5 s"))
+              )
+            )
             yield* Effect.forkIn(Effect.forever(Effect.delay(save, Duration.minutes(15))), scope)
           }
           return node

@@ -9,6 +9,12 @@
  *
  * The worker's source is a string constant run with `new Worker(code, { eval: true })`: it needs no file next to
  * the module, so it works the same from TS sources (vitest, tsx) and from the esbuild single-file bundle.
+ *
+ * Lifecycle (docs/RELIABILITY.md, descriptors and other OS resources): workers start on demand and are terminated
+ * when the pool's scope closes. A job ends exactly once: with its digest, or with a defect when its worker fails
+ * (an "error", an exit, or a reply that cannot be deserialized: that worker is then terminated) or is terminated
+ * under it by the scope's close. A job's memory is the worker's while it runs; a caller interrupted meanwhile
+ * simply never gets it back. After the scope closes, hashing still answers, inline.
  */
 import { createHash } from "node:crypto"
 import { availableParallelism } from "node:os"
@@ -172,6 +178,12 @@ class Pool {
     }
     worker.on("error", fail)
     worker.on("exit", (code) => fail(new Error(`hash worker exited with code ${code}`)))
+    // A reply that cannot be deserialized belongs to a job we cannot name: every job of this worker fails (they
+    // used to wait forever, the worker referenced, so the process never exited) and the worker is stopped.
+    worker.on("messageerror", (cause) => {
+      fail(cause)
+      void worker.terminate()
+    })
     return slot
   }
 

@@ -34,6 +34,7 @@
  * Dialing and reconnect backoffs do not stop the clock.
  */
 import * as Clock from "effect/Clock"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -551,6 +552,16 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       storage,
       onCorrupt: (index) => Effect.zipRight(audit, lostPiece(index)),
       onReadError: failStorage,
+      onBadDescriptor: (e) =>
+        stop(
+          new TorrentError({
+            reason: "storage",
+            detail: `storage failed: a file descriptor was invalid (closed twice somewhere in the process?): ${
+              e instanceof Error ? e.message : String(e)
+            }`,
+            cause: e
+          })
+        ),
       pieceCount: m.pieceCount,
       pieceLength: m.pieceLength,
       totalLength: m.totalLength,
@@ -900,7 +911,15 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       const store = options.resume
       // Added before the run fiber is forked, so it runs after that fiber has been interrupted.
       yield* Effect.addFinalizer(() =>
-        checkDone ? saveResume(store, true).pipe(Effect.timeout(Duration.seconds(5)), Effect.ignore) : Effect.void
+        checkDone
+          // Interruptible: a finalizer runs uninterruptibly, where `timeout` cannot cut anything and used to wait
+          // forever for a hung save. The record's write itself stays uninterruptible (AtomicFile), so it is never
+          // cut in half; its failures are handled inside saveResume, and the bound is said, not dropped.
+          ? Effect.interruptible(saveResume(store, true)).pipe(
+            Effect.timeout(Duration.seconds(5)),
+            Effect.catchAll(() => Effect.logWarning(`resume record not saved on exit: not done within 5 s`))
+          )
+          : Effect.void
       )
     }
 
@@ -961,7 +980,19 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       yield* Effect.scoped(Effect.gen(function*() {
         sessions = yield* FiberMap.make<string, void, never>()
         lastPeerSeen = nowMs()
-        yield* Effect.forkScoped(owner)
+        // A defect in a finisher (e.g. the hash worker died under a piece: Hasher.ts fails its job with a defect)
+        // ends verifying for good: the torrent stops with it (it used to stall, downloading with nobody verifying).
+        yield* Effect.forkScoped(owner.pipe(
+          Effect.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.void
+            const e = Cause.squash(cause)
+            const detail = `verifying or writing a piece failed: ${e instanceof Error ? e.message : String(e)}`
+            return Effect.zipRight(
+              Effect.logError(detail, cause),
+              stop(new TorrentError({ reason: "storage", detail, cause: e }))
+            )
+          })
+        ))
         yield* Effect.forkScoped(dialer)
         yield* Effect.forkScoped(ticker)
         if (options.resume !== undefined) yield* Effect.forkScoped(resumeSaver(options.resume))

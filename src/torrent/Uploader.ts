@@ -30,16 +30,20 @@
  * an event-driven round (which does not advance the rotation) when a peer's interest changes or an unchoked peer
  * leaves. Mode "seeding" once `seeding()` says so. Rates are bytes per second over the last round.
  */
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Bitfield from "../core/Bitfield.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import * as Bytes from "../core/Bytes.ts"
 import type { BlockRef, PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import * as AtomicFile from "../storage/AtomicFile.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
 import type * as Storage from "../storage/Storage.ts"
+import { StorageError } from "../storage/Storage.ts"
 import * as AllowedFast from "../wire/AllowedFast.ts"
 import * as Choker from "./Choker.ts"
 import * as RateLimit from "./RateLimit.ts"
@@ -61,6 +65,11 @@ export interface Options {
    * refused, and the torrent decides what that means (it stops: a storage that fails reads is not served from).
    */
   readonly onReadError?: ((error: Storage.StorageError) => Effect.Effect<void>) | undefined
+  /**
+   * A read failed with EBADF: a descriptor of the storage's was invalid, i.e. some part of the process closed a
+   * descriptor number twice (docs/RELIABILITY.md, descriptors). Also logged as an error. The torrent stops on it.
+   */
+  readonly onBadDescriptor?: ((error: unknown) => Effect.Effect<void>) | undefined
   readonly pieceCount: number
   readonly pieceLength: number
   readonly totalLength: number
@@ -240,13 +249,32 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
             return hashed(verify, index, data, same ? before : undefined)
           })))
     }
+    /**
+     * A read that failed is never dropped: its requests are refused (below) and the failure logged, a warning the
+     * first time for each piece and message, then at debug level; a corrupt piece is `onCorrupt`'s (the torrent logs
+     * it). EBADF is an error and goes to `onBadDescriptor`.
+     */
+    const reported = new Set<string>()
+    const reportFailure = (index: number, cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.void
+      const failure = Cause.failureOption(cause)
+      if (Option.isSome(failure) && failure.value === "corrupt") return Effect.void
+      const e = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+      // A storage failure the torrent acts on (it stops, and says why once): not logged here as well.
+      if (e instanceof StorageError && options.onReadError !== undefined) {
+        return e.reason === "closed" ? Effect.void : options.onReadError(e)
+      }
+      const message = `piece ${index} could not be read for upload: ${e instanceof Error ? e.message : String(e)}`
+      if (isBadDescriptor(e)) return Effect.zipRight(Effect.logError(message), options.onBadDescriptor?.(e) ?? Effect.void)
+      const first = !reported.has(message)
+      reported.add(message)
+      return first ? Effect.logWarning(`${message} (its requests are refused)`) : Effect.logDebug(message)
+    }
     const startRead = (index: number) => {
       run(
         readVerified(index).pipe(
-          Effect.tapError((e) =>
-            typeof e === "string" || e.reason === "closed" ? Effect.void : (options.onReadError?.(e) ?? Effect.void)
-          ),
           Effect.exit,
+          Effect.tap((exit) => (exit._tag === "Failure" ? reportFailure(index, exit.cause) : Effect.void)),
           Effect.flatMap((exit) =>
             Effect.sync(() => {
               const waiters = reading.get(index) ?? new Set<Peer>()
@@ -560,6 +588,13 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
       isUnchoked: (peer) => peers.get(peer)?.amChoking === false
     }
   })
+
+/** A storage failure caused by EBADF (the errno code on its cause, or named in its detail). */
+const isBadDescriptor = (e: unknown): boolean => {
+  if (AtomicFile.errnoCode(e) === "EBADF") return true
+  const { cause, detail } = e as { readonly cause?: unknown; readonly detail?: unknown }
+  return AtomicFile.errnoCode(cause) === "EBADF" || (typeof detail === "string" && /\bEBADF\b/.test(detail))
+}
 
 const sameBlock = (a: BlockRef, b: BlockRef): boolean =>
   a.index === b.index && a.begin === b.begin && a.length === b.length

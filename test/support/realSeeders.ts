@@ -20,6 +20,8 @@ export interface SeederOptions {
 export interface RealSeeder {
   readonly port: number
   readonly pid: number
+  /** Where the seeder's copy of the data is (the torrent's files under it as `download -o` lays them out). */
+  readonly dataDir: string
   readonly log: () => string
   readonly stop: () => Promise<void>
 }
@@ -98,7 +100,7 @@ const supervise = (child: ChildProcess, dir: string, port: number) => {
     }
     rmSync(dir, { recursive: true, force: true })
   }
-  return { port, pid: child.pid!, log: () => log, stop }
+  return { port, pid: child.pid!, dataDir: join(dir, "data"), log: () => log, stop }
 }
 
 /** aria2c seeding `built` (`options.extra`: more aria2c flags); ready once its RPC reports it is a seeder. */

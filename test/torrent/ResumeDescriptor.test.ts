@@ -1,11 +1,18 @@
 /**
- * The resume store's one failure that is not logged and carried on from: EBADF (a descriptor of ours closed under
+ * The resume store's failures as the torrent meets them. First the one that is not logged and carried on from: EBADF (a descriptor of ours closed under
  * us, i.e. a descriptor number closed twice somewhere in the process: ResumeStore.ts). `Torrent.start` over
  * MemoryStorage with a store that reports it, on load and on a save during the download: the torrent stops with a
- * typed TorrentError instead of logging a warning and finishing.
+ * typed TorrentError instead of logging a warning and finishing. Then a save on exit that outlives its 5 s bound: cut
+ * and said in a warning (the bound could not cut anything in the uninterruptible finalizer, so closing the torrent
+ * waited forever for a hung save; and a timeout was dropped by `Effect.ignore`).
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
 import * as Bitfield from "../../src/core/Bitfield.ts"
 import * as PeerIdentity from "../../src/core/PeerIdentity.ts"
 import * as AtomicFile from "../../src/storage/AtomicFile.ts"
@@ -43,7 +50,7 @@ const ebadf = new ResumeRecord.ResumeError({
 
 const none: ResumeStore.Loaded = { trusted: Bitfield.make(b.metainfo.pieceCount), status: "none", changed: [] }
 
-describe("Torrent and a resume store reporting EBADF", () => {
+describe("Torrent and its resume store failing", () => {
   it.live("on load: the torrent fails with a storage error naming the descriptor", () =>
     Effect.scoped(Effect.gen(function*() {
       const storage = yield* memory
@@ -87,4 +94,34 @@ describe("Torrent and a resume store reporting EBADF", () => {
       expect(e.reason).toBe("storage")
       expect(e.message).toContain("descriptor")
     })).pipe(Effect.provide(noTracker)))
+
+  it.scoped("a save on exit that does not finish within 5 s is cut and said in a warning (closing used to wait forever) (TestClock)", () => {
+    const lines: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      if (logLevel._tag === "Warning") lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+    })
+    return Effect.gen(function*() {
+      const storage = yield* memory
+      const all = Bitfield.make(b.metainfo.pieceCount)
+      for (let i = 0; i < b.metainfo.pieceCount; i++) Bitfield.set(all, i)
+      const scope = yield* Scope.make()
+      const t = yield* Scope.extend(
+        Torrent.start({
+          metainfo: b.metainfo,
+          storage,
+          peerId: PeerIdentity.generate(),
+          have: all,
+          resume: { path, load: Effect.succeed(none), save: () => Effect.never }
+        }),
+        scope
+      )
+      yield* t.done
+      // A daemon: before the fix this close never ended, and the test must fail, not hang with it.
+      const closing = yield* Effect.forkDaemon(Scope.close(scope, Exit.void))
+      for (let i = 0; i < 20 && closing.unsafePoll() === null; i++) yield* TestClock.adjust("1 second")
+      expect(closing.unsafePoll()).not.toBeNull()
+      yield* Fiber.join(closing)
+      expect(lines.filter((l) => l.includes("resume record not saved on exit"))).toHaveLength(1)
+    }).pipe(Effect.provide(noTracker), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+  })
 })

@@ -42,18 +42,19 @@ export const folders = (count: number): ReadonlyArray<ReadonlyArray<string>> => 
 
 /**
  * `files` files over the top level and `folderCount` nested folders, about `totalBytes` in all: odd sizes around
- * the mean (±40 %), except one zero-length file and four tiny ones (1, 17, 4095 and 16385 bytes) at fixed places
- * in the middle of the list. Names `f<i>.bin`, with a few `.txt`. Deterministic for a `seed`.
+ * the mean (±40 %), except (unless `tiny: false`) one zero-length file and four tiny ones (1, 17, 4095 and 16385
+ * bytes) at fixed places in the middle of the list. Names `f<i>.bin`, with a few `.txt`. Deterministic for a `seed`.
  */
 export const layout = (options: {
   readonly files: number
   readonly folders: number
   readonly totalBytes: number
   readonly seed?: number
+  readonly tiny?: boolean
 }): ReadonlyArray<Entry> => {
   const random = prng(options.seed ?? 13)
   const dirs = folders(options.folders)
-  const special = new Map<number, number>([
+  const special = new Map<number, number>(options.tiny === false ? [] : [
     [Math.floor(options.files * 0.37), 0],
     [Math.floor(options.files * 0.11), 1],
     [Math.floor(options.files * 0.52), 17],

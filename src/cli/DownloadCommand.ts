@@ -1,6 +1,6 @@
 /**
  * `effect-torrent download <torrent | magnet> [-o DIR] [--peer host:port]... [--only INDEX|GLOB]... [--json]
- * [--quiet] [--max-peers N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
+ * [--quiet] [--max-peers N] [--max-open-files N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
  * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]] [--state-dir DIR] [--no-resume]
  * [--resume-interval SECONDS] [--save-torrent FILE] [--no-dht] [--dht-bootstrap host:port]... [--no-pex]
  * [--encryption prefer|require|off]`.
@@ -44,6 +44,8 @@ import {
   portOpt,
   resumeOptions,
   showSeeding,
+  maxOpenFiles,
+  maxOpenFilesOpt,
   stateDirOpt,
   upLimit,
   upLimitOpt
@@ -78,7 +80,7 @@ const noPeersOpt = Options.integer("no-peers-timeout").pipe(
 )
 
 const resumeIntervalOpt = Options.float("resume-interval").pipe(
-  Options.withDescription("seconds between fast-resume saves while pieces arrive (default 10; also every 16 MiB)"),
+  Options.withDescription("seconds between fast-resume saves while pieces arrive (default 10; also every 256 MiB)"),
   Options.optional
 )
 const saveTorrentOpt = Options.text("save-torrent").pipe(
@@ -242,6 +244,7 @@ const run = (input: {
   readonly stateDir: Option.Option<string>
   readonly noResume: boolean
   readonly resumeInterval: Option.Option<number>
+  readonly maxOpenFiles: Option.Option<number>
   readonly saveTorrent: Option.Option<string>
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
@@ -272,6 +275,7 @@ const run = (input: {
       return yield* usage("--resume-interval must be at least 0.05 seconds")
     }
     const sources = yield* peerSourceOptions(input)
+    const openFiles = yield* maxOpenFiles(input.maxOpenFiles)
     let only: ReadonlyArray<number> | undefined
     let source: Metainfo.Metainfo | Magnet.Magnet
     let onlyFor: Client.DownloadOptions["onlyFor"]
@@ -378,6 +382,7 @@ const run = (input: {
         Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
       Effect.provide(Client.layer({
         maxPeers: Option.getOrUndefined(input.maxPeers),
+        maxOpenFiles: openFiles,
         listen,
         upLimit: limit,
         ...resumeOptions(input.stateDir, input.noResume),
@@ -400,6 +405,7 @@ export const download = Command.make(
     json: jsonOpt,
     quiet: quietOpt,
     maxPeers: maxPeersOpt,
+    maxOpenFiles: maxOpenFilesOpt,
     noTrackers: noTrackersOpt,
     noPeersTimeout: noPeersOpt,
     port: portOpt,

@@ -1,6 +1,6 @@
 /**
  * `effect-torrent seed <torrent> <path> [--port N] [--bind HOST] [--up-limit RATE] [--peer host:port]...
- * [--no-trackers] [--max-peers N] [--quiet] [--state-dir DIR] [--no-resume] [--no-dht] [--dht-bootstrap host:port]...
+ * [--no-trackers] [--max-peers N] [--max-open-files N] [--quiet] [--state-dir DIR] [--no-resume] [--no-dht] [--dht-bootstrap host:port]...
  * [--no-pex] [--encryption prefer|require|off]`: checks the data in `path` (the
  * directory `download -o` wrote into), then serves it — listening, announcing to the trackers, answering peers —
  * until Ctrl-C. Incomplete data: one line naming the first missing or mismatching file, exit 1. Pieces the
@@ -21,6 +21,8 @@ import {
   portOpt,
   resumeOptions,
   showSeeding,
+  maxOpenFiles,
+  maxOpenFilesOpt,
   stateDirOpt,
   upLimit,
   upLimitOpt
@@ -39,6 +41,7 @@ const run = (input: {
   readonly peer: ReadonlyArray<string>
   readonly noTrackers: boolean
   readonly maxPeers: Option.Option<number>
+  readonly maxOpenFiles: Option.Option<number>
   readonly quiet: boolean
   readonly stateDir: Option.Option<string>
   readonly noResume: boolean
@@ -53,6 +56,7 @@ const run = (input: {
     const listen = yield* listenOptions(input.port, input.bind)
     const limit = yield* upLimit(input.upLimit)
     const sources = yield* peerSourceOptions(input)
+    const openFiles = yield* maxOpenFiles(input.maxOpenFiles)
     const peers: Array<{ host: string; port: number }> = []
     for (const p of input.peer) {
       const parsed = parsePeer(p)
@@ -82,6 +86,7 @@ const run = (input: {
           listen,
           upLimit: limit,
           maxPeers: Option.getOrUndefined(input.maxPeers),
+          maxOpenFiles: openFiles,
           ...resumeOptions(input.stateDir, input.noResume),
           ...sources
         }))
@@ -109,6 +114,7 @@ export const seed = Command.make(
       Options.repeated
     ),
     noTrackers: Options.boolean("no-trackers").pipe(Options.withDescription("do not contact trackers")),
+    maxOpenFiles: maxOpenFilesOpt,
     maxPeers: Options.integer("max-peers").pipe(
       Options.withDescription("connections at most (default 50)"),
       Options.optional

@@ -38,6 +38,17 @@ export const stateDirOpt = Options.text("state-dir").pipe(
   ),
   Options.optional
 )
+export const maxOpenFilesOpt = Options.integer("max-open-files").pipe(
+  Options.withDescription("file descriptors the torrent's files may keep open (default 64; fewer when the process runs out)"),
+  Options.optional
+)
+/** `--max-open-files`, checked. */
+export const maxOpenFiles = (n: Option.Option<number>): Effect.Effect<number | undefined, CliFailure> =>
+  Option.match(n, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (v) => (v >= 1 ? Effect.succeed(v) : Effect.fail(usage("--max-open-files must be at least 1")))
+  })
+
 export const noResumeOpt = Options.boolean("no-resume").pipe(
   Options.withDescription("neither read nor save a fast-resume record (re-check all data on start)")
 )

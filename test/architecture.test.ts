@@ -21,6 +21,7 @@ const LAYERS = [
   "torrent",
   "session",
   "config",
+  "api",
   "cli"
 ] as const
 

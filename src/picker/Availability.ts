@@ -21,9 +21,13 @@ export interface Availability {
   members: number
 }
 
-export const make = (size: number): Availability => ({
+/**
+ * An empty index over `size` pieces. `counts` may be shared by several indices that partition the members (the
+ * picker keeps one per priority level): a piece's count is then changed once, through the index it belongs to.
+ */
+export const make = (size: number, counts?: Int32Array): Availability => ({
   size,
-  counts: new Int32Array(size),
+  counts: counts ?? new Int32Array(size),
   order: new Int32Array(size),
   pos: new Int32Array(size).fill(-1),
   start: [0, 0],

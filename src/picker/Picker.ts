@@ -16,6 +16,15 @@ export const BLOCK = Lengths.BLOCK
 /** @category models */
 export type PieceState = "NotWanted" | "Missing" | "InFlight" | "Verifying" | "Have"
 
+/** A piece's priority (from its files' priorities): new pieces are started high first, then normal, then low. */
+export type Priority = "low" | "normal" | "high"
+
+/** The streaming window: pieces `first..last` (inclusive) go before every other piece, in index order. */
+export interface Window {
+  readonly first: number
+  readonly last: number
+}
+
 /** @category models */
 export interface BlockRequest {
   readonly piece: number
@@ -112,9 +121,10 @@ export interface Picker {
   peerLeft(peer: string): ReadonlyArray<BlockRequest>
 
   /**
-   * Up to `max` new block requests for this peer, recorded as outstanding. Order of preference: open blocks of
-   * pieces already in flight, then new pieces (random while fewer than `randomFirst` are `Have`, else rarest-first
-   * with random tie-break), then in endgame duplicates of blocks other peers hold. A snubbed peer gets at most one
+   * Up to `max` new block requests for this peer, recorded as outstanding. Order of preference: the streaming
+   * window in index order (`setWindow`), open blocks of pieces already in flight, then new pieces by priority level
+   * (within a level random while fewer than `randomFirst` are `Have`, else rarest-first with random tie-break), then
+   * in endgame duplicates of blocks other peers hold. A snubbed peer gets at most one
    * outstanding request; a piece on parole (it failed verification) is served only by the peer that started it.
    * `hints.only` restricts the choice to those pieces (BEP 6 allowed-fast pieces while the peer chokes us: no
    * endgame duplicates then); `hints.prefer` (BEP 6 suggestions) are started before rarest-first picks.
@@ -150,6 +160,26 @@ export interface Picker {
 
   /** File selection. Deselecting an InFlight piece discards its partial data; the returned requests need `cancel`. */
   setWanted(piece: number, wanted: boolean): ReadonlyArray<PeerRequest>
+  isWanted(piece: number): boolean
+  /**
+   * The piece's priority (default "normal"). New pieces are started from the highest level that has one the peer
+   * can give, rarest-first (or random while fewer than `randomFirst` are Have) within the level. O(peers) for a
+   * Missing piece (it moves between the levels' indices), O(1) otherwise.
+   */
+  setPriority(piece: number, priority: Priority): void
+  priority(piece: number): Priority
+  /**
+   * Streaming: pieces `first..last` go before everything else, in index order (their open blocks first, then the
+   * next one to start), so several peers work on the next few pieces of the window at once; `undefined` clears it.
+   * Clamped to the torrent. Costs O(window) per `nextRequests`, so keep it to a read-ahead, not a whole file.
+   */
+  setWindow(window: Window | undefined): void
+  window(): Window | undefined
+  /**
+   * A verified piece is gone (its data changed on disk, or part of it was never stored): Have → Missing (NotWanted
+   * when not wanted), to be fetched again. `false` if the piece was not Have.
+   */
+  pieceLost(piece: number): boolean
 
   pieceState(piece: number): PieceState
   availability(piece: number): number
@@ -182,6 +212,11 @@ const IN_FLIGHT = 2
 const VERIFYING = 3
 const HAVE = 4
 const NAMES: ReadonlyArray<PieceState> = ["NotWanted", "Missing", "InFlight", "Verifying", "Have"]
+const LOW = 0
+const NORMAL = 1
+const HIGH = 2
+const PRIORITIES: ReadonlyArray<Priority> = ["low", "normal", "high"]
+const levelOf = (p: Priority): number => (p === "high" ? HIGH : p === "low" ? LOW : NORMAL)
 
 /** Pieces a peer can make us interested in. */
 const needed = (s: number): number => (s === MISSING || s === IN_FLIGHT ? 1 : 0)
@@ -262,7 +297,13 @@ class PickerImpl implements Picker {
   private readonly state: Uint8Array
   private readonly wanted: Uint8Array
   private readonly counts: Array<number> = [0, 0, 0, 0, 0]
-  private readonly avail: Availability.Availability
+  /** Peers having each piece, shared by the three indices below. */
+  private readonly availCount: Int32Array
+  /** The Missing pieces by priority level (LOW, NORMAL, HIGH), each bucketed by availability. */
+  private readonly avails: ReadonlyArray<Availability.Availability>
+  /** Priority level per piece. */
+  private readonly prio: Uint8Array
+  private win: Window | undefined = undefined
   private readonly partials = new Map<number, InFlightPiece>()
   private readonly verifying = new Map<number, Set<string>>()
   private readonly peers = new Map<string, Peer>()
@@ -292,15 +333,27 @@ class PickerImpl implements Picker {
     this.state = new Uint8Array(n)
     this.wanted = new Uint8Array(n)
     this.parole = new Uint8Array(n)
-    this.avail = Availability.make(n)
+    this.availCount = new Int32Array(n)
+    this.avails = [LOW, NORMAL, HIGH].map(() => Availability.make(n, this.availCount))
+    this.prio = new Uint8Array(n).fill(NORMAL)
     for (let i = 0; i < n; i++) {
       const w = o.wanted === undefined || Bitfield.has(o.wanted, i)
       this.wanted[i] = w ? 1 : 0
       const s = o.have !== undefined && Bitfield.has(o.have, i) ? HAVE : w ? MISSING : NOT_WANTED
       this.state[i] = s
       this.counts[s]!++
-      if (s === MISSING) Availability.add(this.avail, i)
+      if (s === MISSING) Availability.add(this.av(i), i)
     }
+  }
+
+  /** The index piece i belongs to (when Missing) and whose counts it moves in: its priority level's. */
+  private av(i: number): Availability.Availability {
+    return this.avails[this.prio[i]!]!
+  }
+
+  private pickable(): number {
+    return Availability.pickable(this.avails[0]!) + Availability.pickable(this.avails[1]!) +
+      Availability.pickable(this.avails[2]!)
   }
 
   // -- geometry: sizes from core/Lengths, validated once in the constructor; plain arithmetic on the per-block path --
@@ -339,11 +392,11 @@ class PickerImpl implements Picker {
     this.state[i] = next
     this.counts[prev]!--
     this.counts[next]!++
-    if (prev === MISSING) Availability.remove(this.avail, i)
-    if (next === MISSING) Availability.add(this.avail, i)
+    if (prev === MISSING) Availability.remove(this.av(i), i)
+    if (next === MISSING) Availability.add(this.av(i), i)
     const dc = (next === MISSING ? 1 : 0) - (prev === MISSING ? 1 : 0)
     const di = needed(next) - needed(prev)
-    if ((dc !== 0 || di !== 0) && Availability.count(this.avail, i) > 0) {
+    if ((dc !== 0 || di !== 0) && this.availCount[i]! > 0) {
       for (const p of this.peers.values()) {
         if (Bitfield.has(p.bits, i)) {
           p.candidates += dc
@@ -354,7 +407,7 @@ class PickerImpl implements Picker {
   }
 
   private computeEndgame(): boolean {
-    return this.counts[IN_FLIGHT]! > 0 && Availability.pickable(this.avail) === 0
+    return this.counts[IN_FLIGHT]! > 0 && this.pickable() === 0
   }
 
   /** Called after anything that can change the endgame condition; leaving endgame demotes duplicates to stale. */
@@ -492,7 +545,7 @@ class PickerImpl implements Picker {
   private addPiece(peer: Peer, i: number): void {
     Bitfield.set(peer.bits, i)
     peer.haveCount++
-    Availability.increment(this.avail, i)
+    Availability.increment(this.av(i), i)
     const s = this.state[i]!
     if (s === MISSING) peer.candidates++
     peer.interesting += needed(s)
@@ -504,7 +557,10 @@ class PickerImpl implements Picker {
       const byte = bytes[k]!
       if (byte === 0) continue
       for (let bit = 0; bit < 8; bit++) {
-        if ((byte & (0x80 >> bit)) !== 0) Availability.decrement(this.avail, k * 8 + bit)
+        if ((byte & (0x80 >> bit)) !== 0) {
+          const i = k * 8 + bit
+          Availability.decrement(this.av(i), i)
+        }
       }
     }
     peer.bits = Bitfield.make(this.pieceCount)
@@ -583,6 +639,23 @@ class PickerImpl implements Picker {
     if (max <= 0) return out
     const only = hints?.only
     if (only !== undefined) return this.onlyRequests(peer, only, max, out)
+    // 0. the streaming window, in order: its open blocks, then its next piece to start
+    const win = this.win
+    if (win !== undefined) {
+      let begun = false
+      for (let i = win.first; i <= win.last && out.length < max; i++) {
+        const s = this.state[i]
+        if ((s !== MISSING && s !== IN_FLIGHT) || !Bitfield.has(peer.bits, i)) continue
+        if (s === MISSING) {
+          this.takeOpen(this.startPiece(i, peer), peer, max, out)
+          begun = true
+        } else {
+          const part = this.partials.get(i)!
+          if (part.open > 0 && this.mayTake(part, peer)) this.takeOpen(part, peer, max, out)
+        }
+      }
+      if (begun) this.reconcileEndgame()
+    }
     // 1. strict priority: finish pieces already in flight
     for (const part of this.partials.values()) {
       if (out.length >= max) break
@@ -600,15 +673,17 @@ class PickerImpl implements Picker {
       }
     }
     if (started) this.reconcileEndgame()
-    // 2. start new pieces: random first, then rarest-first with random tie-break
+    // 2. start new pieces, highest priority level first: random first, then rarest-first with random tie-break
     if (out.length < max && peer.candidates > 0) {
       const accept = (i: number): boolean => Bitfield.has(peer.bits, i)
-      while (out.length < max && peer.candidates > 0) {
-        const i = this.counts[HAVE]! < this.randomFirst
-          ? Availability.random(this.avail, accept, this.random)
-          : Availability.rarest(this.avail, accept, this.random)
-        if (i < 0) break
-        this.takeOpen(this.startPiece(i, peer), peer, max, out)
+      const randomly = this.counts[HAVE]! < this.randomFirst
+      for (let level = HIGH; level >= LOW && out.length < max && peer.candidates > 0; level--) {
+        const a = this.avails[level]!
+        while (out.length < max && peer.candidates > 0 && Availability.pickable(a) > 0) {
+          const i = randomly ? Availability.random(a, accept, this.random) : Availability.rarest(a, accept, this.random)
+          if (i < 0) break
+          this.takeOpen(this.startPiece(i, peer), peer, max, out)
+        }
       }
       this.reconcileEndgame()
     }
@@ -731,6 +806,13 @@ class PickerImpl implements Picker {
     return true
   }
 
+  pieceLost(piece: number): boolean {
+    if (!this.validPiece(piece) || this.state[piece] !== HAVE) return false
+    this.setState(piece, this.wanted[piece] === 1 ? MISSING : NOT_WANTED)
+    this.reconcileEndgame()
+    return true
+  }
+
   pieceFailed(piece: number): ReadonlyArray<string> {
     if (!this.validPiece(piece) || this.state[piece] !== VERIFYING) return []
     const contributors = [...(this.verifying.get(piece) ?? [])]
@@ -790,6 +872,38 @@ class PickerImpl implements Picker {
     return cancels
   }
 
+  isWanted(piece: number): boolean {
+    return this.validPiece(piece) && this.wanted[piece] === 1
+  }
+
+  setPriority(piece: number, priority: Priority): void {
+    if (!this.validPiece(piece)) return
+    const level = levelOf(priority)
+    if (this.prio[piece] === level) return
+    const member = this.state[piece] === MISSING
+    if (member) Availability.remove(this.av(piece), piece)
+    this.prio[piece] = level
+    if (member) Availability.add(this.av(piece), piece)
+  }
+
+  priority(piece: number): Priority {
+    return this.validPiece(piece) ? PRIORITIES[this.prio[piece]!]! : "normal"
+  }
+
+  setWindow(window: Window | undefined): void {
+    if (window === undefined) {
+      this.win = undefined
+      return
+    }
+    const first = Math.max(0, Math.floor(window.first))
+    const last = Math.min(this.pieceCount - 1, Math.floor(window.last))
+    this.win = Number.isFinite(first) && Number.isFinite(last) && first <= last ? { first, last } : undefined
+  }
+
+  window(): Window | undefined {
+    return this.win
+  }
+
   // -- queries --
 
   pieceState(piece: number): PieceState {
@@ -798,7 +912,7 @@ class PickerImpl implements Picker {
   }
 
   availability(piece: number): number {
-    return this.validPiece(piece) ? Availability.count(this.avail, piece) : 0
+    return this.validPiece(piece) ? this.availCount[piece]! : 0
   }
 
   isInteresting(id: string): boolean {
@@ -838,7 +952,7 @@ class PickerImpl implements Picker {
   }
 
   check(): Array<string> {
-    const out: Array<string> = [...Availability.check(this.avail)]
+    const out: Array<string> = this.avails.flatMap((a, level) => Availability.check(a).map((v) => `level ${level}: ${v}`))
     const n = this.pieceCount
     // piece states
     const counts = [0, 0, 0, 0, 0]
@@ -854,7 +968,13 @@ class PickerImpl implements Picker {
       if ((s === MISSING || s === IN_FLIGHT) && !w) out.push(`piece ${i}: ${NAMES[s]} but not wanted`)
       if ((s === IN_FLIGHT) !== this.partials.has(i)) out.push(`piece ${i}: ${NAMES[s]} vs partial record`)
       if ((s === VERIFYING) !== this.verifying.has(i)) out.push(`piece ${i}: ${NAMES[s]} vs verifying record`)
-      if ((s === MISSING) !== Availability.isMember(this.avail, i)) out.push(`piece ${i}: ${NAMES[s]} vs index`)
+      if (this.prio[i]! > HIGH) out.push(`piece ${i}: invalid priority ${this.prio[i]}`)
+      if ((s === MISSING) !== Availability.isMember(this.av(i), i)) out.push(`piece ${i}: ${NAMES[s]} vs index`)
+      for (let level = LOW; level <= HIGH; level++) {
+        if (level !== this.prio[i] && Availability.isMember(this.avails[level]!, i)) {
+          out.push(`piece ${i}: in the index of level ${level}, its priority is ${this.prio[i]}`)
+        }
+      }
     }
     for (let s = 0; s <= HAVE; s++) if (counts[s] !== this.counts[s]) out.push(`count of ${NAMES[s]} is off`)
     // availability and per-peer counters
@@ -886,7 +1006,7 @@ class PickerImpl implements Picker {
       }
     }
     for (let i = 0; i < n; i++) {
-      if (have[i] !== Availability.count(this.avail, i)) out.push(`piece ${i}: availability off`)
+      if (have[i] !== this.availCount[i]) out.push(`piece ${i}: availability off`)
     }
     // in-flight pieces and their blocks
     const maxLive = this.endgame ? this.dup : 1
@@ -927,6 +1047,8 @@ class PickerImpl implements Picker {
       if (part.owner !== undefined && this.parole[i] !== 1) out.push(`partial ${i}: owner without parole`)
     }
     if (this.endgame !== this.computeEndgame()) out.push(`endgame flag ${this.endgame} is stale`)
+    const w = this.win
+    if (w !== undefined && !(w.first >= 0 && w.first <= w.last && w.last < n)) out.push(`window ${w.first}..${w.last} out of range`)
     return out
   }
 }

@@ -32,8 +32,15 @@ const randomBits = (size: number, random: () => number, p: number): Bitfield.Bit
   return bf
 }
 
-/** Event kinds (0 join … 16 setWanted), weighted towards the per-block traffic. */
-const KINDS = [0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 8, 8, 9, 9, 9, 10, 10, 10, 11, 12, 12, 13, 14, 15, 15, 15, 16, 16]
+/**
+ * Event kinds (0 join … 16 setWanted, 17 setPriority, 18 setWindow, 19 pieceLost, 20 a live change of the whole
+ * selection), weighted towards the per-block traffic.
+ */
+const KINDS = [
+  0, 1, 2, 3, 4, 5, 6, 7, 7, 7, 8, 8, 9, 9, 9, 10, 10, 10, 11, 12, 12, 13, 14, 15, 15, 15, 16, 16, 17, 17, 18, 19, 20
+]
+const LEVELS: ReadonlyArray<Picker.Priority> = ["low", "normal", "high"]
+const rank = (p: Picker.Priority): number => LEVELS.indexOf(p)
 
 const event = FastCheck.tuple(
   FastCheck.integer({ min: 0, max: KINDS.length - 1 }).map((k) => KINDS[k]!),
@@ -62,35 +69,51 @@ describe("Picker invariants under random events", () => {
       const blocksOf = (i: number): number =>
         Math.ceil((i === n - 1 ? g.totalLength - (n - 1) * g.pieceLength : g.pieceLength) / B)
       const connected = new Set<string>()
+      /** What each connected peer announced (mirrors the picker's view). */
+      const bits = new Map<string, Bitfield.Bitfield>()
+      const peerHas = (id: string, i: number) => {
+        const b = bits.get(id)
+        return b !== undefined && Bitfield.has(b, i)
+      }
       for (const [kind, pi, x, y] of events) {
         const peer = `p${pi}`
         const piece = x % n
         // an event for a peer that is not connected connects it first (with a random bitfield)
         if (kind !== 0 && kind !== 5 && !connected.has(peer)) {
           p.peerJoined(peer)
-          p.peerBitfield(peer, randomBits(n, random, 0.3 + random() * 0.7))
+          const bf = randomBits(n, random, 0.3 + random() * 0.7)
+          p.peerBitfield(peer, bf)
+          bits.set(peer, Bitfield.copy(bf))
           connected.add(peer)
           Picker.assertInvariants(p)
         }
+        if (kind === 0 && !connected.has(peer)) bits.set(peer, Bitfield.make(n))
         if (kind === 0) connected.add(peer)
         if (kind === 5) connected.delete(peer)
         switch (kind) {
           case 0:
             p.peerJoined(peer)
             break
-          case 1:
-            p.peerBitfield(peer, randomBits(n, random, (y % 10) / 10))
+          case 1: {
+            const bf = randomBits(n, random, (y % 10) / 10)
+            p.peerBitfield(peer, bf)
+            bits.set(peer, Bitfield.copy(bf))
             break
+          }
           case 2:
             p.peerHave(peer, piece)
+            Bitfield.set(bits.get(peer)!, piece)
             break
           case 3:
             p.peerHaveAll(peer)
+            bits.set(peer, Bitfield.full(n))
             break
           case 4:
             p.peerHaveNone(peer)
+            bits.set(peer, Bitfield.make(n))
             break
           case 5:
+            bits.delete(peer)
             p.peerLeft(peer)
             expect(p.requestsOf(peer)).toEqual([])
             expect(p.isInteresting(peer)).toBe(false)
@@ -102,6 +125,7 @@ describe("Picker invariants under random events", () => {
           case 7:
           case 8: {
             const before = new Set(p.requestsOf(peer).map((r) => `${r.piece}:${r.begin}`))
+            const statesBefore = Array.from({ length: n }, (_, i) => p.pieceState(i))
             const max = 1 + (y % 20)
             // Kind 8 passes BEP 6 hints: allowed-fast pieces only, or suggested pieces first.
             const list = [x % n, (x + y) % n, (x * 7 + 3) % n]
@@ -117,6 +141,26 @@ describe("Picker invariants under random events", () => {
               expect(r.begin % B).toBe(0)
               expect(r.length).toBeGreaterThan(0)
               expect(r.length).toBeLessThanOrEqual(B)
+            }
+            if (hints === undefined) {
+              // What the peer has, from its requests' point of view: availability counts the pieces it announced.
+              const has = (i: number) => peerHas(peer, i)
+              const win = p.window()
+              const inWin = (i: number) => win !== undefined && i >= win.first && i <= win.last
+              // The streaming window goes first, in order: a request outside it means no window piece it has is
+              // still Missing.
+              if (win !== undefined && reqs.some((r) => !inWin(r.piece))) {
+                for (let i = win.first; i <= win.last; i++) if (has(i)) expect(p.pieceState(i)).not.toBe("Missing")
+              }
+              // Priority levels: a new piece (Missing before) started outside the window at level L means no piece
+              // of a higher level that the peer has is still Missing.
+              const started = reqs.filter((r) => statesBefore[r.piece] === "Missing" && !inWin(r.piece))
+              for (const r of started) {
+                const level = rank(p.priority(r.piece))
+                for (let i = 0; i < n; i++) {
+                  if (has(i) && rank(p.priority(i)) > level) expect(p.pieceState(i)).not.toBe("Missing")
+                }
+              }
             }
             break
           }
@@ -178,6 +222,57 @@ describe("Picker invariants under random events", () => {
             }
             break
           }
+          case 17: {
+            const level = LEVELS[y % 3]!
+            const before = p.pieceState(piece)
+            p.setPriority(piece, level)
+            expect(p.priority(piece)).toBe(level)
+            expect(p.pieceState(piece)).toBe(before)
+            break
+          }
+          case 18: {
+            if (y % 4 === 0) p.setWindow(undefined)
+            else p.setWindow({ first: piece, last: piece + (y % 5) })
+            const w = p.window()
+            if (y % 4 === 0) expect(w).toBeUndefined()
+            else expect(w).toEqual({ first: piece, last: Math.min(n - 1, piece + (y % 5)) })
+            break
+          }
+          case 19: {
+            const before = p.pieceState(piece)
+            expect(p.pieceLost(piece)).toBe(before === "Have")
+            if (before === "Have") expect(p.pieceState(piece)).toBe(p.isWanted(piece) ? "Missing" : "NotWanted")
+            break
+          }
+          case 20: {
+            // A live change of the file selection: every piece at once, as Torrent.setWanted does.
+            const wanted = randomBits(n, random, (y % 10) / 10)
+            const held = new Map<string, Set<string>>()
+            for (const c of connected) held.set(c, new Set(p.requestsOf(c).map((r) => `${r.piece}:${r.begin}`)))
+            const cancels: Array<Picker.PeerRequest> = []
+            for (let i = 0; i < n; i++) {
+              if (p.isWanted(i) !== Bitfield.has(wanted, i)) cancels.push(...p.setWanted(i, Bitfield.has(wanted, i)))
+            }
+            for (const c of cancels) {
+              expect(Bitfield.has(wanted, c.piece)).toBe(false)
+              expect(held.get(c.peer)?.has(`${c.piece}:${c.begin}`)).toBe(true)
+            }
+            for (let i = 0; i < n; i++) {
+              const s = p.pieceState(i)
+              if (Bitfield.has(wanted, i)) expect(s).not.toBe("NotWanted")
+              else expect(["NotWanted", "Verifying", "Have"]).toContain(s)
+            }
+            for (const c of connected) {
+              for (const r of p.requestsOf(c)) expect(Bitfield.has(wanted, r.piece)).toBe(true)
+            }
+            // Complete: every wanted piece Have, and no result pending (a deselected piece may still be Verifying).
+            expect(p.isComplete()).toBe(
+              Array.from({ length: n }, (_, i) => p.pieceState(i)).every((s, i) =>
+                s === "Have" || (s === "NotWanted" && !Bitfield.has(wanted, i))
+              )
+            )
+            break
+          }
         }
         Picker.assertInvariants(p)
       }
@@ -219,6 +314,51 @@ describe("Picker in simulated swarms", () => {
       expect(p.progress().bytesLeft).toBe(0)
     },
     runs(150)
+  )
+
+  it.prop(
+    "swarms complete through live selection changes, random priorities and a moving streaming window",
+    [geometryUpTo(40), FastCheck.nat(), FastCheck.integer({ min: 1, max: 4 })],
+    ([g, seed, honest]) => {
+      const random = rng(seed)
+      const n = g.pieceCount
+      const p = Picker.make({ ...g, random, randomFirst: 2 })
+      const peers = swarm(n, random, honest)
+      let cursor = 0
+      const res = simulate(p, peers, {
+        random,
+        chaos: true,
+        checkEachRound: true,
+        maxRounds: 1500,
+        maxBatch: 6,
+        onRound: (round) => {
+          // every few rounds: deselect or reselect some pieces, change some priorities, move the window on
+          if (round % 3 === 0) {
+            for (let k = 0; k < 3; k++) {
+              const i = Math.floor(random() * n)
+              const c = p.setWanted(i, round > 60 || random() < 0.6) // after round 60 everything ends up wanted
+              for (const r of c) expect(p.isWanted(r.piece)).toBe(false)
+            }
+            p.setPriority(Math.floor(random() * n), (["low", "normal", "high"] as const)[Math.floor(random() * 3)]!)
+          }
+          if (round % 4 === 0) {
+            cursor = (cursor + 1) % n
+            p.setWindow(random() < 0.2 ? undefined : { first: cursor, last: cursor + 2 })
+          }
+          if (round === 61) for (let i = 0; i < n; i++) p.setWanted(i, true)
+          Picker.assertInvariants(p)
+        }
+      })
+      expect(res.complete).toBe(true)
+      for (let i = 0; i < n; i++) expect(p.isWanted(i) ? ["Have"] : ["Have", "NotWanted"]).toContain(p.pieceState(i))
+      // Complete with pieces deselected: select everything again, and the same swarm finishes the rest.
+      for (let i = 0; i < n; i++) p.setWanted(i, true)
+      expect(p.isComplete()).toBe(p.progress().have === n)
+      const again = simulate(p, peers, { random, chaos: true, checkEachRound: true, maxRounds: 1500, maxBatch: 6 })
+      expect(again.complete).toBe(true)
+      for (let i = 0; i < n; i++) expect(p.pieceState(i)).toBe("Have")
+    },
+    runs(100)
   )
 
   it.prop(

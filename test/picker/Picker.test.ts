@@ -461,3 +461,118 @@ describe("Picker hash failures and bans", () => {
     Picker.assertInvariants(p)
   })
 })
+
+describe("Picker priorities, streaming window, live selection", () => {
+  /** Pieces in the order one peer's requests start them (one block per piece, one request per call). */
+  const startOrder = (p: Picker.Picker, peer: string): Array<number> => {
+    const out: Array<number> = []
+    for (;;) {
+      const r = p.nextRequests(peer, 1)
+      if (r.length === 0) return out
+      out.push(r[0]!.piece)
+      deliver(p, peer, r)
+      p.pieceVerified(r[0]!.piece)
+    }
+  }
+
+  it("starts high before normal before low, rarest first within a level", () => {
+    const p = make(8, 1)
+    p.setPriority(6, "high")
+    p.setPriority(2, "high")
+    p.setPriority(0, "low")
+    p.setPriority(1, "low")
+    // piece 2 is rarer than 6 (one more peer has 6), 3 rarer than the other normal pieces
+    seed(p, "a")
+    p.peerJoined("b")
+    p.peerBitfield("b", bits(8, [0, 4, 5, 6, 7]))
+    Picker.assertInvariants(p)
+    const order = startOrder(p, "a")
+    expect(order.slice(0, 2)).toEqual([2, 6])
+    expect(order.slice(2, 3)).toEqual([3])
+    expect(new Set(order.slice(2, 6))).toEqual(new Set([3, 4, 5, 7]))
+    expect(new Set(order.slice(6))).toEqual(new Set([0, 1]))
+    expect(order.slice(6)).toEqual([1, 0]) // 1 is rarer (b has 0)
+    Picker.assertInvariants(p)
+  })
+
+  it("a priority change moves a Missing piece between levels at once", () => {
+    const p = make(4, 1)
+    seed(p, "a")
+    p.setPriority(3, "high")
+    p.setPriority(3, "low")
+    p.setPriority(0, "high")
+    expect(p.priority(0)).toBe("high")
+    expect(p.priority(3)).toBe("low")
+    expect(startOrder(p, "a")[0]).toBe(0)
+    Picker.assertInvariants(p)
+  })
+
+  it("the streaming window goes before partial pieces and priorities, in index order", () => {
+    const p = make(10, 4)
+    seed(p, "a")
+    seed(p, "b")
+    p.setPriority(9, "high")
+    // a has started a piece
+    const first = p.nextRequests("a", 1)
+    expect(first[0]!.piece).toBe(9)
+    p.setWindow({ first: 4, last: 6 })
+    const reqs = p.nextRequests("b", 6)
+    expect(reqs.map((r) => r.piece)).toEqual([4, 4, 4, 4, 5, 5])
+    // another peer joins the next pieces of the window in parallel: open blocks of 5, then 6
+    expect(p.nextRequests("a", 4).map((r) => r.piece)).toEqual([5, 5, 6, 6])
+    Picker.assertInvariants(p)
+    p.setWindow(undefined)
+    expect(p.window()).toBeUndefined()
+    // without the window, the partial pieces come first again
+    expect(p.nextRequests("b", 2).map((r) => r.piece)).toEqual([9, 9])
+  })
+
+  it("the window is clamped to the torrent and skips what is had or not wanted", () => {
+    const p = make(5, 1)
+    seed(p, "a")
+    p.setWanted(3, false)
+    p.setWindow({ first: 2, last: 99 })
+    expect(p.window()).toEqual({ first: 2, last: 4 })
+    expect(startOrder(p, "a").slice(0, 2)).toEqual([2, 4])
+    p.setWindow({ first: 7, last: 9 })
+    expect(p.window()).toBeUndefined()
+  })
+
+  it("deselecting cancels the piece's requests, reselecting makes it Missing; completion follows", () => {
+    const p = make(3, 2)
+    seed(p, "a")
+    const reqs = p.nextRequests("a", 6)
+    expect(reqs).toHaveLength(6)
+    deliver(p, "a", reqs.filter((r) => r.piece !== 1))
+    for (const i of [0, 2]) p.pieceVerified(i)
+    expect(p.isComplete()).toBe(false)
+    const cancels = p.setWanted(1, false)
+    expect(cancels.map((c) => [c.peer, c.piece])).toEqual([["a", 1], ["a", 1]])
+    expect(p.requestsOf("a")).toEqual([])
+    expect(p.isComplete()).toBe(true)
+    expect(p.isInteresting("a")).toBe(false)
+    p.setWanted(1, true)
+    expect(p.pieceState(1)).toBe("Missing")
+    expect(p.isComplete()).toBe(false)
+    expect(p.isInteresting("a")).toBe(true)
+    Picker.assertInvariants(p)
+  })
+
+  it("pieceLost: Have goes back to Missing (NotWanted when deselected) and is fetched again", () => {
+    const p = make(2, 1)
+    seed(p, "a")
+    deliver(p, "a", p.nextRequests("a", 2))
+    p.pieceVerified(0)
+    p.pieceVerified(1)
+    expect(p.isComplete()).toBe(true)
+    expect(p.pieceLost(0)).toBe(true)
+    expect(p.pieceLost(0)).toBe(false)
+    expect(p.pieceState(0)).toBe("Missing")
+    expect(p.isComplete()).toBe(false)
+    expect(p.nextRequests("a", 2).map((r) => r.piece)).toEqual([0])
+    p.setWanted(1, false)
+    expect(p.pieceLost(1)).toBe(true)
+    expect(p.pieceState(1)).toBe("NotWanted")
+    Picker.assertInvariants(p)
+  })
+})

@@ -35,6 +35,8 @@ export interface SimOptions {
   readonly checkEachRound?: boolean
   /** Largest batch a peer asks for at once. */
   readonly maxBatch?: number
+  /** Called at the start of every round (live changes: selection, priorities, streaming window). */
+  readonly onRound?: (round: number) => void
 }
 
 export interface SimResult {
@@ -45,6 +47,8 @@ export interface SimResult {
   readonly banned: ReadonlyArray<string>
   readonly failed: number
   readonly ignored: Record<string, number>
+  /** Pieces in the order they were verified. */
+  readonly verified: ReadonlyArray<number>
 }
 
 interface Conn {
@@ -67,6 +71,7 @@ export const simulate = (picker: Picker.Picker, peers: ReadonlyArray<SimPeer>, o
   let cancels = 0
   let endgameSeen = false
   let failed = 0
+  const verified: Array<number> = []
 
   const connect = (p: SimPeer): void => {
     picker.peerJoined(p.id)
@@ -87,6 +92,7 @@ export const simulate = (picker: Picker.Picker, peers: ReadonlyArray<SimPeer>, o
 
   let round = 0
   for (; round < maxRounds && !picker.isComplete(); round++) {
+    o.onRound?.(round)
     const order = [...conns.values()].sort(() => rand() - 0.5)
     for (const conn of order) {
       const id = conn.peer.id
@@ -144,6 +150,7 @@ export const simulate = (picker: Picker.Picker, peers: ReadonlyArray<SimPeer>, o
         if (res.kind !== "piece-complete") continue
         if (!tainted.has(req.piece)) {
           picker.pieceVerified(req.piece)
+          verified.push(req.piece)
           continue
         }
         tainted.delete(req.piece)
@@ -159,5 +166,5 @@ export const simulate = (picker: Picker.Picker, peers: ReadonlyArray<SimPeer>, o
     }
     if (o.checkEachRound === true) Picker.assertInvariants(picker)
   }
-  return { rounds: round, complete: picker.isComplete(), cancels, endgameSeen, banned, failed, ignored }
+  return { rounds: round, complete: picker.isComplete(), cancels, endgameSeen, banned, failed, ignored, verified }
 }

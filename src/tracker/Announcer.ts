@@ -6,10 +6,16 @@
  * every tracker that heard `started` is sent `stopped`, bounded by `stopTimeout` so shutdown never hangs.
  *
  * The torrent's counters come in through `Stats`; this module knows nothing about torrents.
+ *
+ * A `Board` (optional) shows each tracker's state as the stream sees it — idle until tried, announcing, working
+ * (with the last answer's counts and when the next announce is due) or error (with the message) — and takes
+ * `reannounce()`: the wait for the next announce (an interval, or a backoff after failures) ends at once, once.
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
@@ -29,6 +35,76 @@ export interface Stats {
   readonly downloaded: Effect.Effect<number>
   readonly left: Effect.Effect<number>
 }
+
+export type TrackerStatus = "idle" | "announcing" | "working" | "error"
+
+/** One tracker as the announce stream last saw it. Times are ms since the epoch (the Clock's). */
+export interface TrackerState {
+  readonly url: string
+  /** Its tier (0 first), as the torrent lists them. */
+  readonly tier: number
+  readonly status: TrackerStatus
+  readonly lastAnnounceAt: number | null
+  /** When the next announce to it is due (only for the tracker in use). */
+  readonly nextAnnounceAt: number | null
+  /** From its last answer; null when it never said. */
+  readonly seeders: number | null
+  readonly leechers: number | null
+  /** Peers its last answer gave. */
+  readonly peers: number | null
+  /** The last error or warning; "" when none. */
+  readonly message: string
+}
+
+/** What a running announce stream shows and takes while it runs (see the header). */
+export interface Board {
+  /** Every tracker, tier by tier in the torrent's order (a snapshot). */
+  readonly trackers: () => ReadonlyArray<TrackerState>
+  /** Announce now: ends the current wait (interval or backoff) once. Nothing when no stream runs on the board. */
+  readonly reannounce: () => void
+}
+
+interface Entry {
+  url: string
+  tier: number
+  status: TrackerStatus
+  lastAnnounceAt: number | null
+  nextAnnounceAt: number | null
+  seeders: number | null
+  leechers: number | null
+  peers: number | null
+  message: string
+}
+
+interface BoardImpl extends Board {
+  readonly entries: Map<string, Entry>
+  readonly kicks: Queue.Queue<void>
+}
+
+/** A board for these tiers (blank and repeated URLs dropped, as the stream does). */
+export const makeBoard = (tiers: ReadonlyArray<ReadonlyArray<string>>): Effect.Effect<Board> =>
+  Effect.map(Queue.sliding<void>(1), (kicks): BoardImpl => {
+    const entries = new Map<string, Entry>()
+    for (const e of Tiers.entries(Tiers.make(tiers))) {
+      entries.set(e.url, {
+        url: e.url,
+        tier: e.tier,
+        status: "idle",
+        lastAnnounceAt: null,
+        nextAnnounceAt: null,
+        seeders: null,
+        leechers: null,
+        peers: null,
+        message: ""
+      })
+    }
+    return {
+      entries,
+      kicks,
+      trackers: () => Array.from(entries.values(), (e) => ({ ...e })),
+      reannounce: () => void kicks.unsafeOffer(undefined)
+    }
+  })
 
 export interface Options {
   readonly tiers: ReadonlyArray<ReadonlyArray<string>>
@@ -62,6 +138,8 @@ export interface Options {
   readonly starving?: Effect.Effect<void> | undefined
   /** Default 5 minutes (libtorrent's `min_announce_interval`). */
   readonly starvingInterval?: Duration.DurationInput | undefined
+  /** Shows the trackers' states and takes `reannounce` (made with {@link makeBoard} from the same tiers). */
+  readonly board?: Board | undefined
 }
 
 export interface PeerBatch {
@@ -94,6 +172,10 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
     const stopTimeout = options.stopTimeout ?? Duration.seconds(5)
     const starvingFloor = Duration.max(Duration.decode(options.starvingInterval ?? Duration.minutes(5)), floor)
     const retry = yield* Schedule.driver(options.retry ?? retryPolicy)
+
+    const board = (options.board ?? (yield* makeBoard(options.tiers))) as BoardImpl
+    const entryOf = (url: string): Entry | undefined => board.entries.get(url)
+    const now = Clock.currentTimeMillis
 
     const started = new Set<string>()
     const trackerIds = new Map<string, string>()
@@ -147,6 +229,12 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
           { concurrency: "unbounded" }
         )
       }).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          for (const e of board.entries.values()) {
+            if (e.status !== "error") e.status = "idle"
+            e.nextAnnounceAt = null
+          }
+        })),
         // Finalizers run uninterruptibly: make the announces interruptible, or the timeout could not cut them off.
         Effect.interruptible,
         Effect.timeoutOption(stopTimeout),
@@ -162,7 +250,25 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
         const left = yield* options.stats.left
         if (lastLeft !== undefined && lastLeft > 0 && left === 0) completedPending = true
         const event: Event = !started.has(entry.url) ? "started" : completedPending ? "completed" : "none"
+        const shown = entryOf(entry.url)
+        if (shown !== undefined) shown.status = "announcing"
         const result = yield* Effect.either(announce(entry.url, event))
+        const at = yield* now
+        if (shown !== undefined) {
+          shown.lastAnnounceAt = at
+          shown.nextAnnounceAt = null
+          if (result._tag === "Right") {
+            const res = result.right.res
+            shown.status = "working"
+            shown.seeders = res.complete ?? shown.seeders
+            shown.leechers = res.incomplete ?? shown.leechers
+            shown.peers = res.peers.length
+            shown.message = res.warning ?? ""
+          } else {
+            shown.status = "error"
+            shown.message = result.left.message
+          }
+        }
         if (result._tag === "Right") {
           const { req, res } = result.right
           started.add(entry.url)
@@ -184,6 +290,9 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
     let wait: Duration.Duration = Duration.zero
     let minWait: Duration.Duration = Duration.zero
     let completedHeard = false
+    /** A `reannounce` ends the wait it races with (kicks made during an announce are dropped: it answered them). */
+    const orKick = <A, E, R>(sleep: Effect.Effect<A, E, R>): Effect.Effect<unknown, E, R> =>
+      Effect.zipRight(Queue.takeAll(board.kicks), Effect.race(sleep, Queue.take(board.kicks)))
     const pull = Effect.gen(function*() {
       if (Duration.greaterThan(wait, Duration.zero)) {
         const completed = options.completed
@@ -195,9 +304,9 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
             Effect.sleep(minWait),
             Effect.race(Effect.sleep(Duration.subtract(wait, minWait)), starving)
           )
-        if (completed === undefined || completedHeard) yield* sleep
+        if (completed === undefined || completedHeard) yield* orKick(sleep)
         else {
-          yield* Effect.race(sleep, Effect.tap(completed, () => Effect.sync(() => completedHeard = true)))
+          yield* orKick(Effect.race(sleep, Effect.tap(completed, () => Effect.sync(() => completedHeard = true))))
         }
       }
       for (;;) {
@@ -207,6 +316,8 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
           const { entry, res } = ok.value
           wait = delayOf(res, floor)
           minWait = Duration.min(minDelayOf(res, starvingFloor), wait)
+          const shown = entryOf(entry.url)
+          if (shown !== undefined) shown.nextAnnounceAt = (yield* now) + Duration.toMillis(wait)
           return {
             url: entry.url,
             tier: entry.tier,
@@ -219,7 +330,7 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
         }
         if (Tiers.size(tiers) === 0) return yield* Effect.fail(Option.none()) // no trackers: the stream ends
         // A finite custom schedule that ends keeps its last pace.
-        yield* Effect.catchAll(retry.next(undefined), () => Effect.sleep(floor))
+        yield* orKick(Effect.catchAll(retry.next(undefined), () => Effect.sleep(floor)))
       }
     })
 

@@ -306,3 +306,73 @@ describe("Announcer.stream", () => {
       })
     }))
 })
+
+describe("Announcer board", () => {
+  it.effect("shows each tracker's state: idle, error with its message, working with counts and the next announce", () =>
+    Effect.gen(function*() {
+      const tiers = [["http://down/announce"], ["http://up/announce"], ["http://never/announce"]]
+      const t = fake((url) => (url.includes("down") ? refused(url) : ok(100, { complete: 7, incomplete: 3, warning: "slow" })))
+      const board = yield* Announcer.makeBoard(tiers)
+      expect(board.trackers().map((e) => [e.url, e.tier, e.status])).toEqual([
+        ["http://down/announce", 0, "idle"],
+        ["http://up/announce", 1, "idle"],
+        ["http://never/announce", 2, "idle"]
+      ])
+      const fiber = yield* Announcer.stream({ ...options(tiers), board }).pipe(
+        Stream.runDrain,
+        Effect.provide(t.layer),
+        Effect.fork
+      )
+      yield* settle
+      const [down, up, never] = board.trackers()
+      expect(down).toMatchObject({ status: "error", lastAnnounceAt: 0, nextAnnounceAt: null })
+      expect(down!.message).toContain("refused")
+      expect(up).toEqual({
+        url: "http://up/announce",
+        tier: 1,
+        status: "working",
+        lastAnnounceAt: 0,
+        nextAnnounceAt: 100_000,
+        seeders: 7,
+        leechers: 3,
+        peers: 1,
+        message: "slow"
+      })
+      expect(never).toMatchObject({ status: "idle", lastAnnounceAt: null, seeders: null, message: "" })
+      yield* Fiber.interrupt(fiber)
+      expect(board.trackers()[1]).toMatchObject({ status: "idle", nextAnnounceAt: null })
+    }))
+
+  it.effect("reannounce ends the interval's wait at once, once; a backoff too", () =>
+    Effect.gen(function*() {
+      let fail = false
+      const t = fake((url) => (fail ? refused(url) : ok(1800)))
+      const board = yield* Announcer.makeBoard([["http://a/announce"]])
+      const fiber = yield* Announcer.stream({ ...options([["http://a/announce"]]), board }).pipe(
+        Stream.runDrain,
+        Effect.provide(t.layer),
+        Effect.fork
+      )
+      yield* settle
+      expect(events(t.calls)).toEqual(["started"])
+      yield* TestClock.adjust("10 seconds")
+      board.reannounce()
+      yield* settle
+      expect(events(t.calls)).toEqual(["started", "none"])
+      expect(board.trackers()[0]).toMatchObject({ lastAnnounceAt: 10_000, nextAnnounceAt: 1_810_000 })
+      // The next wait is a whole interval again.
+      yield* TestClock.adjust("1799 seconds")
+      expect(t.calls.length).toBe(2)
+      // Failing: the backoff (10 s, 20 s …) is cut short by a reannounce too.
+      fail = true
+      yield* TestClock.adjust("1 second")
+      expect(t.calls.length).toBe(3)
+      expect(board.trackers()[0]!.status).toBe("error")
+      fail = false
+      board.reannounce()
+      yield* settle
+      expect(t.calls.length).toBe(4)
+      expect(board.trackers()[0]!.status).toBe("working")
+      yield* Fiber.interrupt(fiber)
+    }))
+})

@@ -1,0 +1,928 @@
+/**
+ * The `Session` service (Session.ts): many torrents in one long-lived client.
+ *
+ * - Registry: one entry per torrent, keyed by info-hash, with a small numeric id. Its persisted part
+ *   (SessionRecord.ts) is written atomically on every change that matters, so a restart — even after `kill -9` —
+ *   brings back every torrent with its options, selection, queue position and paused/finished state; the fast-resume
+ *   records (written by each running torrent) mean verified pieces are trusted, not fetched or hashed again.
+ * - Runs: a running torrent is one `Client.download` in a scope of its own (seeding after completion), opened and
+ *   closed by `reconcile` as QueuePlan.ts says (download and seed slots, forced starts). Closing a run is a clean stop:
+ *   sessions closed, `stopped` announced, resume data saved.
+ * - Changes go through one lock, so add, remove, pause and the queue never interleave; a run's own events (progress,
+ *   completion, failure) update its entry from the run's fibers, which are plain synchronous updates.
+ * - Seed goals (ratio, time: the torrent's, else the session's) end seeding with state `finished`.
+ * - A failure stops the torrent with state `error` and its reason; `resume` tries again. A daemon waits for peers
+ *   forever (no no-peers timeout).
+ * - Events: a sliding hub of `SessionEvent`s (added, removed, changed, progress once a second, pieces, completion).
+ */
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import * as Bytes from "../core/Bytes.ts"
+import type { InfoHashV1 } from "../core/InfoHash.ts"
+import * as InfoHash from "../core/InfoHash.ts"
+import * as Magnet from "../metainfo/Magnet.ts"
+import * as Metainfo from "../metainfo/Metainfo.ts"
+import * as Destination from "../net/Destination.ts"
+import * as FileStorage from "../storage/FileStorage.ts"
+import * as ResumeRecord from "../storage/ResumeRecord.ts"
+import type { TorrentError } from "../torrent/TorrentError.ts"
+import * as Client from "./Client.ts"
+import * as QueuePlan from "./QueuePlan.ts"
+import * as Session from "./Session.ts"
+import * as SessionConfig from "./SessionConfig.ts"
+import * as SessionRecord from "./SessionRecord.ts"
+import * as StateFiles from "./StateFiles.ts"
+import type * as TorrentInfo from "./TorrentInfo.ts"
+
+export interface Options {
+  /** Where session.json, the torrents' metadata and their resume records live (the Client's `stateDir`). */
+  readonly stateDir: string
+  /** Settings given explicitly (command-line flags): over those saved at run time, over `effect/Config`. */
+  readonly settings?: Partial<TorrentInfo.Settings> | undefined
+  /** Between watch-folder scans (default 2 s). */
+  readonly watchInterval?: Duration.DurationInput | undefined
+  /** Between saves of the counters while torrents run (default 30 s). */
+  readonly saveInterval?: Duration.DurationInput | undefined
+}
+
+/** A torrent's run: one `Client.download` in its own scope. */
+interface Run {
+  readonly scope: Scope.CloseableScope
+  download: Client.Download | undefined
+  /** Closed on purpose (pause, queue, remove, shutdown): its end is not a failure. */
+  stopping: boolean
+  /** Its totals when the run started (the download's stats count from 0). */
+  readonly baseDownloaded: number
+  readonly baseUploaded: number
+  seedingSince: number | undefined
+  downRate: number
+  upRate: number
+  peers: number
+  readonly ended: Deferred.Deferred<void>
+}
+
+interface Entry {
+  p: SessionRecord.Persisted
+  metainfo: Metainfo.Metainfo | undefined
+  readonly magnet: Magnet.Magnet | undefined
+  state: TorrentInfo.State
+  forced: boolean
+  run: Run | undefined
+}
+
+const MAX_URL_BYTES = 16 * 1024 * 1024
+const hexOf = (h: InfoHashV1) => InfoHash.toHex(h)
+/** The info-hash of a persisted hex string (validated by its Schema). */
+const infoHashOf = (hex: string): InfoHashV1 => InfoHash.InfoHashV1(Bytes.fromHex(hex) ?? new Uint8Array(0))
+const fail = (reason: Session.Reason, message: string, cause?: unknown) =>
+  new Session.SessionError({ reason, message, cause })
+
+/** Data files (pad files left out), numbered as `info` lists them. */
+const dataFiles = (m: Metainfo.Metainfo) => m.files.filter((f) => !f.pad)
+
+const wantedBytes = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null): number => {
+  const data = dataFiles(m)
+  if (files === null) return data.reduce((n, f) => n + f.length, 0)
+  const set = new Set(files)
+  return data.reduce((n, f, i) => n + (set.has(i) ? f.length : 0), 0)
+}
+
+/** Reads a `.torrent` from an http(s) URL, bounded in size and time. */
+const fetchTorrent = (url: string): Effect.Effect<Uint8Array, Session.SessionError> =>
+  Effect.gen(function*() {
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      return yield* fail("invalid-source", `not a URL: ${url}`)
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      return yield* fail("invalid-source", `${url}: only http and https URLs are fetched`)
+    }
+    if (Destination.loopbackOnly() && !Destination.isLoopbackHost(parsed.hostname.replace(/^\[|\]$/g, ""))) {
+      return yield* fail("invalid-source", `${url}: not fetched (EFFECT_TORRENT_LOOPBACK_ONLY)`)
+    }
+    return yield* Effect.tryPromise({
+      try: async (signal) => {
+        const response = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]) })
+        if (!response.ok) throw new Error(`HTTP ${response.status}`)
+        const reader = response.body?.getReader()
+        if (reader === undefined) return new Uint8Array(0)
+        const chunks: Array<Uint8Array> = []
+        let size = 0
+        for (;;) {
+          const { done, value } = await reader.read()
+          if (done) break
+          size += value.length
+          if (size > MAX_URL_BYTES) {
+            await reader.cancel()
+            throw new Error(`larger than ${MAX_URL_BYTES} bytes`)
+          }
+          chunks.push(value)
+        }
+        return Bytes.concat(chunks)
+      },
+      catch: (e) => fail("invalid-source", `${url}: ${e instanceof Error ? e.message : String(e)}`, e)
+    })
+  })
+
+/** The session over the `Client` in context; it stops every torrent cleanly when its scope closes. */
+export const make = (options: Options): Effect.Effect<Session.SessionShape, never, Client.Client | Scope.Scope> =>
+  Effect.gen(function*() {
+    const client = yield* Client.Client
+    const sessionScope = yield* Effect.scope
+    const stateDir = options.stateDir
+    const startedAt = Date.now()
+    const loaded = yield* SessionRecord.load(stateDir)
+    const fromEnv = yield* Effect.orElseSucceed(SessionConfig.fromConfig, () => ({}))
+    const initial: TorrentInfo.Settings = {
+      ...SessionConfig.defaults(),
+      ...fromEnv,
+      ...loaded.settings,
+      ...options.settings
+    }
+    const settings = yield* SubscriptionRef.make(initial)
+    let savedSettings: Partial<TorrentInfo.Settings> = loaded.settings
+    let nextId = loaded.nextId
+    let closing = false
+    const lock = yield* Effect.makeSemaphore(1)
+    const locked = lock.withPermits(1)
+    const hub = yield* PubSub.sliding<TorrentInfo.SessionEvent>(4096)
+    const publish = (e: TorrentInfo.SessionEvent) => void hub.unsafeOffer(e)
+    // Work started from synchronous callbacks (a run's events), in the session's scope.
+    const backgroundSet = yield* FiberSet.make()
+    const runBackground = yield* FiberSet.runtime(backgroundSet)<never>()
+    const background = (effect: Effect.Effect<void>) => void runBackground(effect)
+    const entries = new Map<string, Entry>() // by info-hash hex
+    const byId = new Map<number, Entry>()
+
+    // --- what a torrent looks like from outside ---
+    const summaryOf = (e: Entry): TorrentInfo.Summary => {
+      const run = e.run
+      const st = run?.download?.stats()
+      const haveSize = st === undefined ? e.p.haveSize : st.total - st.bytesLeft
+      const wanted = st === undefined ? e.p.wantedSize : st.total
+      const downloaded = run === undefined ? e.p.downloaded : run.baseDownloaded + (st?.downloaded ?? 0)
+      const uploaded = run === undefined ? e.p.uploaded : run.baseUploaded + (st?.uploaded ?? 0)
+      const downRate = run?.downRate ?? 0
+      const left = wanted - haveSize
+      return {
+        id: e.p.id,
+        infoHash: e.p.infoHash,
+        name: e.p.name,
+        state: e.state,
+        complete: e.p.complete,
+        progress: wanted === 0 ? (e.metainfo === undefined ? 0 : 1) : haveSize / wanted,
+        size: e.p.size,
+        wantedSize: wanted,
+        haveSize,
+        downloaded,
+        uploaded,
+        downloadRate: downRate,
+        uploadRate: run?.upRate ?? 0,
+        peers: run?.peers ?? 0,
+        ratio: uploaded / Math.max(haveSize, e.metainfo?.pieceLength ?? 1),
+        eta: e.p.complete || downRate <= 0 || e.run === undefined ? null : Math.round(left / downRate),
+        error: e.p.error,
+        downloadDir: e.p.downloadDir,
+        addedAt: e.p.addedAt,
+        completedAt: e.p.completedAt,
+        queuePosition: e.p.queuePosition,
+        private: e.metainfo?.private ?? false,
+        magnet: e.p.magnet ?? magnetOf(e)
+      }
+    }
+    const magnetOf = (e: Entry): string =>
+      e.metainfo === undefined
+        ? `magnet:?xt=urn:btih:${e.p.infoHash}`
+        : Magnet.format({
+          infoHashes: { v1: e.metainfo.infoHash },
+          name: e.metainfo.name,
+          trackers: e.metainfo.trackers.flat(),
+          webSeeds: [],
+          peers: []
+        })
+
+    const detailOf = (e: Entry): TorrentInfo.Detail => {
+      const m = e.metainfo
+      const wanted = e.p.files === null ? undefined : new Set(e.p.files)
+      const priorities = new Map(e.p.priorities)
+      const files = m === undefined ? [] : dataFiles(m).map((f, i): TorrentInfo.FileInfo => ({
+        index: i,
+        path: f.path.join("/"),
+        length: f.length,
+        wanted: wanted === undefined || wanted.has(i),
+        priority: priorities.get(i) ?? "normal",
+        completed: e.p.complete && (wanted === undefined || wanted.has(i)) ? f.length : 0
+      }))
+      return {
+        ...summaryOf(e),
+        pieceLength: m?.pieceLength ?? 0,
+        pieces: m?.pieceCount ?? 0,
+        bitfield: "",
+        comment: m?.comment ?? "",
+        createdBy: m?.createdBy ?? "",
+        creationDate: m?.creationDate === undefined ? null : m.creationDate * 1000,
+        files,
+        trackers: (m?.trackers ?? []).flatMap((tier, t) =>
+          tier.map((url): TorrentInfo.TrackerInfo => ({
+            url,
+            tier: t,
+            status: "idle",
+            lastAnnounceAt: null,
+            nextAnnounceAt: null,
+            seeders: null,
+            leechers: null,
+            peers: null,
+            message: ""
+          }))
+        ),
+        options: e.p.options
+      }
+    }
+
+    const find = (ref: Session.TorrentRef): Effect.Effect<Entry, Session.SessionError> => {
+      const e = typeof ref === "number" || /^\d+$/.test(ref)
+        ? byId.get(Number(ref))
+        : entries.get(ref.toLowerCase())
+      return e === undefined ? Effect.fail(fail("not-found", `no torrent ${ref}`)) : Effect.succeed(e)
+    }
+
+    // --- persistence ---
+    const fileOf = (): SessionRecord.SessionFile => ({
+      version: 1,
+      nextId,
+      settings: savedSettings,
+      torrents: [...entries.values()].map((e) => {
+        const s = e.run === undefined ? undefined : summaryOf(e)
+        return s === undefined ? e.p : {
+          ...e.p,
+          downloaded: s.downloaded,
+          uploaded: s.uploaded,
+          haveSize: s.haveSize,
+          wantedSize: s.wantedSize
+        }
+      })
+    })
+    const persist = Effect.suspend(() => SessionRecord.save(stateDir, fileOf())).pipe(
+      Effect.catchAll((e) =>
+        Effect.logError(`session state not saved: ${e.message}`).pipe(
+          Effect.zipRight(Effect.fail(fail("storage", `session state not saved: ${e.message}`, e)))
+        )
+      )
+    )
+    const persistQuietly = Effect.ignore(persist)
+
+    const changed = (e: Entry) => publish({ _tag: "Changed", torrent: summaryOf(e) })
+    const setState = (e: Entry, state: TorrentInfo.State) => {
+      if (e.state === state) return
+      e.state = state
+      changed(e)
+    }
+
+    // --- runs ---
+    const stateOfStopped = (e: Entry): TorrentInfo.State =>
+      e.p.error !== null ? "error" : e.p.finished ? "finished" : e.p.paused ? "paused" : "queued"
+
+    const onlyOf = (e: Entry): ReadonlyArray<number> | undefined => e.p.files === null ? undefined : e.p.files
+
+    const startRun = (e: Entry): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const current = yield* SubscriptionRef.get(settings)
+        const run: Run = {
+          scope,
+          download: undefined,
+          stopping: false,
+          baseDownloaded: e.p.downloaded,
+          baseUploaded: e.p.uploaded,
+          seedingSince: undefined,
+          downRate: 0,
+          upRate: 0,
+          peers: 0,
+          ended: yield* Deferred.make<void>()
+        }
+        e.run = run
+        setState(e, e.metainfo === undefined ? "fetching-metadata" : "checking")
+        const peers = e.p.peers.flatMap((s) => {
+          const i = s.lastIndexOf(":")
+          const port = Number(s.slice(i + 1))
+          return i > 0 && Number.isInteger(port) ? [{ host: s.slice(0, i).replace(/^\[|\]$/g, ""), port }] : []
+        })
+        const limit = (own: number | null, global: number) => (own !== null && own > 0 ? own : global > 0 ? global : undefined)
+        const downloadOptions: Client.DownloadOptions = {
+          outputDir: e.p.downloadDir,
+          peers,
+          only: onlyOf(e),
+          maxPeers: e.p.options.maxPeers ?? current.maxPeersPerTorrent,
+          seed: true,
+          upLimit: limit(e.p.options.uploadLimit, current.uploadLimit),
+          downLimit: limit(e.p.options.downloadLimit, current.downloadLimit),
+          noPeersTimeout: Duration.infinity
+        }
+        const body = Effect.gen(function*() {
+          const source = e.metainfo ?? e.magnet!
+          const d = yield* Client.download(source, downloadOptions).pipe(
+            Scope.extend(scope),
+            Effect.provideService(Client.Client, client)
+          )
+          run.download = d
+          if (e.metainfo === undefined) {
+            yield* Effect.forkIn(
+              Effect.flatMap(d.metainfo, (m) => Effect.sync(() => metadataArrived(e, m))).pipe(Effect.ignore),
+              scope
+            )
+          }
+          yield* Effect.forkIn(pump(e, run, d), scope)
+          yield* Effect.forkIn(ticker(e, run, d), scope)
+          // Ends when the torrent fails, or when its scope is closed (a stop: `failed` never settles then).
+          const closed = yield* Deferred.make<void>()
+          yield* Scope.addFinalizer(scope, Deferred.succeed(closed, undefined))
+          return yield* Effect.raceFirst(d.failed, Deferred.await(closed))
+        })
+        yield* Effect.forkIn(
+          body.pipe(
+            Effect.catchAllCause((cause) => (run.stopping ? Effect.void : runFailed(e, run, cause))),
+            Effect.ensuring(Deferred.succeed(run.ended, undefined))
+          ),
+          sessionScope
+        )
+      })
+
+    const metadataArrived = (e: Entry, m: Metainfo.Metainfo) => {
+      e.metainfo = m
+      e.p = { ...e.p, name: m.name, size: dataFiles(m).reduce((n, f) => n + f.length, 0), wantedSize: wantedBytes(m, e.p.files) }
+      if (e.state === "fetching-metadata") setState(e, "checking")
+      else changed(e)
+      background(persistQuietly)
+    }
+
+    /** The download's events: state, completion, pieces. */
+    const pump = (e: Entry, run: Run, d: Client.Download) =>
+      Stream.runForEach(d.events, (ev) =>
+        Effect.sync(() => {
+          switch (ev._tag) {
+            case "Checking":
+              if (e.state !== "checking" && !e.p.complete) setState(e, "checking")
+              break
+            case "Started":
+              setState(e, ev.bytesLeft === 0 ? "seeding" : "downloading")
+              break
+            case "PieceVerified":
+              publish({ _tag: "PieceVerified", id: e.p.id, infoHash: e.p.infoHash, index: ev.index })
+              break
+            case "Completed":
+              completed(e, run)
+              break
+          }
+        })).pipe(Effect.zipRight(Effect.sync(() => completed(e, run))))
+
+    const completed = (e: Entry, run: Run) => {
+      if (run.stopping || e.run !== run) return
+      const firstTime = !e.p.complete
+      const st = run.download?.stats()
+      e.p = {
+        ...e.p,
+        complete: true,
+        completedAt: e.p.completedAt ?? Date.now(),
+        haveSize: st === undefined ? e.p.haveSize : st.total - st.bytesLeft
+      }
+      run.seedingSince ??= Date.now()
+      setState(e, "seeding")
+      if (firstTime) publish({ _tag: "Completed", id: e.p.id, infoHash: e.p.infoHash })
+      // A download slot freed, a seed slot taken: the queue decides whether it keeps seeding.
+      background(Effect.zipRight(locked(persistQuietly), reconcileNow))
+    }
+
+    /** Once a second: rates, peers, progress event, seed goals. */
+    const ticker = (e: Entry, run: Run, d: Client.Download) =>
+      Effect.gen(function*() {
+        let last = d.stats()
+        let lastAt = Date.now()
+        for (;;) {
+          yield* Effect.sleep("1 second")
+          const st = d.stats()
+          const now = Date.now()
+          const dt = Math.max(1, now - lastAt) / 1000
+          run.downRate = Math.max(0, Math.round((st.downloaded - last.downloaded) / dt))
+          run.upRate = Math.max(0, Math.round((st.uploaded - last.uploaded) / dt))
+          run.peers = st.peers
+          last = st
+          lastAt = now
+          const s = summaryOf(e)
+          publish({
+            _tag: "Progress",
+            id: e.p.id,
+            infoHash: e.p.infoHash,
+            progress: s.progress,
+            downloadRate: s.downloadRate,
+            uploadRate: s.uploadRate,
+            peers: s.peers
+          })
+          if (e.state === "seeding" && (yield* goalReached(e, run, s))) {
+            e.p = { ...e.p, finished: true, seedingMs: seedingMs(e, run) }
+            yield* Effect.forkIn(Effect.zipRight(persistQuietly, reconcileNow), sessionScope)
+            return
+          }
+        }
+      })
+    const seedingMs = (e: Entry, run: Run) => e.p.seedingMs + (run.seedingSince === undefined ? 0 : Date.now() - run.seedingSince)
+    const goalReached = (e: Entry, run: Run, s: TorrentInfo.Summary) =>
+      Effect.map(SubscriptionRef.get(settings), (current) => {
+        const ratio = e.p.options.seedRatio ?? current.seedRatio
+        const time = e.p.options.seedTime ?? current.seedTime
+        return (ratio !== null && s.ratio >= ratio) || (time !== null && seedingMs(e, run) >= time * 1000)
+      })
+
+    // Runs in the run's own fiber: the run is closed without waiting for that fiber (this one) to end, and the
+    // queue is re-planned in a fiber of its own (the lock may be held by someone waiting for this run to end).
+    const runFailed = (e: Entry, run: Run, cause: Cause.Cause<TorrentError>) =>
+      Effect.gen(function*() {
+        if (e.run !== run) return
+        const failure = Cause.failureOption(cause)
+        const error: TorrentInfo.ErrorInfo = Option.isSome(failure)
+          ? { reason: failure.value.reason, message: failure.value.message }
+          : { reason: "internal", message: Cause.pretty(cause).split("\n")[0] ?? "failed" }
+        yield* Effect.logWarning(`${e.p.name}: stopped: ${error.message}`)
+        e.p = { ...e.p, error }
+        yield* detach(e, run)
+        yield* Scope.close(run.scope, Exit.void)
+        setState(e, stateOfStopped(e))
+        yield* Effect.forkIn(Effect.zipRight(locked(persistQuietly), reconcileNow), sessionScope)
+      })
+
+    /** The run's counters into the entry; the run no longer belongs to it. */
+    const detach = (e: Entry, run: Run) =>
+      Effect.sync(() => {
+        const st = run.download?.stats()
+        e.p = {
+          ...e.p,
+          downloaded: run.baseDownloaded + (st?.downloaded ?? 0),
+          uploaded: run.baseUploaded + (st?.uploaded ?? 0),
+          seedingMs: seedingMs(e, run),
+          ...(st === undefined ? {} : { haveSize: st.total - st.bytesLeft, wantedSize: st.total })
+        }
+        run.stopping = true
+        if (e.run === run) e.run = undefined
+      })
+
+    /** Closes a run cleanly (stopped announced, resume data saved) and waits for it. */
+    const stopRun = (e: Entry): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const run = e.run
+        if (run === undefined) return
+        yield* detach(e, run)
+        yield* Scope.close(run.scope, Exit.void)
+        yield* Deferred.await(run.ended)
+        setState(e, stateOfStopped(e))
+      })
+
+    /** Starts and stops runs as the queue says. */
+    const reconcile = Effect.gen(function*() {
+      if (closing) return
+      const current = yield* SubscriptionRef.get(settings)
+      const list = [...entries.values()]
+      const run = QueuePlan.plan(
+        list.map((e) => ({
+          id: e.p.id,
+          queuePosition: e.p.queuePosition,
+          complete: e.p.complete,
+          stopped: e.p.paused || e.p.finished || e.p.error !== null,
+          forced: e.forced
+        })),
+        { maxDownloads: current.maxActiveDownloads, maxSeeds: current.maxActiveSeeds }
+      )
+      yield* Effect.forEach(list.filter((e) => e.run !== undefined && !run.has(e.p.id)), stopRun, {
+        concurrency: "unbounded",
+        discard: true
+      })
+      for (const e of list) {
+        if (e.run === undefined && run.has(e.p.id)) yield* startRun(e)
+        else if (e.run === undefined) setState(e, stateOfStopped(e))
+      }
+    })
+    const reconcileNow = locked(reconcile)
+
+    // --- operations ---
+    const parseSource = (source: Session.Source) =>
+      Effect.gen(function*() {
+        if (source._tag === "Magnet") {
+          const parsed = Magnet.parse(source.uri, { mode: "lenient" })
+          if (Either.isLeft(parsed)) return yield* fail("invalid-source", parsed.left.message)
+          const v1 = parsed.right.infoHashes.v1
+          if (v1 === undefined) return yield* fail("unsupported", "v2-only magnet links are not supported yet")
+          return { infoHash: v1, magnet: parsed.right, metainfo: undefined, bytes: undefined }
+        }
+        const bytes = source._tag === "Url" ? yield* fetchTorrent(source.url) : source.bytes
+        const decoded = Metainfo.decode(bytes)
+        if (Either.isLeft(decoded)) {
+          return yield* decoded.left.reason === "v2-only"
+            ? fail("unsupported", "v2-only torrents are not supported yet")
+            : fail("invalid-source", decoded.left.message)
+        }
+        return { infoHash: decoded.right.infoHash, magnet: undefined, metainfo: decoded.right, bytes }
+      })
+
+    const checkFiles = (m: Metainfo.Metainfo | undefined, indices: ReadonlyArray<number> | undefined) => {
+      if (m === undefined || indices === undefined) return Effect.void
+      const n = dataFiles(m).length
+      const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= n)
+      return bad === undefined ? Effect.void : Effect.fail(fail("invalid-argument", `no file ${bad} (the torrent has ${n})`))
+    }
+
+    const selectionOf = (
+      m: Metainfo.Metainfo | undefined,
+      base: ReadonlyArray<number> | null,
+      wanted: ReadonlyArray<number> | undefined,
+      unwanted: ReadonlyArray<number> | undefined
+    ): ReadonlyArray<number> | null => {
+      if (wanted === undefined && unwanted === undefined) return base
+      const n = m === undefined ? 0 : dataFiles(m).length
+      const set = new Set(base ?? Array.from({ length: n }, (_, i) => i))
+      for (const i of wanted ?? []) set.add(i)
+      for (const i of unwanted ?? []) set.delete(i)
+      return set.size === n ? null : [...set].sort((a, b) => a - b)
+    }
+
+    const add = (source: Session.Source, addOptions: TorrentInfo.AddOptions = {}) =>
+      Effect.gen(function*() {
+        if (closing) return yield* fail("closed", "the session is shutting down")
+        const parsed = yield* parseSource(source)
+        const hex = hexOf(parsed.infoHash)
+        const existing = entries.get(hex)
+        if (existing !== undefined) {
+          return { id: existing.p.id, infoHash: hex, name: existing.p.name, duplicate: true }
+        }
+        const m = parsed.metainfo
+        yield* checkFiles(m, addOptions.files)
+        yield* checkFiles(m, addOptions.unwanted)
+        const current = yield* SubscriptionRef.get(settings)
+        const downloadDir = Path.resolve(addOptions.downloadDir ?? current.downloadDir)
+        const files = selectionOf(m, addOptions.files ?? null, undefined, addOptions.unwanted)
+        if (files !== null && files.length === 0 && m !== undefined) {
+          return yield* fail("invalid-argument", "no file of the torrent is wanted")
+        }
+        const priorities: Array<readonly [number, TorrentInfo.Priority]> = [
+          ...(addOptions.priorityHigh ?? []).map((i) => [i, "high"] as const),
+          ...(addOptions.priorityLow ?? []).map((i) => [i, "low"] as const)
+        ]
+        if (parsed.bytes !== undefined) yield* StateFiles.saveTorrent(stateDir, parsed.infoHash, parsed.bytes)
+        const id = nextId++
+        const position = entries.size === 0 ? 0 : Math.max(...[...entries.values()].map((e) => e.p.queuePosition)) + 1
+        const p: SessionRecord.Persisted = {
+          id,
+          infoHash: hex,
+          name: m?.name ?? parsed.magnet?.name ?? hex,
+          magnet: source._tag === "Magnet" ? source.uri : null,
+          downloadDir,
+          addedAt: Date.now(),
+          completedAt: null,
+          paused: addOptions.paused === true,
+          finished: false,
+          queuePosition: position,
+          files,
+          priorities,
+          options: {
+            downloadLimit: addOptions.options?.downloadLimit ?? null,
+            uploadLimit: addOptions.options?.uploadLimit ?? null,
+            seedRatio: addOptions.options?.seedRatio ?? null,
+            seedTime: addOptions.options?.seedTime ?? null,
+            maxPeers: addOptions.options?.maxPeers ?? null
+          },
+          peers: addOptions.peers ?? [],
+          downloaded: 0,
+          uploaded: 0,
+          seedingMs: 0,
+          complete: false,
+          haveSize: 0,
+          wantedSize: m === undefined ? 0 : wantedBytes(m, files),
+          size: m === undefined ? 0 : dataFiles(m).reduce((n, f) => n + f.length, 0),
+          error: null
+        }
+        const e: Entry = {
+          p,
+          metainfo: m,
+          magnet: parsed.magnet,
+          state: p.paused ? "paused" : "queued",
+          forced: false,
+          run: undefined
+        }
+        entries.set(hex, e)
+        byId.set(id, e)
+        yield* persist.pipe(Effect.tapError(() =>
+          Effect.sync(() => {
+            entries.delete(hex)
+            byId.delete(id)
+          })
+        ))
+        publish({ _tag: "Added", torrent: summaryOf(e) })
+        yield* reconcile
+        return { id, infoHash: hex, name: p.name, duplicate: false }
+      })
+
+    const update = (ref: Session.TorrentRef, f: (e: Entry) => Effect.Effect<void, Session.SessionError>) =>
+      locked(Effect.gen(function*() {
+        if (closing) return yield* fail("closed", "the session is shutting down")
+        const e = yield* find(ref)
+        yield* f(e)
+        changed(e)
+        yield* persist
+        yield* reconcile
+      }))
+
+    const pause = (ref: Session.TorrentRef) =>
+      update(ref, (e) =>
+        Effect.gen(function*() {
+          e.p = { ...e.p, paused: true }
+          e.forced = false
+          yield* stopRun(e)
+        }))
+
+    const resume = (ref: Session.TorrentRef, o: { readonly now?: boolean } = {}) =>
+      update(ref, (e) =>
+        Effect.sync(() => {
+          // A finished torrent resumed seeds again (until its goal is raised it stops at once: Transmission too).
+          e.p = { ...e.p, paused: false, error: null, finished: false }
+          e.forced = o.now === true
+        }))
+
+    const restart = (e: Entry) => (e.run === undefined ? Effect.void : stopRun(e))
+
+    const remove = (ref: Session.TorrentRef, o: { readonly deleteData?: boolean } = {}) =>
+      locked(Effect.gen(function*() {
+        const e = yield* find(ref)
+        yield* stopRun(e)
+        entries.delete(e.p.infoHash)
+        byId.delete(e.p.id)
+        const infoHash = infoHashOf(e.p.infoHash)
+        yield* Effect.sync(() => {
+          for (const p of [ResumeRecord.pathFor(stateDir, infoHash), StateFiles.torrentPath(stateDir, infoHash)]) {
+            Fs.rmSync(p, { force: true })
+          }
+        }).pipe(Effect.catchAllDefect((d) => Effect.logWarning(`could not remove the state of ${e.p.name}: ${String(d)}`)))
+        if (o.deleteData === true && e.metainfo !== undefined) yield* deleteData(e.p.downloadDir, e.metainfo)
+        yield* persist
+        publish({ _tag: "Removed", id: e.p.id, infoHash: e.p.infoHash })
+        yield* reconcile
+      }))
+
+    const verify = (ref: Session.TorrentRef) =>
+      update(ref, (e) =>
+        Effect.gen(function*() {
+          yield* restart(e)
+          if (e.metainfo !== undefined) {
+            const path = ResumeRecord.pathFor(stateDir, e.metainfo.infoHash)
+            yield* Effect.sync(() => Fs.rmSync(path, { force: true })).pipe(Effect.orDie)
+          }
+          e.p = { ...e.p, complete: false, error: null, finished: false }
+        }))
+
+    const reannounce = (ref: Session.TorrentRef) =>
+      update(ref, (e) => restart(e))
+
+    const setFiles = (ref: Session.TorrentRef, changes: TorrentInfo.FileChanges) =>
+      update(ref, (e) =>
+        Effect.gen(function*() {
+          const m = e.metainfo
+          if (m === undefined) return yield* fail("invalid-argument", "the torrent's metadata is not known yet")
+          for (const list of [changes.wanted, changes.unwanted, changes.priorityHigh, changes.priorityNormal, changes.priorityLow]) {
+            yield* checkFiles(m, list)
+          }
+          const files = selectionOf(m, e.p.files, changes.wanted, changes.unwanted)
+          if (files !== null && files.length === 0) return yield* fail("invalid-argument", "no file of the torrent is wanted")
+          const priorities = new Map(e.p.priorities)
+          for (const i of changes.priorityNormal ?? []) priorities.delete(i)
+          for (const i of changes.priorityHigh ?? []) priorities.set(i, "high")
+          for (const i of changes.priorityLow ?? []) priorities.set(i, "low")
+          const grew = (files ?? dataFiles(m).map((_, i) => i)).some((i) => !(e.p.files ?? []).includes(i)) &&
+            e.p.files !== null
+          e.p = {
+            ...e.p,
+            files,
+            priorities: [...priorities],
+            wantedSize: wantedBytes(m, files),
+            complete: e.p.complete && !grew,
+            finished: e.p.finished && !grew
+          }
+          yield* restart(e)
+        }))
+
+    const setOptions = (ref: Session.TorrentRef, o: Partial<TorrentInfo.TorrentOptions>) =>
+      update(ref, (e) =>
+        Effect.gen(function*() {
+          for (const [k, v] of Object.entries(o)) {
+            if (v !== null && v !== undefined && (typeof v !== "number" || !(v >= 0))) {
+              return yield* fail("invalid-argument", `${k} must be a number >= 0 or null`)
+            }
+          }
+          e.p = { ...e.p, options: { ...e.p.options, ...o }, finished: false }
+          yield* restart(e)
+        }))
+
+    const queueMove = (ref: Session.TorrentRef, to: "top" | "up" | "down" | "bottom") =>
+      update(ref, (e) =>
+        Effect.sync(() => {
+          const positions = QueuePlan.move([...entries.values()].map((x) => x.p), e.p.id, to)
+          for (const x of entries.values()) {
+            const q = positions.get(x.p.id)
+            if (q !== undefined && q !== x.p.queuePosition) {
+              x.p = { ...x.p, queuePosition: q }
+              if (x !== e) changed(x)
+            }
+          }
+        }))
+
+    const readFile = (ref: Session.TorrentRef, index: number, range?: Session.Range) =>
+      Effect.gen(function*() {
+        const e = yield* find(ref)
+        const m = e.metainfo
+        if (m === undefined) return yield* fail("invalid-argument", "the torrent's metadata is not known yet")
+        const data = dataFiles(m)
+        const f = data[index]
+        if (f === undefined) return yield* fail("invalid-argument", `no file ${index} (the torrent has ${data.length})`)
+        const r = range ?? { start: 0, end: f.length }
+        if (!(r.start >= 0 && r.end <= f.length && r.start <= r.end)) {
+          return yield* fail("invalid-argument", `range ${r.start}-${r.end} outside the file's ${f.length} bytes`)
+        }
+        if (!e.p.complete) return yield* fail("unsupported", "streaming a file still downloading is not available yet")
+        const path = yield* Either.mapLeft(
+          FileStorage.resolvePath(Path.resolve(e.p.downloadDir), f.path),
+          (err) => fail("invalid-argument", err.message)
+        )
+        const body = Stream.fromAsyncIterable(
+          Fs.createReadStream(path, r.end > r.start ? { start: r.start, end: r.end - 1 } : { start: 0, end: -1 }),
+          (err) => fail("storage", `${path}: ${err instanceof Error ? err.message : String(err)}`, err)
+        ).pipe(Stream.map((b) => new Uint8Array(b as Buffer)))
+        return { index, path: f.path.join("/"), length: f.length, range: r, body }
+      })
+
+    const stats = Effect.sync((): TorrentInfo.SessionStats => {
+      let active = 0
+      let paused = 0
+      let down = 0
+      let up = 0
+      let downloaded = 0
+      let uploaded = 0
+      let peers = 0
+      for (const e of entries.values()) {
+        if (e.run !== undefined) active++
+        if (e.p.paused) paused++
+        const s = summaryOf(e)
+        down += s.downloadRate
+        up += s.uploadRate
+        peers += s.peers
+        downloaded += e.run === undefined ? 0 : s.downloaded - e.run.baseDownloaded
+        uploaded += e.run === undefined ? 0 : s.uploaded - e.run.baseUploaded
+      }
+      return {
+        torrents: entries.size,
+        active,
+        paused,
+        downloadRate: down,
+        uploadRate: up,
+        downloaded,
+        uploaded,
+        peers,
+        uptime: Date.now() - startedAt
+      }
+    })
+
+    const updateSettings = (patch: Partial<TorrentInfo.Settings>) =>
+      locked(Effect.gen(function*() {
+        const current = yield* SubscriptionRef.get(settings)
+        if (patch.peerPort !== undefined && patch.peerPort !== current.peerPort) {
+          return yield* fail("invalid-argument", "the peer port changes when the daemon restarts (--port)")
+        }
+        for (const k of ["maxActiveDownloads", "maxActiveSeeds", "maxConnections", "maxPeersPerTorrent"] as const) {
+          const v = patch[k]
+          if (v !== undefined && !(Number.isInteger(v) && v >= 1)) return yield* fail("invalid-argument", `${k} must be an integer >= 1`)
+        }
+        for (const k of ["downloadLimit", "uploadLimit"] as const) {
+          const v = patch[k]
+          if (v !== undefined && !(v >= 0)) return yield* fail("invalid-argument", `${k} must be >= 0`)
+        }
+        const next = { ...current, ...patch }
+        yield* SubscriptionRef.set(settings, next)
+        savedSettings = { ...savedSettings, ...patch }
+        yield* persist
+        yield* reconcile
+        return next
+      }))
+
+    // --- the watch folder: `.torrent` files dropped there are added, then renamed `*.added` (or `*.invalid`) ---
+    const watchOnce = Effect.gen(function*() {
+      const dir = (yield* SubscriptionRef.get(settings)).watchDir
+      if (dir === null) return
+      const names = yield* Effect.try(() => Fs.readdirSync(dir)).pipe(Effect.orElseSucceed(() => [] as Array<string>))
+      for (const name of names) {
+        if (!name.endsWith(".torrent")) continue
+        const path = Path.join(dir, name)
+        const bytes = yield* Effect.try(() => new Uint8Array(Fs.readFileSync(path))).pipe(Effect.option)
+        if (Option.isNone(bytes)) continue
+        const result = yield* Effect.either(locked(add({ _tag: "Metainfo", bytes: bytes.value })))
+        const suffix = Either.isRight(result) ? ".added" : ".invalid"
+        if (Either.isLeft(result)) yield* Effect.logWarning(`watch folder: ${name}: ${result.left.message}`)
+        yield* Effect.try(() => Fs.renameSync(path, path + suffix)).pipe(Effect.ignore)
+      }
+    })
+    yield* Effect.forkIn(
+      Effect.forever(Effect.zipRight(watchOnce, Effect.sleep(options.watchInterval ?? Duration.seconds(2)))),
+      sessionScope
+    )
+    // Counters move while torrents run: saved now and then (state changes are saved at once).
+    yield* Effect.forkIn(
+      Effect.forever(Effect.zipRight(Effect.sleep(options.saveInterval ?? Duration.seconds(30)), locked(persistQuietly))),
+      sessionScope
+    )
+
+    // --- start-up: every saved torrent comes back ---
+    for (const p of loaded.torrents) {
+      const infoHash = infoHashOf(p.infoHash)
+      const cached = yield* StateFiles.loadTorrent(stateDir, infoHash)
+      const metainfo = Option.getOrUndefined(Option.map(cached, (c) => c.metainfo))
+      const magnet = p.magnet === null ? undefined : Either.getOrUndefined(Magnet.parse(p.magnet, { mode: "lenient" }))
+      if (metainfo === undefined && magnet === undefined) {
+        yield* Effect.logWarning(`${p.name} (${p.infoHash}): its metadata is gone from ${stateDir}; dropped`)
+        continue
+      }
+      const e: Entry = { p, metainfo, magnet, state: "queued", forced: false, run: undefined }
+      e.state = stateOfStopped(e)
+      entries.set(p.infoHash, e)
+      byId.set(p.id, e)
+      if (p.id >= nextId) nextId = p.id + 1
+    }
+    yield* locked(reconcile)
+
+    // Shutdown: every run stops cleanly (announces `stopped`, saves resume data) at once, then the state is saved.
+    yield* Effect.addFinalizer(() =>
+      locked(Effect.gen(function*() {
+        closing = true
+        yield* Effect.forEach([...entries.values()], stopRun, { concurrency: "unbounded", discard: true })
+        yield* persistQuietly
+      }))
+    )
+
+    return {
+      add: (source, o) => locked(add(source, o)),
+      list: Effect.sync(() => [...entries.values()].sort((a, b) => a.p.id - b.p.id).map(summaryOf)),
+      get: (ref) => Effect.map(find(ref), detailOf),
+      peers: (ref) => Effect.as(find(ref), []),
+      trackers: (ref) => Effect.map(find(ref), (e) => detailOf(e).trackers),
+      pause,
+      resume,
+      remove,
+      verify,
+      reannounce,
+      setFiles,
+      setOptions,
+      queueMove,
+      readFile,
+      stats,
+      settings,
+      updateSettings,
+      events: Stream.fromPubSub(hub)
+    } satisfies Session.SessionShape
+  })
+
+/** Deletes a torrent's files under `dir`, then the directories they were in, once empty (never `dir` itself). */
+const deleteData = (dir: string, m: Metainfo.Metainfo): Effect.Effect<void, Session.SessionError> =>
+  Effect.gen(function*() {
+    const root = Path.resolve(dir)
+    const dirs = new Set<string>()
+    for (const f of m.files) {
+      if (f.pad) continue
+      const path = Either.getOrUndefined(FileStorage.resolvePath(root, f.path))
+      if (path === undefined) continue
+      yield* Effect.try({
+        try: () => Fs.rmSync(path, { force: true }),
+        catch: (e) => fail("storage", `cannot delete ${path}: ${e instanceof Error ? e.message : String(e)}`, e)
+      })
+      for (let d = Path.dirname(path); d.startsWith(root + Path.sep); d = Path.dirname(d)) dirs.add(d)
+    }
+    // Deepest first; a directory that still holds something else stays.
+    for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+      try {
+        Fs.rmdirSync(d)
+      } catch {
+        // not empty (someone else's files) or already gone: kept as it is
+      }
+    }
+  })
+
+/** The session as a layer over the `Client` in context. */
+export const layer = (options: Options): Layer.Layer<Session.Session, never, Client.Client> =>
+  Layer.scoped(Session.Session, make(options))
+

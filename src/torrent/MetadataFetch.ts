@@ -8,8 +8,9 @@
  * timeouts and reject backoff), checks the SHA-1 against the info-hash, and names the liar after a failed attempt
  * (that peer is dropped and never dialled again).
  *
- * Each peer is dialled at most three times (1 s, then 4 s apart), except one that named another info-hash, was
- * ourselves or lied. The fetch fails with reason "no-peers" when, for `noPeersTimeout` in a row, no peer offering
+ * Peers are a `Swarm` (Swarm.ts, the torrent's too: candidates, dialing, bans, sources). Each peer is dialled at
+ * most three times (1 s, then 4 s apart) in the whole fetch, except one that named another info-hash, was
+ * ourselves or lied (banned); a peer given up is not dialled again when a source hands it out. The fetch fails with reason "no-peers" when, for `noPeersTimeout` in a row, no peer offering
  * ut_metadata has been connected and no tracker has answered; once a tracker answers it waits for its peers.
  *
  * On success the sessions close (the torrent dials the peers again as a full download; rqbit does the same) and
@@ -19,25 +20,20 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as FiberMap from "effect/FiberMap"
-import * as FiberSet from "effect/FiberSet"
-import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import type * as DhtNode from "../dht/Node.ts"
-import * as Destination from "../net/Destination.ts"
 import type * as Tcp from "../net/Tcp.ts"
-import type { PeerError } from "../peer/PeerError.ts"
-import * as PeerSession from "../peer/PeerSession.ts"
+import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
 import type { PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
-import * as Announcer from "../tracker/Announcer.ts"
 import type { Tracker } from "../tracker/Tracker.ts"
 import * as ExtensionHandshake from "../wire/ExtensionHandshake.ts"
 import * as UtMetadata from "../wire/UtMetadata.ts"
 import * as Extensions from "./Extensions.ts"
+import * as Swarm from "./Swarm.ts"
 import { TorrentError } from "./TorrentError.ts"
 
 export interface Options {
@@ -82,50 +78,22 @@ export interface Fetched {
   readonly peers: ReadonlyArray<Tcp.Address>
 }
 
-interface Candidate {
-  readonly host: string
-  readonly port: number
-  readonly addr: string
-  attempts: number
-  state: "queued" | "active" | "waiting" | "done"
-  banned: boolean
-}
-
-const neverAgain = new Set<PeerError["reason"]>(["wrong-info-hash", "self-connection", "protocol"])
-const formatAddress = (host: string, port: number) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
+/** Between the three dials of a peer: 1 s, then 4 s. */
+const redial: Schedule.Schedule<unknown> = Schedule.fromDelays(Duration.seconds(1), Duration.seconds(4))
 
 export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Scope.Scope | Tracker> =>
   Effect.scoped(Effect.gen(function*() {
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
     const done = yield* Deferred.make<Uint8Array, TorrentError>()
-    const maxPeers = Math.max(1, options.maxPeers ?? 30)
     const noPeersMs = Duration.toMillis(options.noPeersTimeout ?? Duration.seconds(60))
-    const loopbackOnly = Destination.loopbackOnly()
     const config = PeerState.config(options.peerConfig)
 
-    const candidates = new Map<string, Candidate>()
-    const queue: Array<Candidate> = []
-    const wake = yield* Queue.sliding<void>(1)
     const controls = new Map<PeerKey, PeerControl>()
     /** Peers that offered ut_metadata with a size: the ones to ask. */
     const sources = new Set<PeerKey>()
     let assembler: UtMetadata.Assembler | undefined
-    let active = 0
-    let trackerAnswered = false
     let lastSource = now()
-
-    const addCandidate = (host: string, port: number) => {
-      if (!Number.isInteger(port) || port <= 0 || port > 65535) return
-      if (loopbackOnly && !Destination.isLoopbackHost(host)) return
-      const addr = formatAddress(host, port)
-      if (candidates.has(addr)) return
-      const c: Candidate = { host, port, addr, attempts: 0, state: "queued", banned: false }
-      candidates.set(addr, c)
-      queue.push(c)
-      wake.unsafeOffer(undefined)
-    }
-    for (const p of options.peers ?? []) addCandidate(p.host, p.port)
 
     const progress = () =>
       options.onProgress?.({
@@ -136,8 +104,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       })
 
     const drop = (peer: PeerKey, why: string) => {
-      const c = candidates.get(peer)
-      if (c !== undefined) c.banned = true
+      swarm.markBanned(peer)
       controls.get(peer)?.close(why)
     }
 
@@ -161,7 +128,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       clientName: config.clientName,
       reqq: config.maxPipeline,
       onPeers: (_from, found) => {
-        for (const p of found) addCandidate(p.ip, p.port)
+        for (const p of found) swarm.add(p.ip, p.port)
       },
       onHandshake: (peer, h) => {
         const size = h.metadataSize
@@ -242,55 +209,19 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       onExtended: ext.onExtended
     }
 
-    const sessions = yield* FiberMap.make<string, void, never>()
-    const retries = yield* FiberSet.make<void, never>()
-    const session = (c: Candidate) =>
-      PeerSession.connect({
-        host: c.host,
-        port: c.port,
-        handle,
-        config: options.peerConfig,
-        dial: options.dial,
-        encryption: options.encryption
-      }).pipe(
-        Effect.catchAll((error) =>
-          Effect.sync(() => {
-            if (neverAgain.has(error.reason)) c.banned = true
-          })
-        ),
-        Effect.ensuring(Effect.suspend(() => {
-          active--
-          c.attempts++
-          wake.unsafeOffer(undefined)
-          if (c.banned || c.attempts >= 3) {
-            c.state = "done"
-            return Effect.void
-          }
-          c.state = "waiting"
-          return Effect.sleep(Duration.seconds(c.attempts === 1 ? 1 : 4)).pipe(
-            Effect.andThen(Effect.sync(() => {
-              c.state = "queued"
-              queue.push(c)
-              wake.unsafeOffer(undefined)
-            })),
-            (wait) => FiberSet.run(retries, wait),
-            Effect.asVoid
-          )
-        }))
-      )
-
-    const dialer = Queue.take(wake).pipe(
-      Effect.andThen(Effect.gen(function*() {
-        while (active < maxPeers && queue.length > 0) {
-          const c = queue.shift()!
-          if (c.banned || c.state !== "queued") continue
-          c.state = "active"
-          active++
-          yield* FiberMap.run(sessions, `${c.addr}#${c.attempts}`, session(c))
-        }
-      })),
-      Effect.forever
-    )
+    const swarm = yield* Swarm.make({
+      handle,
+      maxPeers: options.maxPeers ?? 30,
+      peerConfig: options.peerConfig,
+      dial: options.dial,
+      encryption: options.encryption,
+      reconnect: redial,
+      reconnectKnown: redial,
+      restartBackoffOnConnect: false,
+      retryGivenUp: false,
+      close: (peer, why) => controls.get(peer)?.close(why)
+    })
+    for (const p of options.peers ?? []) swarm.add(p.host, p.port)
 
     const ticker = Effect.gen(function*() {
       for (;;) {
@@ -299,7 +230,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         progress()
         ext.tick(now())
         if (sources.size > 0) lastSource = now()
-        else if (!trackerAnswered && now() - lastSource >= noPeersMs) {
+        else if (!swarm.trackerAnswered() && now() - lastSource >= noPeersMs) {
           const detail = `no peer sent the metadata of this magnet link within ${
             Duration.format(Duration.millis(noPeersMs))
           }`
@@ -310,36 +241,23 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
     })
 
     const tiers = options.trackers ?? []
-    const announces = Announcer.stream({
+    const announces = swarm.announce({
       tiers,
       infoHash: options.infoHash,
       peerId: options.peerId,
       port: options.port ?? 6881,
       stats: { uploaded: Effect.succeed(0), downloaded: Effect.succeed(0), left: Effect.succeed(16 * 1024) }
-    }).pipe(
-      Stream.runForEach((batch) =>
-        Effect.sync(() => {
-          trackerAnswered = true
-          for (const p of batch.peers) addCandidate(p.ip, p.port)
-        })
-      )
-    )
+    })
 
-    const dhtSource = (node: DhtNode.Node) =>
-      Effect.gen(function*() {
-        for (;;) {
-          for (const a of yield* node.storedPeers(options.infoHash)) addCandidate(a.ip, a.port)
-          yield* Stream.runForEach(node.lookup(options.infoHash), (a) => Effect.sync(() => addCandidate(a.ip, a.port)))
-          yield* Effect.sleep(options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60))
-        }
-      })
-
-    yield* Effect.forkScoped(dialer)
+    yield* swarm.start
     yield* Effect.forkScoped(ticker)
     if (tiers.length > 0) yield* Effect.forkScoped(announces)
-    if (options.dht !== undefined) yield* Effect.forkScoped(dhtSource(options.dht))
-    wake.unsafeOffer(undefined)
+    if (options.dht !== undefined) {
+      yield* Effect.forkScoped(swarm.dht(options.dht, {
+        infoHash: options.infoHash,
+        interval: () => options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60)
+      }))
+    }
     const info = yield* Deferred.await(done)
-    const peers = [...candidates.values()].filter((c) => !c.banned).map((c) => ({ host: c.host, port: c.port }))
-    return { info, peers }
+    return { info, peers: swarm.addresses() }
   }))

@@ -15,6 +15,11 @@
  * Unlimited (rate 0) is the {@link unlimited} bucket: `tryTake` returns `n` on its first line and `take` is
  * `Effect.void`.
  *
+ * Limits that change at run time (`Torrent.setLimits`, the session's shared limits) use a bucket of their own from
+ * {@link makeAdjustable} (rate 0 allowed) and {@link setRate}. Several buckets may govern the same bytes (a torrent's
+ * own limit and a limit shared by all torrents): {@link availableAll}, {@link tryTakeAll} and {@link delayForAll}
+ * treat them as one, granting only what every one of them has.
+ *
  * Rate text ({@link parseRate}): a decimal number of bytes/s with an optional unit and optional "/s". Single
  * letters `k`/`K`, `m`/`M`, `g`/`G`, `t`/`T` are binary (1K = 1024), as in aria2's `--max-download-limit` (and curl's
  * and wget's `--limit-rate`); `KiB`/`MiB`/`GiB`/`TiB` are binary too, and the explicit SI forms `kB`/`KB`/`MB`/
@@ -34,10 +39,10 @@ export const MAX_RATE = 2 ** 40
 export const MIN_BURST = 16 * 1024 + 13
 
 export interface Bucket {
-  /** Bytes per second; 0 for unlimited. */
-  readonly rate: number
+  /** Bytes per second; 0 for unlimited. Changed only through {@link setRate}. */
+  rate: number
   /** Capacity in bytes: the most that passes at once after a pause. */
-  readonly burst: number
+  burst: number
   /** Tokens in thousandths of a byte (internal). */
   milli: number
   /** Time of the last refill, ms (internal). */
@@ -66,6 +71,62 @@ export const make = (rate: number, options: MakeOptions): Bucket => {
   const burst = options.burst ?? Math.max(rate, MIN_BURST)
   if (!Number.isSafeInteger(burst) || burst < 1 || burst > MAX_RATE) throw new RangeError(`invalid burst ${burst}`)
   return { rate, burst, milli: burst * 1000, last: options.now }
+}
+
+/** A bucket of its own for `rate` (0: unlimited for now), whose rate {@link setRate} may change later. */
+export const makeAdjustable = (rate: number, options: MakeOptions): Bucket => {
+  if (rate !== 0) return make(rate, options)
+  return { rate: 0, burst: Number.POSITIVE_INFINITY, milli: 0, last: options.now }
+}
+
+/**
+ * Changes the rate (0: unlimited) at once; the burst becomes `max(rate, MIN_BURST)`. Tokens saved so far are kept
+ * up to the new burst; a bucket that was unlimited starts full. Throws RangeError for the shared {@link unlimited}
+ * bucket (make one with {@link makeAdjustable}) and for invalid rates.
+ */
+export const setRate = (bucket: Bucket, rate: number, now: number): void => {
+  if (bucket === unlimited) throw new RangeError("the shared unlimited bucket cannot change: use makeAdjustable")
+  if (!Number.isSafeInteger(rate) || rate < 0 || rate > MAX_RATE) throw new RangeError(`invalid rate ${rate}`)
+  if (bucket.rate !== 0) refill(bucket, now)
+  const wasUnlimited = bucket.rate === 0
+  bucket.rate = rate
+  bucket.last = now
+  if (rate === 0) {
+    bucket.burst = Number.POSITIVE_INFINITY
+    bucket.milli = 0
+    return
+  }
+  bucket.burst = Math.max(rate, MIN_BURST)
+  const cap = bucket.burst * 1000
+  bucket.milli = wasUnlimited || bucket.milli > cap ? cap : bucket.milli
+}
+
+/** Whole bytes every bucket has now (the smallest). */
+export const availableAll = (buckets: ReadonlyArray<Bucket>, now: number): number => {
+  let n = Number.POSITIVE_INFINITY
+  for (const b of buckets) {
+    const a = available(b, now)
+    if (a < n) n = a
+  }
+  return n
+}
+
+/** Takes up to `n` bytes from every bucket alike: what the emptiest one grants. */
+export const tryTakeAll = (buckets: ReadonlyArray<Bucket>, n: number, now: number): number => {
+  const a = availableAll(buckets, now)
+  const granted = n < a ? n : a
+  if (granted > 0) for (const b of buckets) tryTake(b, granted, now)
+  return granted
+}
+
+/** Whole ms until every bucket has `min(n, its burst)` bytes (the longest wait). */
+export const delayForAll = (buckets: ReadonlyArray<Bucket>, n: number, now: number): number => {
+  let ms = 0
+  for (const b of buckets) {
+    const d = delayFor(b, n, now)
+    if (d > ms) ms = d
+  }
+  return ms
 }
 
 /** {@link make} at the current `Clock` time (ms). */

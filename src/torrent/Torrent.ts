@@ -3,28 +3,21 @@
  * torrent flushes storage, publishes `Completed` and, unless `seed` is set, ends its sessions; with `seed` it keeps
  * serving (Uploader.ts: requests, choker, `upLimit`) and accepting inbound peers (`accept`) until its scope closes.
  *
+ * This file is the lifecycle and the download side of the byte path; the rest lives in modules named for one
+ * concept: `Swarm.ts` (peers: candidates, dialing, backoff, bans, sources, inbound accept), `Finisher.ts` (verify,
+ * write, have, strikes and bans), `ResumeSaver.ts` (fast-resume records), `Uploader.ts` (serving, choker),
+ * `DownLimit.ts` (download limit), `Extensions.ts` (BEP 10: ut_metadata, PEX).
+ *
  * Shape (ARCHITECTURE.md "How a download flows", THROUGHPUT.md design rules):
  * - It implements `TorrentHandle`: sessions call it synchronously from their socket handlers (one JS thread, so no
  *   locks). The `Picker` is the single owner of piece state. Blocks are copied by the session straight into pooled
  *   piece buffers (`blockBuffer`); a block is written by one session at a time.
- * - A completed piece crosses into Effect once, per piece (`Mailbox.unsafeOffer`), to `finishConcurrency`
- *   long-lived finisher fibers (the owner) that each take one, verify it (Hasher) and write it
- *   (`Storage.writePiece`), then `pieceVerified` + `have` to every session, or `pieceFailed` → strikes → ban (the
- *   peer is closed and never contacted again). A storage failure fails the torrent and no later piece is written.
+ * - A completed piece crosses into Effect once, per piece, to the finisher fibers (Finisher.ts). A storage failure
+ *   fails the torrent and no later piece is written.
  * - Backpressure: while more than `backlogBudget` bytes of pieces wait for hash/write, every session stops reading;
  *   they resume below half of it.
- * - Peers: the tracker announce stream, the given peers (`--peer`, magnet `x.pe`); a `FiberMap` of sessions keyed by
- *   address, at most `maxPeers`, fed from a queue of candidates. A banned peer, one with another info-hash, a
- *   protocol violator or ourselves is never dialled again. Any other peer whose session ends is retried after a
- *   backoff that grows with each failed attempt and restarts once a handshake succeeds: a peer never connected in
- *   this run follows `reconnect` (default 1 s doubling, 5 tries) and is then given up (a tracker may hand it out
- *   again); a peer that did connect once follows `reconnectKnown` (default 1 s doubling, capped at 60 s, forever),
- *   so when every peer goes away for a while (a network blip, seeders restarting) the download carries on by
- *   itself when they are back. With `EFFECT_TORRENT_LOOPBACK_ONLY` non-loopback peers are refused.
- * - Misbehaviour is logged once per peer address with the address as the `peer` annotation: bans (protocol
- *   violations, another info-hash, data failing hash checks) as warnings; stalling (handshake, introduction or
- *   request deadlines) and a peer answering with our own peer id as info. Ordinary session ends and repeats are
- *   debug lines.
+ * - Peers: Swarm.ts, fed by the tracker announce stream, the given peers (`--peer`, magnet `x.pe`), the DHT, PEX
+ *   and inbound connections.
  *
  * The no-peers rule: the torrent fails with reason "no-peers" when, for `noPeersTimeout` in a row since it started,
  * no peer has been connected (handshake done) and no tracker has answered an announce. It applies only until the
@@ -32,41 +25,56 @@
  * it runs, retrying the peers it knows and re-announcing (while it has no peer at all, 5 minutes after the last
  * announce or the tracker's min interval, not a whole interval later), as trackers may hand out peers later.
  * Dialing and reconnect backoffs do not stop the clock.
+ *
+ * While it runs (a daemon's needs):
+ * - Introspection, synchronous and cheap: `peers()` (per connected peer: address, client, encryption, direction,
+ *   rates over the last 5 s, this connection's bytes, its share of the pieces, choke and interest both ways),
+ *   `trackers()` (Announcer's board), `have()`, `rates()` (those of the last `Progress` event).
+ * - Control: `setLimits` (own up/down limits, at once), `setMaxPeers`, `setWanted` (the file selection, live),
+ *   `setPriorities` (per piece, from file priorities), `prioritize(first, last)` (the streaming window),
+ *   `whenVerified(index)`, `reannounce()`. Shared limits come in through `sharedUp`, `sharedDown` and
+ *   `connections` (a ConnectionBudget), which the session changes at run time.
+ * - Completion after a selection change. `Completed` is published every time the torrent becomes complete: at
+ *   start (everything wanted was there), when the last wanted piece is verified, and when deselecting makes the
+ *   pieces left unwanted. Selecting more pieces after that makes it incomplete again: `finished` is cleared,
+ *   interest comes back, the choker leaves seeding mode, and it downloads (it must still be running, i.e. `seed`,
+ *   since without `seed` its sessions end on completion). `done` settles once, the first time.
  */
 import * as Clock from "effect/Clock"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberMap from "effect/FiberMap"
-import * as FiberSet from "effect/FiberSet"
-import * as Mailbox from "effect/Mailbox"
+import * as Exit from "effect/Exit"
 import * as PubSub from "effect/PubSub"
-import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
+import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
 import type * as DhtNode from "../dht/Node.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
-import * as Destination from "../net/Destination.ts"
 import type * as Tcp from "../net/Tcp.ts"
-import type { PeerError } from "../peer/PeerError.ts"
-import * as PeerSession from "../peer/PeerSession.ts"
+import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
 import type { BlockRef, PeerControl, PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
-import type * as ResumeRecord from "../storage/ResumeRecord.ts"
 import type * as ResumeStore from "../storage/ResumeStore.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as Announcer from "../tracker/Announcer.ts"
 import { Tracker } from "../tracker/Tracker.ts"
-import { fromStorage, TorrentError } from "./TorrentError.ts"
-import * as TorrentEvent from "./TorrentEvent.ts"
+import * as ClientName from "./ClientName.ts"
+import type * as ConnectionBudget from "./ConnectionBudget.ts"
 import * as DownLimit from "./DownLimit.ts"
 import * as Extensions from "./Extensions.ts"
+import * as Finisher from "./Finisher.ts"
+import type * as RateLimit from "./RateLimit.ts"
+import * as RateMeter from "./RateMeter.ts"
+import * as ResumeSaver from "./ResumeSaver.ts"
+import * as Swarm from "./Swarm.ts"
+import { fromStorage, TorrentError } from "./TorrentError.ts"
+import * as TorrentEvent from "./TorrentEvent.ts"
 import * as Uploader from "./Uploader.ts"
 
 export { TorrentError } from "./TorrentError.ts"
@@ -142,6 +150,14 @@ export interface Options {
    * else); default 5 s. Also run on completion and when a piece read for a peer fails its hash.
    */
   readonly auditInterval?: Duration.DurationInput | undefined
+  /** The session's upload limit shared by all its torrents (charged besides `upLimit`). */
+  readonly sharedUp?: RateLimit.Bucket | undefined
+  /** The session's download limit shared by all its torrents (charged besides `downLimit`). */
+  readonly sharedDown?: RateLimit.Bucket | undefined
+  /** The session's connection cap shared by all its torrents (besides `maxPeers`). */
+  readonly connections?: ConnectionBudget.ConnectionBudget | undefined
+  /** Piece priorities at start (default all "normal"); see `setPriorities`. */
+  readonly priorities?: ReadonlyArray<Picker.Priority> | undefined
 }
 
 export interface Stats {
@@ -156,9 +172,44 @@ export interface Stats {
   readonly total: number
 }
 
+/** One connected peer, as `peers()` shows it (the fields of the session's `TorrentInfo.PeerInfo`). */
+export interface PeerStatus {
+  /** `host:port` as dialled, or as an inbound peer connected from. */
+  readonly address: string
+  /** Its extension handshake's `v`, else its peer id's client code (ClientName.ts); "" when unknown. */
+  readonly client: string
+  readonly encryption: "rc4" | "plaintext" | "none"
+  readonly incoming: boolean
+  /** Bytes/s over the last 5 s. */
+  readonly downloadRate: number
+  readonly uploadRate: number
+  /** Payload bytes of this connection. */
+  readonly downloaded: number
+  readonly uploaded: number
+  /** Share of the pieces it has, 0..1. */
+  readonly progress: number
+  /** We choke it. */
+  readonly choked: boolean
+  /** It chokes us. */
+  readonly chokingUs: boolean
+  /** We are interested in it. */
+  readonly interested: boolean
+  /** It is interested in us. */
+  readonly interestedInUs: boolean
+}
+
+export interface Limits {
+  /** Bytes/s, 0 unlimited; absent: unchanged. */
+  readonly up?: number | undefined
+  readonly down?: number | undefined
+}
+
 export interface Torrent {
   readonly events: PubSub.PubSub<TorrentEvent.TorrentEvent>
-  /** Succeeds when every wanted piece is verified and flushed; fails when the torrent cannot finish. */
+  /**
+   * Succeeds when every wanted piece is verified and flushed (the first time: see "Completion after a selection
+   * change"); fails when the torrent cannot finish.
+   */
   readonly done: Effect.Effect<void, TorrentError>
   /**
    * Fails with the error that stopped the torrent, whenever that happens — also after completion, while seeding
@@ -175,7 +226,8 @@ export interface Torrent {
   downloadedFrom(): ReadonlyArray<{ address: string; bytes: number }>
   /**
    * Runs an inbound session on `connection` (`prefix`: the handshake bytes already read) in the torrent's scope;
-   * `release` runs when it ends. False (and nothing run) when the torrent is not running or at its peer limit.
+   * `release` runs when it ends. False (and nothing run) when the torrent is not running or at its peer limit (its
+   * own or the shared one).
    */
   readonly accept: (
     connection: Tcp.Connection,
@@ -183,6 +235,58 @@ export interface Torrent {
     release: Effect.Effect<void>,
     encryption?: PeerInfo["encryption"]
   ) => Effect.Effect<boolean>
+
+  // -- introspection (synchronous, cheap) --
+
+  /** Every connected peer (handshake done). */
+  readonly peers: () => ReadonlyArray<PeerStatus>
+  /** Every tracker of the metainfo with its announce state (idle ones too); empty with `trackers: false`. */
+  readonly trackers: () => ReadonlyArray<Announcer.TrackerState>
+  /** A copy of the verified pieces. */
+  readonly have: () => Bitfield.Bitfield
+  /** Bytes/s of the last `Progress` event (0 before the first). */
+  readonly rates: () => { readonly downRate: number; readonly upRate: number }
+  /** The pieces wanted now. A copy. */
+  readonly wanted: () => Bitfield.Bitfield
+
+  // -- control --
+
+  /** The torrent's own limits, at once (the shared ones are the session's). */
+  readonly setLimits: (limits: Limits) => Effect.Effect<void>
+  readonly limits: () => { readonly up: number; readonly down: number }
+  /** Connections at most for this torrent; lowering it closes nobody, it only stops new ones. */
+  readonly setMaxPeers: (max: number) => Effect.Effect<void>
+  /**
+   * The file selection, live (`pieces`: one bit per piece). Deselected pieces are no longer requested and their
+   * outstanding requests are cancelled (a partly received piece is dropped); newly wanted pieces become Missing;
+   * interest is updated and completion re-evaluated (see the header). `recheck`: pieces to hash again from storage
+   * if they are verified — those straddling a file that becomes wanted now, whose part in that file storage
+   * dropped while it was unwanted (FileSelection.newlyWanted); a piece that fails is fetched again. Fails with
+   * "invalid-selection" when a bitfield's size is not the piece count.
+   */
+  readonly setWanted: (
+    pieces: Bitfield.Bitfield,
+    options?: { readonly recheck?: Bitfield.Bitfield | undefined }
+  ) => Effect.Effect<void, TorrentError>
+  /**
+   * Priority per piece (from file priorities: a piece takes its highest file's): new pieces start high first, then
+   * normal, then low, rarest-first within a level. Fails with "invalid-selection" on a length that is not the piece
+   * count.
+   */
+  readonly setPriorities: (priorities: ReadonlyArray<Picker.Priority>) => Effect.Effect<void, TorrentError>
+  /**
+   * Streaming: pieces `first..last` go before everything else, in order (the next few fetched in parallel by
+   * several peers; the range is the caller's read-ahead). Replaces the previous window; `last < first` clears it.
+   * Pieces not wanted are skipped (select them first).
+   */
+  readonly prioritize: (first: number, last: number) => Effect.Effect<void>
+  /**
+   * Completes when piece `index` is verified (at once if it is); fails with the torrent's error if it stops
+   * failing, with "stopped" when its scope closes first, with "invalid-selection" for an index out of range.
+   */
+  readonly whenVerified: (index: number) => Effect.Effect<void, TorrentError>
+  /** Announces to the trackers now (the wait for the next announce ends). */
+  readonly reannounce: () => Effect.Effect<void>
 }
 
 /** A sliding event hub: slow subscribers lose old events, the torrent never waits for them. */
@@ -190,14 +294,10 @@ export const makeEvents = (capacity = 4096): Effect.Effect<PubSub.PubSub<Torrent
   PubSub.sliding<TorrentEvent.TorrentEvent>(capacity)
 
 /** Default reconnect backoff of a peer never connected: 1 s, 2 s, 4 s, 8 s, 16 s, then the peer is given up. */
-export const defaultReconnect: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
-  Schedule.intersect(Schedule.recurs(5))
-)
+export const defaultReconnect: Schedule.Schedule<unknown> = Swarm.defaultReconnect
 
 /** Default reconnect backoff of a peer that connected before: 1 s, 2 s, 4 s … 60 s, then every 60 s, forever. */
-export const defaultReconnectKnown: Schedule.Schedule<unknown> = Schedule.exponential("1 second", 2).pipe(
-  Schedule.either(Schedule.spaced("60 seconds"))
-)
+export const defaultReconnectKnown: Schedule.Schedule<unknown> = Swarm.defaultReconnectKnown
 
 const BLOCK = Picker.BLOCK
 
@@ -210,53 +310,18 @@ interface Slot {
 
 interface PeerRecord {
   readonly control: PeerControl
+  readonly info: PeerInfo
   /** The remote host (for DHT pings on a `port` message). */
   readonly host: string
   interested: boolean
+  chokingUs: boolean
+  readonly down: RateMeter.RateMeter
+  readonly up: RateMeter.RateMeter
 }
-
-interface Candidate {
-  readonly host: string
-  readonly port: number
-  readonly addr: string
-  queued: boolean
-  active: boolean
-  banned: boolean
-  /** The current session completed its handshake. */
-  connected: boolean
-  /** Some session with this peer completed its handshake in this run. */
-  known: boolean
-  /** Waiting for the backoff before the next attempt. */
-  waiting: boolean
-  /** The backoff since the last successful handshake (its delays grow with each failed attempt). */
-  backoff: Schedule.ScheduleDriver<unknown, unknown> | undefined
-}
-
-interface Completed {
-  readonly index: number
-  /** Ownership passes to `verifyPiece`, which may transfer (detach) it: read nothing from it afterwards. */
-  readonly data: Uint8Array
-  /** Bytes this piece added to the backlog (its length when queued: `data` may be detached by then). */
-  readonly bytes: number
-}
-
-const formatAddress = (host: string, port: number): string =>
-  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
-
-/** Reasons after which a peer is never dialled again. */
-const neverAgain = new Set<PeerError["reason"]>(["wrong-info-hash", "self-connection", "protocol"])
-/** Session ends that say the peer stalls us on purpose or by neglect (logged once per peer, then retried). */
-const stalling = new Set<PeerError["reason"]>(["handshake-timeout", "introduction-timeout", "choked-timeout", "snubbed"])
 
 const storageFailure = fromStorage
 
-/** The resume store's only failure, EBADF (ResumeStore.ts): a bug in the process, so the torrent stops. */
-const resumeFailure = (e: ResumeRecord.ResumeError): TorrentError =>
-  new TorrentError({
-    reason: "storage",
-    detail: `storage failed: a file descriptor was invalid (closed twice somewhere in the process?): ${e.message}`,
-    cause: e
-  })
+const invalid = (detail: string) => new TorrentError({ reason: "invalid-selection", detail })
 
 /**
  * Starts the torrent in the current scope: resume check, then downloading. Closing the scope stops everything
@@ -274,15 +339,21 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     const publish = (e: TorrentEvent.TorrentEvent) => {
       events.unsafeOffer(e)
     }
-    const maxPeers = Math.max(1, options.maxPeers ?? 50)
-    const budget = options.backlogBudget ?? 48 * 1024 * 1024
     const noPeersMs = Duration.toMillis(options.noPeersTimeout ?? Duration.seconds(60))
     const pieceSize = (i: number) => Math.min(m.pieceLength, m.totalLength - i * m.pieceLength)
-    const wanted = options.wanted ?? Bitfield.full(m.pieceCount)
+    const wanted = options.wanted === undefined ? Bitfield.full(m.pieceCount) : Bitfield.copy(options.wanted)
     let total = 0
-    for (let i = 0; i < m.pieceCount; i++) if (Bitfield.has(wanted, i)) total += pieceSize(i)
+    const recountTotal = () => {
+      total = 0
+      for (let i = 0; i < m.pieceCount; i++) if (Bitfield.has(wanted, i)) total += pieceSize(i)
+    }
+    recountTotal()
+    /** Priorities and the streaming window, kept for the picker made after the check. */
+    const priorities: Array<Picker.Priority> = Array.from({ length: m.pieceCount }, (_, i) =>
+      options.priorities?.[i] ?? "normal")
+    let window: Picker.Window | undefined
 
-    // --- piece state (owned by the picker; mutated only from synchronous callbacks and the owner fiber) ---
+    // --- piece state (owned by the picker; mutated only from synchronous callbacks and the finisher fibers) ---
     let picker: Picker.Picker | undefined
     const have = Bitfield.make(m.pieceCount)
     const slots = new Map<number, Slot>()
@@ -291,15 +362,15 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     // pieces (4–16 MiB) keep at most 32 MiB idle, not 32 pieces.
     const pool = PiecePool.make({ maxFree: 32, maxFreeBytes: 32 * 1024 * 1024 })
     const peers = new Map<PeerKey, PeerRecord>()
-    const verifyQueue = yield* Mailbox.make<Completed>()
     /** Completes when the download finishes here (not when it was complete from the start). */
     const downloadedNow = yield* Deferred.make<void>()
-    let backlog = 0
-    let paused = false
     let downloaded = 0
     /** Accepted payload bytes per peer key, kept after the peer left. */
     const downloadedBy = new Map<PeerKey, number>()
     let finished = false
+    /** The run is over (failed, stopped, or complete without `seed`): nothing downloads any more. */
+    let ended = false
+    let lastRates = { downRate: 0, upRate: 0 }
 
     const bytesLeft = () => picker?.progress().bytesLeft ?? total
     const stats = (): Stats => {
@@ -343,7 +414,6 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       if (blocks.length > 0) kickAll()
     }
     const setPaused = (p: boolean) => {
-      paused = p
       for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
     }
 
@@ -355,12 +425,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       clientName: PeerState.config(options.peerConfig).clientName,
       reqq: PeerState.config(options.peerConfig).maxPipeline,
       onPeers: (_from, found) => {
-        for (const p of found) addCandidate(p.ip, p.port)
+        for (const p of found) swarm.add(p.ip, p.port)
       }
     }, nowMs)
     /** BEP 6 suggestions per peer (latest last, bounded). */
     const suggested = new Map<PeerKey, Array<number>>()
-    const dhtPings = yield* Queue.dropping<{ readonly host: string; readonly port: number }>(64)
 
     const handle: TorrentHandle = {
       infoHash: m.infoHash,
@@ -373,7 +442,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       onExtended: ext.onExtended,
       onPeerPort: (peer, port) => {
         const host = peers.get(peer)?.host
-        if (dht !== undefined && host !== undefined && host !== "") dhtPings.unsafeOffer({ host, port })
+        if (dht !== undefined && host !== undefined && host !== "") swarm.pingDht(host, port)
       },
       onSuggest: (peer, index) => {
         const list = suggested.get(peer) ?? []
@@ -384,16 +453,19 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       },
       onConnected: (peer, info, control) => {
         picker?.peerJoined(peer)
-        peers.set(peer, { control, host: Extensions.normalizeHost(info.remote.host), interested: false })
+        peers.set(peer, {
+          control,
+          info,
+          host: Extensions.normalizeHost(info.remote.host),
+          interested: false,
+          chokingUs: true,
+          down: RateMeter.make(),
+          up: RateMeter.make()
+        })
         ext.connected(peer, info, control)
-        const c = candidates.get(peer)
-        if (c !== undefined) {
-          c.connected = true
-          c.known = true
-        }
-        everConnected = true
+        swarm.connected(peer)
         lastPeerSeen = nowMs()
-        if (paused) control.pauseReading()
+        if (finisher.paused()) control.pauseReading()
         publish(TorrentEvent.PeerConnected({ addr: peer, encryption: info.encryption }))
       },
       onPeerBitfield: (peer, bf) => {
@@ -455,14 +527,19 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         downloadedBy.set(peer, (downloadedBy.get(peer) ?? 0) + length)
         if (r.kind === "piece-complete") {
           slots.delete(index)
-          backlog += slot.buf.length
-          verifyQueue.unsafeOffer({ index, data: slot.buf, bytes: slot.buf.length })
-          if (!paused && backlog > budget) setPaused(true)
+          finisher.offer(index, slot.buf)
         }
         return true
       },
-      onChoked: returnBlocks,
-      onUnchoked: () => {},
+      onChoked: (peer, blocks) => {
+        const r = peers.get(peer)
+        if (r !== undefined) r.chokingUs = true
+        returnBlocks(peer, blocks)
+      },
+      onUnchoked: (peer) => {
+        const r = peers.get(peer)
+        if (r !== undefined) r.chokingUs = false
+      },
       onReturned: returnBlocks,
       onRequestTimeout: (peer, blocks) => {
         if (picker === undefined) return
@@ -568,199 +645,85 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       has: (i) => Bitfield.has(have, i),
       seeding: () => finished,
       upLimit: options.upLimit,
+      sharedUp: options.sharedUp,
       verified: options.verified,
       allowedFast: { infoHash: m.infoHash }
     })
-    const served = (yield* DownLimit.make(options.downLimit ?? 0))(uploader.wrap(handle))
+    const downLimit = yield* DownLimit.makeAdjustable(options.downLimit ?? 0, options.sharedDown)
+    const served = downLimit.wrap(uploader.wrap(handle))
     const seed = options.seed === true
 
-    // --- peer sources and connections ---
-    const candidates = new Map<string, Candidate>()
-    const queue: Array<Candidate> = []
-    const wake = yield* Queue.sliding<void>(1)
-    let active = 0
+    // --- peers ---
     let lastPeerSeen = nowMs()
-    let trackerAnswered = false
-    /** A peer completed a handshake in this run: the no-peers rule no longer applies. */
-    let everConnected = false
-    /** How the latest session ended (said when the no-peers rule fails the torrent: "EMFILE" explains a lot). */
-    let lastAttempt: string | undefined
-    /** Peers whose stalling was logged already. */
-    const loggedStall = new Set<string>()
-    const loopbackOnly = Destination.loopbackOnly()
+    const swarm = yield* Swarm.make({
+      handle: served,
+      maxPeers: options.maxPeers ?? 50,
+      peerConfig: options.peerConfig,
+      dial: options.dial,
+      encryption: options.encryption,
+      reconnect: options.reconnect ?? defaultReconnect,
+      reconnectKnown: options.reconnectKnown ?? defaultReconnectKnown,
+      budget: options.connections,
+      open: () => !finished || seed,
+      close: (peer, why) => peers.get(peer)?.control.close(why),
+      onBanned: (addr, reason) => publish(TorrentEvent.PeerBanned({ addr, reason }))
+    })
 
-    const addCandidate = (host: string, port: number) => {
-      if (!Number.isInteger(port) || port <= 0 || port > 65535) return
-      if (loopbackOnly && !Destination.isLoopbackHost(host)) return
-      const addr = formatAddress(host, port)
-      let c = candidates.get(addr)
-      if (c === undefined) {
-        c = {
-          host,
-          port,
-          addr,
-          queued: false,
-          active: false,
-          banned: false,
-          connected: false,
-          known: false,
-          waiting: false,
-          backoff: undefined
-        }
-        candidates.set(addr, c)
-      }
-      if (c.banned || c.queued || c.active || c.waiting) return
-      c.queued = true
-      queue.push(c)
-      wake.unsafeOffer(undefined)
+    // --- whenVerified ---
+    const waiters = new Map<number, Set<Deferred.Deferred<void, TorrentError>>>()
+    let closed = false
+    const stoppedError = new TorrentError({ reason: "stopped", detail: "the torrent was stopped" })
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        for (const set of waiters.values()) for (const d of set) Deferred.unsafeDone(d, Exit.fail(stoppedError))
+        waiters.clear()
+      })
+    )
+    const verifiedNow = (index: number) => {
+      const set = waiters.get(index)
+      if (set === undefined) return
+      waiters.delete(index)
+      for (const d of set) Deferred.unsafeDone(d, Exit.void)
     }
 
-    const ban = (addr: string, reason: string) =>
-      Effect.gen(function*() {
-        const c = candidates.get(addr)
-        if (c?.banned === true) return
-        if (c !== undefined) c.banned = true
-        peers.get(addr)?.control.close(`banned: ${reason}`)
-        publish(TorrentEvent.PeerBanned({ addr, reason }))
-        yield* Effect.logWarning(`peer banned: ${reason}`).pipe(Effect.annotateLogs({ peer: addr }))
-      })
-
-    const retrySet = yield* FiberSet.make<void, never>()
-    const reconnect = options.reconnect ?? defaultReconnect
-    const reconnectKnown = options.reconnectKnown ?? defaultReconnectKnown
-
-    const afterSession = (c: Candidate, error: PeerError) =>
-      Effect.gen(function*() {
-        const wasConnected = c.connected
-        c.connected = false
-        lastAttempt = `${c.addr}: ${error.message}`
-        if (c.banned || (finished && !seed)) return
-        if (neverAgain.has(error.reason)) {
-          if (error.reason === "self-connection") {
-            c.banned = true
-            return yield* Effect.logInfo(`peer is ourselves (it sent our own peer id): not dialled again`).pipe(
-              Effect.annotateLogs({ peer: c.addr })
-            )
-          }
-          return yield* ban(c.addr, `${error.reason}: ${error.detail}`)
-        }
-        const log = stalling.has(error.reason) && !loggedStall.has(c.addr)
-          ? Effect.logInfo(`peer stalls: ${error.reason}: ${error.detail}`)
-          : Effect.logDebug(error.message)
-        if (stalling.has(error.reason)) loggedStall.add(c.addr)
-        yield* log.pipe(Effect.annotateLogs({ peer: c.addr }))
-        // A handshake since the last failure restarts the backoff (on the known-peer schedule from then on).
-        if (wasConnected || c.backoff === undefined) c.backoff = yield* Schedule.driver(c.known ? reconnectKnown : reconnect)
-        const driver = c.backoff
-        c.waiting = true
-        yield* FiberSet.run(
-          retrySet,
-          driver.next(undefined).pipe(
-            Effect.matchEffect({
-              onFailure: () =>
-                Effect.sync(() => {
-                  // Schedule over: give the peer up (a tracker handing it out again starts afresh).
-                  c.waiting = false
-                  c.backoff = undefined
-                }),
-              onSuccess: () =>
-                Effect.sync(() => {
-                  c.waiting = false
-                  addCandidate(c.host, c.port)
-                })
-            })
-          )
-        )
-      })
-
-    const session = (c: Candidate) =>
-      PeerSession.connect({
-        host: c.host,
-        port: c.port,
-        handle: served,
-        config: options.peerConfig,
-        dial: options.dial,
-        encryption: options.encryption
-      }).pipe(
-        Effect.catchAll((error) => afterSession(c, error)),
-        Effect.ensuring(Effect.sync(() => {
-          c.active = false
-          active--
-          wake.unsafeOffer(undefined)
-        }))
-      )
-
-    // --- the finishers (the owner): verify, write, announce `have`, or strike and ban ---
-    const finishPiece = Effect.fnUntraced(function*(done: Completed) {
-      const p = picker!
-      const verified = yield* storage.verifyPiece(done.index, done.data)
-      if (verified.ok) {
-        yield* storage.writePiece(done.index, verified.data)
-        pool.release(verified.data)
-        p.pieceVerified(done.index)
-        Bitfield.set(have, done.index)
-        for (const r of peers.values()) r.control.sendHave(done.index)
-        publish(TorrentEvent.PieceVerified({ index: done.index }))
-      } else {
-        pool.release(verified.data)
-        const contributors = p.pieceFailed(done.index)
-        publish(TorrentEvent.PieceFailed({ index: done.index, peers: contributors }))
-        yield* Effect.logWarning(`piece ${done.index} failed its hash check`).pipe(
-          Effect.annotateLogs({ peers: contributors.join(",") })
-        )
-        for (const peer of contributors) {
-          if (p.shouldBan(peer)) yield* ban(peer, "sent data that failed hash checks")
-        }
-        kickAll()
-      }
-      // Not `done.data.length`: a piece over the hasher's inline limit (64 KiB) was transferred to a worker, which
-      // detached `done.data` (length 0), so the backlog never shrank and reading stayed paused once it passed the
-      // budget.
-      backlog -= done.bytes
-      if (paused && backlog < budget / 2) setPaused(false)
-      updateInterest()
-      if (p.isComplete() && !finished) {
-        finished = true
+    // --- completion: when every wanted piece is verified (again, after a selection change) ---
+    const completeIfDone = Effect.suspend(() => {
+      const p = picker
+      if (p === undefined || !p.isComplete() || finished) return Effect.void
+      finished = true
+      return Effect.gen(function*() {
         yield* storage.flush
         yield* storage.audit(fileComplete) // nothing deleted or cut short under us since it was written
         publish(TorrentEvent.Completed())
         yield* Deferred.succeed(downloadedNow, undefined)
         yield* Deferred.succeed(result, undefined)
-      }
-    })
-    // Up to `finishConcurrency` pieces are verified and written at once: hashing one (in the worker) overlaps
-    // writing another (libuv's threadpool). One at a time, hash then write, drained ~220 MB/s of 1 MiB pieces here,
-    // below what one loopback seeder sends, so reading sat paused on the backlog half of a download. Long-lived
-    // finishers pulling from the mailbox, not a fork and a semaphore per piece (THROUGHPUT.md rule 6): ~40 fewer
-    // runtime ops per piece.
-    const finishGuarded = (done: Completed) =>
-      (storageFailed ? Effect.void : finishPiece(done)).pipe(
-        Effect.catchTag("StorageError", failStorage),
-        Effect.catchAll(() => Effect.void)
-      )
-    const finisher = Effect.gen(function*() {
-      for (;;) yield* finishGuarded(yield* verifyQueue.take)
-    }).pipe(Effect.catchAll(() => Effect.void))
-    const owner = Effect.all(Array.from({ length: Math.max(1, options.finishConcurrency ?? 4) }, () => finisher), {
-      concurrency: "unbounded",
-      discard: true
+      })
     })
 
-    const dialer = Queue.take(wake).pipe(
-      Effect.andThen(Effect.gen(function*() {
-        const map = sessions // set before the dialer starts
-        while (map !== undefined && active < maxPeers && queue.length > 0 && (!finished || seed)) {
-          const c = queue.shift()!
-          c.queued = false
-          if (c.banned) continue
-          c.active = true
-          active++
-          yield* FiberMap.run(map, c.addr, session(c))
-        }
-      })),
-      Effect.forever
-    )
+    // --- the finishers (the owner): verify, write, announce `have`, or strike and ban ---
+    const finisher = yield* Finisher.make({
+      storage,
+      picker: () => picker!,
+      have,
+      pool,
+      budget: options.backlogBudget ?? 48 * 1024 * 1024,
+      concurrency: options.finishConcurrency ?? 4,
+      publish,
+      sendHave: (index) => {
+        for (const r of peers.values()) r.control.sendHave(index)
+      },
+      ban: swarm.ban,
+      kickAll,
+      onBacklog: setPaused,
+      onVerified: verifiedNow,
+      after: Effect.zipRight(Effect.sync(updateInterest), completeIfDone),
+      failStorage,
+      storageFailed: () => storageFailed
+    })
 
+    // --- trackers ---
+    const board = yield* Announcer.makeBoard(options.trackers === false ? [] : m.trackers)
     const tracker = yield* Tracker
     const observed = Tracker.of({
       announce: (url, req) =>
@@ -769,7 +732,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         ),
       scrape: tracker.scrape
     })
-    const announces = Announcer.stream({
+    const announces = swarm.announce({
       tiers: m.trackers,
       infoHash: m.infoHash,
       peerId: options.peerId,
@@ -789,19 +752,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       starving: Effect.suspend(() => {
         const starving = () => peers.size === 0 && !finished
         return starving() ? Effect.void : Effect.sleep(Duration.seconds(1)).pipe(Effect.repeat({ until: starving }))
-      })
-    }).pipe(
-      Stream.runForEach((batch) =>
-        Effect.sync(() => {
-          trackerAnswered = true
-          if (batch.warning !== undefined) {
-            publish(TorrentEvent.TrackerWarning({ url: batch.url, message: batch.warning }))
-          }
-          for (const p of batch.peers) addCandidate(p.ip, p.port)
-        })
-      ),
-      Effect.provideService(Tracker, observed)
-    )
+      }),
+      board
+    }, (batch) => {
+      if (batch.warning !== undefined) publish(TorrentEvent.TrackerWarning({ url: batch.url, message: batch.warning }))
+    }).pipe(Effect.provideService(Tracker, observed))
 
     const progressMs = Duration.toMillis(options.progressInterval ?? Duration.seconds(1))
     const ticker = Effect.gen(function*() {
@@ -811,6 +766,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       const tickMs = Math.max(50, Math.min(progressMs, noPeersMs / 4))
       let sinceProgress = 0
       let sincePex = 0
+      let sinceSample = 1000
       for (;;) {
         yield* Effect.sleep(Duration.millis(tickMs))
         const now = yield* Clock.currentTimeMillis
@@ -819,8 +775,21 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           sincePex = 0
           ext.tick(nowMs())
         }
+        sinceSample += tickMs
+        if (sinceSample >= 1000) {
+          sinceSample = 0
+          for (const [key, r] of peers) {
+            const v = uploader.counters(key)
+            if (v === undefined) continue
+            RateMeter.sample(r.down, now, v.downloaded)
+            RateMeter.sample(r.up, now, v.uploaded)
+          }
+        }
         if (peers.size > 0) lastPeerSeen = nowMs()
-        else if (!finished && !everConnected && !trackerAnswered && nowMs() - lastPeerSeen >= noPeersMs) {
+        else if (
+          !finished && !swarm.everConnected() && !swarm.trackerAnswered() && nowMs() - lastPeerSeen >= noPeersMs
+        ) {
+          const lastAttempt = swarm.lastAttempt()
           const detail = `no peers to download from within ${Duration.format(Duration.millis(noPeersMs))}` +
             (lastAttempt === undefined ? "" : ` (last attempt: ${lastAttempt})`)
           const error = new TorrentError({ reason: "no-peers", detail })
@@ -836,94 +805,32 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           lastBytes = s.downloaded
           lastUp = s.uploaded
           lastAt = now
-          publish(TorrentEvent.Progress({ ...s, downRate: Math.round(rate), upRate: Math.round(upRate) }))
+          lastRates = { downRate: Math.round(rate), upRate: Math.round(upRate) }
+          publish(TorrentEvent.Progress({ ...s, ...lastRates }))
         }
       }
     })
 
-    // --- DHT: lookups feed the candidates, our port is announced, peers' `port` messages fill the table ---
-    const dhtPinger = (node: DhtNode.Node) =>
-      Queue.take(dhtPings).pipe(
-        Effect.flatMap((p) => Effect.ignore(node.ping(p.host, p.port))),
-        Effect.forever
-      )
-    const dhtSource = (node: DhtNode.Node) =>
-      Effect.gen(function*() {
-        for (;;) {
-          // Peers announced to our own node (a lookup never asks ourselves), then an iterative get_peers.
-          for (const a of yield* node.storedPeers(m.infoHash)) addCandidate(a.ip, a.port)
-          yield* Stream.runForEach(node.lookup(m.infoHash), (a) => Effect.sync(() => addCandidate(a.ip, a.port)))
-          if (options.listenPort !== undefined && options.listenPort > 0) {
-            yield* node.announce(m.infoHash, options.listenPort)
-          }
-          const wait = options.dhtInterval ??
-            (peers.size < maxPeers / 2 ? Duration.minutes(5) : Duration.minutes(15))
-          yield* Effect.sleep(wait)
-        }
-      })
-
     const auditEvery = options.auditInterval ?? Duration.seconds(5)
     const auditor = Effect.forever(Effect.zipRight(Effect.sleep(auditEvery), audit))
 
-    // --- fast resume: snapshot, flush, then write (never a record claiming unflushed data) ---
+    // --- fast resume (ResumeSaver.ts); its save on exit is added before the run fiber is forked, so it runs after
+    // that fiber has been interrupted ---
     let checkDone = false
-    // A failed flush is a storage failure (the torrent ends; the record is not saved); a record that cannot be
-    // written only costs re-hashing after a restart, and ResumeStore logs it.
-    // The flush failing ends the torrent with that failure (said once, by whoever reports the torrent's end); only
-    // the last save, as the torrent stops for another reason, has nobody to tell but the log.
-    const saveResume = (store: ResumeStore.ResumeStore, last: boolean) =>
-      Effect.suspend(() => {
-        const snapshot = Bitfield.copy(have)
-        return storage.flush.pipe(
-          Effect.matchEffect({
-            onFailure: (e) =>
-              storageFailed
-                ? Effect.void
-                : last
-                ? Effect.zipRight(Effect.logWarning(`resume record not saved: ${e.message}`), failStorage(e))
-                : failStorage(e),
-            onSuccess: () =>
-              store.save(snapshot).pipe(Effect.catchAll((e) =>
-                // EBADF (the store's only failure): a descriptor closed under us; never logged and carried on from.
-                Effect.zipRight(Effect.logError(e.message), stop(resumeFailure(e)))
-              ))
-          })
-        )
-      })
-    const saveEveryMs = Duration.toMillis(options.resumeSave?.interval ?? Duration.seconds(10))
-    const saveEveryBytes = options.resumeSave?.bytes ?? 256 * 1024 * 1024
-    const resumeSaver = (store: ResumeStore.ResumeStore) =>
-      Effect.gen(function*() {
-        let lastAt = nowMs()
-        let lastCount = Bitfield.count(have)
-        for (;;) {
-          yield* Effect.sleep(Duration.millis(Math.max(10, Math.min(250, saveEveryMs))))
-          const count = Bitfield.count(have)
-          if (count === lastCount) continue
-          if (finished || (count - lastCount) * m.pieceLength >= saveEveryBytes || nowMs() - lastAt >= saveEveryMs) {
-            yield* saveResume(store, false)
-            lastAt = nowMs()
-            lastCount = count
-          }
-        }
-      })
-    if (options.resume !== undefined) {
-      const store = options.resume
-      // Added before the run fiber is forked, so it runs after that fiber has been interrupted.
-      yield* Effect.addFinalizer(() =>
-        checkDone
-          // Interruptible: a finalizer runs uninterruptibly, where `timeout` cannot cut anything and used to wait
-          // forever for a hung save. The record's write itself stays uninterruptible (AtomicFile), so it is never
-          // cut in half; its failures are handled inside saveResume, and the bound is said, not dropped.
-          ? Effect.interruptible(saveResume(store, true)).pipe(
-            Effect.timeout(Duration.seconds(5)),
-            Effect.catchAll(() => Effect.logWarning(`resume record not saved on exit: not done within 5 s`))
-          )
-          : Effect.void
-      )
-    }
-
-    let sessions: FiberMap.FiberMap<string, void, never> | undefined
+    const saver = options.resume === undefined ? undefined : yield* ResumeSaver.make({
+      store: options.resume,
+      storage,
+      have,
+      pieceLength: m.pieceLength,
+      interval: options.resumeSave?.interval,
+      bytes: options.resumeSave?.bytes,
+      finished: () => finished,
+      failStorage,
+      storageFailed: () => storageFailed,
+      stop,
+      ready: () => checkDone,
+      now: nowMs
+    })
 
     const run = Effect.gen(function*() {
       // Checking: what is already in the output directory.
@@ -969,6 +876,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         have
       })
       const p = picker
+      priorities.forEach((level, i) => level !== "normal" && p.setPriority(i, level))
+      p.setWindow(window)
       publish(TorrentEvent.Started({ pieces: m.pieceCount, have: Bitfield.count(have), bytesLeft: bytesLeft() }))
       if (p.isComplete()) {
         finished = true
@@ -978,11 +887,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         yield* Deferred.succeed(result, undefined)
       }
       yield* Effect.scoped(Effect.gen(function*() {
-        sessions = yield* FiberMap.make<string, void, never>()
+        yield* swarm.start
         lastPeerSeen = nowMs()
         // A defect in a finisher (e.g. the hash worker died under a piece: Hasher.ts fails its job with a defect)
         // ends verifying for good: the torrent stops with it (it used to stall, downloading with nobody verifying).
-        yield* Effect.forkScoped(owner.pipe(
+        yield* Effect.forkScoped(finisher.run.pipe(
           Effect.catchAllCause((cause) => {
             if (Cause.isInterruptedOnly(cause)) return Effect.void
             const e = Cause.squash(cause)
@@ -993,28 +902,32 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
             )
           })
         ))
-        yield* Effect.forkScoped(dialer)
         yield* Effect.forkScoped(ticker)
-        if (options.resume !== undefined) yield* Effect.forkScoped(resumeSaver(options.resume))
+        if (saver !== undefined) yield* Effect.forkScoped(saver.run)
         yield* Effect.forkScoped(auditor)
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
         if (dht !== undefined) {
-          yield* Effect.forkScoped(dhtPinger(dht))
-          yield* Effect.forkScoped(dhtSource(dht))
+          yield* Effect.forkScoped(swarm.dht(dht, {
+            infoHash: m.infoHash,
+            interval: () =>
+              options.dhtInterval ?? (peers.size < swarm.maxPeers() / 2 ? Duration.minutes(5) : Duration.minutes(15)),
+            announcePort: options.listenPort
+          }))
         }
-        for (const a of options.peers ?? []) addCandidate(a.host, a.port)
+        for (const a of options.peers ?? []) swarm.add(a.host, a.port)
         yield* Deferred.await(result)
         if (seed) yield* Deferred.await(stopped) // serve until the scope closes, or a failure stops the torrent
       }))
     }).pipe(
       Effect.catchTag("StorageError", (e) => Effect.fail(storageFailure(e))),
-      Effect.catchTag("ResumeError", (e) => Effect.fail(resumeFailure(e))),
+      Effect.catchTag("ResumeError", (e) => Effect.fail(ResumeSaver.resumeFailure(e))),
       Effect.ensuring(Effect.sync(() => {
         finished = true
+        ended = true
       }))
     )
 
-    const fiber = yield* Effect.forkScoped(run.pipe(
+    yield* Effect.forkScoped(run.pipe(
       Effect.exit,
       Effect.flatMap((exit) =>
         Effect.zipRight(
@@ -1023,46 +936,124 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         )
       )
     ))
-    void fiber
-    // An inbound peer's port is ephemeral, so its misbehaviour is logged once per host and reason (a peer that
-    // reconnects to misbehave again is not logged again); it is not banned by address. Bounded.
-    const loggedInbound = new Set<string>()
-    // (Our own peer id and other info-hashes never get here: the listener refuses them before routing.)
-    const inboundEnded = (connection: Tcp.Connection, error: PeerError) => {
-      const key = `${connection.remote.host}|${error.reason}`
-      const loud = (neverAgain.has(error.reason) || stalling.has(error.reason)) && !loggedInbound.has(key)
-      if (loud) {
-        if (loggedInbound.size >= 1024) loggedInbound.clear()
-        loggedInbound.add(key)
-      }
-      const line = !loud
-        ? Effect.logDebug(`inbound ${error.message}`)
-        : stalling.has(error.reason)
-        ? Effect.logInfo(`inbound peer stalls: ${error.reason}: ${error.detail}`)
-        : Effect.logWarning(`inbound peer closed: ${error.reason}: ${error.detail}`)
-      return line.pipe(Effect.annotateLogs({ peer: connection.remoteAddress }))
-    }
-    const accept = (
-      connection: Tcp.Connection,
-      prefix: Uint8Array,
-      release: Effect.Effect<void>,
-      encryption?: PeerInfo["encryption"]
-    ) =>
+
+    // --- control ---
+    const setWanted = (pieces: Bitfield.Bitfield, o?: { readonly recheck?: Bitfield.Bitfield | undefined }) =>
       Effect.suspend(() => {
-        // `sessions` exists once the check is over; inbound peers count against the same limit as outbound ones.
-        if (sessions === undefined || (finished && !seed) || active >= maxPeers) return Effect.succeed(false)
-        active++
-        const key = `in:${connection.remoteAddress}`
-        return FiberMap.run(
-          sessions,
-          key,
-          PeerSession.accept({ connection, prefix, handle: served, config: options.peerConfig, encryption }).pipe(
-            Effect.catchAll((error) => inboundEnded(connection, error)),
-            Effect.ensuring(Effect.andThen(Effect.sync(() => void active--), release))
-          ),
-          { onlyIfMissing: true }
-        ).pipe(Effect.as(true))
+        if (pieces.size !== m.pieceCount || (o?.recheck !== undefined && o.recheck.size !== m.pieceCount)) {
+          return Effect.fail(invalid(`a selection of ${pieces.size} pieces for a torrent of ${m.pieceCount}`))
+        }
+        for (let i = 0; i < m.pieceCount; i++) Bitfield.has(pieces, i) ? Bitfield.set(wanted, i) : Bitfield.clear(wanted, i)
+        recountTotal()
+        const p = picker
+        if (p === undefined) return Effect.void // the picker is made from `wanted` after the check
+        for (let i = 0; i < m.pieceCount; i++) {
+          const w = Bitfield.has(pieces, i)
+          if (p.isWanted(i) === w) continue
+          sendCancels(p.setWanted(i, w))
+          // A dropped partial piece: its buffer is not pooled again (a session may still be copying a block into it).
+          if (!w && p.pieceState(i) !== "InFlight") slots.delete(i)
+        }
+        const recheck = o?.recheck === undefined
+          ? []
+          : [...Bitfield.indices(o.recheck)].filter((i) => Bitfield.has(have, i) && Bitfield.has(wanted, i))
+        return Effect.forEach(recheck, (i) =>
+          storage.readPiece(i).pipe(
+            Effect.flatMap((data) => storage.verifyPiece(i, data)),
+            Effect.flatMap((v) =>
+              Effect.sync(() => {
+                pool.release(v.data)
+                if (v.ok) return
+                Bitfield.clear(have, i)
+                p.pieceLost(i)
+              })
+            )
+          ), { discard: true }).pipe(
+            Effect.zipRight(reevaluate(p)),
+            Effect.catchTag("StorageError", failStorage)
+          )
       })
+    /** After a selection change: completion either way, interest, requests. */
+    const reevaluate = (p: Picker.Picker) =>
+      Effect.suspend(() => {
+        if (finished && !p.isComplete() && !ended) {
+          // More to download: leave seeding, become interested again, dial again.
+          finished = false
+          swarm.wake()
+        }
+        updateInterest()
+        kickAll()
+        return completeIfDone
+      })
+
+    const setPriorities = (list: ReadonlyArray<Picker.Priority>) =>
+      Effect.suspend(() => {
+        if (list.length !== m.pieceCount) {
+          return Effect.fail(invalid(`${list.length} priorities for a torrent of ${m.pieceCount} pieces`))
+        }
+        list.forEach((level, i) => {
+          priorities[i] = level
+          picker?.setPriority(i, level)
+        })
+        kickAll()
+        return Effect.void
+      })
+
+    const prioritize = (first: number, last: number) =>
+      Effect.sync(() => {
+        window = last < first ? undefined : { first, last }
+        picker?.setWindow(window)
+        window = picker?.window() ?? window
+        kickAll()
+      })
+
+    const whenVerified = (index: number): Effect.Effect<void, TorrentError> =>
+      Effect.suspend(() => {
+        if (!Number.isInteger(index) || index < 0 || index >= m.pieceCount) {
+          return Effect.fail(invalid(`piece ${index} is not in 0..${m.pieceCount - 1}`))
+        }
+        if (Bitfield.has(have, index)) return Effect.void
+        if (closed) return Effect.fail(stoppedError)
+        return Effect.flatMap(Deferred.make<void, TorrentError>(), (d) => {
+          let set = waiters.get(index)
+          if (set === undefined) {
+            set = new Set()
+            waiters.set(index, set)
+          }
+          set.add(d)
+          return Effect.raceFirst(Deferred.await(d), Deferred.await(stopped)).pipe(
+            Effect.ensuring(Effect.sync(() => {
+              const s = waiters.get(index)
+              s?.delete(d)
+              if (s?.size === 0) waiters.delete(index)
+            }))
+          )
+        })
+      })
+
+    const peerList = (): ReadonlyArray<PeerStatus> => {
+      const out: Array<PeerStatus> = []
+      for (const [key, r] of peers) {
+        const v = uploader.peer(key)
+        out.push({
+          address: key,
+          client: ClientName.of(ext.handshakeOf(key)?.v, r.info.peerId),
+          encryption: r.info.encryption,
+          incoming: r.info.direction === "inbound",
+          downloadRate: RateMeter.rate(r.down),
+          uploadRate: RateMeter.rate(r.up),
+          downloaded: v?.downloaded ?? 0,
+          uploaded: v?.uploaded ?? 0,
+          progress: m.pieceCount === 0 ? 0 : (v?.pieces ?? 0) / m.pieceCount,
+          choked: v?.amChoking ?? true,
+          chokingUs: r.chokingUs,
+          interested: r.interested,
+          interestedInUs: v?.interested ?? false
+        })
+      }
+      return out
+    }
+
     const downloadedFrom = () =>
       [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes)
     return {
@@ -1072,6 +1063,23 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       stats,
       downloadedFrom,
       transfers: uploader.transfers,
-      accept
+      accept: swarm.accept,
+      peers: peerList,
+      trackers: board.trackers,
+      have: () => Bitfield.copy(have),
+      rates: () => lastRates,
+      wanted: () => Bitfield.copy(wanted),
+      setLimits: (limits) =>
+        Effect.sync(() => {
+          if (limits.up !== undefined) uploader.setUpLimit(limits.up)
+          if (limits.down !== undefined) downLimit.setRate(limits.down)
+        }),
+      limits: () => ({ up: uploader.upLimit(), down: downLimit.rate() }),
+      setMaxPeers: (max) => Effect.sync(() => swarm.setMaxPeers(max)),
+      setWanted,
+      setPriorities,
+      prioritize,
+      whenVerified,
+      reannounce: () => Effect.sync(board.reannounce)
     }
   })

@@ -11,6 +11,7 @@ export type Reason =
   | "invalid-selection" // a file selection names no file of the torrent
   | "incomplete" // seeding data that is missing or does not match the torrent
   | "listen-failed" // the listening socket could not be opened
+  | "stopped" // the torrent was stopped (its scope closed) before what was waited for happened
 
 export class TorrentError extends Data.TaggedError("TorrentError")<{
   readonly reason: Reason

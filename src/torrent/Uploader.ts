@@ -21,7 +21,9 @@
  *   without hashing again (SHA-1 is ~1 CPU s per GiB here, a third of the seeder's CPU). What that cannot see is a
  *   change that leaves all four alone (e.g. bit rot below the file system).
  * - `upLimit` (bytes/s, 0 = unlimited) is a token bucket charged per block before it is sent. When it runs dry,
- *   the peers waiting for it are served round-robin, one block each per pass, once it refills.
+ *   the peers waiting for it are served round-robin, one block each per pass, once it refills. `setUpLimit`
+ *   changes it at once; `sharedUp` (a session's limit for all its torrents) is charged too, and a wait for it is
+ *   re-checked at least every 250 ms (its rate may change under us).
  *
  * Per-peer totals (`transfers`): payload bytes sent to and accepted from each peer, keyed by its peer id and
  * kept after it disconnects (a reconnection adds to the same entry), so a caller can tell whom it got data from.
@@ -79,6 +81,8 @@ export interface Options {
   readonly seeding: () => boolean
   /** Bytes/s, 0 (default) unlimited. */
   readonly upLimit?: number | undefined
+  /** A bucket shared with other torrents (the session's upload limit), charged as well. */
+  readonly sharedUp?: RateLimit.Bucket | undefined
   /** Default 32 MiB. */
   readonly cacheBytes?: number | undefined
   /** Queued requests per peer (default 500). */
@@ -108,6 +112,20 @@ export interface PeerTransfer {
   readonly connected: boolean
 }
 
+/** What the uploader knows of one connected peer (Torrent.peers). */
+export interface PeerView {
+  readonly peerId: PeerId
+  /** We choke it. */
+  readonly amChoking: boolean
+  /** It is interested in us. */
+  readonly interested: boolean
+  /** Payload bytes of this connection: received (kept) and sent. */
+  readonly downloaded: number
+  readonly uploaded: number
+  /** Pieces it has announced. */
+  readonly pieces: number
+}
+
 export interface Uploader {
   /** The handle sessions should use: serves uploads and feeds the choker, then calls `inner`. */
   readonly wrap: (inner: TorrentHandle) => TorrentHandle
@@ -119,6 +137,13 @@ export interface Uploader {
   readonly rechoke: () => void
   /** Whether we are unchoking `peer` now. */
   readonly isUnchoked: (peer: PeerKey) => boolean
+  /** A connected peer's state and this connection's totals. */
+  readonly peer: (peer: PeerKey) => PeerView | undefined
+  /** This connection's payload totals only (cheaper than `peer`, for sampling rates). */
+  readonly counters: (peer: PeerKey) => { readonly downloaded: number; readonly uploaded: number } | undefined
+  /** The torrent's own upload limit, bytes/s (0: none); takes effect at once. */
+  readonly setUpLimit: (rate: number) => void
+  readonly upLimit: () => number
 }
 
 export const BLOCK_MAX = 16 * 1024
@@ -141,6 +166,9 @@ interface Peer {
   haveAll: boolean
   downBytes: number
   upBytes: number
+  /** This connection's totals. */
+  down: number
+  up: number
   downRate: number
   upRate: number
   /** A request of ours timed out and no block came since (no regular slot while downloading). */
@@ -167,7 +195,8 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
     const cacheBytes = Math.max(options.cacheBytes ?? 32 * 1024 * 1024, options.pieceLength)
     const maxQueued = options.maxQueued ?? 500
     const readConcurrency = Math.max(1, options.readConcurrency ?? 4)
-    const bucket = RateLimit.make(options.upLimit ?? 0, { now: now() })
+    const own = RateLimit.makeAdjustable(options.upLimit ?? 0, { now: now() })
+    const buckets = options.sharedUp === undefined ? [own] : [own, options.sharedUp]
     const random = options.random ?? Math.random
     const pieceSize = (i: number) => Math.min(options.pieceLength, options.totalLength - i * options.pieceLength)
 
@@ -378,8 +407,8 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           return sent
         }
         const t = now()
-        if (RateLimit.available(bucket, t) < b.length) {
-          scheduleWake(RateLimit.delayFor(bucket, b.length, t))
+        if (RateLimit.availableAll(buckets, t) < b.length) {
+          scheduleWake(Math.min(250, RateLimit.delayForAll(buckets, b.length, t)))
           return sent
         }
         p.queue.shift()
@@ -387,9 +416,10 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           p.queue = []
           return sent
         }
-        RateLimit.tryTake(bucket, b.length, t)
+        RateLimit.tryTakeAll(buckets, b.length, t)
         uploaded += b.length
         p.upBytes += b.length
+        p.up += b.length
         p.totals.uploaded += b.length
         sent++
       }
@@ -485,6 +515,8 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           haveAll: false,
           downBytes: 0,
           upBytes: 0,
+          down: 0,
+          up: 0,
           downRate: 0,
           upRate: 0,
           snubbed: false,
@@ -526,6 +558,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
         const p = peers.get(peer)
         if (kept && p !== undefined) {
           p.downBytes += length
+          p.down += length
           p.totals.downloaded += length
           p.snubbed = false
         }
@@ -585,7 +618,28 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
           connected: t.connections > 0
         })),
       rechoke: () => rechoke(true),
-      isUnchoked: (peer) => peers.get(peer)?.amChoking === false
+      isUnchoked: (peer) => peers.get(peer)?.amChoking === false,
+      peer: (key) => {
+        const p = peers.get(key)
+        if (p === undefined) return undefined
+        return {
+          peerId: p.peerId,
+          amChoking: p.amChoking,
+          interested: p.interested,
+          downloaded: p.down,
+          uploaded: p.up,
+          pieces: p.haveAll ? options.pieceCount : Bitfield.count(p.pieces)
+        }
+      },
+      counters: (key) => {
+        const p = peers.get(key)
+        return p === undefined ? undefined : { downloaded: p.down, uploaded: p.up }
+      },
+      setUpLimit: (rate) => {
+        RateLimit.setRate(own, rate, now())
+        wake()
+      },
+      upLimit: () => own.rate
     }
   })
 

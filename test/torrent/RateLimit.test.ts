@@ -203,3 +203,50 @@ describe("take (TestClock)", () => {
       yield* Fiber.interrupt(b)
     }))
 })
+
+describe("adjustable and shared buckets", () => {
+  it("setRate: unlimited ⇄ limited at once; tokens kept up to the new burst; the shared unlimited bucket refuses", () => {
+    const b = RateLimit.makeAdjustable(0, { now: 0 })
+    expect(b).not.toBe(RateLimit.unlimited)
+    expect(RateLimit.tryTake(b, 10 ** 9, 0)).toBe(10 ** 9)
+    RateLimit.setRate(b, 100_000, 0)
+    // starts full: one burst, then the rate
+    expect(RateLimit.tryTake(b, 10 ** 9, 0)).toBe(100_000)
+    expect(RateLimit.tryTake(b, 10 ** 9, 500)).toBe(50_000)
+    // a lower rate keeps the tokens saved, up to its burst
+    expect(RateLimit.tryTake(b, 0, 1000)).toBe(0)
+    RateLimit.setRate(b, 20_000, 1000)
+    expect(RateLimit.available(b, 1000)).toBe(20_000)
+    RateLimit.setRate(b, 0, 1000)
+    expect(RateLimit.available(b, 1000)).toBe(Number.POSITIVE_INFINITY)
+    expect(() => RateLimit.setRate(RateLimit.unlimited, 5, 0)).toThrow(RangeError)
+    expect(() => RateLimit.setRate(b, -1, 0)).toThrow(RangeError)
+  })
+
+  it.prop(
+    "several buckets charged as one never grant more than the emptiest allows, and charge each alike",
+    [
+      FastCheck.array(FastCheck.integer({ min: 0, max: 200_000 }), { minLength: 1, maxLength: 3 }),
+      FastCheck.array(FastCheck.tuple(FastCheck.integer({ min: 0, max: 300 }), FastCheck.integer({ min: 0, max: 70_000 })), {
+        maxLength: 40
+      })
+    ],
+    ([rates, steps]) => {
+      const buckets = rates.map((r) => RateLimit.makeAdjustable(r, { now: 0 }))
+      const limited = buckets.filter((b) => b.rate > 0)
+      let now = 0
+      let taken = 0
+      for (const [dt, n] of steps) {
+        now += dt
+        const before = RateLimit.availableAll(buckets, now)
+        const got = RateLimit.tryTakeAll(buckets, n, now)
+        expect(got).toBe(Math.min(n, before))
+        taken += got
+        const wait = RateLimit.delayForAll(buckets, n, now)
+        for (const b of limited) expect(wait).toBeGreaterThanOrEqual(RateLimit.delayFor(b, n, now))
+      }
+      // every limited bucket bounds the total: burst + rate × elapsed
+      for (const b of limited) expect(taken).toBeLessThanOrEqual(b.burst + Math.floor((b.rate * now) / 1000))
+    }
+  )
+})

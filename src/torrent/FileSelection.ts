@@ -41,3 +41,14 @@ export const wantedPieces = (layout: FileLayout.FileLayout, wanted: ReadonlyArra
 
 const piecesOf = (layout: FileLayout.FileLayout, f: number) =>
   Option.getOrUndefined(FileLayout.piecesOfFile(layout, f))
+
+/**
+ * The pieces to re-check when files become wanted (`Torrent.setWanted`'s `recheck`): every piece of a file wanted
+ * in `after` and not in `before`. A verified piece among them may straddle a file that was unwanted when it was
+ * written, whose part storage dropped; hashing it again from storage tells.
+ */
+export const newlyWanted = (
+  layout: FileLayout.FileLayout,
+  before: ReadonlyArray<boolean>,
+  after: ReadonlyArray<boolean>
+): Bitfield.Bitfield => wantedPieces(layout, after.map((w, f) => w && before[f] !== true))

@@ -17,6 +17,7 @@ import * as PeerIdentity from "../../src/core/PeerIdentity.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import * as MemoryStorage from "../../src/storage/MemoryStorage.ts"
 import * as ConnectionBudget from "../../src/torrent/ConnectionBudget.ts"
+import * as FileSelection from "../../src/torrent/FileSelection.ts"
 import * as RateLimit from "../../src/torrent/RateLimit.ts"
 import * as Torrent from "../../src/torrent/Torrent.ts"
 import type * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
@@ -193,6 +194,50 @@ describe("Torrent while running: introspection and control", () => {
       yield* t.done.pipe(Effect.timeout("2 seconds"))
       expect(t.stats()).toMatchObject({ bytesLeft: 0, total: 0 })
       expect(t.peers()[0]?.interested).toBe(false)
+    })).pipe(Effect.provide(noTracker)))
+
+  it.live("setWanted with recheck: a file selected later gets its part of a straddling piece, fetched again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // a.bin ends inside piece 1, which b.bin starts: with only a.bin wanted, storage drops b.bin's part of it.
+      const two = build({
+        name: "two",
+        pieceLength: PIECE,
+        files: [{ path: ["a.bin"], length: PIECE + 1000 }, { path: ["b.bin"], length: 3 * PIECE }]
+      })
+      const s = yield* startSeeder(two)
+      const files = [true, false]
+      const storage = yield* MemoryStorage.make({
+        files: two.metainfo.files.map((f) => ({ path: f.path, length: f.length, pad: f.pad })),
+        pieceLength: PIECE,
+        pieceHashes: two.metainfo.pieces,
+        wanted: (f) => files[f] === true
+      }).pipe(Effect.provide(Hasher.layerInline))
+      const events = yield* Torrent.makeEvents()
+      const seen = yield* collect(events)
+      const t = yield* Torrent.start({
+        metainfo: two.metainfo,
+        storage,
+        peerId: PeerIdentity.generate(),
+        peers: [{ host: "127.0.0.1", port: s.port }],
+        peerConfig,
+        events,
+        wanted: FileSelection.wantedPieces(storage.layout, files),
+        seed: true
+      })
+      yield* t.done.pipe(Effect.timeout("10 seconds"))
+      expect([...Bitfield.indices(t.have())]).toEqual([0, 1])
+      // b.bin too now: piece 1 is re-hashed from storage, fails (b.bin's part was never stored) and is fetched again.
+      const before = [...files]
+      files[1] = true
+      yield* t.setWanted(FileSelection.wantedPieces(storage.layout, files), {
+        recheck: FileSelection.newlyWanted(storage.layout, before, files)
+      })
+      yield* until("the second completion", () => seen.filter((e) => e._tag === "Completed").length === 2)
+      expect(Bitfield.count(t.have())).toBe(two.metainfo.pieceCount)
+      expect(Buffer.compare(storage.contents(0)!, Buffer.from(two.files[0]!))).toBe(0)
+      expect(Buffer.compare(storage.contents(1)!, Buffer.from(two.files[1]!))).toBe(0)
+      yield* until("every event", () => verifiedOrder(seen).length === 2 + 4, 2_000)
+      expect(verifiedOrder(seen).slice(2).sort()).toEqual([1, 2, 3, 4])
     })).pipe(Effect.provide(noTracker)))
 
   it.live("prioritize: the window's pieces come first, in order; whenVerified wakes for one of them", () =>

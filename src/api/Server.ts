@@ -65,7 +65,8 @@ const withBrackets = (host: string) => (host.includes(":") && !host.startsWith("
 export const urlOf = (host: string, port: number): string =>
   `http://${Security.isWildcard(host) ? "127.0.0.1" : withBrackets(host)}:${port}`
 
-const validate = (options: Options): Effect.Effect<void, ServerError> => {
+/** Fails with "insecure-bind" for a non-loopback host without at least one user or token. */
+export const checkOptions = (options: Options): Effect.Effect<void, ServerError> => {
   const host = options.host ?? defaultHost
   if (Security.isLoopback(host)) return Effect.void
   if (options.auth !== undefined && !Auth.isEmpty(options.auth)) return Effect.void
@@ -81,7 +82,7 @@ const validate = (options: Options): Effect.Effect<void, ServerError> => {
 export const layer = (options: Options = {}): Layer.Layer<HttpServer.HttpServer, ServerError, Session> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
-      yield* validate(options)
+      yield* checkOptions(options)
       const host = options.host ?? defaultHost
       const limits: Body.Limits = { ...Body.defaultLimits, ...options.limits }
       const shutdown = yield* Deferred.make<void>()

@@ -3,6 +3,7 @@
  * HTTP requests (node:http, which sends exactly the headers it is given) for what the client does not cover.
  */
 import * as Http from "node:http"
+import * as Net from "node:net"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -95,3 +96,25 @@ export const errorOf = (res: RawResponse): { readonly reason: string; readonly m
 
 /** A tiny valid-looking .torrent for the fake (it only checks the leading "d"). */
 export const torrentBytes = (tag: string): Uint8Array => new TextEncoder().encode(`d4:name${tag.length}:${tag}e`)
+
+/**
+ * Bytes written as they are on a fresh TCP connection; everything the server sends until it closes (or `ms`
+ * passes). For requests node:http will not send (no Host, a body announced and never sent).
+ */
+export const rawSocket = (port: number, request: string, ms = 5000): Effect.Effect<string, Error> =>
+  Effect.async<string, Error>((resume) => {
+    let text = ""
+    const socket = Net.connect(port, "127.0.0.1", () => socket.write(request))
+    const timer = setTimeout(() => socket.destroy(), ms)
+    socket.setEncoding("utf8")
+    socket.on("data", (c: string) => (text += c))
+    socket.on("error", () => {})
+    socket.on("close", () => {
+      clearTimeout(timer)
+      resume(Effect.succeed(text))
+    })
+    return Effect.sync(() => socket.destroy())
+  })
+
+/** The status code of a raw HTTP answer. */
+export const statusOf = (answer: string): number => Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? 0)

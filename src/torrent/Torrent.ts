@@ -45,7 +45,6 @@ import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as PubSub from "effect/PubSub"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -57,20 +56,20 @@ import type * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
-import type { BlockRef, PeerControl, PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import type { PeerInfo } from "../peer/TorrentHandle.ts"
 import * as Picker from "../picker/Picker.ts"
-import * as PiecePool from "../storage/PiecePool.ts"
 import type * as ResumeStore from "../storage/ResumeStore.ts"
 import type * as Storage from "../storage/Storage.ts"
 import * as Announcer from "../tracker/Announcer.ts"
 import { Tracker } from "../tracker/Tracker.ts"
-import * as ClientName from "./ClientName.ts"
 import type * as ConnectionBudget from "./ConnectionBudget.ts"
 import * as DownLimit from "./DownLimit.ts"
 import * as Extensions from "./Extensions.ts"
+import * as Download from "./Download.ts"
 import * as Finisher from "./Finisher.ts"
+import * as Integrity from "./Integrity.ts"
 import type * as RateLimit from "./RateLimit.ts"
-import * as RateMeter from "./RateMeter.ts"
+import * as PieceWaiters from "./PieceWaiters.ts"
 import * as ResumeSaver from "./ResumeSaver.ts"
 import * as Swarm from "./Swarm.ts"
 import { fromStorage, TorrentError } from "./TorrentError.ts"
@@ -172,31 +171,8 @@ export interface Stats {
   readonly total: number
 }
 
-/** One connected peer, as `peers()` shows it (the fields of the session's `TorrentInfo.PeerInfo`). */
-export interface PeerStatus {
-  /** `host:port` as dialled, or as an inbound peer connected from. */
-  readonly address: string
-  /** Its extension handshake's `v`, else its peer id's client code (ClientName.ts); "" when unknown. */
-  readonly client: string
-  readonly encryption: "rc4" | "plaintext" | "none"
-  readonly incoming: boolean
-  /** Bytes/s over the last 5 s. */
-  readonly downloadRate: number
-  readonly uploadRate: number
-  /** Payload bytes of this connection. */
-  readonly downloaded: number
-  readonly uploaded: number
-  /** Share of the pieces it has, 0..1. */
-  readonly progress: number
-  /** We choke it. */
-  readonly choked: boolean
-  /** It chokes us. */
-  readonly chokingUs: boolean
-  /** We are interested in it. */
-  readonly interested: boolean
-  /** It is interested in us. */
-  readonly interestedInUs: boolean
-}
+/** One connected peer, as `peers()` shows it (Download.ts). */
+export type PeerStatus = Download.PeerStatus
 
 export interface Limits {
   /** Bytes/s, 0 unlimited; absent: unchanged. */
@@ -299,26 +275,6 @@ export const defaultReconnect: Schedule.Schedule<unknown> = Swarm.defaultReconne
 /** Default reconnect backoff of a peer that connected before: 1 s, 2 s, 4 s … 60 s, then every 60 s, forever. */
 export const defaultReconnectKnown: Schedule.Schedule<unknown> = Swarm.defaultReconnectKnown
 
-const BLOCK = Picker.BLOCK
-
-/** Per in-flight piece: its pooled buffer, which blocks are in, and which session is copying each block. */
-interface Slot {
-  readonly buf: Uint8Array
-  readonly received: Uint8Array
-  readonly writers: Array<PeerKey | undefined>
-}
-
-interface PeerRecord {
-  readonly control: PeerControl
-  readonly info: PeerInfo
-  /** The remote host (for DHT pings on a `port` message). */
-  readonly host: string
-  interested: boolean
-  chokingUs: boolean
-  readonly down: RateMeter.RateMeter
-  readonly up: RateMeter.RateMeter
-}
-
 const storageFailure = fromStorage
 
 const invalid = (detail: string) => new TorrentError({ reason: "invalid-selection", detail })
@@ -353,69 +309,14 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       options.priorities?.[i] ?? "normal")
     let window: Picker.Window | undefined
 
-    // --- piece state (owned by the picker; mutated only from synchronous callbacks and the finisher fibers) ---
-    let picker: Picker.Picker | undefined
+    // --- piece state: the picker (Download.ts holds it; set after the check), verified pieces ---
     const have = Bitfield.make(m.pieceCount)
-    const slots = new Map<number, Slot>()
-    // Idle piece buffers kept for reuse: 32 (of 1 MiB) cover the pieces in flight plus those waiting for hash/write at
-    // full speed from a few peers; more only raises peak RSS (docs/PERFORMANCE.md). Bounded in bytes too, so big
-    // pieces (4–16 MiB) keep at most 32 MiB idle, not 32 pieces.
-    const pool = PiecePool.make({ maxFree: 32, maxFreeBytes: 32 * 1024 * 1024 })
-    const peers = new Map<PeerKey, PeerRecord>()
     /** Completes when the download finishes here (not when it was complete from the start). */
     const downloadedNow = yield* Deferred.make<void>()
-    let downloaded = 0
-    /** Accepted payload bytes per peer key, kept after the peer left. */
-    const downloadedBy = new Map<PeerKey, number>()
     let finished = false
     /** The run is over (failed, stopped, or complete without `seed`): nothing downloads any more. */
     let ended = false
     let lastRates = { downRate: 0, upRate: 0 }
-
-    const bytesLeft = () => picker?.progress().bytesLeft ?? total
-    const stats = (): Stats => {
-      const p = picker?.progress()
-      return {
-        downloaded,
-        uploaded: uploader.uploaded(),
-        peers: peers.size,
-        have: Bitfield.count(have),
-        pieces: m.pieceCount,
-        bytesLeft: p?.bytesLeft ?? total,
-        total
-      }
-    }
-
-    const kickAll = () => {
-      for (const r of peers.values()) r.control.requestMore()
-    }
-    const updateInterest = () => {
-      if (picker === undefined) return
-      for (const [key, r] of peers) {
-        const i = !finished && picker.isInteresting(key)
-        if (i !== r.interested) {
-          r.interested = i
-          r.control.setInterested(i)
-        }
-      }
-    }
-    const sendCancels = (cancels: ReadonlyArray<Picker.PeerRequest>) => {
-      for (const c of cancels) peers.get(c.peer)?.control.cancel([{ index: c.piece, begin: c.begin, length: c.length }])
-    }
-    const interesting = (peer: PeerKey): boolean => {
-      const i = picker !== undefined && !finished && picker.isInteresting(peer)
-      const r = peers.get(peer)
-      if (r !== undefined) r.interested = i
-      return i
-    }
-    const returnBlocks = (peer: PeerKey, blocks: ReadonlyArray<BlockRef>) => {
-      if (picker === undefined) return
-      for (const b of blocks) picker.requestRejected(peer, b.index, b.begin)
-      if (blocks.length > 0) kickAll()
-    }
-    const setPaused = (p: boolean) => {
-      for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
-    }
 
     const dht = m.private ? undefined : options.dht
     const ext = Extensions.make({
@@ -428,135 +329,37 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         for (const p of found) swarm.add(p.ip, p.port)
       }
     }, nowMs)
-    /** BEP 6 suggestions per peer (latest last, bounded). */
-    const suggested = new Map<PeerKey, Array<number>>()
-
-    const handle: TorrentHandle = {
-      infoHash: m.infoHash,
+    let lastPeerSeen = nowMs()
+    const download = Download.make({
+      metainfo: m,
       peerId: options.peerId,
-      pieceCount: m.pieceCount,
-      features: { fast: true, extensionProtocol: true, dht: dht !== undefined },
-      bitfield: () => Bitfield.copy(have),
-      extensionHandshake: ext.handshake,
+      have,
+      ext,
       dhtPort: dht?.local.port,
-      onExtended: ext.onExtended,
-      onPeerPort: (peer, port) => {
-        const host = peers.get(peer)?.host
-        if (dht !== undefined && host !== undefined && host !== "") swarm.pingDht(host, port)
-      },
-      onSuggest: (peer, index) => {
-        const list = suggested.get(peer) ?? []
-        if (list.includes(index)) return
-        list.push(index)
-        if (list.length > 16) list.shift()
-        suggested.set(peer, list)
-      },
-      onConnected: (peer, info, control) => {
-        picker?.peerJoined(peer)
-        peers.set(peer, {
-          control,
-          info,
-          host: Extensions.normalizeHost(info.remote.host),
-          interested: false,
-          chokingUs: true,
-          down: RateMeter.make(),
-          up: RateMeter.make()
-        })
-        ext.connected(peer, info, control)
+      finished: () => finished,
+      onPiece: (index, data) => finisher.offer(index, data),
+      paused: () => finisher.paused(),
+      onConnected: (peer) => {
         swarm.connected(peer)
         lastPeerSeen = nowMs()
-        if (finisher.paused()) control.pauseReading()
-        publish(TorrentEvent.PeerConnected({ addr: peer, encryption: info.encryption }))
       },
-      onPeerBitfield: (peer, bf) => {
-        picker?.peerBitfield(peer, bf)
-        return interesting(peer)
-      },
-      onPeerHave: (peer, index) => {
-        picker?.peerHave(peer, index)
-        return interesting(peer)
-      },
-      onPeerHaveAll: (peer) => {
-        picker?.peerHaveAll(peer)
-        return interesting(peer)
-      },
-      onPeerHaveNone: (peer) => {
-        picker?.peerHaveNone(peer)
-        return interesting(peer)
-      },
-      nextRequests: (peer, max, only) => {
-        if (picker === undefined || finished) return []
-        const reqs = picker.nextRequests(peer, max, { only, prefer: suggested.get(peer) })
-        return reqs.map((r) => ({ index: r.piece, begin: r.begin, length: r.length }))
-      },
-      blockBuffer: (peer, index, begin, length) => {
-        if (picker === undefined || picker.pieceState(index) !== "InFlight" || begin % BLOCK !== 0) return undefined
-        const size = pieceSize(index)
-        if (length !== Math.min(BLOCK, size - begin)) return undefined
-        let slot = slots.get(index)
-        if (slot === undefined) {
-          const blocks = Math.ceil(size / BLOCK)
-          slot = { buf: pool.acquire(size), received: new Uint8Array(blocks), writers: new Array(blocks) }
-          slots.set(index, slot)
-        }
-        const b = begin / BLOCK
-        if (slot.received[b] === 1) return undefined
-        const w = slot.writers[b]
-        if (w !== undefined && w !== peer) return undefined
-        slot.writers[b] = peer
-        return slot.buf
-      },
-      onBlock: (peer, index, begin, length) => {
-        if (picker === undefined) return false
-        const slot = slots.get(index)
-        const b = Math.floor(begin / BLOCK)
-        if (slot === undefined || slot.writers[b] !== peer || begin % BLOCK !== 0) {
-          // We did not give this session the buffer, so its bytes were not copied: never let the picker count the
-          // block as received from it (another session may have been copying it and since left).
-          if (slot !== undefined && slot.received[b] === 1) {
-            sendCancels(picker.blockReceived(peer, index, begin, length).cancels)
-          } else picker.requestRejected(peer, index, begin)
-          return false
-        }
-        slot.writers[b] = undefined
-        const r = picker.blockReceived(peer, index, begin, length)
-        sendCancels(r.cancels)
-        if (r.kind === "ignored") return false
-        slot.received[b] = 1
-        downloaded += length
-        downloadedBy.set(peer, (downloadedBy.get(peer) ?? 0) + length)
-        if (r.kind === "piece-complete") {
-          slots.delete(index)
-          finisher.offer(index, slot.buf)
-        }
-        return true
-      },
-      onChoked: (peer, blocks) => {
-        const r = peers.get(peer)
-        if (r !== undefined) r.chokingUs = true
-        returnBlocks(peer, blocks)
-      },
-      onUnchoked: (peer) => {
-        const r = peers.get(peer)
-        if (r !== undefined) r.chokingUs = false
-      },
-      onReturned: returnBlocks,
-      onRequestTimeout: (peer, blocks) => {
-        if (picker === undefined) return
-        for (const b of blocks) picker.requestTimedOut(peer, b.index, b.begin)
-        kickAll()
-      },
-      onClosed: (peer, error, _outstanding) => {
-        if (!peers.has(peer)) return
-        peers.delete(peer)
-        ext.closed(peer)
-        suggested.delete(peer)
-        picker?.peerLeft(peer)
-        for (const slot of slots.values()) {
-          for (let i = 0; i < slot.writers.length; i++) if (slot.writers[i] === peer) slot.writers[i] = undefined
-        }
-        publish(TorrentEvent.PeerDisconnected({ addr: peer, reason: `${error.reason}: ${error.detail}` }))
-        kickAll()
+      onPeerPort: (host, port) => swarm.pingDht(host, port),
+      publish
+    })
+    const peers = download.peers
+    const picker = download.picker
+
+    const bytesLeft = () => picker()?.progress().bytesLeft ?? total
+    const stats = (): Stats => {
+      const p = picker()?.progress()
+      return {
+        downloaded: download.downloaded(),
+        uploaded: uploader.uploaded(),
+        peers: peers.size,
+        have: Bitfield.count(have),
+        pieces: m.pieceCount,
+        bytesLeft: p?.bytesLeft ?? total,
+        total
       }
     }
 
@@ -570,64 +373,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         storageFailed = true
         return stop(storageFailure(e))
       })
-    /** File `f` is wanted and every piece it lies in is verified: the storage must hold all of it. */
-    const fileComplete = (f: number): boolean => {
-      const file = m.files[f]
-      if (file === undefined || file.pad || file.length === 0) return false
-      const last = Math.floor((file.offset + file.length - 1) / m.pieceLength)
-      for (let i = Math.floor(file.offset / m.pieceLength); i <= last; i++) {
-        if (!Bitfield.has(have, i) || !Bitfield.has(wanted, i)) return false
-      }
-      return true
-    }
-    const audit = Effect.catchAll(Effect.suspend(() => storage.audit(fileComplete)), failStorage)
-
-    // A piece read for a peer failed its hash (its file changed on disk since it was checked): it is no longer had,
-    // so it is neither served nor in the bitfield of peers that connect later, and every other piece of its files is
-    // re-checked the same way. It is not fetched again in this run (the picker keeps it Have); the next start's check
-    // finds it missing (the resume record is saved from `have`, and the file's size or mtime changed).
-    const rechecking = new Set<number>()
-    const lostPiece = (index: number): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        if (!Bitfield.has(have, index)) return
-        Bitfield.clear(have, index)
-        yield* Effect.logWarning(`piece ${index} no longer matches its hash on disk (a file changed?): not served`)
-        const from = index * m.pieceLength
-        const to = from + pieceSize(index)
-        const files = m.files.flatMap((f, i) =>
-          !f.pad && f.length > 0 && f.offset < to && f.offset + f.length > from && !rechecking.has(i) ? [i] : []
-        )
-        if (files.length === 0) return
-        const skip = Bitfield.full(m.pieceCount)
-        for (const f of files) {
-          rechecking.add(f)
-          const file = m.files[f]!
-          const last = Math.floor((file.offset + file.length - 1) / m.pieceLength)
-          for (let i = Math.floor(file.offset / m.pieceLength); i <= last; i++) {
-            if (Bitfield.has(have, i)) Bitfield.clear(skip, i)
-          }
-        }
-        const failed: Array<number> = []
-        yield* storage.checkStreamExcept(skip).pipe(
-          Stream.runForEach((p) =>
-            Effect.sync(() => {
-              if (!p.ok && Bitfield.has(have, p.index)) {
-                Bitfield.clear(have, p.index)
-                failed.push(p.index)
-              }
-            })
-          ),
-          Effect.catchAll((e) => Effect.logWarning(`re-check after a changed piece failed: ${e.message}`)),
-          Effect.ensuring(Effect.sync(() => files.forEach((f) => rechecking.delete(f))))
-        )
-        if (failed.length > 0) {
-          yield* Effect.logWarning(`re-check: ${failed.length} more piece(s) no longer match on disk, not served`)
-        }
-      })
+    const integrity = Integrity.make({ metainfo: m, storage, have, wanted, failStorage })
+    const audit = integrity.audit
 
     const uploader = yield* Uploader.make({
       storage,
-      onCorrupt: (index) => Effect.zipRight(audit, lostPiece(index)),
+      onCorrupt: (index) => Effect.zipRight(audit, integrity.lostPiece(index)),
       onReadError: failStorage,
       onBadDescriptor: (e) =>
         stop(
@@ -650,11 +401,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       allowedFast: { infoHash: m.infoHash }
     })
     const downLimit = yield* DownLimit.makeAdjustable(options.downLimit ?? 0, options.sharedDown)
-    const served = downLimit.wrap(uploader.wrap(handle))
+    const served = downLimit.wrap(uploader.wrap(download.handle))
     const seed = options.seed === true
 
     // --- peers ---
-    let lastPeerSeen = nowMs()
     const swarm = yield* Swarm.make({
       handle: served,
       maxPeers: options.maxPeers ?? 50,
@@ -669,32 +419,18 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       onBanned: (addr, reason) => publish(TorrentEvent.PeerBanned({ addr, reason }))
     })
 
-    // --- whenVerified ---
-    const waiters = new Map<number, Set<Deferred.Deferred<void, TorrentError>>>()
-    let closed = false
-    const stoppedError = new TorrentError({ reason: "stopped", detail: "the torrent was stopped" })
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        closed = true
-        for (const set of waiters.values()) for (const d of set) Deferred.unsafeDone(d, Exit.fail(stoppedError))
-        waiters.clear()
-      })
-    )
-    const verifiedNow = (index: number) => {
-      const set = waiters.get(index)
-      if (set === undefined) return
-      waiters.delete(index)
-      for (const d of set) Deferred.unsafeDone(d, Exit.void)
-    }
+    // --- whenVerified (PieceWaiters.ts) ---
+    const waiters = PieceWaiters.make(Deferred.await(stopped))
+    yield* Effect.addFinalizer(() => Effect.sync(waiters.close))
 
     // --- completion: when every wanted piece is verified (again, after a selection change) ---
     const completeIfDone = Effect.suspend(() => {
-      const p = picker
+      const p = picker()
       if (p === undefined || !p.isComplete() || finished) return Effect.void
       finished = true
       return Effect.gen(function*() {
         yield* storage.flush
-        yield* storage.audit(fileComplete) // nothing deleted or cut short under us since it was written
+        yield* storage.audit(integrity.fileComplete) // nothing deleted or cut short under us since it was written
         publish(TorrentEvent.Completed())
         yield* Deferred.succeed(downloadedNow, undefined)
         yield* Deferred.succeed(result, undefined)
@@ -704,9 +440,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     // --- the finishers (the owner): verify, write, announce `have`, or strike and ban ---
     const finisher = yield* Finisher.make({
       storage,
-      picker: () => picker!,
+      picker: () => picker()!,
       have,
-      pool,
+      pool: download.pool,
       budget: options.backlogBudget ?? 48 * 1024 * 1024,
       concurrency: options.finishConcurrency ?? 4,
       publish,
@@ -714,10 +450,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         for (const r of peers.values()) r.control.sendHave(index)
       },
       ban: swarm.ban,
-      kickAll,
-      onBacklog: setPaused,
-      onVerified: verifiedNow,
-      after: Effect.zipRight(Effect.sync(updateInterest), completeIfDone),
+      kickAll: download.kickAll,
+      onBacklog: download.setPaused,
+      onVerified: waiters.verified,
+      after: Effect.zipRight(Effect.sync(download.updateInterest), completeIfDone),
       failStorage,
       storageFailed: () => storageFailed
     })
@@ -744,7 +480,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         : undefined,
       stats: {
         uploaded: Effect.sync(() => uploader.uploaded()),
-        downloaded: Effect.sync(() => downloaded),
+        downloaded: Effect.sync(download.downloaded),
         left: Effect.sync(bytesLeft)
       },
       completed: Deferred.await(downloadedNow),
@@ -760,7 +496,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
 
     const progressMs = Duration.toMillis(options.progressInterval ?? Duration.seconds(1))
     const ticker = Effect.gen(function*() {
-      let lastBytes = downloaded
+      let lastBytes = download.downloaded()
       let lastUp = uploader.uploaded()
       let lastAt = yield* Clock.currentTimeMillis
       const tickMs = Math.max(50, Math.min(progressMs, noPeersMs / 4))
@@ -778,12 +514,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         sinceSample += tickMs
         if (sinceSample >= 1000) {
           sinceSample = 0
-          for (const [key, r] of peers) {
-            const v = uploader.counters(key)
-            if (v === undefined) continue
-            RateMeter.sample(r.down, now, v.downloaded)
-            RateMeter.sample(r.up, now, v.uploaded)
-          }
+          download.sampleRates(now, uploader.counters)
         }
         if (peers.size > 0) lastPeerSeen = nowMs()
         else if (
@@ -868,14 +599,14 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       }
       if (total0 === 0) publish(TorrentEvent.Checking({ checked: 0, total: 0 }))
       checkDone = true
-      picker = Picker.make({
+      const p = Picker.make({
         pieceCount: m.pieceCount,
         pieceLength: m.pieceLength,
         totalLength: m.totalLength,
         wanted,
         have
       })
-      const p = picker
+      download.setPicker(p)
       priorities.forEach((level, i) => level !== "normal" && p.setPriority(i, level))
       p.setWindow(window)
       publish(TorrentEvent.Started({ pieces: m.pieceCount, have: Bitfield.count(have), bytesLeft: bytesLeft() }))
@@ -945,14 +676,13 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         for (let i = 0; i < m.pieceCount; i++) Bitfield.has(pieces, i) ? Bitfield.set(wanted, i) : Bitfield.clear(wanted, i)
         recountTotal()
-        const p = picker
+        const p = picker()
         if (p === undefined) return Effect.void // the picker is made from `wanted` after the check
         for (let i = 0; i < m.pieceCount; i++) {
           const w = Bitfield.has(pieces, i)
           if (p.isWanted(i) === w) continue
-          sendCancels(p.setWanted(i, w))
-          // A dropped partial piece: its buffer is not pooled again (a session may still be copying a block into it).
-          if (!w && p.pieceState(i) !== "InFlight") slots.delete(i)
+          download.sendCancels(p.setWanted(i, w))
+          if (!w && p.pieceState(i) !== "InFlight") download.dropSlot(i)
         }
         const recheck = o?.recheck === undefined
           ? []
@@ -962,7 +692,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
             Effect.flatMap((data) => storage.verifyPiece(i, data)),
             Effect.flatMap((v) =>
               Effect.sync(() => {
-                pool.release(v.data)
+                download.pool.release(v.data)
                 if (v.ok) return
                 Bitfield.clear(have, i)
                 p.pieceLost(i)
@@ -981,8 +711,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           finished = false
           swarm.wake()
         }
-        updateInterest()
-        kickAll()
+        download.updateInterest()
+        download.kickAll()
         return completeIfDone
       })
 
@@ -993,18 +723,18 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         }
         list.forEach((level, i) => {
           priorities[i] = level
-          picker?.setPriority(i, level)
+          picker()?.setPriority(i, level)
         })
-        kickAll()
+        download.kickAll()
         return Effect.void
       })
 
     const prioritize = (first: number, last: number) =>
       Effect.sync(() => {
         window = last < first ? undefined : { first, last }
-        picker?.setWindow(window)
-        window = picker?.window() ?? window
-        kickAll()
+        picker()?.setWindow(window)
+        window = picker()?.window() ?? window
+        download.kickAll()
       })
 
     const whenVerified = (index: number): Effect.Effect<void, TorrentError> =>
@@ -1012,59 +742,18 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         if (!Number.isInteger(index) || index < 0 || index >= m.pieceCount) {
           return Effect.fail(invalid(`piece ${index} is not in 0..${m.pieceCount - 1}`))
         }
-        if (Bitfield.has(have, index)) return Effect.void
-        if (closed) return Effect.fail(stoppedError)
-        return Effect.flatMap(Deferred.make<void, TorrentError>(), (d) => {
-          let set = waiters.get(index)
-          if (set === undefined) {
-            set = new Set()
-            waiters.set(index, set)
-          }
-          set.add(d)
-          return Effect.raceFirst(Deferred.await(d), Deferred.await(stopped)).pipe(
-            Effect.ensuring(Effect.sync(() => {
-              const s = waiters.get(index)
-              s?.delete(d)
-              if (s?.size === 0) waiters.delete(index)
-            }))
-          )
-        })
+        return Bitfield.has(have, index) ? Effect.void : waiters.wait(index)
       })
 
-    const peerList = (): ReadonlyArray<PeerStatus> => {
-      const out: Array<PeerStatus> = []
-      for (const [key, r] of peers) {
-        const v = uploader.peer(key)
-        out.push({
-          address: key,
-          client: ClientName.of(ext.handshakeOf(key)?.v, r.info.peerId),
-          encryption: r.info.encryption,
-          incoming: r.info.direction === "inbound",
-          downloadRate: RateMeter.rate(r.down),
-          uploadRate: RateMeter.rate(r.up),
-          downloaded: v?.downloaded ?? 0,
-          uploaded: v?.uploaded ?? 0,
-          progress: m.pieceCount === 0 ? 0 : (v?.pieces ?? 0) / m.pieceCount,
-          choked: v?.amChoking ?? true,
-          chokingUs: r.chokingUs,
-          interested: r.interested,
-          interestedInUs: v?.interested ?? false
-        })
-      }
-      return out
-    }
-
-    const downloadedFrom = () =>
-      [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes)
     return {
       events,
       done: Deferred.await(result),
       failed: Deferred.await(stopped),
       stats,
-      downloadedFrom,
+      downloadedFrom: download.downloadedFrom,
       transfers: uploader.transfers,
       accept: swarm.accept,
-      peers: peerList,
+      peers: () => download.statuses(uploader.peer),
       trackers: board.trackers,
       have: () => Bitfield.copy(have),
       rates: () => lastRates,

@@ -128,7 +128,7 @@ describe("Torrent while running: introspection and control", () => {
       expect(limited.chokingUs).toBe(false)
       expect(limited.downloaded).toBeGreaterThan(0)
       expect(limited.downloadRate).toBeGreaterThan(20_000)
-      expect(limited.downloadRate).toBeLessThan(150_000)
+      expect(limited.downloadRate).toBeLessThan(200_000) // 64 KiB/s and the first burst, over at most 5 s
       expect(t.stats().downloaded).toBeLessThan(65536 + 65536 * 3.5 + 256 * 1024)
       expect(bestRate).toBeGreaterThan(0)
       expect(seen.some((e) => e._tag === "Progress" && e.downRate > 0)).toBe(true)

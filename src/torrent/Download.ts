@@ -1,0 +1,362 @@
+/**
+ * The download side of a torrent's byte path: the `TorrentHandle` its sessions call, the connected peers' records,
+ * and the in-flight piece buffers.
+ *
+ * Sessions call the handle synchronously from their socket handlers (one JS thread, so no locks). The `Picker`
+ * (set once the start-up check is over) is the single owner of piece state. Blocks are copied by the session
+ * straight into pooled piece buffers (`blockBuffer`), once; a block is written by one session at a time. When
+ * `onBlock` completes a piece it goes to `onPiece` (the finisher's mailbox): the only crossing into Effect, per
+ * piece (THROUGHPUT.md rules 1–2).
+ *
+ * Besides: interest (`updateInterest` after anything that changes what peers can give us), cancels for endgame
+ * losers, requests returned by chokes, rejects and timeouts, BEP 6 suggestions, per-peer choke state and 5 s rates
+ * (`Torrent.peers`), and bytes accepted per peer address.
+ */
+import * as Bitfield from "../core/Bitfield.ts"
+import type { PeerId } from "../core/InfoHash.ts"
+import type * as Metainfo from "../metainfo/Metainfo.ts"
+import type { BlockRef, PeerControl, PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
+import * as Picker from "../picker/Picker.ts"
+import * as PiecePool from "../storage/PiecePool.ts"
+import * as ClientName from "./ClientName.ts"
+import * as Extensions from "./Extensions.ts"
+import * as RateMeter from "./RateMeter.ts"
+import * as TorrentEvent from "./TorrentEvent.ts"
+
+export interface Options {
+  readonly metainfo: Pick<Metainfo.Metainfo, "infoHash" | "pieceCount" | "pieceLength" | "totalLength">
+  readonly peerId: PeerId
+  /** Verified pieces (our bitfield for the introductions). */
+  readonly have: Bitfield.Bitfield
+  readonly ext: Extensions.Extensions
+  /** Our DHT node's port when the torrent uses the DHT (sets the handshake's DHT bit). */
+  readonly dhtPort?: number | undefined
+  /** Every wanted piece is verified: nothing is requested, nobody is interesting. */
+  readonly finished: () => boolean
+  /** A piece is complete in `data` (ownership passes): verify and write it. */
+  readonly onPiece: (index: number, data: Uint8Array) => void
+  /** The hash/write backlog holds reading now (a new session starts paused). */
+  readonly paused: () => boolean
+  /** A session's handshake checked out. */
+  readonly onConnected: (peer: PeerKey) => void
+  /** A peer's BEP 5 `port` (its host as connected). */
+  readonly onPeerPort: (host: string, port: number) => void
+  readonly publish: (event: TorrentEvent.TorrentEvent) => void
+}
+
+/** A connected peer. */
+export interface PeerRecord {
+  readonly control: PeerControl
+  readonly info: PeerInfo
+  /** The remote host (for DHT pings on a `port` message). */
+  readonly host: string
+  /** We are interested in it. */
+  interested: boolean
+  /** It chokes us. */
+  chokingUs: boolean
+  /** Rates over the last seconds (sampled by the torrent's ticker). */
+  readonly down: RateMeter.RateMeter
+  readonly up: RateMeter.RateMeter
+}
+
+/** One connected peer, as `Torrent.peers()` shows it (the fields of the session's `TorrentInfo.PeerInfo`). */
+export interface PeerStatus {
+  /** `host:port` as dialled, or as an inbound peer connected from. */
+  readonly address: string
+  /** Its extension handshake's `v`, else its peer id's client code (ClientName.ts); "" when unknown. */
+  readonly client: string
+  readonly encryption: "rc4" | "plaintext" | "none"
+  readonly incoming: boolean
+  /** Bytes/s over the last 5 s. */
+  readonly downloadRate: number
+  readonly uploadRate: number
+  /** Payload bytes of this connection. */
+  readonly downloaded: number
+  readonly uploaded: number
+  /** Share of the pieces it has, 0..1. */
+  readonly progress: number
+  /** We choke it. */
+  readonly choked: boolean
+  /** It chokes us. */
+  readonly chokingUs: boolean
+  /** We are interested in it. */
+  readonly interested: boolean
+  /** It is interested in us. */
+  readonly interestedInUs: boolean
+}
+
+/** What the uploader knows of a connected peer (Uploader.ts `peer`). */
+export type UploadView = (peer: PeerKey) => {
+  readonly amChoking: boolean
+  readonly interested: boolean
+  readonly downloaded: number
+  readonly uploaded: number
+  readonly pieces: number
+} | undefined
+
+export interface Download {
+  readonly handle: TorrentHandle
+  readonly picker: () => Picker.Picker | undefined
+  /** The picker, once the start-up check is over. */
+  readonly setPicker: (picker: Picker.Picker) => void
+  readonly peers: ReadonlyMap<PeerKey, PeerRecord>
+  /** Piece buffers (the finisher gives them back after the write). */
+  readonly pool: PiecePool.PiecePool
+  /** Sessions should ask for requests again. */
+  readonly kickAll: () => void
+  /** Tells every peer whether we are interested in it now. */
+  readonly updateInterest: () => void
+  readonly sendCancels: (cancels: ReadonlyArray<Picker.PeerRequest>) => void
+  /** Pause (or resume) reading from every session. */
+  readonly setPaused: (paused: boolean) => void
+  /** Forgets a dropped partial piece's buffer (not pooled again: a session may still be copying into it). */
+  readonly dropSlot: (index: number) => void
+  /** Payload bytes of accepted blocks. */
+  readonly downloaded: () => number
+  /** Accepted bytes per peer address in this run, peers gone since included; most first. */
+  readonly downloadedFrom: () => ReadonlyArray<{ address: string; bytes: number }>
+  /** Every connected peer, with the uploader's side of it. */
+  readonly statuses: (upload: UploadView) => ReadonlyArray<PeerStatus>
+  /** Samples every peer's byte counters for its rates (about once a second). */
+  readonly sampleRates: (
+    now: number,
+    counters: (peer: PeerKey) => { readonly downloaded: number; readonly uploaded: number } | undefined
+  ) => void
+}
+
+const BLOCK = Picker.BLOCK
+
+/** Per in-flight piece: its pooled buffer, which blocks are in, and which session is copying each block. */
+interface Slot {
+  readonly buf: Uint8Array
+  readonly received: Uint8Array
+  readonly writers: Array<PeerKey | undefined>
+}
+
+export const make = (options: Options): Download => {
+  const m = options.metainfo
+  const have = options.have
+  const ext = options.ext
+  const finished = options.finished
+  const publish = options.publish
+  const pieceSize = (i: number) => Math.min(m.pieceLength, m.totalLength - i * m.pieceLength)
+  let picker: Picker.Picker | undefined
+  const slots = new Map<number, Slot>()
+  // Idle piece buffers kept for reuse: 32 (of 1 MiB) cover the pieces in flight plus those waiting for hash/write at
+  // full speed from a few peers; more only raises peak RSS (docs/PERFORMANCE.md). Bounded in bytes too, so big
+  // pieces (4–16 MiB) keep at most 32 MiB idle, not 32 pieces.
+  const pool = PiecePool.make({ maxFree: 32, maxFreeBytes: 32 * 1024 * 1024 })
+  const peers = new Map<PeerKey, PeerRecord>()
+  let downloaded = 0
+  /** Accepted payload bytes per peer key, kept after the peer left. */
+  const downloadedBy = new Map<PeerKey, number>()
+  /** BEP 6 suggestions per peer (latest last, bounded). */
+  const suggested = new Map<PeerKey, Array<number>>()
+
+  const kickAll = () => {
+    for (const r of peers.values()) r.control.requestMore()
+  }
+  const updateInterest = () => {
+    if (picker === undefined) return
+    for (const [key, r] of peers) {
+      const i = !finished() && picker.isInteresting(key)
+      if (i !== r.interested) {
+        r.interested = i
+        r.control.setInterested(i)
+      }
+    }
+  }
+  const sendCancels = (cancels: ReadonlyArray<Picker.PeerRequest>) => {
+    for (const c of cancels) peers.get(c.peer)?.control.cancel([{ index: c.piece, begin: c.begin, length: c.length }])
+  }
+  const interesting = (peer: PeerKey): boolean => {
+    const i = picker !== undefined && !finished() && picker.isInteresting(peer)
+    const r = peers.get(peer)
+    if (r !== undefined) r.interested = i
+    return i
+  }
+  const returnBlocks = (peer: PeerKey, blocks: ReadonlyArray<BlockRef>) => {
+    if (picker === undefined) return
+    for (const b of blocks) picker.requestRejected(peer, b.index, b.begin)
+    if (blocks.length > 0) kickAll()
+  }
+  const setPaused = (p: boolean) => {
+    for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
+  }
+
+  const handle: TorrentHandle = {
+    infoHash: m.infoHash,
+    peerId: options.peerId,
+    pieceCount: m.pieceCount,
+    features: { fast: true, extensionProtocol: true, dht: options.dhtPort !== undefined },
+    bitfield: () => Bitfield.copy(have),
+    extensionHandshake: ext.handshake,
+    dhtPort: options.dhtPort,
+    onExtended: ext.onExtended,
+    onPeerPort: (peer, port) => {
+      const host = peers.get(peer)?.host
+      if (options.dhtPort !== undefined && host !== undefined && host !== "") options.onPeerPort(host, port)
+    },
+    onSuggest: (peer, index) => {
+      const list = suggested.get(peer) ?? []
+      if (list.includes(index)) return
+      list.push(index)
+      if (list.length > 16) list.shift()
+      suggested.set(peer, list)
+    },
+    onConnected: (peer, info, control) => {
+      picker?.peerJoined(peer)
+      peers.set(peer, {
+        control,
+        info,
+        host: Extensions.normalizeHost(info.remote.host),
+        interested: false,
+        chokingUs: true,
+        down: RateMeter.make(),
+        up: RateMeter.make()
+      })
+      ext.connected(peer, info, control)
+      options.onConnected(peer)
+      if (options.paused()) control.pauseReading()
+      publish(TorrentEvent.PeerConnected({ addr: peer, encryption: info.encryption }))
+    },
+    onPeerBitfield: (peer, bf) => {
+      picker?.peerBitfield(peer, bf)
+      return interesting(peer)
+    },
+    onPeerHave: (peer, index) => {
+      picker?.peerHave(peer, index)
+      return interesting(peer)
+    },
+    onPeerHaveAll: (peer) => {
+      picker?.peerHaveAll(peer)
+      return interesting(peer)
+    },
+    onPeerHaveNone: (peer) => {
+      picker?.peerHaveNone(peer)
+      return interesting(peer)
+    },
+    nextRequests: (peer, max, only) => {
+      if (picker === undefined || finished()) return []
+      const reqs = picker.nextRequests(peer, max, { only, prefer: suggested.get(peer) })
+      return reqs.map((r) => ({ index: r.piece, begin: r.begin, length: r.length }))
+    },
+    blockBuffer: (peer, index, begin, length) => {
+      if (picker === undefined || picker.pieceState(index) !== "InFlight" || begin % BLOCK !== 0) return undefined
+      const size = pieceSize(index)
+      if (length !== Math.min(BLOCK, size - begin)) return undefined
+      let slot = slots.get(index)
+      if (slot === undefined) {
+        const blocks = Math.ceil(size / BLOCK)
+        slot = { buf: pool.acquire(size), received: new Uint8Array(blocks), writers: new Array(blocks) }
+        slots.set(index, slot)
+      }
+      const b = begin / BLOCK
+      if (slot.received[b] === 1) return undefined
+      const w = slot.writers[b]
+      if (w !== undefined && w !== peer) return undefined
+      slot.writers[b] = peer
+      return slot.buf
+    },
+    onBlock: (peer, index, begin, length) => {
+      if (picker === undefined) return false
+      const slot = slots.get(index)
+      const b = Math.floor(begin / BLOCK)
+      if (slot === undefined || slot.writers[b] !== peer || begin % BLOCK !== 0) {
+        // We did not give this session the buffer, so its bytes were not copied: never let the picker count the
+        // block as received from it (another session may have been copying it and since left).
+        if (slot !== undefined && slot.received[b] === 1) {
+          sendCancels(picker.blockReceived(peer, index, begin, length).cancels)
+        } else picker.requestRejected(peer, index, begin)
+        return false
+      }
+      slot.writers[b] = undefined
+      const r = picker.blockReceived(peer, index, begin, length)
+      sendCancels(r.cancels)
+      if (r.kind === "ignored") return false
+      slot.received[b] = 1
+      downloaded += length
+      downloadedBy.set(peer, (downloadedBy.get(peer) ?? 0) + length)
+      if (r.kind === "piece-complete") {
+        slots.delete(index)
+        options.onPiece(index, slot.buf)
+      }
+      return true
+    },
+    onChoked: (peer, blocks) => {
+      const r = peers.get(peer)
+      if (r !== undefined) r.chokingUs = true
+      returnBlocks(peer, blocks)
+    },
+    onUnchoked: (peer) => {
+      const r = peers.get(peer)
+      if (r !== undefined) r.chokingUs = false
+    },
+    onReturned: returnBlocks,
+    onRequestTimeout: (peer, blocks) => {
+      if (picker === undefined) return
+      for (const b of blocks) picker.requestTimedOut(peer, b.index, b.begin)
+      kickAll()
+    },
+    onClosed: (peer, error, _outstanding) => {
+      if (!peers.has(peer)) return
+      peers.delete(peer)
+      ext.closed(peer)
+      suggested.delete(peer)
+      picker?.peerLeft(peer)
+      for (const slot of slots.values()) {
+        for (let i = 0; i < slot.writers.length; i++) if (slot.writers[i] === peer) slot.writers[i] = undefined
+      }
+      publish(TorrentEvent.PeerDisconnected({ addr: peer, reason: `${error.reason}: ${error.detail}` }))
+      kickAll()
+    }
+  }
+
+  return {
+    handle,
+    picker: () => picker,
+    setPicker: (p) => {
+      picker = p
+    },
+    peers,
+    pool,
+    kickAll,
+    updateInterest,
+    sendCancels,
+    setPaused,
+    dropSlot: (index) => void slots.delete(index),
+    downloaded: () => downloaded,
+    downloadedFrom: () =>
+      [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes),
+    statuses: (upload) => {
+      const out: Array<PeerStatus> = []
+      for (const [key, r] of peers) {
+        const v = upload(key)
+        out.push({
+          address: key,
+          client: ClientName.of(ext.handshakeOf(key)?.v, r.info.peerId),
+          encryption: r.info.encryption,
+          incoming: r.info.direction === "inbound",
+          downloadRate: RateMeter.rate(r.down),
+          uploadRate: RateMeter.rate(r.up),
+          downloaded: v?.downloaded ?? 0,
+          uploaded: v?.uploaded ?? 0,
+          progress: m.pieceCount === 0 ? 0 : (v?.pieces ?? 0) / m.pieceCount,
+          choked: v?.amChoking ?? true,
+          chokingUs: r.chokingUs,
+          interested: r.interested,
+          interestedInUs: v?.interested ?? false
+        })
+      }
+      return out
+    },
+    sampleRates: (now, counters) => {
+      for (const [key, r] of peers) {
+        const v = counters(key)
+        if (v === undefined) continue
+        RateMeter.sample(r.down, now, v.downloaded)
+        RateMeter.sample(r.up, now, v.uploaded)
+      }
+    }
+  }
+}

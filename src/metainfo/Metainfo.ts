@@ -1,7 +1,10 @@
 /**
- * `.torrent` metainfo (BEP 3) decoded into a typed model: v1 single- and multi-file torrents, and the v1 side of
- * v1/v2 hybrids (BEP 52). v2-only torrents are recognized, validated and rejected with `reason: "v2-only"`; that
- * error carries their v2 info-hash and name so `info` can still show them.
+ * `.torrent` metainfo (BEP 3, BEP 52) decoded into a typed model: v1 single- and multi-file torrents, v1/v2
+ * hybrids, and v2-only torrents. Every v2 part is checked: the file tree, a `pieces root` per non-empty file, each
+ * `piece layers` entry against its root (the Merkle tree of `core/Merkle.ts`), piece alignment, and for hybrids
+ * that both file lists describe the same files at the same offsets. By default a v2-only torrent still fails, after
+ * full validation, with `reason: "v2-only"` (the download path cannot use it yet); that error carries its v2
+ * info-hash and name. `decode(bytes, { v2Only: true })` returns it as `version: "v2"` (what `info` shows).
  *
  * What is accepted and how values are read follows libtorrent 2.0.8 (`torrent_info::parse_torrent_file`), checked
  * against real torrents in `test/metainfo/conformance.test.ts`; `docs/METAINFO.md` lists the rules and the few
@@ -14,7 +17,10 @@
  * - symlinks (`attr` `l`) have length 0 and a target that is checked to stay inside the torrent;
  * - numbers: sizes must be non-negative safe integers below libtorrent's limits (a file below 2^44 bytes, the
  *   torrent below 2^48), the piece length positive and at most 2^30 - 1 (v2: a power of two of at least 16 KiB),
- *   and at most 0x200000 pieces.
+ *   and at most 0x200000 pieces;
+ * - v2: files are laid out piece-aligned, with the pads libtorrent 2.0.8 inserts (before every file that does not
+ *   start on a piece boundary, and after the last file of a v2-only torrent), so piece indices mean the same as
+ *   for libtorrent; the v1 list of a hybrid must have the same layout.
  *
  * `decode` never throws: every problem is a {@link MetainfoError} naming the field.
  */
@@ -25,6 +31,7 @@ import * as Bencode from "../bencode/Bencode.ts"
 import type { BencodeError } from "../bencode/BencodeError.ts"
 import * as Bytes from "../core/Bytes.ts"
 import * as InfoHash from "../core/InfoHash.ts"
+import * as Merkle from "../core/Merkle.ts"
 import { type Entry, fullPath, resolveDuplicates, sanitizeSymlinks } from "./internal/files.ts"
 import { MetainfoError, type Reason } from "./MetainfoError.ts"
 import { lossyUtf8, sanitizeComponent } from "./SafePath.ts"
@@ -56,15 +63,27 @@ export const FileEntry = Schema.Struct({
   attributes: FileAttributes,
   /** BEP 47 `mtime` (seconds), when given. */
   mtime: Schema.optionalWith(Schema.Number, { exact: true }),
-  /** BEP 52 `pieces root` of this file (hybrid torrents only). */
-  piecesRoot: Schema.optionalWith(Schema.Uint8ArrayFromSelf, { exact: true })
+  /** BEP 52 `pieces root` of this file (v2 and hybrid torrents; absent for empty files, pads and symlinks). */
+  piecesRoot: Schema.optionalWith(Schema.Uint8ArrayFromSelf, { exact: true }),
+  /**
+   * BEP 52: this file's piece layer from `piece layers` (a view into the input), checked against `piecesRoot`: one
+   * 32-byte hash per piece of the file. Only for files longer than one piece, and absent when the torrent leaves it
+   * out (libtorrent loads such torrents; peers supply the hashes).
+   */
+  pieceLayer: Schema.optionalWith(Schema.Uint8ArrayFromSelf, { exact: true })
 })
 export interface FileEntry extends Schema.Schema.Type<typeof FileEntry> {}
 
 export const Metainfo = Schema.Struct({
-  version: Schema.Literal("v1", "hybrid"),
+  /** `v1` (BEP 3), `hybrid` (both, one info dict), `v2` (BEP 52 only: only with `decode`'s `v2Only`). */
+  version: Schema.Literal("v1", "hybrid", "v2"),
   /** The sanitized name (the directory of a multi-file torrent, the file of a single-file one). */
   name: Schema.String,
+  /**
+   * The 20-byte id of the torrent's swarm on the v1 wire, in tracker announces and in the DHT: the SHA-1 info-hash
+   * for `v1` and `hybrid`, the SHA-256 one truncated to 20 bytes for `v2` (BEP 52). A hybrid's v2 swarm uses
+   * `InfoHash.truncatedV2(infoHashV2)` as well.
+   */
   infoHash: Schema.Uint8ArrayFromSelf.pipe(Schema.fromBrand(InfoHash.InfoHashV1)),
   infoHashV2: Schema.optionalWith(Schema.Uint8ArrayFromSelf.pipe(Schema.fromBrand(InfoHash.InfoHashV2)), {
     exact: true
@@ -73,7 +92,7 @@ export const Metainfo = Schema.Struct({
   rawInfo: Schema.Uint8ArrayFromSelf,
   pieceLength: Schema.Number.pipe(Schema.int(), Schema.positive()),
   pieceCount: Size,
-  /** The concatenated 20-byte SHA-1 piece hashes (a view into the decoded input); see {@link pieceHash}. */
+  /** The concatenated 20-byte SHA-1 piece hashes (a view into the decoded input; empty for `v2`); see {@link pieceHash}. */
   pieces: Schema.Uint8ArrayFromSelf,
   totalLength: Size,
   isMultiFile: Schema.Boolean,
@@ -93,11 +112,68 @@ export const Metainfo = Schema.Struct({
 })
 export interface Metainfo extends Schema.Schema.Type<typeof Metainfo> {}
 
-/** The SHA-1 of piece `index` (a view), or `undefined` outside `[0, pieceCount)`. */
+/** The SHA-1 of piece `index` (a view), or `undefined` outside `[0, pieceCount)` and for a v2-only torrent. */
 export const pieceHash = (metainfo: Metainfo, index: number): Uint8Array | undefined =>
-  Number.isInteger(index) && index >= 0 && index < metainfo.pieceCount
+  Number.isInteger(index) && index >= 0 && index < metainfo.pieceCount && metainfo.pieces.length >= index * 20 + 20
     ? metainfo.pieces.subarray(index * 20, index * 20 + 20)
     : undefined
+
+/** What the v2 half says a piece must hash to ({@link v2Piece}). */
+export interface V2Piece {
+  /** Index in `files` of the file holding the piece (v2 files are piece-aligned: a piece holds one file's data). */
+  readonly fileIndex: number
+  /** The piece's index within that file. */
+  readonly filePiece: number
+  /** Blocks (16 KiB leaves) of the whole file. */
+  readonly fileBlocks: number
+  /**
+   * The hash `Merkle.pieceRoot(leaves of the piece, fileBlocks, pieceLength)` must equal: the piece layer's entry,
+   * or the file's root for a file of one piece. `undefined` when the torrent lacks that file's piece layer.
+   */
+  readonly expected: Uint8Array | undefined
+}
+
+/**
+ * The v2 facts of piece `index` of a v2 or hybrid torrent: its file and the hash its leaves must reach. `undefined`
+ * for a v1 torrent, an index out of range, or a piece holding no file data (cannot happen in a valid torrent).
+ */
+export const v2Piece = (metainfo: Metainfo, index: number): V2Piece | undefined => {
+  if (metainfo.version === "v1" || !Number.isInteger(index) || index < 0 || index >= metainfo.pieceCount) return undefined
+  const start = index * metainfo.pieceLength
+  const files = metainfo.files
+  let lo = 0
+  let hi = files.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if (files[mid]!.offset <= start) lo = mid
+    else hi = mid - 1
+  }
+  // the file starting at or before `start` that holds data there (pads and empty files hold none)
+  for (let i = lo; i >= 0; i--) {
+    const f = files[i]!
+    if (f.piecesRoot === undefined || f.length === 0) continue
+    if (f.offset + f.length <= start) return undefined
+    const filePiece = (start - f.offset) / metainfo.pieceLength
+    const fileBlocks = Merkle.blockCount(f.length)
+    const expected = f.length <= metainfo.pieceLength
+      ? f.piecesRoot
+      : f.pieceLayer?.subarray(filePiece * 32, filePiece * 32 + 32)
+    return { fileIndex: i, filePiece, fileBlocks, expected }
+  }
+  return undefined
+}
+
+/** Files of a v2 or hybrid torrent longer than one piece, and how many of them come with their piece layer. */
+export const pieceLayerStatus = (metainfo: Metainfo): { readonly needed: number; readonly present: number } => {
+  let needed = 0
+  let present = 0
+  for (const f of metainfo.files) {
+    if (f.piecesRoot === undefined || f.length <= metainfo.pieceLength) continue
+    needed++
+    if (f.pieceLayer !== undefined) present++
+  }
+  return { needed, present }
+}
 
 /** Length of piece `index` (the last one may be short), or `undefined` outside `[0, pieceCount)`. */
 export const pieceLengthAt = (metainfo: Metainfo, index: number): number | undefined =>
@@ -317,7 +393,13 @@ interface V2File {
 }
 
 /** Walks a v2 `file tree` like libtorrent's `extract_files2`, inserting the alignment pads v2 implies. */
-const v2Files = (tree: Bencode.BDict, name: string, hasV1Files: boolean, pieceLength: number): Array<V2File> => {
+const v2Files = (
+  tree: Bencode.BDict,
+  name: string,
+  hasV1Files: boolean,
+  pieceLength: number,
+  tailPad: boolean
+): Array<V2File> => {
   const out: Array<V2File> = []
   let total = 0
   const bad = (field: string, detail: string): never => fail("invalid-v2", field, detail)
@@ -371,7 +453,8 @@ const v2Files = (tree: Bencode.BDict, name: string, hasV1Files: boolean, pieceLe
       const isRooted = single ? false : rooted
       out.push({
         entry: {
-          internal: parts.join("/") || name,
+          // a file whose components all vanish once made safe is called `_`, as in a v1 list
+          internal: parts.join("/") || (isRooted ? "_" : name),
           rooted: isRooted,
           length,
           pad: false,
@@ -388,6 +471,8 @@ const v2Files = (tree: Bencode.BDict, name: string, hasV1Files: boolean, pieceLe
     }
   }
   walk(tree, [], true, [], 0, "info.file tree")
+  // libtorrent 2.0.8 also pads the end of a v2-only torrent to a whole piece (its last piece is then full length)
+  if (tailPad && total % pieceLength !== 0) out.push({ entry: padEntry(pieceLength - (total % pieceLength)), offset: total })
   sanitizeSymlinks(out.map((f) => f.entry))
   return out
 }
@@ -406,10 +491,11 @@ const padEntry = (size: number): Entry => ({
 })
 
 /**
- * The v1 and v2 lists of a hybrid must describe the same layout. Pads and empty files are left out of the
+ * Why the v1 and v2 lists of a hybrid do not describe the same layout, or `undefined` when they do (libtorrent
+ * refuses such a torrent: "the v1 and v2 file metadata does not match"). Pads and empty files are left out of the
  * comparison: libtorrent 2.0.8 accepts hybrids whose v1 list places empty files on the other side of a pad.
  */
-const sameFiles = (v1: ReadonlyArray<Entry>, v2: ReadonlyArray<V2File>, name: string): boolean => {
+const filesMismatch = (v1: ReadonlyArray<Entry>, v2: ReadonlyArray<V2File>, name: string): string | undefined => {
   const real: Array<{ readonly e: Entry; readonly offset: number }> = []
   let offset = 0
   for (const e of v1) {
@@ -417,24 +503,42 @@ const sameFiles = (v1: ReadonlyArray<Entry>, v2: ReadonlyArray<V2File>, name: st
     offset += e.length
   }
   const other = v2.filter((f) => !f.entry.pad && f.entry.length > 0)
-  if (real.length !== other.length) return false
-  return real.every(({ e: a, offset }, i) => {
-    const b = other[i]!
-    return a.executable === b.entry.executable &&
-      a.hidden === b.entry.hidden &&
-      a.mtime === b.entry.mtime &&
-      a.length === b.entry.length &&
-      fullPath(a, name) === fullPath(b.entry, name) &&
-      offset === b.offset
-  })
+  const show = (e: Entry) => JSON.stringify(fullPath(e, name))
+  for (let i = 0; i < Math.max(real.length, other.length); i++) {
+    const a = real[i]
+    const b = other[i]
+    if (a === undefined) return `the v2 file tree has ${show(b!.entry)}, the v1 file list has no file there`
+    if (b === undefined) return `the v1 file list has ${show(a.e)}, the v2 file tree has no file there`
+    const differs = (what: string, x: unknown, y: unknown) =>
+      `file ${show(a.e)}: ${what} ${String(x)} in the v1 list, ${String(y)} in the v2 tree`
+    if (fullPath(a.e, name) !== fullPath(b.entry, name)) {
+      return `the v1 file list has ${show(a.e)} where the v2 file tree has ${show(b.entry)}`
+    }
+    if (a.e.length !== b.entry.length) return differs("length", a.e.length, b.entry.length)
+    if (a.offset !== b.offset) return differs("offset", a.offset, b.offset) + " (v2 files are piece-aligned)"
+    if (a.e.executable !== b.entry.executable) return differs("executable", a.e.executable, b.entry.executable)
+    if (a.e.hidden !== b.entry.hidden) return differs("hidden", a.e.hidden, b.entry.hidden)
+    if (a.e.mtime !== b.entry.mtime) return differs("mtime", a.e.mtime, b.entry.mtime)
+  }
+  return undefined
 }
 
-const checkPieceLayers = (top: Bencode.BDict, files: ReadonlyArray<V2File>, pieceLength: number): void => {
+/**
+ * Checks `piece layers` (BEP 52): a dictionary of 32-byte roots to strings of 32-byte hashes; the entry of every
+ * file longer than a piece must have one hash per piece and hash up to the file's root. Returns the checked layers
+ * by root. Absent entries are tolerated, as by libtorrent 2.0.8 (peers can supply them); entries under no file's
+ * root are ignored (libtorrent 2.0.8 too).
+ */
+const checkPieceLayers = (
+  top: Bencode.BDict,
+  files: ReadonlyArray<V2File>,
+  pieceLength: number
+): Map<string, Uint8Array> => {
+  const checked = new Map<string, Uint8Array>()
   const layers = dict(top, "piece layers")
-  // absent layers are tolerated, as by libtorrent 2.0.8: peers can supply them
   if (layers === undefined) {
     if (top.has("piece layers")) fail("invalid-v2", "piece layers", "piece layers must be a dictionary")
-    return
+    return checked
   }
   for (const [key, value] of layers) {
     if (key.length !== 32 || !Bencode.isBytes(value) || value.length % 32 !== 0) {
@@ -444,15 +548,14 @@ const checkPieceLayers = (top: Bencode.BDict, files: ReadonlyArray<V2File>, piec
   }
   for (const { entry } of files) {
     if (entry.pad || entry.piecesRoot === undefined || entry.length <= pieceLength) continue
-    // a missing layer is tolerated (libtorrent 2.0.8 loads such torrents and fetches the hashes from peers)
-    const layer = layers.get(Bytes.toBinaryString(entry.piecesRoot))
-    if (!Bencode.isBytes(layer)) continue
-    const expected = Math.ceil(entry.length / pieceLength) * 32
-    if (layer.length !== expected) {
-      const field = `piece layers[${Bytes.toHex(entry.piecesRoot)}]`
-      fail("invalid-v2", field, `${layer.length} bytes, expected ${expected}`)
-    }
+    const key = Bytes.toBinaryString(entry.piecesRoot)
+    const layer = layers.get(key)
+    if (!Bencode.isBytes(layer) || checked.has(key)) continue
+    const why = Merkle.checkPieceLayer(layer, entry.piecesRoot, entry.length, pieceLength)
+    if (why !== undefined) fail("invalid-v2", `piece layers[${Bytes.toHex(entry.piecesRoot)}]`, why)
+    checked.set(key, layer)
   }
+  return checked
 }
 
 // --- top level -------------------------------------------------------------------------------------------------
@@ -516,10 +619,10 @@ const optionalText = (top: Bencode.BDict, key: string): string | undefined => {
 }
 
 /** Runs {@link body}, adding the v2 info-hash (once known) to any failure, so `info` can show it for v2 torrents. */
-const run = (input: Uint8Array): Metainfo => {
+const run = (input: Uint8Array, options: DecodeOptions): Metainfo => {
   const known: { infoHashV2?: InfoHash.InfoHashV2 } = {}
   try {
-    return body(input, known)
+    return body(input, known, options)
   } catch (e) {
     if (e instanceof Fail && e.error.infoHashV2 === undefined && known.infoHashV2 !== undefined) {
       const { cause, detail, field, name, reason } = e.error
@@ -529,7 +632,7 @@ const run = (input: Uint8Array): Metainfo => {
   }
 }
 
-const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): Metainfo => {
+const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }, options: DecodeOptions): Metainfo => {
   // bytes after the top-level dict are ignored, as libtorrent does (real torrents end with a stray newline)
   const decoded = Bencode.decodePrefix(input, { mode: "lenient" })
   if (Either.isLeft(decoded)) {
@@ -580,12 +683,20 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
   } else if (!isV2 || info.has("length")) {
     entries = [singleFile(info)]
   }
-  const v2 = tree !== undefined ? v2Files(tree, name, multiFiles !== undefined, pl) : undefined
+  const v2 = tree !== undefined ? v2Files(tree, name, multiFiles !== undefined, pl, entries === undefined) : undefined
+  if (entries === undefined && v2 !== undefined) {
+    // v2-only: the tree is the file list (with its alignment pads)
+    entries = v2.map((f) => f.entry)
+    multi = !(v2.filter((f) => !f.entry.pad).length === 1 && v2.every((f) => f.entry.pad || !f.entry.rooted))
+  }
 
-  const files = entries ?? v2!.map((f) => f.entry)
+  const files = entries ?? []
   if (files.length === 0) return fail("invalid-field", "info.files", "the torrent has no files")
-  if (entries !== undefined && v2 !== undefined && !sameFiles(entries, v2, name)) {
-    return fail("invalid-v2", "info.file tree", "the v1 and v2 file lists do not match", { infoHashV2 })
+  const mismatch = multiFiles !== undefined || info.has("length")
+    ? v2 === undefined ? undefined : filesMismatch(files, v2, name)
+    : undefined
+  if (mismatch !== undefined) {
+    return fail("invalid-v2", "info.file tree", `the v1 and v2 file lists do not match: ${mismatch}`, { infoHashV2 })
   }
 
   let total = 0
@@ -599,8 +710,9 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
   if (pieceCount > MAX_PIECES) {
     return fail("too-many-pieces", "info.pieces", `${pieceCount} pieces, more than the limit of ${MAX_PIECES}`)
   }
+  const isV2Only = v2 !== undefined && multiFiles === undefined && !info.has("length")
   const pieces = str(info, "pieces")
-  if (pieces === undefined && entries !== undefined) {
+  if (pieces === undefined && !isV2Only) {
     return fail("missing-field", "info.pieces", "the piece hashes are missing")
   }
   if (pieces !== undefined) {
@@ -616,17 +728,24 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
     }
   }
   if (total === 0) return fail("invalid-field", multi ? "info.files" : "info.length", "the torrent holds no data")
-  if (v2 !== undefined) checkPieceLayers(top, v2, pl)
+  const layers = v2 !== undefined ? checkPieceLayers(top, v2, pl) : new Map<string, Uint8Array>()
 
-  if (entries === undefined) {
+  if (isV2Only && options.v2Only !== true) {
     return fail("v2-only", undefined, "v2-only torrents are not supported yet", { infoHashV2, name })
   }
 
-  const paths = resolveDuplicates(entries, name)
-  const roots = new Map<string, Uint8Array>()
-  for (const f of v2 ?? []) if (f.entry.piecesRoot !== undefined) roots.set(fullPath(f.entry, name), f.entry.piecesRoot)
+  const paths = resolveDuplicates(files, name)
+  // each data file's root: its own (v2-only), or its v2 twin's (a hybrid's lists hold the same data files in order)
+  const roots = new Map<Entry, Uint8Array>()
+  if (v2 !== undefined) {
+    const twins = v2.filter((f) => !f.entry.pad && f.entry.length > 0)
+    files.filter((e) => !e.pad && e.length > 0).forEach((e, i) => {
+      const root = twins[i]?.entry.piecesRoot
+      if (root !== undefined) roots.set(e, root)
+    })
+  }
   let offset = 0
-  const out = entries.map((e, i): FileEntry => {
+  const out = files.map((e, i): FileEntry => {
     const path = paths[i]!.split("/")
     const target = e.symlink?.split("/")
     const symlink = target === undefined ? undefined : e.rooted ? [name, ...target] : target
@@ -639,8 +758,12 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
       attributes: symlink === undefined
         ? { executable: e.executable, hidden: e.hidden }
         : { executable: e.executable, hidden: e.hidden, symlink },
-      ...(e.mtime !== 0 ? { mtime: e.mtime } : {}),
-      ...(roots.has(fullPath(e, name)) ? { piecesRoot: roots.get(fullPath(e, name))! } : {})
+      ...(e.mtime !== 0 ? { mtime: e.mtime } : {})
+    }
+    const root = roots.get(e)
+    if (root !== undefined) {
+      const layer = e.length > pl ? layers.get(Bytes.toBinaryString(root)) : undefined
+      Object.assign(f, layer === undefined ? { piecesRoot: root } : { piecesRoot: root, pieceLayer: layer })
     }
     offset += e.length
     return f
@@ -653,14 +776,14 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
   const encoding = str(top, "encoding")
   const priv = int(info, "private")
   return {
-    version: v2 !== undefined ? "hybrid" : "v1",
+    version: isV2Only ? "v2" : v2 !== undefined ? "hybrid" : "v1",
     name: multi ? name : paths[0]!,
-    infoHash,
+    infoHash: isV2Only ? InfoHash.truncatedV2(infoHashV2!) : infoHash,
     ...(infoHashV2 !== undefined ? { infoHashV2 } : {}),
     rawInfo,
     pieceLength: pl,
     pieceCount,
-    pieces: pieces!,
+    pieces: isV2Only ? new Uint8Array(0) : pieces!,
     totalLength: total,
     isMultiFile: multi,
     files: out,
@@ -675,10 +798,18 @@ const body = (input: Uint8Array, known: { infoHashV2?: InfoHash.InfoHashV2 }): M
   }
 }
 
+export interface DecodeOptions {
+  /**
+   * Return a valid v2-only torrent as `version: "v2"` instead of failing with `reason: "v2-only"`. Off by default
+   * until downloads can use one (docs/V2.md); `info` turns it on.
+   */
+  readonly v2Only?: boolean | undefined
+}
+
 /** Decodes a `.torrent` file. Never throws. */
-export const decode = (bytes: Uint8Array): Either.Either<Metainfo, MetainfoError> => {
+export const decode = (bytes: Uint8Array, options: DecodeOptions = {}): Either.Either<Metainfo, MetainfoError> => {
   try {
-    return Either.right(run(bytes))
+    return Either.right(run(bytes, options))
   } catch (e) {
     if (e instanceof Fail) return Either.left(e.error)
     // a bug, not bad input; still never escape as a throw
@@ -687,5 +818,5 @@ export const decode = (bytes: Uint8Array): Either.Either<Metainfo, MetainfoError
 }
 
 /** {@link decode} as an Effect. */
-export const decodeEffect = (bytes: Uint8Array): Effect.Effect<Metainfo, MetainfoError> =>
-  Effect.suspend(() => decode(bytes))
+export const decodeEffect = (bytes: Uint8Array, options: DecodeOptions = {}): Effect.Effect<Metainfo, MetainfoError> =>
+  Effect.suspend(() => decode(bytes, options))

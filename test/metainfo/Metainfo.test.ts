@@ -4,6 +4,7 @@ import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
+import * as Merkle from "../../src/core/Merkle.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 
 type Dict = { readonly [key: string]: Bencode.Encodable | undefined }
@@ -225,13 +226,16 @@ describe("Metainfo.decode: validation errors name their field", () => {
 // --- v2 / hybrid -------------------------------------------------------------------------------------------------
 
 const root = (seed: number) => new Uint8Array(32).fill(seed)
+/** a.bin's piece layer (two pieces) and the root it hashes up to (BEP 52: layers must match their roots). */
+const layerA = Uint8Array.from({ length: 64 }, (_, i) => i + 1)
+const rootA = Merkle.rootFromPieceLayer(layerA, 16384)
 
 const hybridInfo = (): Dict => ({
   name: "h",
   "piece length": 16384,
   "meta version": 2,
   "file tree": new Map<string, Bencode.Encodable>([
-    ["a.bin", { "": { length: 20000, "pieces root": root(1) } }],
+    ["a.bin", { "": { length: 20000, "pieces root": rootA } }],
     ["b.bin", { "": { length: 100, "pieces root": root(2) } }]
   ]),
   files: [
@@ -242,7 +246,7 @@ const hybridInfo = (): Dict => ({
   pieces: hashes(3)
 })
 
-const layers = () => new Map<string, Bencode.Encodable>([[Bytes.toBinaryString(root(1)), new Uint8Array(64)]])
+const layers = () => new Map<string, Bencode.Encodable>([[Bytes.toBinaryString(rootA), layerA]])
 
 describe("Metainfo.decode: v2 and hybrid (BEP 52)", () => {
   it("decodes the v1 side of a hybrid torrent and reports both info-hashes", () => {
@@ -256,7 +260,7 @@ describe("Metainfo.decode: v2 and hybrid (BEP 52)", () => {
       ["h/.pad/12768", 20000, true],
       ["h/b.bin", 32768, false]
     ])
-    expect(m.files[0]!.piecesRoot).toEqual(root(1))
+    expect(m.files[0]!.piecesRoot).toEqual(rootA)
   })
 
   it("rejects a hybrid whose v1 and v2 file lists disagree", () => {
@@ -268,7 +272,7 @@ describe("Metainfo.decode: v2 and hybrid (BEP 52)", () => {
   })
 
   it("rejects a piece layer of the wrong size", () => {
-    const bad = new Map<string, Bencode.Encodable>([[Bytes.toBinaryString(root(1)), new Uint8Array(96)]])
+    const bad = new Map<string, Bencode.Encodable>([[Bytes.toBinaryString(rootA), new Uint8Array(96)]])
     expect(err(torrent(hybridInfo(), { "piece layers": bad })).reason).toBe("invalid-v2")
   })
 

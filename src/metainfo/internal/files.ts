@@ -121,7 +121,7 @@ const lower = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase()
 
 /**
  * Renames files whose path (compared case-insensitively, ASCII only, as libtorrent does) equals an earlier file's
- * or any directory of the torrent: `dir/a.txt` becomes `dir/a.1.txt`, then `.2`, ... Pad files of equal size may
+ * or any directory of the torrent's non-pad files: `dir/a.txt` becomes `dir/a.1.txt`, then `.2`, ... Pad files of equal size may
  * share a path. Returns the final full paths, in file order.
  */
 export const resolveDuplicates = (entries: ReadonlyArray<Entry>, name: string): Array<string> => {
@@ -129,7 +129,9 @@ export const resolveDuplicates = (entries: ReadonlyArray<Entry>, name: string): 
   // lower-case path -> index of the file holding it, or -1 for a directory
   const seen = new Map<string, number>()
   for (const [i, e] of entries.entries()) {
-    if (!e.rooted) continue
+    // a pad's directory (`name/.pad`) is never created, so it takes no name (libtorrent 2.0.8: the tail pad of a
+    // single-file v2 torrent, `x.iso/.pad/N`, leaves the file `x.iso` as it is)
+    if (!e.rooted || e.pad) continue
     for (let d = branchOf(full[i]!); d !== ""; d = branchOf(d)) seen.set(lower(d), -1)
   }
   entries.forEach((e, i) => {

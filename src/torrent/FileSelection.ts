@@ -7,6 +7,7 @@ import * as Option from "effect/Option"
 import * as Bitfield from "../core/Bitfield.ts"
 import * as FileLayout from "../metainfo/FileLayout.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
+import type * as Picker from "../picker/Picker.ts"
 
 /** Torrent-order indices of the real (non-pad) files: `dataFiles(m)[i]` is the file `info` shows as number `i`. */
 export const dataFiles = (metainfo: Metainfo.Metainfo): ReadonlyArray<number> =>
@@ -52,3 +53,25 @@ export const newlyWanted = (
   before: ReadonlyArray<boolean>,
   after: ReadonlyArray<boolean>
 ): Bitfield.Bitfield => wantedPieces(layout, after.map((w, f) => w && before[f] !== true))
+
+const RANK: Readonly<Record<Picker.Priority, number>> = { low: 0, normal: 1, high: 2 }
+
+/**
+ * Piece priorities from file priorities (torrent-order files, as `wantedFiles`): a piece takes the highest priority
+ * of the files it holds bytes of; pieces of no listed file are "normal". For `Torrent.setPriorities`.
+ */
+export const piecePriorities = (
+  layout: FileLayout.FileLayout,
+  files: ReadonlyArray<Picker.Priority>
+): Array<Picker.Priority> => {
+  const out = new Array<Picker.Priority | undefined>(layout.lengths.pieceCount).fill(undefined)
+  files.forEach((p, f) => {
+    const range = piecesOf(layout, f)
+    if (range === undefined) return
+    for (let i = range.first; i <= range.last; i++) {
+      const cur = out[i]
+      if (cur === undefined || RANK[p] > RANK[cur]) out[i] = p
+    }
+  })
+  return out.map((p) => p ?? "normal")
+}

@@ -20,10 +20,23 @@ import { seed } from "./SeedCommand.ts"
 import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 import { trackers } from "./TrackersCommand.ts"
 import { verify } from "./VerifyCommand.ts"
+import { daemon } from "./DaemonCommand.ts"
+import { remoteCommands } from "./RemoteCommands.ts"
 
 const root = Command.make("effect-torrent").pipe(
   Command.withDescription("A BitTorrent client and library built on Effect"),
-  Command.withSubcommands([info, trackers, download, seed, verify, create, magnetToTorrent, demo])
+  Command.withSubcommands([
+    info,
+    trackers,
+    download,
+    seed,
+    verify,
+    create,
+    magnetToTorrent,
+    demo,
+    daemon,
+    ...remoteCommands
+  ])
 )
 
 const cli = Command.run(root, { name: "effect-torrent", version: "0.1.0" })

@@ -7,7 +7,9 @@
  * samples ending with `le="+Inf"`, then `_sum` and `_count`; summaries are `{quantile=…}` samples, `_sum`, `_count`;
  * Effect's frequencies become a counter family with one sample per observed value (label `key`). Names and label
  * names are reduced to the allowed characters, label values and help text escaped (`\\`, `\"`, `\n`). A name whose
- * metrics disagree on the type keeps the first type; the others are left out.
+ * metrics disagree on the type keeps the first type; the others are left out. The registry keys a metric by its
+ * name, tags *and* description (and type details), so one series can have two entries: counters are added up,
+ * for the other kinds the first is kept (a series appears once, as the format requires).
  */
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -50,13 +52,16 @@ const labelString = (labels: Labels): string =>
 interface Sample {
   readonly labels: Labels
   readonly lines: ReadonlyArray<string>
+  /** A counter's count (to add up duplicates). */
+  readonly count?: number | bigint
 }
 
 interface Family {
   readonly name: string
   readonly kind: Kind
   help: string | undefined
-  readonly samples: Array<Sample>
+  /** By label string: one series per label set. */
+  readonly samples: Map<string, Sample>
 }
 
 const kindOf = (state: unknown): Kind | undefined =>
@@ -82,12 +87,21 @@ const labelsOf = (pair: MetricPair.MetricPair.Untyped, reserved: string | undefi
   return [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 }
 
+const counterSample = (name: string, labels: Labels, count: number | bigint): Sample => ({
+  labels,
+  count,
+  lines: [`${name}${labelString(labels)} ${formatValue(count)}`]
+})
+
+const add = (a: number | bigint, b: number | bigint): number | bigint =>
+  typeof a === "bigint" || typeof b === "bigint" ? BigInt(a) + BigInt(b) : a + b
+
 const samplesOf = (name: string, pair: MetricPair.MetricPair.Untyped): ReadonlyArray<Sample> => {
   const state: unknown = pair.metricState
   if (MetricState.isCounterState(state) || MetricState.isGaugeState(state)) {
     const labels = labelsOf(pair, undefined)
-    const value = MetricState.isCounterState(state) ? state.count : state.value
-    return [{ labels, lines: [`${name}${labelString(labels)} ${formatValue(value)}`] }]
+    if (MetricState.isCounterState(state)) return [counterSample(name, labels, state.count)]
+    return [{ labels, lines: [`${name}${labelString(labels)} ${formatValue(state.value)}`] }]
   }
   if (MetricState.isHistogramState(state)) {
     const labels = labelsOf(pair, "le")
@@ -119,18 +133,12 @@ const samplesOf = (name: string, pair: MetricPair.MetricPair.Untyped): ReadonlyA
   if (MetricState.isFrequencyState(state)) {
     const base = labelsOf(pair, "key")
     return [...state.occurrences.entries()].map(([key, count]) => {
-      const labels: Labels = [...base, ["key", key]]
-      return { labels, lines: [`${name}${labelString(labels)} ${formatValue(count)}`] }
+      return counterSample(name, [...base, ["key", key]], count)
     })
   }
   return []
 }
 
-const compareLabels = (a: Sample, b: Sample): number => {
-  const x = labelString(a.labels)
-  const y = labelString(b.labels)
-  return x < y ? -1 : x > y ? 1 : 0
-}
 
 /** The exposition of these metric pairs. */
 export const render = (pairs: Iterable<MetricPair.MetricPair.Untyped>): string => {
@@ -141,20 +149,29 @@ export const render = (pairs: Iterable<MetricPair.MetricPair.Untyped>): string =
     const name = sanitizeName(pair.metricKey.name)
     let family = families.get(name)
     if (family === undefined) {
-      family = { name, kind, help: undefined, samples: [] }
+      family = { name, kind, help: undefined, samples: new Map() }
       families.set(name, family)
     }
     if (family.kind !== kind) continue
     if (family.help === undefined && Option.isSome(pair.metricKey.description)) {
       family.help = pair.metricKey.description.value
     }
-    family.samples.push(...samplesOf(name, pair))
+    for (const sample of samplesOf(name, pair)) {
+      const key = labelString(sample.labels)
+      const existing = family.samples.get(key)
+      if (existing === undefined) family.samples.set(key, sample)
+      else if (existing.count !== undefined && sample.count !== undefined) {
+        // Two registry entries for one series (the same name and tags, e.g. with and without a description):
+        // one series, the sum of the counts.
+        family.samples.set(key, counterSample(name, sample.labels, add(existing.count, sample.count)))
+      }
+    }
   }
   const out: Array<string> = []
   for (const family of [...families.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     out.push(`# HELP ${family.name} ${escapeHelp(family.help ?? family.name)}`)
     out.push(`# TYPE ${family.name} ${family.kind}`)
-    for (const sample of family.samples.sort(compareLabels)) out.push(...sample.lines)
+    for (const key of [...family.samples.keys()].sort()) out.push(...family.samples.get(key)!.lines)
   }
   return out.length === 0 ? "" : out.join("\n") + "\n"
 }

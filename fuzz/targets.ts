@@ -8,6 +8,7 @@ import { join } from "node:path"
 import * as Bencode from "../src/bencode/Bencode.ts"
 import * as Bitfield from "../src/core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../src/core/InfoHash.ts"
+import * as Merkle from "../src/core/Merkle.ts"
 import * as Magnet from "../src/metainfo/Magnet.ts"
 import * as Metainfo from "../src/metainfo/Metainfo.ts"
 import * as ResumeRecord from "../src/storage/ResumeRecord.ts"
@@ -83,6 +84,14 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
     Message.KeepAlive(),
     Message.Port({ port: 6881 })
   ])
+  const tree = Merkle.fromLeaves(bytes(1000 * 32, 14))
+  const range = { base: 0, index: 256, length: 16, proofLayers: Merkle.proofLayersToRoot(0, 1000) }
+  const hashFrames = Message.encodeBatch([
+    Message.HashRequest({ piecesRoot: tree.root, ...range }),
+    Message.Hashes({ piecesRoot: tree.root, ...range, hashes: Merkle.proof(tree, range)! }),
+    Message.HashReject({ piecesRoot: tree.root, base: 4, index: 0, length: 64, proofLayers: 5 }),
+    Message.Have({ index: 3 })
+  ])
   const resume = ResumeRecord.encode({
     version: ResumeRecord.VERSION,
     infoHash,
@@ -98,7 +107,7 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
       run: (b) => [Bencode.decode(b), Bencode.decode(b, { mode: "lenient" }), Bencode.decodePrefix(b)],
       corpus: [hand, ...torrents.slice(0, 40)]
     },
-    { name: "metainfo", run: (b) => Metainfo.decode(b), corpus: [hand, ...torrents] },
+    { name: "metainfo", run: (b) => [Metainfo.decode(b), Metainfo.decode(b, { v2Only: true })], corpus: [hand, ...torrents] },
     {
       name: "magnet",
       run: (b) => {
@@ -112,16 +121,38 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
     },
     {
       name: "wire-frames",
-      run: (b) => [FrameDecoder.decodeAll(b, { pieceCount: 9 }), FrameDecoder.decodeAll(b, { fast: false })],
-      corpus: [frames]
+      run: (b) => [
+        FrameDecoder.decodeAll(b, { pieceCount: 9 }),
+        FrameDecoder.decodeAll(b, { fast: false }),
+        FrameDecoder.decodeAll(b, { v2: true, pieceCount: 9 })
+      ],
+      corpus: [frames, hashFrames]
+    },
+    {
+      // BEP 52 hash messages decoded and their proofs checked, as a v2 session would
+      name: "wire-hashes",
+      run: (b) => {
+        const r = FrameDecoder.decodeAll(b, { v2: true })
+        if (r._tag === "Right") {
+          for (const m of r.right) {
+            if (m._tag === "Hashes") Merkle.verify(m.piecesRoot, 1000, m, m.hashes)
+            if (m._tag === "HashRequest") Merkle.checkRange(m, 1000)
+          }
+        }
+        return r
+      },
+      corpus: [hashFrames]
     },
     {
       name: "handshake",
       run: (b) => {
         const r = Handshake.reader()
-        return [Handshake.decode(b), r.push(b)]
+        return [Handshake.decode(b), r.push(b), Handshake.supportsV2(b.subarray(20, 28))]
       },
-      corpus: [Handshake.encode({ reserved: Handshake.reserved({ extensionProtocol: true, fast: true }), infoHash, peerId })]
+      corpus: [
+        Handshake.encode({ reserved: Handshake.reserved({ extensionProtocol: true, fast: true }), infoHash, peerId }),
+        Handshake.encode({ reserved: Handshake.reserved({ extensionProtocol: true, fast: true, v2: true }), infoHash, peerId })
+      ]
     },
     {
       name: "tracker-http",

@@ -13,6 +13,10 @@
  * - BEP 6 messages are decoded only when `fast` is on; otherwise they are a `not-negotiated` error, as BEP 6 asks.
  *   The same holds for BEP 10 (id 20) and `extensionProtocol`. Both default to on, so a decoder made without
  *   options accepts every message; a session passes what the handshakes negotiated.
+ * - BEP 52's `hash request` (21), `hashes` (22) and `hash reject` (23) are decoded only when `v2` is on (both peers
+ *   set the v2 bit and the torrent has a v2 half); off, the default, they are skipped like any unknown id, as before
+ *   v2 existed here. Request and reject must be exactly 49 bytes; `hashes` must carry exactly the base hashes plus
+ *   the uncles its own fields call for (`Merkle.uncleCount`), within `maxFrameLength`.
  * - Unknown ids are skipped (BEP 3), within `maxFrameLength`.
  * - It never throws (provided the handler does not): the first violation is returned as a `WireError`, and every
  *   later `push` returns the same error without decoding.
@@ -22,6 +26,7 @@
  */
 import * as Either from "effect/Either"
 import * as Bitfield from "../core/Bitfield.ts"
+import * as Merkle from "../core/Merkle.ts"
 import * as Message from "./Message.ts"
 import { WireError } from "./WireError.ts"
 import type { Reason } from "./WireError.ts"
@@ -49,6 +54,8 @@ export interface Options {
   readonly fast?: boolean | undefined
   /** BEP 10 negotiated (both peers set the reserved bit). Default true. */
   readonly extensionProtocol?: boolean | undefined
+  /** BEP 52 negotiated: decode hash request / hashes / hash reject. Default false (they are skipped as unknown). */
+  readonly v2?: boolean | undefined
 }
 
 export interface FrameDecoder {
@@ -104,8 +111,20 @@ const haveNone = Message.HaveNone()
 
 const HEAD = 0 // reading a length prefix, id and fixed fields (into `head` when split across chunks)
 const BLOCK = 1 // streaming a piece block to onBlock
-const BODY = 2 // copying a bitfield or extended payload into `body`
+const BODY = 2 // copying a bitfield, extended or hashes payload into `body`
 const SKIP = 3 // skipping an unknown message's payload
+
+/** Length prefix of a `hash request` / `hash reject`, and the fixed part of a `hashes` one: id, root, 4 × u32. */
+const HASH_FIELDS = 49
+
+/** The root (copied) and four numbers of a hash message, from `b[o]` (the byte after the id). */
+const hashFields = (b: Uint8Array, o: number) => ({
+  piecesRoot: new Uint8Array(b.subarray(o, o + 32)), // a copy, even of a Node Buffer (whose slice is a view)
+  base: u32(b, o + 32),
+  index: u32(b, o + 36),
+  length: u32(b, o + 40),
+  proofLayers: u32(b, o + 44)
+})
 
 const u32 = (b: Uint8Array, o: number): number =>
   ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
@@ -116,6 +135,7 @@ class Decoder implements FrameDecoder {
   readonly maxFrame: number
   readonly fast: boolean
   readonly ext: boolean
+  readonly v2: boolean
   pieceCount: number
   error: WireError | undefined
   /** Stream offset of the current chunk's first byte. */
@@ -123,7 +143,7 @@ class Decoder implements FrameDecoder {
   /** Stream offset of the frame being decoded. */
   frameStart: number
   stage: number
-  /** A frame's first bytes when they arrive split; 17 bytes fit the largest fixed-size message (request). */
+  /** A frame's first bytes when they arrive split; 53 bytes fit the largest fixed-size header (hash request). */
   readonly head: Uint8Array
   headHave: number
   headNeed: number
@@ -145,12 +165,13 @@ class Decoder implements FrameDecoder {
     this.maxFrame = options.maxFrameLength ?? defaultMaxFrameLength
     this.fast = options.fast ?? true
     this.ext = options.extensionProtocol ?? true
+    this.v2 = options.v2 ?? false
     this.pieceCount = options.pieceCount ?? -1
     this.error = undefined
     this.base = 0
     this.frameStart = 0
     this.stage = HEAD
-    this.head = new Uint8Array(17)
+    this.head = new Uint8Array(Message.hashHeaderLength)
     this.headHave = 0
     this.headNeed = 4
     this.len = 0
@@ -307,9 +328,19 @@ class Decoder implements FrameDecoder {
         if (!this.ext) return this.notNegotiated(id)
         if (len < 2) return this.badLength(id, len, 2)
         return len <= this.maxFrame ? 6 : this.tooLarge(id, len, this.maxFrame)
-      default:
+      case Message.Id.HashRequest:
+      case Message.Id.HashReject:
+        if (!this.v2) break
+        return len === HASH_FIELDS ? Message.hashHeaderLength : this.badLength(id, len, HASH_FIELDS)
+      case Message.Id.Hashes:
+        if (!this.v2) break
+        if (len < HASH_FIELDS || (len - HASH_FIELDS) % 32 !== 0) {
+          return this.fail("bad-length", `hashes message with length ${len}, expected 49 + a multiple of 32`)
+        }
         return len <= this.maxFrame ? 5 : this.tooLarge(id, len, this.maxFrame)
     }
+    // unknown ids (and BEP 52's without v2) are skipped, within the frame bound
+    return len <= this.maxFrame ? 5 : this.tooLarge(id, len, this.maxFrame)
   }
 
   badLength(id: number, len: number, want: number): -1 {
@@ -399,24 +430,43 @@ class Decoder implements FrameDecoder {
       case Message.Id.Port:
         h.onMessage(Message.Port({ port: (b[o + 5]! << 8) | b[o + 6]! }))
         return true
-      case Message.Id.Bitfield:
-      case Message.Id.Extended: {
-        this.id = id
-        const skip = id === Message.Id.Extended ? 2 : 1
-        this.extId = skip === 2 ? b[o + 5]! : 0
-        this.body = new Uint8Array(len - skip)
-        this.bodyHave = 0
-        if (len > skip) {
-          this.stage = BODY
+      case Message.Id.HashRequest:
+      case Message.Id.HashReject:
+        if (this.v2) {
+          const fields = hashFields(b, o + 5)
+          h.onMessage(id === Message.Id.HashRequest ? Message.HashRequest(fields) : Message.HashReject(fields))
           return true
         }
-        return this.emitBody()
-      }
+        return this.skip(len)
+      case Message.Id.Hashes:
+        return this.v2 ? this.startBody(b, o, len, id) : this.skip(len)
+      case Message.Id.Bitfield:
+      case Message.Id.Extended:
+        return this.startBody(b, o, len, id)
       default:
-        this.skipLeft = len - 1
-        if (len > 1) this.stage = SKIP
-        return true
+        return this.skip(len)
     }
+  }
+
+  /** Collects the payload of a bitfield, extended or hashes frame into `body`, then emits it. */
+  startBody(b: Uint8Array, o: number, len: number, id: number): boolean {
+    this.id = id
+    const skip = id === Message.Id.Extended ? 2 : 1
+    this.extId = skip === 2 ? b[o + 5]! : 0
+    this.body = new Uint8Array(len - skip)
+    this.bodyHave = 0
+    if (len > skip) {
+      this.stage = BODY
+      return true
+    }
+    return this.emitBody()
+  }
+
+  /** Skips the payload of a frame of length `len` whose id was read. */
+  skip(len: number): boolean {
+    this.skipLeft = len - 1
+    if (len > 1) this.stage = SKIP
+    return true
   }
 
   emitBody(): boolean {
@@ -424,6 +474,21 @@ class Decoder implements FrameDecoder {
     this.body = this.head
     if (this.id === Message.Id.Extended) {
       this.handler.onMessage(Message.Extended({ id: this.extId, payload: body }))
+      return true
+    }
+    if (this.id === Message.Id.Hashes) {
+      const fields = hashFields(body, 0)
+      const hashes = body.subarray(48)
+      const want = fields.length + Merkle.uncleCount(fields.length, fields.proofLayers)
+      if (hashes.length !== want * 32) {
+        this.fail(
+          "bad-length",
+          `hashes message with ${hashes.length / 32} hashes, but length ${fields.length} and ${fields.proofLayers} ` +
+            `proof layers call for ${want}`
+        )
+        return false
+      }
+      this.handler.onMessage(Message.Hashes({ ...fields, hashes }))
       return true
     }
     if (this.pieceCount >= 0) {

@@ -1,7 +1,11 @@
 /**
  * The 68-byte BitTorrent handshake: `19 "BitTorrent protocol" reserved[8] info_hash[20] peer_id[20]`, the reserved
- * bits we use (BEP 10 extension protocol, BEP 6 fast extension, BEP 5 DHT), and a streaming reader for a handshake
- * that arrives split across chunks or merged with the first messages.
+ * bits we use (BEP 10 extension protocol, BEP 6 fast extension, BEP 5 DHT, BEP 52 v2), and a streaming reader for
+ * a handshake that arrives split across chunks or merged with the first messages.
+ *
+ * BEP 52: a v2 swarm's handshake carries the SHA-256 info-hash truncated to 20 bytes (`InfoHash.truncatedV2`). A
+ * peer that sends a hybrid's SHA-1 info-hash with the v2 bit set says it also speaks v2; the other side may answer
+ * with the truncated v2 hash to "upgrade" the connection to v2 (so a listener must accept either id of a hybrid).
  */
 import * as Either from "effect/Either"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
@@ -32,12 +36,14 @@ const PSTR = Uint8Array.from(protocol, (c) => c.charCodeAt(0))
 export const supportsExtensionProtocol = (reserved: Uint8Array): boolean => (reserved[5]! & 0x10) !== 0
 export const supportsFast = (reserved: Uint8Array): boolean => (reserved[7]! & 0x04) !== 0
 export const supportsDht = (reserved: Uint8Array): boolean => (reserved[7]! & 0x01) !== 0
+/** BEP 52, bit 0x10 of reserved byte 7 (the 4th most significant bit of the last byte): v2 support. */
+export const supportsV2 = (reserved: Uint8Array): boolean => (reserved[7]! & 0x10) !== 0
 
-/** The reserved bytes announcing `features`. */
-export const reserved = (features: Partial<Features>): Uint8Array => {
+/** The reserved bytes announcing `features` (and BEP 52's v2 bit with `v2`). */
+export const reserved = (features: Partial<Features> & { readonly v2?: boolean | undefined }): Uint8Array => {
   const r = new Uint8Array(8)
   if (features.extensionProtocol === true) r[5] = 0x10
-  r[7] = (features.fast === true ? 0x04 : 0) | (features.dht === true ? 0x01 : 0)
+  r[7] = (features.fast === true ? 0x04 : 0) | (features.dht === true ? 0x01 : 0) | (features.v2 === true ? 0x10 : 0)
   return r
 }
 
@@ -57,6 +63,12 @@ export const negotiated = (ours: Uint8Array, theirs: Uint8Array): Features => ({
   fast: supportsFast(ours) && supportsFast(theirs),
   dht: supportsDht(ours) && supportsDht(theirs)
 })
+
+/**
+ * Whether both sides set BEP 52's v2 bit: with a v2 torrent, pass `v2: true` on to `FrameDecoder.make` (hash
+ * request, hashes and hash reject are then decoded). Kept apart from {@link negotiated}, whose shape callers match.
+ */
+export const negotiatedV2 = (ours: Uint8Array, theirs: Uint8Array): boolean => supportsV2(ours) && supportsV2(theirs)
 
 /** Writes the 68 bytes at `offset` and returns the offset after them. */
 export const encodeInto = (handshake: Handshake, buf: Uint8Array, offset: number): number => {

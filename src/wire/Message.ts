@@ -1,5 +1,6 @@
 /**
- * Peer wire messages (BEP 3, plus BEP 6 fast extension and BEP 10 extension protocol) and their encoders.
+ * Peer wire messages (BEP 3, plus BEP 6 fast extension, BEP 10 extension protocol and BEP 52's hash messages) and
+ * their encoders.
  *
  * Decoding lives in `FrameDecoder.ts`; it emits these values for everything except `piece` blocks, which go to a
  * callback so they can be copied once, straight into their piece buffer. Encoders write into a caller's buffer;
@@ -24,7 +25,10 @@ export const Id = {
   HaveNone: 0x0f,
   Reject: 0x10,
   AllowedFast: 0x11,
-  Extended: 20
+  Extended: 20,
+  HashRequest: 21,
+  Hashes: 22,
+  HashReject: 23
 } as const
 
 /** The block size every current client requests (BEP 3: larger requests get the connection closed). */
@@ -32,6 +36,9 @@ export const blockLength = 16_384
 
 /** Bytes before a piece message's block: length prefix, id, index, begin. */
 export const pieceHeaderLength = 13
+
+/** Bytes of a `hash request` / `hash reject`, and of a `hashes` message before its hashes: prefix, id, root, 4 × u32. */
+export const hashHeaderLength = 53
 
 /**
  * One peer wire message. Byte fields (`bytes`, `block`, `payload`) of decoded messages are owned copies, never
@@ -59,6 +66,38 @@ export type Message = Data.TaggedEnum<{
   AllowedFast: { readonly index: number }
   /** BEP 10: extended message `id` (0 is the extension handshake) with its payload (bencoded dict, maybe data). */
   Extended: { readonly id: number; readonly payload: Uint8Array }
+  /**
+   * BEP 52: asks for `length` hashes of layer `base` (0: leaves) of the file whose Merkle root is `piecesRoot`,
+   * from `index` on, with uncle hashes for `proofLayers` layers above (see `core/Merkle.ts`, whose `Range` these
+   * fields are). The decoder checks only the framing; whether the range fits the file is the torrent's call.
+   */
+  HashRequest: {
+    readonly piecesRoot: Uint8Array
+    readonly base: number
+    readonly index: number
+    readonly length: number
+    readonly proofLayers: number
+  }
+  /**
+   * BEP 52: the answer to a hash request: its fields, then `hashes`, the `length` base hashes followed by the uncle
+   * hashes, lowest first (`Merkle.uncleCount(length, proofLayers)` of them; the decoder checks the count).
+   */
+  Hashes: {
+    readonly piecesRoot: Uint8Array
+    readonly base: number
+    readonly index: number
+    readonly length: number
+    readonly proofLayers: number
+    readonly hashes: Uint8Array
+  }
+  /** BEP 52: a hash request the peer will not serve (the request's fields). */
+  HashReject: {
+    readonly piecesRoot: Uint8Array
+    readonly base: number
+    readonly index: number
+    readonly length: number
+    readonly proofLayers: number
+  }
 }>
 
 export type Piece = Extract<Message, { readonly _tag: "Piece" }>
@@ -74,6 +113,9 @@ export const {
   Cancel,
   Choke,
   Extended,
+  HashReject,
+  HashRequest,
+  Hashes,
   Have,
   HaveAll,
   HaveNone,
@@ -116,6 +158,11 @@ export const encodedLength = (message: Message): number => {
       return pieceHeaderLength + message.block.length
     case "Extended":
       return 6 + message.payload.length
+    case "HashRequest":
+    case "HashReject":
+      return hashHeaderLength
+    case "Hashes":
+      return hashHeaderLength + message.hashes.length
   }
 }
 
@@ -124,6 +171,21 @@ const u32 = (buf: Uint8Array, o: number, v: number): void => {
   buf[o + 1] = v >>> 16
   buf[o + 2] = v >>> 8
   buf[o + 3] = v
+}
+
+/** The 48 bytes after a hash message's id: root (32 bytes, zero-filled if shorter), base, index, length, proof layers. */
+const hashFields = (
+  buf: Uint8Array,
+  o: number,
+  m: { readonly piecesRoot: Uint8Array; readonly base: number; readonly index: number; readonly length: number; readonly proofLayers: number }
+): number => {
+  buf.fill(0, o, o + 32)
+  buf.set(m.piecesRoot.subarray(0, 32), o)
+  u32(buf, o + 32, m.base)
+  u32(buf, o + 36, m.index)
+  u32(buf, o + 40, m.length)
+  u32(buf, o + 44, m.proofLayers)
+  return o + 48
 }
 
 /** Length prefix and id. */
@@ -211,6 +273,14 @@ export const encodeInto = (message: Message, buf: Uint8Array, offset: number): n
       buf[o] = message.id
       buf.set(message.payload, o + 1)
       return o + 1 + message.payload.length
+    }
+    case "HashRequest":
+    case "HashReject":
+      return hashFields(buf, head(buf, offset, hashHeaderLength - 4, Id[message._tag]), message)
+    case "Hashes": {
+      const o = hashFields(buf, head(buf, offset, hashHeaderLength - 4 + message.hashes.length, Id.Hashes), message)
+      buf.set(message.hashes, o)
+      return o + message.hashes.length
     }
   }
 }

@@ -22,7 +22,8 @@ const options = FastCheck.record({
   maxBlockLength: FastCheck.option(FastCheck.integer({ min: 0, max: 20000 }), { nil: undefined }),
   maxFrameLength: FastCheck.option(FastCheck.integer({ min: 0, max: 2000 }), { nil: undefined }),
   fast: FastCheck.option(FastCheck.boolean(), { nil: undefined }),
-  extensionProtocol: FastCheck.option(FastCheck.boolean(), { nil: undefined })
+  extensionProtocol: FastCheck.option(FastCheck.boolean(), { nil: undefined }),
+  v2: FastCheck.option(FastCheck.boolean(), { nil: undefined })
 })
 
 describe("FrameDecoder: each message", () => {

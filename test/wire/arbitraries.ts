@@ -3,6 +3,7 @@
  * reassembles piece blocks from their parts while checking the part contract of `FrameDecoder.Handler`.
  */
 import * as FastCheck from "effect/FastCheck"
+import * as Merkle from "../../src/core/Merkle.ts"
 import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
 import * as Message from "../../src/wire/Message.ts"
 import type { WireError } from "../../src/wire/WireError.ts"
@@ -40,6 +41,32 @@ export const message: FastCheck.Arbitrary<Message.Message> = FastCheck.oneof(
       { weight: 1, arbitrary: FastCheck.uint8Array({ minLength: 16384, maxLength: 16384 }) }
     )
   }).map(Message.Piece)
+)
+
+const hashFields = FastCheck.record({
+  piecesRoot: FastCheck.uint8Array({ minLength: 32, maxLength: 32 }),
+  base: FastCheck.oneof(FastCheck.integer({ min: 0, max: 20 }), u32),
+  index: FastCheck.oneof(FastCheck.integer({ min: 0, max: 1024 }), u32),
+  length: FastCheck.integer({ min: 0, max: 40 }),
+  proofLayers: FastCheck.integer({ min: 0, max: 24 })
+})
+
+/** BEP 52's messages; a `hashes` message carries exactly the hashes its fields call for. */
+export const hashMessage: FastCheck.Arbitrary<Message.Message> = FastCheck.oneof(
+  hashFields.map(Message.HashRequest),
+  hashFields.map(Message.HashReject),
+  hashFields.chain((f) =>
+    FastCheck.uint8Array({
+      minLength: (f.length + Merkle.uncleCount(f.length, f.proofLayers)) * 32,
+      maxLength: (f.length + Merkle.uncleCount(f.length, f.proofLayers)) * 32
+    }).map((hashes) => Message.Hashes({ ...f, hashes }))
+  )
+)
+
+/** Every message kind, BEP 52's included (decode with `v2: true`). */
+export const messageV2: FastCheck.Arbitrary<Message.Message> = FastCheck.oneof(
+  { weight: 3, arbitrary: message },
+  { weight: 1, arbitrary: hashMessage }
 )
 
 /** Cut points as fractions of the input, so they scale to any length. */

@@ -22,6 +22,7 @@ import * as Either from "effect/Either"
 import { isIPv4, isIPv6 } from "node:net"
 import * as Bytes from "../core/Bytes.ts"
 import type { InfoHashV1, InfoHashV2 } from "../core/InfoHash.ts"
+import type { Metainfo } from "./Metainfo.ts"
 
 export type Reason =
   | "not-a-magnet" // does not start with `magnet:?`
@@ -368,4 +369,17 @@ export const format = (magnet: Magnet): string => {
     parts.push(`so=${formatRanges(magnet.selectOnly)}`)
   }
   return `magnet:?${parts.join("&")}`
+}
+
+/**
+ * The magnet of a decoded torrent, as libtorrent's `make_magnet_uri` writes it: `btih` (SHA-1) for v1, `btmh`
+ * (SHA-256 multihash) for v2-only, both for a hybrid; its name, every tracker in tier order, its web seeds.
+ */
+export const fromMetainfo = (m: Metainfo): Magnet => {
+  const infoHashes: InfoHashes = m.version === "v2"
+    ? { v2: m.infoHashV2! }
+    : m.version === "hybrid" && m.infoHashV2 !== undefined
+    ? { v1: m.infoHash, v2: m.infoHashV2 }
+    : { v1: m.infoHash }
+  return { infoHashes, name: m.name, trackers: m.trackers.flat(), webSeeds: [...m.webSeeds], peers: [] }
 }

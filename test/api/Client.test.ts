@@ -223,6 +223,14 @@ describe("the typed client's errors", () => {
       expect([closed.reason, closed.status, closed.message]).toEqual(["closed", 503, "the session is shutting down"])
     }))
 
+  it.scopedLive("a session answer that does not fit its Schema is the daemon's fault: 500 'internal', not a 400", () =>
+    Effect.gen(function*() {
+      const { fake, remote } = yield* withTorrent
+      yield* fake.seed({ name: "broken", infoHash: "not-hex", files: [] })
+      const e = yield* Effect.flip(remote.list)
+      expect([e.reason, e.status, e.message]).toEqual(["internal", 500, "internal error (logged by the daemon)"])
+    }))
+
   it.scopedLive("nothing listening: one 'unreachable' error that says so", () =>
     Effect.gen(function*() {
       // a port that was free a moment ago

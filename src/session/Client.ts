@@ -56,6 +56,11 @@ import * as ResumeStore from "../storage/ResumeStore.ts"
 import * as AtomicFile from "../storage/AtomicFile.ts"
 import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
+import type * as ConnectionBudget from "../torrent/ConnectionBudget.ts"
+import type * as RateLimit from "../torrent/RateLimit.ts"
+import type * as Picker from "../picker/Picker.ts"
+import type * as Storage from "../storage/Storage.ts"
+import type * as FileLayout from "../metainfo/FileLayout.ts"
 import { fromStorage, TorrentError } from "../torrent/TorrentError.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import type * as Uploader from "../torrent/Uploader.ts"
@@ -282,6 +287,32 @@ export interface DownloadOptions {
   readonly saveTorrent?: string | undefined
   /** Seconds without any peer offering metadata before a magnet gives up (default: `noPeersTimeout`). */
   readonly metadataTimeout?: Duration.DurationInput | undefined
+  /** Piece priorities at start, for the torrent once its metadata is known (Torrent.ts `setPriorities`). */
+  readonly priorities?: ((m: Metainfo.Metainfo) => ReadonlyArray<Picker.Priority>) | undefined
+  /** Limits and a connection cap shared with other torrents (a session's; Torrent.ts `sharedUp`…). */
+  readonly shared?: Shared | undefined
+}
+
+/** What several torrents of a session share: upload and download buckets, and a connection cap. */
+export interface Shared {
+  readonly up: RateLimit.Bucket
+  readonly down: RateLimit.Bucket
+  readonly connections: ConnectionBudget.ConnectionBudget
+}
+
+/** A running torrent as a session drives it: its controls and introspection, its storage (for reads). */
+export interface Running {
+  readonly metainfo: Metainfo.Metainfo
+  readonly torrent: Torrent.Torrent
+  readonly storage: Storage.StorageShape
+  /** Whether file `f` (torrent order, pads included) is stored (wanted). */
+  readonly fileWanted: (f: number) => boolean
+  /**
+   * Changes the file selection while it runs (`only`: data-file numbers as `info` lists them; undefined: all): the
+   * storage starts writing newly wanted files, pieces they share with files wanted before are hashed again.
+   */
+  readonly select: (only: ReadonlyArray<number> | undefined) => Effect.Effect<void, TorrentError>
+  readonly layout: FileLayout.FileLayout
 }
 
 export interface Download {
@@ -310,6 +341,8 @@ export interface Download {
   readonly transfers: () => ReadonlyArray<Uploader.PeerTransfer>
   /** The torrent's metadata: at once for a `.torrent`, once fetched from peers for a magnet link. */
   readonly metainfo: Effect.Effect<Metainfo.Metainfo, TorrentError>
+  /** The running torrent, once it runs (for a magnet: once its metadata arrived). */
+  readonly running: Effect.Effect<Running, TorrentError>
 }
 
 const isMagnet = (source: Metainfo.Metainfo | Magnet.Magnet): source is Magnet.Magnet => "infoHashes" in source
@@ -379,7 +412,8 @@ const start = (
   Effect.gen(function*() {
     const client = yield* Client
     const m = source
-    const files = FileSelection.wantedFiles(m, options.only)
+    // Mutable: the storage asks it on each write, and `select` changes it while the torrent runs.
+    const files = [...FileSelection.wantedFiles(m, options.only)]
     if (options.only !== undefined && options.only.length > 0 && !files.some((w) => w)) {
       return yield* Effect.fail(
         new TorrentError({
@@ -461,9 +495,31 @@ const start = (
       dht,
       dhtInterval: client.options.dht?.interval,
       pex: client.options.pex,
-      encryption: client.encryption
+      encryption: client.encryption,
+      sharedUp: options.shared?.up,
+      sharedDown: options.shared?.down,
+      connections: options.shared?.connections,
+      priorities: options.priorities?.(m)
     }).pipe(Effect.provideService(Tracker, client.tracker))
     if (listener !== undefined) yield* listener.register(m.infoHash, torrent.accept)
+    const select = (only: ReadonlyArray<number> | undefined) =>
+      Effect.suspend(() => {
+        const next = FileSelection.wantedFiles(m, only)
+        if (!next.some((w) => w)) {
+          return Effect.fail(new TorrentError({ reason: "invalid-selection", detail: "no file of the torrent is wanted" }))
+        }
+        const recheck = FileSelection.newlyWanted(storage.layout, files, next)
+        next.forEach((w, f) => (files[f] = w))
+        return torrent.setWanted(FileSelection.wantedPieces(storage.layout, next), { recheck })
+      })
+    const running: Running = {
+      metainfo: m,
+      torrent,
+      storage,
+      fileWanted: (f) => files[f] === true,
+      select,
+      layout: storage.layout
+    }
     // A failed torrent ends `events` by shutting its queue down, once. (`Stream.interruptWhen` would fork a fiber
     // and race two more per element pulled: ~2k fibers and ~6k wake-ups per 256 MiB.) A hub's owner does that.
     if (hub === undefined) {
@@ -479,6 +535,7 @@ const start = (
       subscribe: Stream.fromPubSub(events),
       done: torrent.done,
       failed: torrent.failed,
+      running: Effect.succeed(running),
       stats: torrent.stats,
       downloadedFrom: torrent.downloadedFrom,
       transfers: torrent.transfers,
@@ -601,6 +658,7 @@ const downloadMagnet = (
     const result = yield* Deferred.make<void, TorrentError>()
     const stopped = yield* Deferred.make<never, TorrentError>()
     const metainfo = yield* Deferred.make<Metainfo.Metainfo, TorrentError>()
+    const runningNow = yield* Deferred.make<Running, TorrentError>()
     let inner: Download | undefined
     const run = Effect.gen(function*() {
       const fetched = yield* fetchMetadata(magnet, {
@@ -617,6 +675,7 @@ const downloadMagnet = (
       const only = options.onlyFor !== undefined ? yield* options.onlyFor(m) : options.only ?? selectOnlyOf(magnet)
       const d = yield* start(m, { ...options, only, peers: fetched.peers }, false, { events, first })
       inner = d
+      yield* Deferred.complete(runningNow, d.running)
       yield* d.done
       yield* Deferred.succeed(result, undefined)
       return yield* d.failed
@@ -627,7 +686,12 @@ const downloadMagnet = (
         Effect.flatMap((exit) =>
           Effect.andThen(
             Effect.andThen(Deferred.done(result, Exit.asVoid(exit)), Deferred.done(stopped, exit)),
-            exit._tag === "Failure" ? Effect.andThen(Deferred.failCause(metainfo, exit.cause), first.shutdown) : Effect.void
+            exit._tag === "Failure"
+              ? Effect.andThen(
+                Effect.andThen(Deferred.failCause(metainfo, exit.cause), Deferred.failCause(runningNow, exit.cause)),
+                first.shutdown
+              )
+              : Effect.void
           )
         )
       )
@@ -639,6 +703,7 @@ const downloadMagnet = (
       subscribe: Stream.fromPubSub(events),
       done: Deferred.await(result),
       failed: Deferred.await(stopped),
+      running: Deferred.await(runningNow),
       stats: () => inner?.stats() ?? zeroStats(),
       downloadedFrom: () => inner?.downloadedFrom() ?? [],
       transfers: () => inner?.transfers() ?? [],

@@ -71,7 +71,10 @@ describe("Message encoders", () => {
       HaveNone: () => -1,
       Reject: () => -1,
       AllowedFast: () => -1,
-      Extended: () => -1
+      Extended: () => -1,
+      HashRequest: () => -1,
+      Hashes: () => -1,
+      HashReject: () => -1
     })).toBe(3)
   })
 })

@@ -16,6 +16,7 @@
  * - Events: a sliding hub of `SessionEvent`s (added, removed, changed, progress once a second, pieces, completion).
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -30,6 +31,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as Bitfield from "../core/Bitfield.ts"
 import * as Bytes from "../core/Bytes.ts"
 import type { InfoHashV1 } from "../core/InfoHash.ts"
 import * as InfoHash from "../core/InfoHash.ts"
@@ -38,6 +40,10 @@ import * as Metainfo from "../metainfo/Metainfo.ts"
 import * as Destination from "../net/Destination.ts"
 import * as FileStorage from "../storage/FileStorage.ts"
 import * as ResumeRecord from "../storage/ResumeRecord.ts"
+import * as ConnectionBudget from "../torrent/ConnectionBudget.ts"
+import * as FileSelection from "../torrent/FileSelection.ts"
+import * as RateLimit from "../torrent/RateLimit.ts"
+import type * as Picker from "../picker/Picker.ts"
 import type { TorrentError } from "../torrent/TorrentError.ts"
 import * as Client from "./Client.ts"
 import * as QueuePlan from "./QueuePlan.ts"
@@ -72,6 +78,9 @@ interface Run {
   upRate: number
   peers: number
   readonly ended: Deferred.Deferred<void>
+  /** The running torrent (controls, introspection), once it runs; `ready` settles then, or with its failure. */
+  running: Client.Running | undefined
+  readonly ready: Deferred.Deferred<Client.Running, TorrentError>
 }
 
 interface Entry {
@@ -81,6 +90,8 @@ interface Entry {
   state: TorrentInfo.State
   forced: boolean
   run: Run | undefined
+  /** Verified pieces when it last ran (or from its resume record at start-up); the running torrent's are live. */
+  have: Bitfield.Bitfield | undefined
 }
 
 const MAX_URL_BYTES = 16 * 1024 * 1024
@@ -99,6 +110,75 @@ const wantedBytes = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null):
   const set = new Set(files)
   return data.reduce((n, f, i) => n + (set.has(i) ? f.length : 0), 0)
 }
+
+/** Byte offset of every torrent-order file (pads included) in the torrent, plus the total at the end. */
+const fileStarts = (m: Metainfo.Metainfo): Array<number> => {
+  const starts = [0]
+  for (const f of m.files) starts.push(starts[starts.length - 1]! + f.length)
+  return starts
+}
+
+/** The pieces of the wanted files (all verified once a torrent is complete). */
+const wantedPiecesOf = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null): Bitfield.Bitfield => {
+  const bf = Bitfield.make(m.pieceCount)
+  const starts = fileStarts(m)
+  const wanted = FileSelection.wantedFiles(m, files ?? undefined)
+  wanted.forEach((w, f) => {
+    const len = m.files[f]!.length
+    if (!w || len === 0) return
+    const last = Math.floor((starts[f]! + len - 1) / m.pieceLength)
+    for (let p = Math.floor(starts[f]! / m.pieceLength); p <= last; p++) Bitfield.set(bf, p)
+  })
+  return bf
+}
+
+/** Verified bytes of each data file. */
+const completedBytes = (m: Metainfo.Metainfo, have: Bitfield.Bitfield): Array<number> => {
+  const starts = fileStarts(m)
+  const L = m.pieceLength
+  return FileSelection.dataFiles(m).map((f) => {
+    const start = starts[f]!
+    const end = starts[f + 1]!
+    let n = 0
+    for (let p = Math.floor(start / L); p * L < end; p++) {
+      if (Bitfield.has(have, p)) n += Math.min(end, (p + 1) * L) - Math.max(start, p * L)
+    }
+    return n
+  })
+}
+
+/** Per-piece priorities of a file priority list (data-file numbers); unwanted files count as low. */
+const piecePrioritiesOf = (
+  m: Metainfo.Metainfo,
+  files: ReadonlyArray<number> | null,
+  priorities: ReadonlyArray<readonly [number, TorrentInfo.Priority]>
+): Array<Picker.Priority> => {
+  const data = FileSelection.dataFiles(m)
+  const wanted = FileSelection.wantedFiles(m, files ?? undefined)
+  const perFile: Array<Picker.Priority> = m.files.map((_, f) => (wanted[f] ? "normal" : "low"))
+  for (const [i, pr] of priorities) {
+    const f = data[i]
+    if (f !== undefined && wanted[f]) perFile[f] = pr
+  }
+  const out = new Array<Picker.Priority>(m.pieceCount).fill("low")
+  const rank = { low: 0, normal: 1, high: 2 } as const
+  const starts = fileStarts(m)
+  perFile.forEach((pr, f) => {
+    const len = m.files[f]!.length
+    if (len === 0) return
+    const last = Math.floor((starts[f]! + len - 1) / m.pieceLength)
+    for (let p = Math.floor(starts[f]! / m.pieceLength); p <= last; p++) if (rank[pr] > rank[out[p]!]) out[p] = pr
+  })
+  return out
+}
+
+/** Bytes/s as a rate bucket takes it: a whole number, 0 (unlimited) up to its maximum. */
+const rateOf = (n: number | null | undefined): number =>
+  n === null || n === undefined || !(n > 0) ? 0 : Math.min(RateLimit.MAX_RATE, Math.floor(n))
+
+/** Streaming reads at most this many bytes at a time, and asks for this much ahead of the reader. */
+const STREAM_CHUNK = 1024 * 1024
+const READ_AHEAD_BYTES = 16 * 1024 * 1024
 
 /** Reads a `.torrent` from an http(s) URL, bounded in size and time. */
 const fetchTorrent = (url: string): Effect.Effect<Uint8Array, Session.SessionError> =>
@@ -155,6 +235,13 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       ...options.settings
     }
     const settings = yield* SubscriptionRef.make(initial)
+    // The session's limits and connection cap, shared by every run and changed in place by `updateSettings`.
+    const startNow = yield* Clock.currentTimeMillis
+    const shared: Client.Shared = {
+      up: RateLimit.makeAdjustable(rateOf(initial.uploadLimit), { now: startNow }),
+      down: RateLimit.makeAdjustable(rateOf(initial.downloadLimit), { now: startNow }),
+      connections: ConnectionBudget.make(initial.maxConnections)
+    }
     let savedSettings: Partial<TorrentInfo.Settings> = loaded.settings
     let nextId = loaded.nextId
     let closing = false
@@ -216,28 +303,48 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           peers: []
         })
 
+    /** Verified pieces: live while it runs, else as it last ran; undefined before its metadata is known. */
+    const haveOf = (e: Entry): Bitfield.Bitfield | undefined => {
+      const m = e.metainfo
+      if (m === undefined) return undefined
+      const live = e.run?.running?.torrent.have()
+      if (live !== undefined) return live
+      if (e.p.complete) return wantedPiecesOf(m, e.p.files)
+      return e.have
+    }
+
     const detailOf = (e: Entry): TorrentInfo.Detail => {
       const m = e.metainfo
       const wanted = e.p.files === null ? undefined : new Set(e.p.files)
       const priorities = new Map(e.p.priorities)
+      const have = haveOf(e)
+      const completed = m === undefined || have === undefined ? undefined : completedBytes(m, have)
       const files = m === undefined ? [] : dataFiles(m).map((f, i): TorrentInfo.FileInfo => ({
         index: i,
         path: f.path.join("/"),
         length: f.length,
         wanted: wanted === undefined || wanted.has(i),
         priority: priorities.get(i) ?? "normal",
-        completed: e.p.complete && (wanted === undefined || wanted.has(i)) ? f.length : 0
+        completed: completed?.[i] ?? 0
       }))
       return {
         ...summaryOf(e),
         pieceLength: m?.pieceLength ?? 0,
         pieces: m?.pieceCount ?? 0,
-        bitfield: "",
+        bitfield: have === undefined ? "" : Buffer.from(have.bytes).toString("base64"),
         comment: m?.comment ?? "",
         createdBy: m?.createdBy ?? "",
         creationDate: m?.creationDate === undefined ? null : m.creationDate * 1000,
         files,
-        trackers: (m?.trackers ?? []).flatMap((tier, t) =>
+        trackers: trackersOf(e),
+        options: e.p.options
+      }
+    }
+
+    const trackersOf = (e: Entry): Array<TorrentInfo.TrackerInfo> => {
+      const live = e.run?.running?.torrent.trackers()
+      if (live !== undefined) return live.map((t) => ({ ...t }))
+      return (e.metainfo?.trackers ?? []).flatMap((tier, t) =>
           tier.map((url): TorrentInfo.TrackerInfo => ({
             url,
             tier: t,
@@ -249,10 +356,25 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
             peers: null,
             message: ""
           }))
-        ),
-        options: e.p.options
-      }
+      )
     }
+
+    const peersOf = (e: Entry): Array<TorrentInfo.PeerInfo> =>
+      (e.run?.running?.torrent.peers() ?? []).map((p) => ({
+        address: p.address,
+        client: p.client,
+        encryption: p.encryption,
+        incoming: p.incoming,
+        downloadRate: p.downloadRate,
+        uploadRate: p.uploadRate,
+        downloaded: p.downloaded,
+        uploaded: p.uploaded,
+        progress: p.progress,
+        choked: p.choked,
+        chokingUs: p.chokingUs,
+        interested: p.interested,
+        interestedInUs: p.interestedInUs
+      }))
 
     const find = (ref: Session.TorrentRef): Effect.Effect<Entry, Session.SessionError> => {
       const e = typeof ref === "number" || /^\d+$/.test(ref)
@@ -313,7 +435,9 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           downRate: 0,
           upRate: 0,
           peers: 0,
-          ended: yield* Deferred.make<void>()
+          ended: yield* Deferred.make<void>(),
+          running: undefined,
+          ready: yield* Deferred.make<Client.Running, TorrentError>()
         }
         e.run = run
         setState(e, e.metainfo === undefined ? "fetching-metadata" : "checking")
@@ -322,16 +446,18 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           const port = Number(s.slice(i + 1))
           return i > 0 && Number.isInteger(port) ? [{ host: s.slice(0, i).replace(/^\[|\]$/g, ""), port }] : []
         })
-        const limit = (own: number | null, global: number) => (own !== null && own > 0 ? own : global > 0 ? global : undefined)
+        // Its own limits here; the session's (`shared`) apply on top, to every run together.
         const downloadOptions: Client.DownloadOptions = {
           outputDir: e.p.downloadDir,
           peers,
           only: onlyOf(e),
           maxPeers: e.p.options.maxPeers ?? current.maxPeersPerTorrent,
           seed: true,
-          upLimit: limit(e.p.options.uploadLimit, current.uploadLimit),
-          downLimit: limit(e.p.options.downloadLimit, current.downloadLimit),
-          noPeersTimeout: Duration.infinity
+          upLimit: rateOf(e.p.options.uploadLimit),
+          downLimit: rateOf(e.p.options.downloadLimit),
+          noPeersTimeout: Duration.infinity,
+          shared,
+          priorities: e.p.priorities.length === 0 ? undefined : (m) => piecePrioritiesOf(m, e.p.files, e.p.priorities)
         }
         const body = Effect.gen(function*() {
           const source = e.metainfo ?? e.magnet!
@@ -340,6 +466,14 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
             Effect.provideService(Client.Client, client)
           )
           run.download = d
+          yield* Effect.forkIn(
+            d.running.pipe(
+              Effect.tap((r) => Effect.sync(() => (run.running = r))),
+              Effect.exit,
+              Effect.flatMap((exit) => Deferred.done(run.ready, exit))
+            ),
+            scope
+          )
           if (e.metainfo === undefined) {
             yield* Effect.forkIn(
               Effect.flatMap(d.metainfo, (m) => Effect.sync(() => metadataArrived(e, m))).pipe(Effect.ignore),
@@ -476,6 +610,7 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           ...(st === undefined ? {} : { haveSize: st.total - st.bytesLeft, wantedSize: st.total })
         }
         run.stopping = true
+        if (run.running !== undefined) e.have = run.running.torrent.have()
         if (e.run === run) e.run = undefined
       })
 
@@ -618,7 +753,8 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           magnet: parsed.magnet,
           state: p.paused ? "paused" : "queued",
           forced: false,
-          run: undefined
+          run: undefined,
+          have: undefined
         }
         entries.set(hex, e)
         byId.set(id, e)
@@ -690,8 +826,21 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           e.p = { ...e.p, complete: false, error: null, finished: false }
         }))
 
+    /** A torrent's error as the session's. */
+    const fromTorrent = (err: TorrentError) =>
+      fail(err.reason === "invalid-selection" ? "invalid-argument" : "storage", err.message, err)
+
+    // Announces now when it runs; a stopped torrent announces when it starts.
     const reannounce = (ref: Session.TorrentRef) =>
-      update(ref, (e) => restart(e))
+      update(ref, (e) => e.run?.running?.torrent.reannounce() ?? Effect.void)
+
+    /** The running torrent's own limits and peer cap as the entry's options and the settings say. */
+    const applyOptions = (e: Entry, r: Client.Running) =>
+      Effect.gen(function*() {
+        const current = yield* SubscriptionRef.get(settings)
+        yield* r.torrent.setLimits({ up: rateOf(e.p.options.uploadLimit), down: rateOf(e.p.options.downloadLimit) })
+        yield* r.torrent.setMaxPeers(e.p.options.maxPeers ?? current.maxPeersPerTorrent)
+      })
 
     const setFiles = (ref: Session.TorrentRef, changes: TorrentInfo.FileChanges) =>
       update(ref, (e) =>
@@ -717,7 +866,13 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
             complete: e.p.complete && !grew,
             finished: e.p.finished && !grew
           }
-          yield* restart(e)
+          // Live on a running torrent: newly wanted files start downloading, pieces they share with files kept
+          // before are hashed again; a torrent still starting up takes the selection when it restarts.
+          const r = e.run?.running
+          if (r === undefined) return yield* restart(e)
+          yield* Effect.mapError(r.select(onlyOf(e)), fromTorrent)
+          yield* Effect.mapError(r.torrent.setPriorities(piecePrioritiesOf(m, files, e.p.priorities)), fromTorrent)
+          if (grew && e.state === "seeding") setState(e, "downloading")
         }))
 
     const setOptions = (ref: Session.TorrentRef, o: Partial<TorrentInfo.TorrentOptions>) =>
@@ -729,7 +884,10 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
             }
           }
           e.p = { ...e.p, options: { ...e.p.options, ...o }, finished: false }
-          yield* restart(e)
+          // Limits and the peer cap change at once on a running torrent; seed goals are read every second.
+          const r = e.run?.running
+          if (r === undefined) return yield* restart(e)
+          yield* applyOptions(e, r)
         }))
 
     const queueMove = (ref: Session.TorrentRef, to: "top" | "up" | "down" | "bottom") =>
@@ -745,6 +903,59 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           }
         }))
 
+    /**
+     * The running torrent of `e`, starting it ahead of the queue when it waits there (a reader needs its pieces);
+     * fails when it is paused, failed or removed. A run that ends before it runs (stopped, restarted) is waited
+     * past, a few times at most.
+     */
+    const runningFor = (e: Entry): Effect.Effect<Client.Running, Session.SessionError> =>
+      Effect.gen(function*() {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          if (entries.get(e.p.infoHash) !== e) return yield* fail("not-found", `${e.p.name} was removed`)
+          if (e.p.paused) return yield* fail("invalid-argument", `${e.p.name} is paused: resume it to read its files`)
+          if (e.p.error !== null) return yield* fail("storage", `${e.p.name} stopped: ${e.p.error.message}`)
+          if (e.run === undefined) {
+            yield* locked(Effect.suspend(() => {
+              if (e.run !== undefined) return Effect.void
+              e.forced = true
+              return reconcile
+            }))
+          }
+          const run = e.run
+          if (run === undefined) return yield* fail("closed", "the session is shutting down")
+          const ran = yield* Effect.raceFirst(
+            Effect.mapError(Deferred.await(run.ready), fromTorrent),
+            Effect.as(Deferred.await(run.ended), undefined)
+          )
+          if (ran !== undefined) return ran
+        }
+        return yield* fail("storage", `${e.p.name} keeps stopping before it runs`)
+      })
+
+    /**
+     * Waits until piece `p` is verified, asking for it and the `ahead` pieces after it first (the streaming window).
+     * A torrent complete on disk needs no run.
+     */
+    const pieceReady = (e: Entry, p: number, ahead: number): Effect.Effect<void, Session.SessionError> =>
+      Effect.gen(function*() {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          if (e.p.complete && e.run?.running === undefined) return
+          const have = haveOf(e)
+          const live = e.run?.running
+          if (have !== undefined && Bitfield.has(have, p)) {
+            if (live !== undefined) yield* live.torrent.prioritize(p + 1, p + ahead)
+            return
+          }
+          const r = yield* runningFor(e)
+          yield* r.torrent.prioritize(p, p + ahead)
+          const verified = yield* Effect.either(r.torrent.whenVerified(p))
+          if (Either.isRight(verified)) return
+          // Its run stopped under us (restart, queue): try the next one; anything else is the reader's error.
+          if (verified.left.reason !== "stopped") return yield* Effect.fail(fromTorrent(verified.left))
+        }
+        return yield* fail("storage", `${e.p.name}: piece ${p} did not become available`)
+      })
+
     const readFile = (ref: Session.TorrentRef, index: number, range?: Session.Range) =>
       Effect.gen(function*() {
         const e = yield* find(ref)
@@ -757,15 +968,47 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         if (!(r.start >= 0 && r.end <= f.length && r.start <= r.end)) {
           return yield* fail("invalid-argument", `range ${r.start}-${r.end} outside the file's ${f.length} bytes`)
         }
-        if (!e.p.complete) return yield* fail("unsupported", "streaming a file still downloading is not available yet")
         const path = yield* Either.mapLeft(
           FileStorage.resolvePath(Path.resolve(e.p.downloadDir), f.path),
           (err) => fail("invalid-argument", err.message)
         )
-        const body = Stream.fromAsyncIterable(
-          Fs.createReadStream(path, r.end > r.start ? { start: r.start, end: r.end - 1 } : { start: 0, end: -1 }),
-          (err) => fail("storage", `${path}: ${err instanceof Error ? err.message : String(err)}`, err)
-        ).pipe(Stream.map((b) => new Uint8Array(b as Buffer)))
+        // A file not selected is selected: reading it is asking for it.
+        if (e.p.files !== null && !e.p.files.includes(index)) yield* setFiles(ref, { wanted: [index] })
+        const fileStart = fileStarts(m)[FileSelection.dataFiles(m)[index]!]!
+        const L = m.pieceLength
+        const ahead = Math.max(1, Math.min(64, Math.ceil(READ_AHEAD_BYTES / L)))
+        // Bytes come from the file on disk (a descriptor of the reader's own) once their piece is verified: the
+        // torrent wrote them before it marked the piece, and a read never depends on a run that may restart.
+        const body = Stream.unwrapScoped(Effect.gen(function*() {
+          let handle: Fs.promises.FileHandle | undefined
+          yield* Effect.addFinalizer(() =>
+            handle === undefined ? Effect.void : Effect.tryPromise(() => handle!.close()).pipe(
+              Effect.catchAll((err) => Effect.logWarning(`${path}: closing a reader: ${String(err.cause)}`))
+            )
+          )
+          const read = (at: number, n: number) =>
+            Effect.tryPromise({
+              try: async () => {
+                handle ??= await Fs.promises.open(path, "r")
+                const buf = new Uint8Array(n)
+                let got = 0
+                while (got < n) {
+                  const { bytesRead } = await handle.read(buf, got, n - got, at + got)
+                  if (bytesRead === 0) throw new Error(`ends at ${at + got}, before byte ${at + n}`)
+                  got += bytesRead
+                }
+                return buf
+              },
+              catch: (err) => fail("storage", `${path}: ${err instanceof Error ? err.message : String(err)}`, err)
+            })
+          return Stream.unfoldEffect(r.start, (at) =>
+            at >= r.end ? Effect.succeed(Option.none()) : Effect.gen(function*() {
+              const p = Math.floor((fileStart + at) / L)
+              yield* pieceReady(e, p, ahead)
+              const n = Math.min(r.end - at, STREAM_CHUNK, (p + 1) * L - fileStart - at)
+              return Option.some([yield* read(at, n), at + n] as const)
+            }))
+        }))
         return { index, path: f.path.join("/"), length: f.length, range: r, body }
       })
 
@@ -816,6 +1059,16 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         }
         const next = { ...current, ...patch }
         yield* SubscriptionRef.set(settings, next)
+        const now = yield* Clock.currentTimeMillis
+        RateLimit.setRate(shared.up, rateOf(next.uploadLimit), now)
+        RateLimit.setRate(shared.down, rateOf(next.downloadLimit), now)
+        shared.connections.setMax(next.maxConnections)
+        if (next.maxPeersPerTorrent !== current.maxPeersPerTorrent) {
+          for (const e of entries.values()) {
+            const r = e.run?.running
+            if (r !== undefined && e.p.options.maxPeers === null) yield* r.torrent.setMaxPeers(next.maxPeersPerTorrent)
+          }
+        }
         savedSettings = { ...savedSettings, ...patch }
         yield* persist
         yield* reconcile
@@ -848,6 +1101,18 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       sessionScope
     )
 
+    /** The verified pieces its resume record lists (shown until it runs; the run itself trusts only what checks). */
+    const savedHave = (m: Metainfo.Metainfo) =>
+      Effect.sync(() => {
+        try {
+          const bytes = new Uint8Array(Fs.readFileSync(ResumeRecord.pathFor(stateDir, m.infoHash)))
+          const record = ResumeRecord.decode(bytes, { infoHash: m.infoHash, pieceCount: m.pieceCount, pieceLength: m.pieceLength })
+          return Either.isRight(record) ? record.right.verified : undefined
+        } catch {
+          return undefined // no record yet (never ran), or unreadable: nothing to show
+        }
+      })
+
     // --- start-up: every saved torrent comes back ---
     for (const p of loaded.torrents) {
       const infoHash = infoHashOf(p.infoHash)
@@ -858,7 +1123,8 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         yield* Effect.logWarning(`${p.name} (${p.infoHash}): its metadata is gone from ${stateDir}; dropped`)
         continue
       }
-      const e: Entry = { p, metainfo, magnet, state: "queued", forced: false, run: undefined }
+      const e: Entry = { p, metainfo, magnet, state: "queued", forced: false, run: undefined, have: undefined }
+      if (metainfo !== undefined && !p.complete) e.have = yield* savedHave(metainfo)
       e.state = stateOfStopped(e)
       entries.set(p.infoHash, e)
       byId.set(p.id, e)
@@ -879,8 +1145,8 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       add: (source, o) => locked(add(source, o)),
       list: Effect.sync(() => [...entries.values()].sort((a, b) => a.p.id - b.p.id).map(summaryOf)),
       get: (ref) => Effect.map(find(ref), detailOf),
-      peers: (ref) => Effect.as(find(ref), []),
-      trackers: (ref) => Effect.map(find(ref), (e) => detailOf(e).trackers),
+      peers: (ref) => Effect.map(find(ref), peersOf),
+      trackers: (ref) => Effect.map(find(ref), trackersOf),
       pause,
       resume,
       remove,

@@ -21,6 +21,7 @@ import { CliFailure, colorEnabled, stripAnsi } from "./Output.ts"
 import { trackers } from "./TrackersCommand.ts"
 import { verify } from "./VerifyCommand.ts"
 import { daemon } from "./DaemonCommand.ts"
+import { auth } from "./AuthCommand.ts"
 import { remoteCommands } from "./RemoteCommands.ts"
 
 const root = Command.make("effect-torrent").pipe(
@@ -35,6 +36,7 @@ const root = Command.make("effect-torrent").pipe(
     magnetToTorrent,
     demo,
     daemon,
+    auth,
     ...remoteCommands
   ])
 )

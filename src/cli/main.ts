@@ -76,11 +76,14 @@ if (typeof argv === "string") {
 }
 
 // SIGINT/SIGTERM interrupt the program (NodeRuntime closes every scope: sockets, files, `stopped` announces); the
-// exit code then says which signal it was (128 + signal number).
+// exit code then says which signal it was (128 + signal number) — except for the daemon, for which a signal is the
+// normal way to stop: a clean stop exits 0 (as transmission-daemon does; a service manager counts it a success),
+// the deadline below exits 1.
 // Stopping is bounded whatever state we are in: 10 s after the first signal (a system call that never returns, a
 // finalizer that hangs) the process exits anyway with one line; a second signal exits at once.
 let signalled: number | undefined
 const STOP_DEADLINE_MS = 10_000
+const isDaemon = argv[2] === "daemon"
 const onSignal = (code: number) => {
   if (signalled !== undefined) {
     process.stderr.write(`effect-torrent: second signal: exiting without cleaning up\n`)
@@ -89,7 +92,7 @@ const onSignal = (code: number) => {
   signalled = code
   setTimeout(() => {
     process.stderr.write(`effect-torrent: did not stop within ${STOP_DEADLINE_MS / 1000} s: exiting without cleaning up\n`)
-    process.exit(code)
+    process.exit(isDaemon ? 1 : code)
   }, STOP_DEADLINE_MS).unref()
 }
 process.on("SIGINT", () => onSignal(130))
@@ -112,7 +115,7 @@ NodeRuntime.runMain(program, {
   disablePrettyLogger: true,
   teardown: (exit, onExit) => {
     if (Exit.isSuccess(exit)) return onExit(0)
-    if (Cause.isInterruptedOnly(exit.cause)) return onExit(signalled ?? 0)
+    if (Cause.isInterruptedOnly(exit.cause)) return onExit(isDaemon ? 0 : signalled ?? 0)
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some" && failure.value instanceof CliFailure) return onExit(failure.value.exitCode)
     // A defect is a bug in effect-torrent: still one line, never a stack trace.

@@ -41,8 +41,12 @@ export const build = (options: {
   readonly announce?: string
   /** BEP 12 tiers (`announce-list`). */
   readonly announceList?: ReadonlyArray<ReadonlyArray<string>>
+  /** Each file's bytes (of its length), instead of random ones. */
+  readonly contents?: ReadonlyArray<Uint8Array>
 }): Built => {
-  const files = options.files.map((f) => (f.pad ? new Uint8Array(f.length) : new Uint8Array(randomBytes(f.length))))
+  const files = options.files.map((f, i) =>
+    options.contents?.[i] ?? (f.pad ? new Uint8Array(f.length) : new Uint8Array(randomBytes(f.length)))
+  )
   const total = files.reduce((n, f) => n + f.length, 0)
   const payload = new Uint8Array(total)
   let o = 0

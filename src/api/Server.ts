@@ -30,6 +30,7 @@ import * as Auth from "./Auth.ts"
 import * as Body from "./Body.ts"
 import * as Handlers from "./Handlers.ts"
 import * as Security from "./Security.ts"
+import * as TransmissionRoute from "./TransmissionRoute.ts"
 
 export const defaultHost = "127.0.0.1"
 /** Transmission's port, so that its tools find the daemon. */
@@ -51,6 +52,8 @@ export interface Options {
   readonly eventsKeepAlive?: Duration.DurationInput | undefined
   /** Sample the event loop's lag into the metrics (default true; one sampler per process is enough). */
   readonly eventLoopLag?: boolean | undefined
+  /** Transmission's RPC at `/transmission/rpc` (TransmissionRoute.ts): on by default; `false` leaves it out. */
+  readonly transmission?: Pick<TransmissionRoute.Options, "onSessionClose" | "configDir" | "version"> | false | undefined
 }
 
 export class ServerError extends Data.TaggedError("ServerError")<{
@@ -123,8 +126,12 @@ export const layer = (options: Options = {}): Layer.Layer<HttpServer.HttpServer,
       )
 
       const lag = options.eventLoopLag === false ? Layer.empty : Metrics.layerEventLoopLag()
+      const transmission = options.transmission === false
+        ? Layer.empty
+        : TransmissionRoute.layer({ ...options.transmission, auth: options.auth, maxBody: Body.maxOf(limits) })
       return serve.pipe(
         Layer.provide(Handlers.openApiLive),
+        Layer.provide(transmission),
         Layer.provide(Handlers.failuresLive),
         Layer.provide(api),
         Layer.merge(lag),

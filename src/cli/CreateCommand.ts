@@ -1,5 +1,6 @@
 /**
- * `effect-torrent create <path>`: makes a v1 .torrent of a file or directory (docs/CREATE.md). Pieces are hashed in
+ * `effect-torrent create <path>`: makes a .torrent of a file or directory (docs/CREATE.md): v1 by default, BEP 52
+ * v2-only with `--v2`, a v1/v2 hybrid with `--hybrid` (as libtorrent 2.0.8 writes them). Pieces are hashed in
  * worker threads while the next ones are read; a TTY gets a redrawn progress line on stderr, pipes nothing until
  * the end. Prints the info-hash and where the torrent was written (`--json`: one object).
  */
@@ -55,6 +56,12 @@ const dateOpt = Options.text("date").pipe(
 )
 const noDateOpt = Options.boolean("no-date").pipe(Options.withDescription("leave the creation date out (reproducible)"))
 const forceOpt = Options.boolean("force").pipe(Options.withAlias("f"), Options.withDescription("overwrite the output"))
+const v2Opt = Options.boolean("v2").pipe(
+  Options.withDescription("make a BitTorrent v2 torrent (BEP 52; only v2-capable clients such as libtorrent 2 load it)")
+)
+const hybridOpt = Options.boolean("hybrid").pipe(
+  Options.withDescription("make a v1/v2 hybrid torrent (BEP 52 with BEP 47 pad files: every client loads it)")
+)
 const jsonOpt = Options.boolean("json").pipe(Options.withDescription("print one JSON object at the end"))
 
 const usage = (message: string) => new CliFailure({ message: sanitizeText(message), exitCode: 2 })
@@ -103,6 +110,8 @@ export const create = Command.make(
     date: dateOpt,
     noDate: noDateOpt,
     force: forceOpt,
+    v2: v2Opt,
+    hybrid: hybridOpt,
     json: jsonOpt
   },
   (input) =>
@@ -114,6 +123,8 @@ export const create = Command.make(
       const trackers = yield* fromEither(Create.parseTrackers(input.tracker))
       const webSeeds = yield* fromEither(Create.parseWebSeeds(input.webSeed))
       const date = yield* creationDate(input.date, input.noDate)
+      if (input.v2 && input.hybrid) return yield* usage("--v2 and --hybrid exclude each other")
+      const format: Create.Format = input.v2 ? "v2" : input.hybrid ? "hybrid" : "v1"
       const name = NodePath.basename(NodePath.resolve(input.path))
       const output = NodePath.resolve(Option.getOrElse(input.output, () => `${name}.torrent`))
       if (!input.force && (yield* Effect.promise(() => exists(output)))) {
@@ -144,6 +155,7 @@ export const create = Command.make(
         )
 
       const result = yield* Creator.create(input.path, {
+        format,
         pieceLength,
         trackers,
         webSeeds,
@@ -171,10 +183,13 @@ export const create = Command.make(
       )
 
       const infoHash = InfoHash.toHex(result.infoHash)
+      const infoHashV2 = result.infoHashV2 === undefined ? undefined : InfoHash.toHex(result.infoHashV2)
       const files = result.scan.files.length
       if (input.json) {
         return yield* Console.log(JSON.stringify({
           infoHash,
+          ...(infoHashV2 !== undefined ? { infoHashV2 } : {}),
+          format,
           path: output,
           name: result.metainfo.name,
           files,
@@ -191,8 +206,9 @@ export const create = Command.make(
         field("name", sanitizeText(result.metainfo.name)),
         field("size", `${groupDigits(size)} bytes (${formatBytes(size)}) in ${files} file${files === 1 ? "" : "s"}`),
         field("pieces", `${groupDigits(result.pieceCount)} × ${formatBytes(result.pieceLength)}`),
-        field("info-hash", out.cyan(infoHash)),
+        ...(format !== "v2" ? [field("info-hash", out.cyan(infoHash))] : []),
+        ...(infoHashV2 !== undefined ? [field("info-hash v2", out.cyan(infoHashV2))] : []),
         field("torrent", sanitizeText(output))
       ].join("\n"))
     })
-).pipe(Command.withDescription("make a .torrent (v1) of a file or directory"))
+).pipe(Command.withDescription("make a .torrent (v1, --v2 or --hybrid) of a file or directory"))

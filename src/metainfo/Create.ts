@@ -1,6 +1,7 @@
 /**
- * Making a v1 `.torrent` (BEP 3, 12, 19, 27): the pure half of `effect-torrent create`. The I/O half (walking the
- * input, reading and hashing pieces) is `storage/Creator.ts`; `docs/CREATE.md` records the decisions:
+ * Making a `.torrent` (BEP 3, 12, 19, 27; BEP 52 v2-only and v1/v2 hybrids with BEP 47 pads): the pure half of
+ * `effect-torrent create`. The I/O half (walking the input, reading and hashing pieces) is `storage/Creator.ts`;
+ * `docs/CREATE.md` records the decisions:
  *
  * - piece length: {@link autoPieceLength} aims at 1025–2048 pieces (a power of two, 16 KiB – 16 MiB);
  * - files are sorted by their path bytes (`a/b` joined with `/`, compared bytewise, as mktorrent does), so the
@@ -8,13 +9,21 @@
  * - no pad files (BEP 47), no file attributes, no `md5sum`: the info dict is exactly `files`/`length`, `name`,
  *   `piece length`, `pieces` and `private` (only when set), which is what mktorrent writes for the same input;
  * - names are refused ({@link nameProblem}) when a reader would store them under another name: not UTF-8, or
- *   changed by libtorrent's sanitizer (`SafePath.sanitizeComponent`), or equal to another path but for ASCII case.
+ *   changed by libtorrent's sanitizer (`SafePath.sanitizeComponent`), or equal to another path but for ASCII case;
+ * - v2 and hybrid (`format`): exactly what libtorrent 2.0.8's `create_torrent` writes with its default flags
+ *   (`v2_only` for v2), so both give the same info-hashes for the same files (tested byte for byte): files in
+ *   file-tree order ({@link sortFilesTree}), `file tree` entries of `length`, `pieces root` and `attr` `x` for an
+ *   executable file (as libtorrent does; v1 torrents keep mktorrent's no-attributes), `meta version` 2, `piece
+ *   layers` for files longer than a piece; a hybrid's v1 `files` list has a pad (`attr p`, path `.pad/<size>`)
+ *   after every non-empty file that does not end on a piece boundary, the last one included, when there is more
+ *   than one file ({@link alignedLayout}).
  */
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as Bencode from "../bencode/Bencode.ts"
 import * as Bytes from "../core/Bytes.ts"
 import * as InfoHash from "../core/InfoHash.ts"
+import * as Merkle from "../core/Merkle.ts"
 import * as Metainfo from "./Metainfo.ts"
 import { sanitizeComponent, unsafeComponentReason } from "./SafePath.ts"
 
@@ -166,6 +175,58 @@ export const sortFiles = <F extends InputFile>(files: ReadonlyArray<F>): Array<F
     .sort((a, b) => Bytes.compare(a[0], b[0]))
     .map(([, f]) => f)
 
+const componentKeys = (file: InputFile): Array<Uint8Array> => file.path.map((c) => utf8.encode(c))
+
+/**
+ * The files in v2 file-tree order: compared component by component as bytes, a directory's files together
+ * wherever the directory's name sorts (so `a/b` comes before `a.txt`, whose name sorts after `a`). This is the
+ * order of a bencoded `file tree`, so a hybrid's v1 list must follow it too.
+ */
+export const sortFilesTree = <F extends InputFile>(files: ReadonlyArray<F>): Array<F> =>
+  files
+    .map((f) => [componentKeys(f), f] as const)
+    .sort((a, b) => {
+      const n = Math.min(a[0].length, b[0].length)
+      for (let i = 0; i < n; i++) {
+        const d = Bytes.compare(a[0][i]!, b[0][i]!)
+        if (d !== 0) return d
+      }
+      return a[0].length - b[0].length
+    })
+    .map(([, f]) => f)
+
+/** Which torrent `create` makes: v1 (BEP 3), v2-only (BEP 52) or both in one info dict (hybrid). */
+export type Format = "v1" | "v2" | "hybrid"
+
+/** A stretch of a v2 or hybrid torrent's piece-aligned data: a file (its index in tree order) or a pad of zeros. */
+export type Slot =
+  | { readonly _tag: "File"; readonly index: number; readonly offset: number; readonly length: number }
+  | { readonly _tag: "Pad"; readonly offset: number; readonly length: number }
+
+/**
+ * The piece-aligned layout of `files` (already in tree order), as libtorrent 2.0.8's `create_torrent` lays out a v2
+ * or hybrid torrent (`file_storage::canonicalize`): when there is more than one file, a pad after every non-empty
+ * file that does not end on a piece boundary, the last file included; a single file is never padded. So every
+ * non-empty file starts a piece. `total` counts the pads: it is what a hybrid's v1 pieces cover.
+ */
+export const alignedLayout = (
+  files: ReadonlyArray<InputFile>,
+  pieceLength: number
+): { readonly slots: ReadonlyArray<Slot>; readonly total: number } => {
+  const slots: Array<Slot> = []
+  let offset = 0
+  files.forEach((f, index) => {
+    slots.push({ _tag: "File", index, offset, length: f.length })
+    offset += f.length
+    if (files.length > 1 && f.length > 0 && offset % pieceLength !== 0) {
+      const length = pieceLength - (offset % pieceLength)
+      slots.push({ _tag: "Pad", offset, length })
+      offset += length
+    }
+  })
+  return { slots, total: offset }
+}
+
 /**
  * Why readers would not store a file under `component` as is, or `undefined` when it is fine: it is not a plain
  * POSIX name (`.`, `..`, `/`, control characters), or libtorrent's sanitizer changes it (bidi controls, over 240
@@ -215,14 +276,30 @@ export const validateNames = (name: string, files: ReadonlyArray<InputFile>): Ei
 /** `created by` of every torrent we write. */
 export const CREATED_BY = "effect-torrent 0.1.0"
 
+/** A file with its BEP 52 hashes (what `Creator` computes), for v2 and hybrid torrents. */
+export interface HashedFile extends InputFile {
+  /** `Merkle.fileRoot` of the file: required for every non-empty file. */
+  readonly piecesRoot?: Uint8Array | undefined
+  /** `Merkle.pieceLayer` of the file: required for every file longer than a piece. */
+  readonly pieceLayer?: Uint8Array | undefined
+  /** Written as BEP 47 `attr` `x` (v2 and hybrid only, as libtorrent does). */
+  readonly executable?: boolean | undefined
+}
+
 export interface Options {
   /** The torrent's name: the file name (single-file) or directory name (multi-file). */
   readonly name: string
   /** `true`: one file, `files[0]` with path `[]`. `false`: a directory of `files` (in any order; they are sorted). */
   readonly single: boolean
-  readonly files: ReadonlyArray<InputFile>
+  /** With their `piecesRoot` and `pieceLayer` for `v2` and `hybrid`. */
+  readonly files: ReadonlyArray<HashedFile>
   readonly pieceLength: number
-  /** The concatenated 20-byte SHA-1 of every piece, in order. */
+  /** Default `v1`. */
+  readonly format?: Format | undefined
+  /**
+   * The concatenated 20-byte SHA-1 of every piece, in order: of the files in {@link sortFiles} order for `v1`, of
+   * the {@link alignedLayout} (pads as zeros) for `hybrid`; unused (pass an empty array) for `v2`.
+   */
   readonly pieces: Uint8Array
   /** BEP 12 tiers (see {@link parseTrackers}). */
   readonly trackers?: ReadonlyArray<ReadonlyArray<string>> | undefined
@@ -238,7 +315,10 @@ export interface Options {
 export interface Created {
   /** The `.torrent` file's bytes. */
   readonly torrent: Uint8Array
+  /** The 20-byte swarm id: the SHA-1 info-hash (v1, hybrid), the truncated SHA-256 one (v2). */
   readonly infoHash: InfoHash.InfoHashV1
+  /** The SHA-256 info-hash (v2, hybrid). */
+  readonly infoHashV2?: InfoHash.InfoHashV2 | undefined
   /** The torrent as every reader will see it (decoded back from `torrent`). */
   readonly metainfo: Metainfo.Metainfo
 }
@@ -252,8 +332,68 @@ export const totalSize = (files: ReadonlyArray<InputFile>): number => files.redu
 /** Pieces needed for `total` bytes. */
 export const pieceCount = (total: number, pieceLength: number): number => Math.ceil(total / pieceLength)
 
-/** The info dict: exactly what mktorrent writes for the same files, piece length and privacy. */
+/** Pieces of a torrent of `files` in `format`: a v2 or hybrid torrent counts its alignment pads. */
+export const pieceCountOf = (files: ReadonlyArray<InputFile>, pieceLength: number, format: Format): number =>
+  pieceCount(format === "v1" ? totalSize(files) : alignedLayout(sortFilesTree(files), pieceLength).total, pieceLength)
+
+const key = (component: string): string => Bytes.toBinaryString(utf8.encode(component))
+
+/** The `file tree` of `files` (tree order): nested dicts of path components, `""` holding length and root. */
+const fileTree = (name: string, single: boolean, files: ReadonlyArray<HashedFile>): Map<string, Bencode.Encodable> => {
+  const tree = new Map<string, Bencode.Encodable>()
+  for (const f of files) {
+    const path = single ? [name] : f.path
+    let node = tree
+    for (const dir of path.slice(0, -1)) {
+      let next = node.get(key(dir)) as Map<string, Bencode.Encodable> | undefined
+      if (next === undefined) {
+        next = new Map()
+        node.set(key(dir), next)
+      }
+      node = next
+    }
+    const entry = {
+      ...(f.executable === true ? { attr: "x" } : {}),
+      length: f.length,
+      ...(f.length > 0 ? { "pieces root": f.piecesRoot! } : {})
+    }
+    node.set(key(path[path.length - 1]!), new Map([["", entry]]))
+  }
+  return tree
+}
+
+/** A hybrid's v1 `files` list: the files in tree order with BEP 47 pads where {@link alignedLayout} puts them. */
+const paddedList = (files: ReadonlyArray<HashedFile>, pieceLength: number): Array<Bencode.Encodable> =>
+  alignedLayout(files, pieceLength).slots.map((s) =>
+    s._tag === "Pad"
+      ? { attr: "p", length: s.length, path: [".pad", String(s.length)] }
+      : { ...(files[s.index]!.executable === true ? { attr: "x" } : {}), length: s.length, path: [...files[s.index]!.path] }
+  )
+
+/**
+ * The info dict. v1: exactly what mktorrent writes for the same files, piece length and privacy. v2 and hybrid:
+ * exactly what libtorrent 2.0.8 writes (module comment).
+ */
 export const infoDict = (options: Options): Bencode.Encodable => {
+  const format = options.format ?? "v1"
+  if (format !== "v1") {
+    const files = sortFilesTree(options.files)
+    return {
+      "file tree": fileTree(options.name, options.single, files),
+      "meta version": 2,
+      name: options.name,
+      "piece length": options.pieceLength,
+      ...(options.private === true ? { private: 1 } : {}),
+      ...(format === "hybrid"
+        ? {
+          pieces: options.pieces,
+          ...(options.single
+            ? { ...(files[0]?.executable === true ? { attr: "x" } : {}), length: files[0]?.length ?? 0 }
+            : { files: paddedList(files, options.pieceLength) })
+        }
+        : {})
+    }
+  }
   const files = sortFiles(options.files)
   return {
     name: options.name,
@@ -285,12 +425,32 @@ export const build = (options: Options): Either.Either<Created, CreateError> => 
   if (Either.isLeft(pl)) return Either.left(pl.left)
   const total = totalSize(options.files)
   if (total === 0) return fail("empty", "all files are empty: a torrent needs at least one byte")
-  const count = pieceCount(total, options.pieceLength)
+  const format = options.format ?? "v1"
+  const count = pieceCountOf(options.files, options.pieceLength, format)
   if (count > MAX_PIECES) {
     return fail("too-many-pieces", tooManyPieces(count))
   }
-  if (options.pieces.length !== count * 20) {
+  if (format !== "v2" && options.pieces.length !== count * 20) {
     return fail("invalid-option", `expected ${count} piece hashes, got ${options.pieces.length / 20}`)
+  }
+  if (format === "hybrid" && !options.single && options.files.some((f) => f.path[0] === ".pad")) {
+    return fail("unsafe-name", "a top-level \".pad\" would clash with the pad files of a hybrid torrent")
+  }
+  const layers = new Map<string, Uint8Array>()
+  if (format !== "v1") {
+    for (const f of options.files) {
+      const what = [options.name, ...f.path].join("/")
+      if (f.length === 0) continue
+      if (f.piecesRoot === undefined || f.piecesRoot.length !== 32) {
+        return fail("invalid-option", `${what}: a v2 file needs its 32-byte pieces root`)
+      }
+      if (f.length <= options.pieceLength) continue
+      const why = f.pieceLayer === undefined
+        ? "a v2 file longer than a piece needs its piece layer"
+        : Merkle.checkPieceLayer(f.pieceLayer, f.piecesRoot, f.length, options.pieceLength)
+      if (why !== undefined) return fail("invalid-option", `${what}: piece layer: ${why}`)
+      layers.set(Bytes.toBinaryString(f.piecesRoot), f.pieceLayer!)
+    }
   }
   const date = options.creationDate
   if (date !== undefined && !(Number.isSafeInteger(date) && date >= 0)) {
@@ -307,9 +467,16 @@ export const build = (options: Options): Either.Either<Created, CreateError> => 
     ...(webSeeds.length > 0 ? { "url-list": [...webSeeds] } : {}),
     ...(options.comment !== undefined && options.comment !== "" ? { comment: options.comment } : {}),
     "created by": options.createdBy ?? CREATED_BY,
-    ...(options.creationDate !== undefined ? { "creation date": options.creationDate } : {})
+    ...(options.creationDate !== undefined ? { "creation date": options.creationDate } : {}),
+    ...(format !== "v1" ? { "piece layers": layers } : {})
   })
-  const decoded = Metainfo.decode(torrent)
+  const decoded = Metainfo.decode(torrent, { v2Only: true })
   if (Either.isLeft(decoded)) return fail("invalid-option", `the result does not load: ${decoded.left.message}`)
-  return Either.right({ torrent, infoHash: decoded.right.infoHash, metainfo: decoded.right })
+  const m = decoded.right
+  return Either.right({
+    torrent,
+    infoHash: m.infoHash,
+    ...(m.infoHashV2 !== undefined ? { infoHashV2: m.infoHashV2 } : {}),
+    metainfo: m
+  })
 }

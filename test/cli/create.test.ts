@@ -221,3 +221,75 @@ describe("effect-torrent create", { timeout: 90_000 }, () => {
     expectOneLineError(await cli(["create", empty, "-o", join(work, "hollow.torrent")]), 1)
   })
 })
+
+describe("effect-torrent create --v2 / --hybrid", { timeout: 90_000 }, () => {
+  const v2Line = (stdout: string): string => /^info-hash v2\s+([0-9a-f]{64})$/m.exec(stdout)?.[1] ?? "(none)"
+  /** libtorrent's info-hashes for a .torrent, and for its own create_torrent of `input` (default flags / v2_only). */
+  const libtorrentHashes = async (torrent: string, input: string, format: "v2" | "hybrid", pieceLength: number) => {
+    const script = [
+      "import json, os, sys, libtorrent as lt",
+      "torrent, path, fmt, pl = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])",
+      "ti = lt.torrent_info(torrent)",
+      "flags = lt.create_torrent.v2_only if fmt == 'v2' else 0",
+      "fs = lt.file_storage()",
+      "lt.add_files(fs, path, flags=flags)",
+      "ct = lt.create_torrent(fs, pl, flags)",
+      "lt.set_piece_hashes(ct, os.path.dirname(path))",
+      "own = lt.torrent_info(ct.generate())",
+      "h = lambda t: {'v1': str(t.info_hashes().v1) if t.info_hashes().has_v1() else None,",
+      "  'v2': str(t.info_hashes().v2) if t.info_hashes().has_v2() else None}",
+      "print(json.dumps({'ours': h(ti), 'theirs': h(own), 'pieces': ti.num_pieces(), 'files': ti.files().num_files()}))"
+    ].join("\n")
+    const r = await exec(PYTHON, ["-c", script, torrent, input, format, String(pieceLength)])
+    if (r.code !== 0) throw new Error(`libtorrent refused ${torrent}: ${r.stderr}`)
+    return JSON.parse(r.stdout) as {
+      ours: { v1: string | null; v2: string | null }
+      theirs: { v1: string | null; v2: string | null }
+      pieces: number
+    }
+  }
+
+  it("libtorrent loads both with the info-hashes we print, the ones its own create_torrent gives the same files", async () => {
+    if (!haveLibtorrent()) return
+    for (const format of ["v2", "hybrid"] as const) {
+      for (const input of [tree, single]) {
+        const out = join(work, `${format}-${input === tree ? "tree" : "single"}.torrent`)
+        const r = await cli(["create", input, `--${format}`, "-l", "32K", "-o", out, "--force"])
+        expect(r.stderr).toBe("")
+        expect(r.code).toBe(0)
+        const lt = await libtorrentHashes(out, input, format, 32768)
+        expect(lt.ours).toEqual(lt.theirs)
+        expect(lt.ours.v2).toBe(v2Line(r.stdout))
+        if (format === "hybrid") expect(lt.ours.v1).toBe(infoHashLine(r.stdout))
+        else {
+          expect(lt.ours.v1).toBeNull()
+          expect(infoHashLine(r.stdout)).toBe("(none)")
+        }
+        expect(r.stdout).toMatch(new RegExp(`pieces\\s+${lt.pieces} × 32 KiB`))
+      }
+    }
+  })
+
+  it("--json gives the format and both info-hashes; --no-date is reproducible", async () => {
+    const a = join(work, "v2-r1.torrent")
+    const b = join(work, "v2-r2.torrent")
+    const r = await cli(["create", tree, "--v2", "--no-date", "--json", "-o", a])
+    expect(r.code).toBe(0)
+    const j = JSON.parse(r.stdout) as Record<string, unknown>
+    expect(j["format"]).toBe("v2")
+    expect(j["infoHashV2"]).toMatch(/^[0-9a-f]{64}$/)
+    // a v2-only torrent's 20-byte swarm id: the v2 info-hash truncated
+    expect(j["infoHash"]).toBe((j["infoHashV2"] as string).slice(0, 40))
+    expect((await cli(["create", tree, "--v2", "--no-date", "-o", b])).code).toBe(0)
+    expect(readFileSync(a).equals(readFileSync(b))).toBe(true)
+    const h = JSON.parse((await cli(["create", tree, "--hybrid", "--json", "-o", join(work, "h.torrent")])).stdout)
+    expect(h.format).toBe("hybrid")
+    expect(h.infoHash).toMatch(/^[0-9a-f]{40}$/)
+    expect(h.infoHashV2).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it("--v2 with --hybrid is a usage error", async () => {
+    expectOneLineError(await cli(["create", single, "--v2", "--hybrid", "-o", join(work, "both.torrent")]), 2)
+    expect(existsSync(join(work, "both.torrent"))).toBe(false)
+  })
+})

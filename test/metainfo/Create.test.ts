@@ -3,6 +3,7 @@ import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
+import * as Merkle from "../../src/core/Merkle.ts"
 import * as Create from "../../src/metainfo/Create.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 
@@ -270,4 +271,123 @@ describe("build", () => {
       expect(Bytes.equals(hash, Bytes.sha1(payload.subarray(start, start + Metainfo.pieceLengthAt(m, i)!)))).toBe(true)
     }
   }, { fastCheck: { numRuns: 60 } })
+})
+
+describe("v2 and hybrid", () => {
+  it("sortFilesTree orders component by component (a directory's files together), unlike v1's joined paths", () => {
+    const files = ["a.txt", "a/b", "a-b", "a/c/d", "b", "a/c.x"].map((p) => ({ path: p.split("/"), length: 1 }))
+    expect(Create.sortFiles(files).map((f) => f.path.join("/"))).toEqual(["a-b", "a.txt", "a/b", "a/c.x", "a/c/d", "b"])
+    expect(Create.sortFilesTree(files).map((f) => f.path.join("/"))).toEqual(["a/b", "a/c/d", "a/c.x", "a-b", "a.txt", "b"])
+  })
+
+  it("alignedLayout: a pad after every non-empty file not ending on a piece boundary, the last one too; none for one file", () => {
+    const L = 16 * KiB
+    const layout = Create.alignedLayout(
+      [{ path: ["a"], length: 5 }, { path: ["b"], length: 0 }, { path: ["c"], length: L }, { path: ["d"], length: L + 1 }],
+      L
+    )
+    expect(layout.slots).toEqual([
+      { _tag: "File", index: 0, offset: 0, length: 5 },
+      { _tag: "Pad", offset: 5, length: L - 5 },
+      { _tag: "File", index: 1, offset: L, length: 0 },
+      { _tag: "File", index: 2, offset: L, length: L },
+      { _tag: "File", index: 3, offset: 2 * L, length: L + 1 },
+      { _tag: "Pad", offset: 3 * L + 1, length: L - 1 }
+    ])
+    expect(layout.total).toBe(4 * L)
+    expect(Create.alignedLayout([{ path: [], length: 5 }], L)).toEqual({
+      slots: [{ _tag: "File", index: 0, offset: 0, length: 5 }],
+      total: 5
+    })
+    expect(Create.pieceCountOf([{ path: ["a"], length: 5 }, { path: ["b"], length: 5 }], L, "v1")).toBe(1)
+    expect(Create.pieceCountOf([{ path: ["a"], length: 5 }, { path: ["b"], length: 5 }], L, "hybrid")).toBe(2)
+  })
+
+  /** Files with their Merkle hashes, and a hybrid's v1 pieces over the aligned layout. */
+  const hashed = (tree: ReadonlyArray<TreeFile>, pieceLength: number) => {
+    const sorted = Create.sortFilesTree(tree)
+    const files = sorted.map((f) => {
+      const leaves = Merkle.leafHashes(f.data)
+      return {
+        path: f.path,
+        length: f.length,
+        ...(f.length > 0 ? { piecesRoot: Merkle.fileRoot(leaves) } : {}),
+        ...(f.length > pieceLength ? { pieceLayer: Merkle.pieceLayer(leaves, pieceLength) } : {})
+      }
+    })
+    const layout = Create.alignedLayout(sorted, pieceLength)
+    const payload = Bytes.concat(layout.slots.map((s) => s._tag === "Pad" ? new Uint8Array(s.length) : sorted[s.index]!.data))
+    return { files, payload, pieces: piecesOf(payload, pieceLength) }
+  }
+
+  it("refuses a file without its pieces root, or with a piece layer that is missing, short or wrong", () => {
+    const pieceLength = 16 * KiB
+    const { files, pieces } = hashed([file("a", 40_000, 1), file("b", 10, 2)], pieceLength)
+    const base = { name: "t", single: false, pieceLength, pieces: new Uint8Array(0), format: "v2" as const }
+    expect(Either.isRight(Create.build({ ...base, files }))).toBe(true)
+    const without = files.map((f) => ({ path: f.path, length: f.length }))
+    expect(leftReason(Create.build({ ...base, files: without }))).toBe("invalid-option")
+    const noLayer = [{ ...files[0]!, pieceLayer: undefined }, files[1]!]
+    expect(leftReason(Create.build({ ...base, files: noLayer }))).toBe("invalid-option")
+    const short = [{ ...files[0]!, pieceLayer: files[0]!.pieceLayer!.subarray(32) }, files[1]!]
+    expect(leftReason(Create.build({ ...base, files: short }))).toBe("invalid-option")
+    const flipped = files[0]!.pieceLayer!.slice()
+    flipped[0]! ^= 1
+    const wrong = Create.build({ ...base, files: [{ ...files[0]!, pieceLayer: flipped }, files[1]!] })
+    expect(wrong.pipe(Either.mapLeft((e) => e.detail), Either.flip, Either.getOrThrow)).toMatch(/do not hash up/)
+    // a hybrid needs its v1 hashes
+    expect(leftReason(Create.build({ ...base, format: "hybrid", files }))).toBe("invalid-option")
+    expect(Either.isRight(Create.build({ ...base, format: "hybrid", files, pieces }))).toBe(true)
+  })
+
+  const v2TreeArb = FastCheck.uniqueArray(
+    FastCheck.record({
+      dirs: FastCheck.array(FastCheck.constantFrom("x", "y", "sub dir", ".h"), { maxLength: 3 }),
+      base: FastCheck.stringMatching(/^[a-z0-9._-]{1,8}$/).filter((s) => s !== "." && s !== ".."),
+      length: FastCheck.oneof(
+        FastCheck.integer({ min: 0, max: 70_000 }),
+        FastCheck.constantFrom(0, 1, 16_383, 16_384, 16_385, 32_768, 65_536)
+      )
+    }),
+    { minLength: 1, maxLength: 10, selector: (f) => [...f.dirs, f.base].join("/") }
+  ).filter((fs) => fs.some((f) => f.length > 0))
+
+  it.prop("random trees: build → decode gives the files in tree order, piece-aligned, with their roots; v1 pieces verify", {
+    files: v2TreeArb,
+    exp: FastCheck.integer({ min: 14, max: 16 }),
+    hybrid: FastCheck.boolean()
+  }, ({ exp, files, hybrid }) => {
+    const tree = files.map((f, i) => file([...f.dirs, `f_${f.base}`].join("/"), f.length, i + 1))
+    const pieceLength = 2 ** exp
+    const h = hashed(tree, pieceLength)
+    const built = right(Create.build({
+      name: "root",
+      single: false,
+      pieceLength,
+      format: hybrid ? "hybrid" : "v2",
+      files: h.files,
+      pieces: hybrid ? h.pieces : new Uint8Array(0)
+    }))
+    const m = built.metainfo
+    expect(m.version).toBe(hybrid ? "hybrid" : "v2")
+    const real = m.files.filter((f) => !f.pad)
+    // as libtorrent reads it: a v2-only file tree of one top-level file is a single-file torrent named after it
+    const single = !hybrid && h.files.length === 1 && h.files[0]!.path.length === 1
+    expect(m.isMultiFile).toBe(!single)
+    expect(real.map((f) => f.path.slice(single ? 0 : 1).join("/"))).toEqual(h.files.map((f) => f.path.join("/")))
+    real.forEach((f, i) => {
+      if (f.length > 0) expect(f.offset % pieceLength).toBe(0)
+      expect(f.piecesRoot === undefined ? undefined : Bytes.toHex(f.piecesRoot)).toBe(
+        h.files[i]!.piecesRoot === undefined ? undefined : Bytes.toHex(h.files[i]!.piecesRoot!)
+      )
+    })
+    if (hybrid) {
+      expect(m.totalLength).toBe(h.payload.length)
+      for (let i = 0; i < m.pieceCount; i++) {
+        const start = i * pieceLength
+        const want = Bytes.sha1(h.payload.subarray(start, start + Metainfo.pieceLengthAt(m, i)!))
+        expect(Bytes.equals(Metainfo.pieceHash(m, i)!, want)).toBe(true)
+      }
+    } else expect(m.pieces.length).toBe(0)
+  }, { fastCheck: { numRuns: 40 } })
 })

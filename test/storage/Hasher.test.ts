@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
 import * as Bytes from "../../src/core/Bytes.ts"
+import * as Merkle from "../../src/core/Merkle.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import * as PiecePool from "../../src/storage/PiecePool.ts"
 import { randomBytes } from "./support.ts"
@@ -103,4 +104,48 @@ describe("Hasher layers", () => {
       const want = Bytes.sha1(data)
       expect(Bytes.equals((yield* h.sha1(data)).digest, want)).toBe(true)
     }).pipe(Effect.provide(Hasher.layerPool({ workers: 1 }))))
+})
+
+describe("Hasher v2 (BEP 52 piece roots)", () => {
+  /** The reference: core/Merkle over the piece's own leaves, padded to `width` leaves. */
+  const reference = (data: Uint8Array, job: Hasher.V2Job) =>
+    Merkle.rootOf(Merkle.leafHashes(data.subarray(0, job.dataLength)), 0, job.width)
+
+  it.live("workers, inline and the pool's inline path agree with core/Merkle; the SHA-1 covers the whole buffer", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const pool = yield* Hasher.makePool({ workers: 2, inlineMax: 20_000 })
+      yield* Effect.promise(() =>
+        FastCheck.assert(
+          FastCheck.asyncProperty(
+            FastCheck.integer({ min: 0, max: 4 }), // log2 of the piece's leaves
+            FastCheck.integer({ min: 1, max: 1 << 16 }),
+            FastCheck.boolean(),
+            async (k, cut, sha1) => {
+              const width = 2 ** k
+              const size = width * Merkle.BLOCK_SIZE
+              const dataLength = 1 + (cut % size)
+              const bytes = new Uint8Array(size)
+              bytes.set(randomBytes(dataLength, cut))
+              const job: Hasher.V2Job = { dataLength, width, sha1 }
+              const want = Bytes.toHex(reference(bytes, job))
+              for (const h of [Hasher.inline, pool]) {
+                const r = await Effect.runPromise(Hasher.v2Piece(h, bytes.slice(), job))
+                expect(Bytes.toHex(r.root)).toBe(want)
+                expect(r.sha1 === undefined ? undefined : Bytes.toHex(r.sha1)).toBe(sha1 ? Bytes.toHex(Bytes.sha1(bytes)) : undefined)
+                expect(Bytes.equals(r.data, bytes)).toBe(true)
+              }
+            }
+          ),
+          { numRuns: 60 }
+        )
+      )
+    })))
+
+  it.effect("a hasher without v2 (an older implementation) falls back to inline", () =>
+    Effect.gen(function*() {
+      const data = randomBytes(40_000, 3)
+      const job: Hasher.V2Job = { dataLength: 40_000, width: 4, sha1: false }
+      const r = yield* Hasher.v2Piece({ sha1: Hasher.inline.sha1 }, data, job)
+      expect(Bytes.toHex(r.root)).toBe(Bytes.toHex(reference(data, job)))
+    }))
 })

@@ -26,6 +26,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -407,6 +408,12 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       )
     )
     const persistQuietly = Effect.ignore(persist)
+    // Saves asked for by runs' events (completion, failure, metadata, counters) coalesce: one writer, at most one
+    // save pending behind the one being written — twenty torrents completing at once cost two writes, not twenty
+    // queued on the lock (each an atomic write with fsyncs) that a shutdown would wait behind.
+    const saveWanted = yield* Queue.sliding<void>(1)
+    const requestSave = Effect.sync(() => void saveWanted.unsafeOffer(undefined))
+    yield* Effect.forkIn(Effect.forever(Effect.zipRight(Queue.take(saveWanted), locked(persistQuietly))), sessionScope)
 
     const changed = (e: Entry) => publish({ _tag: "Changed", torrent: summaryOf(e) })
     const setState = (e: Entry, state: TorrentInfo.State) => {
@@ -501,7 +508,7 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       e.p = { ...e.p, name: m.name, size: dataFiles(m).reduce((n, f) => n + f.length, 0), wantedSize: wantedBytes(m, e.p.files) }
       if (e.state === "fetching-metadata") setState(e, "checking")
       else changed(e)
-      background(persistQuietly)
+      background(requestSave)
     }
 
     /** The download's events: state, completion, pieces. */
@@ -536,9 +543,10 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       }
       run.seedingSince ??= Date.now()
       setState(e, "seeding")
-      if (firstTime) publish({ _tag: "Completed", id: e.p.id, infoHash: e.p.infoHash })
+      if (!firstTime) return background(requestSave) // complete at start, or again: the queue is as it was
+      publish({ _tag: "Completed", id: e.p.id, infoHash: e.p.infoHash })
       // A download slot freed, a seed slot taken: the queue decides whether it keeps seeding.
-      background(Effect.zipRight(locked(persistQuietly), reconcileNow))
+      background(Effect.zipRight(requestSave, reconcileNow))
     }
 
     /** Once a second: rates, peers, progress event, seed goals. */
@@ -568,7 +576,7 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           })
           if (e.state === "seeding" && (yield* goalReached(e, run, s))) {
             e.p = { ...e.p, finished: true, seedingMs: seedingMs(e, run) }
-            yield* Effect.forkIn(Effect.zipRight(persistQuietly, reconcileNow), sessionScope)
+            yield* Effect.forkIn(Effect.zipRight(requestSave, reconcileNow), sessionScope)
             return
           }
         }
@@ -595,7 +603,7 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         yield* detach(e, run)
         yield* Scope.close(run.scope, Exit.void)
         setState(e, stateOfStopped(e))
-        yield* Effect.forkIn(Effect.zipRight(locked(persistQuietly), reconcileNow), sessionScope)
+        yield* Effect.forkIn(Effect.zipRight(requestSave, reconcileNow), sessionScope)
       })
 
     /** The run's counters into the entry; the run no longer belongs to it. */
@@ -1097,7 +1105,7 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
     )
     // Counters move while torrents run: saved now and then (state changes are saved at once).
     yield* Effect.forkIn(
-      Effect.forever(Effect.zipRight(Effect.sleep(options.saveInterval ?? Duration.seconds(30)), locked(persistQuietly))),
+      Effect.forever(Effect.zipRight(Effect.sleep(options.saveInterval ?? Duration.seconds(30)), requestSave)),
       sessionScope
     )
 
@@ -1133,12 +1141,15 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
     yield* locked(reconcile)
 
     // Shutdown: every run stops cleanly (announces `stopped`, saves resume data) at once, then the state is saved.
+    // `closing` is set before the lock is taken: work queued on it (a reconcile) then does nothing.
     yield* Effect.addFinalizer(() =>
-      locked(Effect.gen(function*() {
+      Effect.suspend(() => {
         closing = true
-        yield* Effect.forEach([...entries.values()], stopRun, { concurrency: "unbounded", discard: true })
-        yield* persistQuietly
-      }))
+        return locked(Effect.gen(function*() {
+          yield* Effect.forEach([...entries.values()], stopRun, { concurrency: "unbounded", discard: true })
+          yield* persistQuietly
+        }))
+      })
     )
 
     return {

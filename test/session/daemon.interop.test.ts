@@ -152,7 +152,7 @@ describe.runIf(enabled)("the daemon (built CLI) with real seeders", () => {
 
     // SIGTERM: a clean stop (exit 0 before the CLI's own 10 s deadline would make it 1).
     second.signal("SIGTERM")
-    expect(await second.exited).toEqual({ code: 0, signal: null })
+    expect(await second.exited, second.log()).toEqual({ code: 0, signal: null })
 
     // And back again: all complete, seeding, nothing to fetch.
     const third = await Daemon.start(children, { downloadDir: out, stateDir: state, extra: flags })
@@ -165,7 +165,7 @@ describe.runIf(enabled)("the daemon (built CLI) with real seeders", () => {
     expect(list.code, list.stderr).toBe(0)
     expect((JSON.parse(list.stdout) as ReadonlyArray<unknown>).length).toBe(COUNT)
     third.signal("SIGTERM")
-    expect(await third.exited).toEqual({ code: 0, signal: null })
+    expect(await third.exited, third.log()).toEqual({ code: 0, signal: null })
   }, 420_000)
 })
 
@@ -235,6 +235,6 @@ describe.runIf(enabled && hasFfmpeg)("streaming from the daemon while it downloa
     expect(await progress()).toBeLessThan(1)
 
     daemon.signal("SIGTERM")
-    expect(await daemon.exited).toEqual({ code: 0, signal: null })
+    expect(await daemon.exited, daemon.log()).toEqual({ code: 0, signal: null })
   }, 240_000)
 })

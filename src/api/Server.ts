@@ -31,6 +31,7 @@ import * as Body from "./Body.ts"
 import * as Handlers from "./Handlers.ts"
 import * as Security from "./Security.ts"
 import * as TransmissionRoute from "./TransmissionRoute.ts"
+import * as TransmissionWeb from "./TransmissionWeb.ts"
 
 export const defaultHost = "127.0.0.1"
 /** Transmission's port, so that its tools find the daemon. */
@@ -54,6 +55,8 @@ export interface Options {
   readonly eventLoopLag?: boolean | undefined
   /** Transmission's RPC at `/transmission/rpc` (TransmissionRoute.ts): on by default; `false` leaves it out. */
   readonly transmission?: Pick<TransmissionRoute.Options, "onSessionClose" | "configDir" | "version"> | false | undefined
+  /** Transmission's web client served from this directory at `/transmission/web/` (TransmissionWeb.ts); none: not served. */
+  readonly transmissionWeb?: string | undefined
 }
 
 export class ServerError extends Data.TaggedError("ServerError")<{
@@ -129,9 +132,13 @@ export const layer = (options: Options = {}): Layer.Layer<HttpServer.HttpServer,
       const transmission = options.transmission === false
         ? Layer.empty
         : TransmissionRoute.layer({ ...options.transmission, auth: options.auth, maxBody: Body.maxOf(limits) })
+      const transmissionWeb = options.transmissionWeb === undefined
+        ? Layer.empty
+        : TransmissionWeb.layer({ directory: options.transmissionWeb, auth: options.auth })
       return serve.pipe(
         Layer.provide(Handlers.openApiLive),
         Layer.provide(transmission),
+        Layer.provide(transmissionWeb),
         Layer.provide(Handlers.failuresLive),
         Layer.provide(api),
         Layer.merge(lag),

@@ -60,8 +60,12 @@ const torrentText = (m: Metainfo.Metainfo, color: boolean): string => {
   const lines: Array<string> = []
   const field = (label: string, value: string) => lines.push(`${s.bold(label.padEnd(13))} ${value}`)
   field("name", t(m.name))
-  field("info-hash", s.cyan(InfoHash.toHex(m.infoHash)) + (m.version === "hybrid" ? s.dim("  (v1)") : ""))
-  if (m.infoHashV2 !== undefined) field("info-hash v2", s.cyan(InfoHash.toHex(m.infoHashV2)) + s.dim("  (hybrid v1/v2)"))
+  if (m.version !== "v2") {
+    field("info-hash", s.cyan(InfoHash.toHex(m.infoHash)) + (m.version === "hybrid" ? s.dim("  (v1)") : ""))
+  }
+  if (m.infoHashV2 !== undefined) {
+    field("info-hash v2", s.cyan(InfoHash.toHex(m.infoHashV2)) + s.dim(m.version === "v2" ? "  (v2 only)" : "  (hybrid v1/v2)"))
+  }
   field("size", `${groupDigits(m.totalLength)} bytes (${formatBytes(m.totalLength)})`)
   field("pieces", `${groupDigits(m.pieceCount)} × ${formatBytes(m.pieceLength)}`)
   field("private", m.private ? s.yellow("yes") : "no")

@@ -5,7 +5,6 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as InfoHash from "../core/InfoHash.ts"
 import * as Magnet from "../metainfo/Magnet.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
@@ -37,15 +36,9 @@ const readTorrent = (path: string) =>
       return yield* fail(`${path}: ${info.size} bytes is too large for a .torrent file`)
     }
     const bytes = yield* fs.readFile(path).pipe(Effect.catchAll((e) => fail(`${path}: ${systemReason(e)}`)))
-    const decoded = Metainfo.decode(bytes)
-    if (Either.isLeft(decoded)) {
-      const e = decoded.left
-      if (e.reason === "v2-only") {
-        const hash = e.infoHashV2 === undefined ? "" : ` (v2 info-hash ${InfoHash.toHex(e.infoHashV2)})`
-        return yield* fail(`${path}: v2-only torrents are not supported yet${hash}`)
-      }
-      return yield* fail(`${path}: ${e.message}`)
-    }
+    // v2-only torrents load as version "v2": `info` shows them, `download`/`seed`/`verify` check pieces by Merkle root
+    const decoded = Metainfo.decode(bytes, { v2Only: true })
+    if (Either.isLeft(decoded)) return yield* fail(`${path}: ${decoded.left.message}`)
     return { _tag: "Torrent", path, bytes, metainfo: decoded.right } as const
   })
 

@@ -131,6 +131,13 @@ export interface V2Piece {
    * or the file's root for a file of one piece. `undefined` when the torrent lacks that file's piece layer.
    */
   readonly expected: Uint8Array | undefined
+  /** Bytes of the file in this piece (the rest of the piece, if any, is pad). */
+  readonly dataLength: number
+  /**
+   * Leaves the piece's subtree spans: `pieceLength / 16 KiB` for a file longer than a piece, else the file's blocks
+   * rounded up to a power of two. `expected` is `Merkle.rootOf(leaves of the data, 0, width)`.
+   */
+  readonly width: number
 }
 
 /**
@@ -158,10 +165,36 @@ export const v2Piece = (metainfo: Metainfo, index: number): V2Piece | undefined 
     const expected = f.length <= metainfo.pieceLength
       ? f.piecesRoot
       : f.pieceLayer?.subarray(filePiece * 32, filePiece * 32 + 32)
-    return { fileIndex: i, filePiece, fileBlocks, expected }
+    const perPiece = metainfo.pieceLength / Merkle.BLOCK_SIZE
+    return {
+      fileIndex: i,
+      filePiece,
+      fileBlocks,
+      expected,
+      dataLength: Math.min(metainfo.pieceLength, f.length - filePiece * metainfo.pieceLength),
+      width: fileBlocks > perPiece ? perPiece : Merkle.nextPowerOfTwo(fileBlocks)
+    }
   }
   return undefined
 }
+
+/**
+ * What verifying a piece needs, in the shape `storage/Storage.ts`'s options take: the SHA-1 hashes (empty for a
+ * v2-only torrent) and, for v2 and hybrid torrents, each piece's Merkle root from {@link v2Piece} (a hybrid is then
+ * verified on both hashes). `root` is `undefined` for a file whose piece layer the torrent lacks.
+ */
+export const pieceVerification = (metainfo: Metainfo): {
+  readonly pieceHashes: Uint8Array
+  readonly v2:
+    | ((index: number) => { readonly root: Uint8Array | undefined; readonly dataLength: number; readonly width: number } | undefined)
+    | undefined
+} => ({
+  pieceHashes: metainfo.pieces,
+  v2: metainfo.version === "v1" ? undefined : (index) => {
+    const p = v2Piece(metainfo, index)
+    return p === undefined ? undefined : { root: p.expected, dataLength: p.dataLength, width: p.width }
+  }
+})
 
 /** Files of a v2 or hybrid torrent longer than one piece, and how many of them come with their piece layer. */
 export const pieceLayerStatus = (metainfo: Metainfo): { readonly needed: number; readonly present: number } => {

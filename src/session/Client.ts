@@ -46,7 +46,7 @@ import * as Stream from "effect/Stream"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import * as PeerIdentity from "../core/PeerIdentity.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
-import type * as Metainfo from "../metainfo/Metainfo.ts"
+import * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import * as Encryption from "../peer/Encryption.ts"
 import type * as PeerState from "../peer/PeerState.ts"
@@ -426,7 +426,7 @@ const start = (
       outputDir: options.outputDir,
       files: m.files.map((f) => ({ path: f.path, length: f.length, pad: f.pad })),
       pieceLength: m.pieceLength,
-      pieceHashes: m.pieces,
+      ...Metainfo.pieceVerification(m),
       wanted: (f) => files[f] === true,
       maxOpenFiles: client.options.maxOpenFiles
     }).pipe(

@@ -10,7 +10,8 @@
  *   extents of files that are not wanted are skipped, so those files are never created).
  * - Reads see zeros for pad bytes and for bytes a file does not have yet (missing or short files, holes).
  * - `verifyPiece` hashes through the {@link Hasher} port; it may transfer the buffer to a worker and hands the
- *   bytes back in `Verified.data` (the argument's view is unusable afterwards, see Hasher.ts).
+ *   bytes back in `Verified.data` (the argument's view is unusable afterwards, see Hasher.ts). With `v2` (BEP 52)
+ *   a piece must also match its Merkle root (v2-only torrents: only that), in the same pass over the bytes.
  * - `check` hashes every piece whose files exist and are long enough; a piece touching a missing or short file is
  *   reported missing without reading anything.
  * - Memory: reads allocate only the requested range (`readPieceInto` nothing); `check` holds at most
@@ -29,6 +30,7 @@ import * as Bitfield from "../core/Bitfield.ts"
 import * as Bytes from "../core/Bytes.ts"
 import * as Lengths from "../core/Lengths.ts"
 import * as FileLayout from "../metainfo/FileLayout.ts"
+import * as HasherPort from "./Hasher.ts"
 import { Hasher } from "./Hasher.ts"
 
 /** A file of the torrent as storage needs it; `path` holds already-sanitized components. */
@@ -38,8 +40,22 @@ export interface StorageFile {
   readonly pad: boolean
 }
 
-/** Expected SHA-1 of every piece: the metainfo's concatenated 20-byte hashes, or a lookup. */
+/**
+ * Expected SHA-1 of every piece: the metainfo's concatenated 20-byte hashes, or a lookup. Empty for a v2-only
+ * torrent (with {@link MakeOptions} `v2`).
+ */
 export type PieceHashes = Uint8Array | ((index: number) => Uint8Array)
+
+/**
+ * BEP 52: what the v2 half says piece `index` must hash to (from `Metainfo.v2Piece`): the Merkle root of the SHA-256
+ * leaves of its first `dataLength` bytes (the file's data; the rest of the piece is pad), padded to `width` leaves.
+ * `root` is `undefined` when the torrent lacks the file's piece layer: the piece cannot be verified (never `ok`).
+ */
+export interface V2PieceHash {
+  readonly root: Uint8Array | undefined
+  readonly dataLength: number
+  readonly width: number
+}
 
 export type Reason =
   | "invalid-layout" // file list or piece length rejected by FileLayout / Lengths
@@ -111,7 +127,10 @@ export interface StorageShape {
    * of that version: the upload path hashes a piece once per version instead of on every read (Uploader.ts).
    */
   readonly pieceVersion: (index: number) => Effect.Effect<string | undefined>
-  /** SHA-1 of `data` against the piece's expected hash. Ownership of `data` passes to the call; use `Verified.data`. */
+  /**
+   * SHA-1 of `data` against the piece's expected hash (and its BEP 52 Merkle root with `v2`). Ownership of `data`
+   * passes to the call; use `Verified.data`.
+   */
   readonly verifyPiece: (index: number, data: Uint8Array) => Effect.Effect<Verified, StorageError>
   /** Resume check over existing data, one element per piece in index order. */
   readonly checkStream: Stream.Stream<CheckProgress, StorageError>
@@ -160,6 +179,11 @@ export interface MakeOptions {
   readonly files: ReadonlyArray<StorageFile>
   readonly pieceLength: number
   readonly pieceHashes: PieceHashes
+  /**
+   * BEP 52 (v2 and hybrid torrents): every piece is also checked against its Merkle root, in the same pass as the
+   * SHA-1 (a hybrid is verified on both hashes); a v2-only torrent passes empty `pieceHashes`.
+   */
+  readonly v2?: ((index: number) => V2PieceHash | undefined) | undefined
   /** Files to store; others are never created or written. Default: all. Asked on each write, so it may change. */
   readonly wanted?: (file: number) => boolean
   /** Pieces read and hashed at once by `check` (memory: this many piece buffers). Default 2. */
@@ -178,8 +202,13 @@ export const layoutOf = (
 
 const invalid = (detail: string) => new StorageError({ reason: "invalid-range", path: "", detail })
 
-const expectedHashOf = (hashes: PieceHashes, count: number): Either.Either<(i: number) => Uint8Array, StorageError> => {
+const expectedHashOf = (
+  hashes: PieceHashes,
+  count: number,
+  v2: boolean
+): Either.Either<((i: number) => Uint8Array) | undefined, StorageError> => {
   if (typeof hashes === "function") return Either.right(hashes)
+  if (v2 && hashes.length === 0) return Either.right(undefined)
   if (hashes.length !== count * 20) {
     return Either.left(
       new StorageError({
@@ -201,7 +230,27 @@ export const make = (
   Effect.gen(function*() {
     const hasher = yield* Hasher
     const lengths = layout.lengths
-    const expected = yield* expectedHashOf(options.pieceHashes, lengths.pieceCount)
+    const v2 = options.v2
+    const expected = yield* expectedHashOf(options.pieceHashes, lengths.pieceCount, v2 !== undefined)
+    /** Hashes `data` (ownership passes, as for `Hasher`) and says whether it is piece `index`. */
+    const hashPiece = (index: number, data: Uint8Array): Effect.Effect<Verified> => {
+      if (v2 === undefined) {
+        // v1: `expectedHashOf` leaves out the SHA-1 lookup only for v2-only torrents
+        const want = expected?.(index) ?? new Uint8Array(0)
+        return Effect.map(hasher.sha1(data), (r) => ({ ok: Bytes.equals(r.digest, want), data: r.data }))
+      }
+      const want = v2(index)
+      const sha1 = expected?.(index)
+      if (want === undefined || want.root === undefined) return Effect.succeed({ ok: false, data })
+      const root = want.root
+      return Effect.map(
+        HasherPort.v2Piece(hasher, data, { dataLength: want.dataLength, width: want.width, sha1: sha1 !== undefined }),
+        (r) => ({
+          ok: Bytes.equals(r.root, root) && (sha1 === undefined || (r.sha1 !== undefined && Bytes.equals(r.sha1, sha1))),
+          data: r.data
+        })
+      )
+    }
     const wanted = options.wanted ?? (() => true)
     const checkConcurrency = Math.max(1, options.checkConcurrency ?? 2)
     let touched = false
@@ -276,8 +325,7 @@ export const make = (
 
     const verifyPiece = (index: number, data: Uint8Array): Effect.Effect<Verified, StorageError> => {
       if (!Lengths.isPiece(lengths, index)) return Effect.fail(invalid(`piece ${index} out of range`))
-      const want = expected(index)
-      return Effect.map(hasher.sha1(data), (r) => ({ ok: Bytes.equals(r.digest, want), data: r.data }))
+      return hashPiece(index, data)
     }
 
     const checkStreamExcept = (skip: Bitfield.Bitfield | undefined): Stream.Stream<CheckProgress, StorageError> =>
@@ -307,9 +355,8 @@ export const make = (
           const before = yield* pieceVersion(index)
           yield* readRange(Lengths.pieceOffset(lengths, piece), buf)
           const after = before === undefined ? undefined : yield* pieceVersion(index)
-          const r = yield* hasher.sha1(buf)
-          if (r.data.length === lengths.pieceLength) free.push(r.data)
-          const ok = Bytes.equals(r.digest, expected(index))
+          const { ok, data } = yield* hashPiece(index, buf)
+          if (data.length === lengths.pieceLength) free.push(data)
           return { index, ok, skipped: false, version: ok && before === after ? before : undefined }
         })
         // Runs of consecutive pieces, each all present (read and hashed, `checkConcurrency` at a time) or all

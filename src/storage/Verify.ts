@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
 import * as InfoHash from "../core/InfoHash.ts"
-import type * as Metainfo from "../metainfo/Metainfo.ts"
+import * as Metainfo from "../metainfo/Metainfo.ts"
 import * as FileStorage from "./FileStorage.ts"
 import type { Hasher } from "./Hasher.ts"
 import * as Storage from "./Storage.ts"
@@ -152,7 +152,7 @@ export const verify = (
           outputDir: root,
           files,
           pieceLength: metainfo.pieceLength,
-          pieceHashes: metainfo.pieces,
+          ...Metainfo.pieceVerification(metainfo),
           wanted: () => false,
           ...(options.checkConcurrency === undefined ? {} : { checkConcurrency: options.checkConcurrency })
         })

@@ -293,3 +293,27 @@ describe("effect-torrent create --v2 / --hybrid", { timeout: 90_000 }, () => {
     expect(existsSync(join(work, "both.torrent"))).toBe(false)
   })
 })
+
+describe("verify on v2 and hybrid data", { timeout: 90_000 }, () => {
+  it("the data a torrent was created from verifies; a flipped byte fails only its file", async () => {
+    const data = join(work, "verify-v2")
+    writeTree(join(data, "T"), { "a.bin": 100_000, "b/c.bin": 40_000, "d.txt": 5 })
+    for (const format of ["v2", "hybrid"] as const) {
+      const torrent = join(work, `verify-${format}.torrent`)
+      expect((await cli(["create", join(data, "T"), `--${format}`, "-l", "16K", "-o", torrent, "--force"])).code).toBe(0)
+      const good = await cli(["verify", torrent, data, "--json"])
+      expect(good.code).toBe(0)
+      const path = join(data, "T", "a.bin")
+      const bytes = readFileSync(path)
+      bytes[50_000]! ^= 1
+      writeFileSync(path, bytes)
+      const bad = await cli(["verify", torrent, data, "--json"])
+      bytes[50_000]! ^= 1
+      writeFileSync(path, bytes)
+      expect(bad.code).toBe(1)
+      const report = JSON.parse(bad.stdout) as { files: Array<{ path: string; status: string }> }
+      const notOk = report.files.filter((f) => f.status !== "ok").map((f) => f.path)
+      expect(notOk).toEqual(["T/a.bin"])
+    }
+  })
+})

@@ -272,11 +272,15 @@ describe("effect-torrent verify", () => {
   })
 
   it.skipIf(!requireFixtures("verify on real v2-only and hybrid torrents"))(
-    "real fixtures: a v2-only torrent is refused in one line; a hybrid is checked through its v1 half",
+    "real fixtures: a v2-only torrent and a hybrid are checked (their files missing here), no pad listed",
     async () => {
-      const v2 = await cli(["verify", Path.join(torrentsDir, "libtorrent/v2_only.torrent"), work])
-      expectOneLineError(v2, 1)
-      expect(v2.stderr).toMatch(/v2-only torrents are not supported/)
+      const none = Path.join(work, `none-${serial++}`)
+      Fs.mkdirSync(none)
+      const v2 = await cli(["verify", Path.join(torrentsDir, "libtorrent/v2_only.torrent"), none, "--json"])
+      expect(v2.code).toBe(1)
+      const v2Report = decodeReport(v2.stdout)
+      expect(v2Report.files.length).toBeGreaterThan(0)
+      expect(v2Report.files.every((f) => f.status === "missing" && !f.path.includes(".pad"))).toBe(true)
       // A hybrid with pad files and empty files, against an empty directory: every real file missing, no pad listed.
       const empty = Path.join(work, `empty-${serial++}`)
       Fs.mkdirSync(empty)

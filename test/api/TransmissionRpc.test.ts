@@ -5,13 +5,17 @@
  * file selection, limits, removal, the methods answered as unsupported).
  */
 import { describe, expect, it } from "@effect/vitest"
+import { execFile, execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Auth from "../../src/api/Auth.ts"
 import * as Rpc from "../../src/api/TransmissionRpc.ts"
 import type * as TorrentInfo from "../../src/session/TorrentInfo.ts"
 import { pattern } from "./FakeSession.ts"
-import { raw, start } from "./support.ts"
+import { raw, start, torrentBytes } from "./support.ts"
 import { fieldsOf, listRows, remote, remoteOk, shouldRun } from "./TransmissionSupport.ts"
 
 const rpc = (port: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -319,5 +323,76 @@ describe.runIf(shouldRun("transmission-remote over the fake session"))("transmis
       yield* remoteOk(port, ["-t", "1", "--remove-and-delete"])
       expect(fake.callsOf("remove")).toEqual([[1, { deleteData: true }]])
       expect(listRows(yield* remoteOk(port, ["-l"]))).toEqual([])
+    }))
+})
+
+const PYTHON_CLIENT = `
+import sys, json, transmissionrpc
+port, torrent = int(sys.argv[1]), sys.argv[2]
+c = transmissionrpc.Client("127.0.0.1", port=port)
+out = {}
+s = c.get_session()
+out["session"] = [s.version, c.rpc_version, s.download_dir, s.peer_port, s.speed_limit_down_enabled]
+out["list"] = sorted([t.id, t.name, t.status, t.progress] for t in c.get_torrents())
+t = c.add_torrent("file://" + torrent, paused=True)
+out["added"] = [t.id, t.name]
+out["paused"] = c.get_torrent(t.id).status
+c.start_torrent(t.id)
+out["started"] = c.get_torrent(t.id).status
+files = c.get_files(1)[1]
+out["files"] = sorted([i, f["name"], f["size"], f["selected"], f["priority"]] for i, f in files.items())
+c.change_torrent(1, files_unwanted=[1], priority_high=[0], uploadLimit=70, uploadLimited=True)
+out["changed"] = sorted([i, f["selected"], f["priority"]] for i, f in c.get_files(1)[1].items())
+out["uploadLimit"] = c.get_torrent(1).uploadLimit
+c.set_session(speed_limit_down=123, speed_limit_down_enabled=True)
+out["speedDown"] = [c.get_session().speed_limit_down, c.get_session().speed_limit_down_enabled]
+c.stop_torrent(1)
+c.verify_torrent(1)
+c.remove_torrent(t.id, delete_data=True)
+out["after"] = sorted(x.id for x in c.get_torrents())
+print(json.dumps(out))
+`
+
+const pythonClient = (() => {
+  try {
+    execFileSync("/usr/bin/python3", ["-c", "import transmissionrpc"], { stdio: "ignore" })
+    return true
+  } catch {
+    if (!process.env["CI"]) console.warn("\n!!! SKIPPING Python's transmissionrpc: apt-get install python3-transmissionrpc !!!\n")
+    return process.env["CI"] !== undefined
+  }
+})()
+
+describe.runIf(pythonClient)("Python's transmissionrpc (Debian's python3-transmissionrpc 0.11) over the fake session", () => {
+  it.scopedLive("session, list, add a file (paused), start, files and their selection, limits, stop, verify, remove", () =>
+    Effect.gen(function*() {
+      const { port, fake } = yield* start()
+      yield* fake.seed({ name: "alpha", files: [{ path: "alpha/x.bin", data: pattern(0, 100) }, { path: "alpha/y.bin", data: pattern(1, 10) }] })
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "et-trpc-"))
+      const file = Path.join(dir, "beta.torrent")
+      Fs.writeFileSync(file, torrentBytes("beta"))
+      const run = yield* Effect.promise(() =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          execFile("/usr/bin/python3", ["-c", PYTHON_CLIENT, String(port), file], { timeout: 30_000 }, (error, out, err) =>
+            resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, out, err }))
+        })
+      )
+      Fs.rmSync(dir, { recursive: true, force: true })
+      expect({ code: run.code, err: run.code === 0 ? "" : run.err }).toEqual({ code: 0, err: "" })
+      expect(JSON.parse(run.out)).toEqual({
+        session: ["3.00 (effect-torrent 0.1.0)", 16, "/downloads", 6881, false],
+        list: [[1, "alpha", "downloading", 0]],
+        added: [2, expect.stringMatching(/^torrent-/)], // the fake names metainfo adds itself
+        paused: "stopped",
+        started: "download pending",
+        files: [[0, "alpha/x.bin", 100, true, "normal"], [1, "alpha/y.bin", 10, true, "normal"]],
+        changed: [[0, true, "high"], [1, false, "normal"]],
+        uploadLimit: 70,
+        speedDown: [123, true],
+        after: [1]
+      })
+      expect(fake.callsOf("pause")).toEqual([[1]])
+      expect(fake.callsOf("verify")).toEqual([[1]])
+      expect(fake.callsOf("remove")).toEqual([[2, { deleteData: true }]])
     }))
 })

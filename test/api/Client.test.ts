@@ -18,7 +18,7 @@ import { client, start, torrentBytes } from "./support.ts"
 const hash = "0123456789abcdef0123456789abcdef01234567"
 
 const withTorrent = Effect.gen(function*() {
-  const running = yield* start()
+  const running = yield* start({ transmission: false }) // its own events subscription would count here
   const added = yield* running.fake.seed({
     name: "movie",
     files: [

@@ -59,7 +59,7 @@ const hash = "aa".repeat(20)
 describe("GET /api/events", () => {
   it.scopedLive("headers, a first comment at once, then one event:/data: frame per event, JSON through the Schema", () =>
     Effect.gen(function*() {
-      const { fake, port } = yield* start()
+      const { fake, port } = yield* start({ transmission: false })
       const stream = yield* open(port)
       expect(stream.status).toBe(200)
       expect(stream.headers["content-type"]).toBe("text/event-stream")
@@ -87,7 +87,7 @@ describe("GET /api/events", () => {
 
   it.scopedLive("an idle stream gets keep-alive comments", () =>
     Effect.gen(function*() {
-      const { port } = yield* start({ eventsKeepAlive: "100 millis" })
+      const { port } = yield* start({ eventsKeepAlive: "100 millis", transmission: false })
       const stream = yield* open(port)
       yield* until(() => stream.text().split(": keep-alive\n\n").length >= 3, "two keep-alives")
       expect(stream.text().startsWith(": effect-torrent events\n\n: keep-alive\n\n: keep-alive\n\n")).toBe(true)
@@ -96,7 +96,7 @@ describe("GET /api/events", () => {
 
   it.scopedLive("the client going away ends the subscription (and the server keeps serving)", () =>
     Effect.gen(function*() {
-      const { fake, port } = yield* start()
+      const { fake, port } = yield* start({ transmission: false })
       const a = yield* open(port)
       const b = yield* open(port)
       yield* until(() => fake.subscribers() === 2, "two subscriptions")
@@ -111,7 +111,7 @@ describe("GET /api/events", () => {
   it.scopedLive("the server stopping ends open streams cleanly, at once", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const { fake, port } = yield* start().pipe(Scope.extend(scope))
+      const { fake, port } = yield* start({ transmission: false }).pipe(Scope.extend(scope))
       const stream = yield* open(port)
       yield* until(() => fake.subscribers() === 1, "the subscription")
       const started = Date.now()

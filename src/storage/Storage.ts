@@ -49,7 +49,8 @@ export type PieceHashes = Uint8Array | ((index: number) => Uint8Array)
 /**
  * BEP 52: what the v2 half says piece `index` must hash to (from `Metainfo.v2Piece`): the Merkle root of the SHA-256
  * leaves of its first `dataLength` bytes (the file's data; the rest of the piece is pad), padded to `width` leaves.
- * `root` is `undefined` when the torrent lacks the file's piece layer: the piece cannot be verified (never `ok`).
+ * `root` is `undefined` when the torrent lacks the file's piece layer: a hybrid's piece is then verified by its SHA-1
+ * alone, a v2-only piece cannot be verified (never `ok`).
  */
 export interface V2PieceHash {
   readonly root: Uint8Array | undefined
@@ -241,7 +242,12 @@ export const make = (
       }
       const want = v2(index)
       const sha1 = expected?.(index)
-      if (want === undefined || want.root === undefined) return Effect.succeed({ ok: false, data })
+      if (want === undefined || want.root === undefined) {
+        // no root to check (the torrent lacks the file's piece layer, e.g. a hybrid fetched by magnet): a hybrid's
+        // SHA-1 still decides; a v2-only piece cannot be verified
+        if (sha1 === undefined) return Effect.succeed({ ok: false, data })
+        return Effect.map(hasher.sha1(data), (r) => ({ ok: Bytes.equals(r.digest, sha1), data: r.data }))
+      }
       const root = want.root
       return Effect.map(
         HasherPort.v2Piece(hasher, data, { dataLength: want.dataLength, width: want.width, sha1: sha1 !== undefined }),

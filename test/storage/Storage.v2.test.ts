@@ -1,7 +1,8 @@
 /**
  * Storage with BEP 52 verification (`MakeOptions.v2`, from `Metainfo.pieceVerification`): a v2-only torrent's pieces
  * are checked against their Merkle roots only (the pad past a file's data does not count), a hybrid's against both
- * its SHA-1 and its root (either wrong fails the piece), a file without its piece layer never verifies; `check`
+ * its SHA-1 and its root (either wrong fails the piece), a v2-only file without its piece layer never verifies (a
+ * hybrid's falls back to its SHA-1); `check`
  * over complete data finds every piece, inline and in workers.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -99,14 +100,19 @@ describe("Storage with v2 verification", () => {
       expect((yield* s.verifyPiece(6, piece)).ok).toBe(false)
     }).pipe(Effect.provide(Hasher.layerInline)))
 
-  it.effect("a piece whose file has no piece layer never verifies", () =>
+  it.effect("without the file's piece layer a v2-only piece never verifies; a hybrid's is verified by its SHA-1", () =>
     Effect.gen(function*() {
-      const built = build("v2")
-      const m = built.metainfo
-      const s = yield* storageOf(built, (i) => {
-        const v = Metainfo.v2Piece(m, i)!
-        return { root: undefined, dataLength: v.dataLength, width: v.width }
-      })
-      expect((yield* s.verifyPiece(0, pieceOf(built, 0))).ok).toBe(false)
+      for (const format of ["v2", "hybrid"] as const) {
+        const built = build(format)
+        const m = built.metainfo
+        const s = yield* storageOf(built, (i) => {
+          const v = Metainfo.v2Piece(m, i)!
+          return { root: undefined, dataLength: v.dataLength, width: v.width }
+        })
+        expect((yield* s.verifyPiece(0, pieceOf(built, 0))).ok).toBe(format === "hybrid")
+        const bad = pieceOf(built, 0)
+        bad[0]! ^= 1
+        expect((yield* s.verifyPiece(0, bad)).ok).toBe(false)
+      }
     }).pipe(Effect.provide(Hasher.layerInline)))
 })

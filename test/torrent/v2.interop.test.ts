@@ -11,8 +11,11 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import * as Bytes from "../../src/core/Bytes.ts"
+import * as Magnet from "../../src/metainfo/Magnet.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import { writeData } from "../support/data.ts"
@@ -94,6 +97,25 @@ describe.runIf(shouldRun("BEP 52 interop with libtorrent"))("v2 and hybrid with 
       })))
   }
 
+  it.live("hybrid by magnet (btih): the metadata from libtorrent has no piece layers; the download verifies anyway", () =>
+    Effect.gen(function*() {
+      const built = tree("hybrid-magnet", "hybrid")
+      const lt = keep(yield* Effect.promise(() => Lt.start()))
+      yield* Effect.promise(() => lt.seed("t", built))
+      const magnet = Magnet.parse(`magnet:?xt=urn:btih:${Bytes.toHex(built.metainfo.infoHash)}&x.pe=127.0.0.1:${lt.port}`)
+      if (magnet._tag === "Left") throw new Error(magnet.left.message)
+      const dir = tempDir("hybrid-magnet")
+      const events = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(magnet.right, { outputDir: dir, trackers: false })
+        const collected = yield* Effect.forkScoped(Stream.runCollect(d.events))
+        yield* d.done
+        return Chunk.toReadonlyArray(yield* Fiber.join(collected))
+      })).pipe(Effect.provide(testClient()))
+      expect(events.some((e) => e._tag === "MetadataReceived")).toBe(true)
+      expect(events.filter((e) => e._tag === "PieceFailed")).toEqual([])
+      sameFiles(built, dir)
+    }))
+
   it.live("v2: a single-file torrent, 16 KiB pieces, both ways", () =>
     Effect.scoped(Effect.gen(function*() {
       const built = buildV2({
@@ -115,6 +137,32 @@ describe.runIf(shouldRun("BEP 52 interop with libtorrent"))("v2 and hybrid with 
       yield* Effect.promise(() => leech.waitFor("l", (s) => s.seeding, 60_000))
       sameFiles(built, save)
     })))
+
+  it.live("v2: data already on disk is checked by Merkle root at start (resume): only the damaged file's pieces are fetched", () =>
+    Effect.gen(function*() {
+      const built = tree("v2-resume", "v2", 16384)
+      const m = built.metainfo
+      const dir = tempDir("v2-resume")
+      writeData(built, dir)
+      // damage one byte of z-last (its second piece) and cut big.bin short (its last piece is missing)
+      const zIndex = m.files.findIndex((f) => f.path.join("/") === "v2-resume/z-last")
+      const z = Path.join(dir, ...m.files[zIndex]!.path)
+      const zBytes = Fs.readFileSync(z)
+      zBytes[16384 + 5]! ^= 1
+      Fs.writeFileSync(z, zBytes)
+      const bigIndex = m.files.findIndex((f) => f.path.join("/") === "v2-resume/big.bin")
+      Fs.truncateSync(Path.join(dir, ...m.files[bigIndex]!.path), m.files[bigIndex]!.length - 100)
+      const zPiece = m.files[zIndex]!.offset / m.pieceLength + 1
+      const bigLast = (m.files[bigIndex]!.offset + m.files[bigIndex]!.length - 1) / m.pieceLength | 0
+      const lt = keep(yield* Effect.promise(() => Lt.start()))
+      yield* Effect.promise(() => lt.seed("t", built))
+      const r = yield* download(built, dir, [lt.port]).pipe(Effect.provide(testClient()))
+      const started = r.events.find((e) => e._tag === "Started")
+      expect(started?._tag === "Started" && started.have).toBe(m.pieceCount - 2)
+      const fetched = r.events.flatMap((e) => (e._tag === "PieceVerified" ? [e.index] : [])).sort((a, b) => a - b)
+      expect(fetched).toEqual([bigLast, zPiece].sort((a, b) => a - b))
+      sameFiles(built, dir)
+    }))
 
   it.live("v2: pieces from a peer sending corrupt blocks fail their Merkle check; an honest libtorrent seeder completes it", () =>
     Effect.gen(function*() {

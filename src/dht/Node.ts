@@ -48,6 +48,11 @@ export interface Options {
   /** Local address to bind (default all IPv4 interfaces). */
   readonly address?: string | undefined
   readonly port?: number | undefined
+  /**
+   * A socket to use instead of binding one (`address`/`port` are then ignored): the uTP socket's `udp` view, so the
+   * DHT and uTP share one UDP port as libtorrent does. The node installs its message handler on it.
+   */
+  readonly socket?: Udp.Socket | undefined
   /** Our node id; else the snapshot's, else a BEP 42 id for `externalIp`, else random. */
   readonly id?: Uint8Array | undefined
   readonly externalIp?: string | undefined
@@ -171,7 +176,7 @@ export const make = (options: Options = {}): Effect.Effect<Node, Udp.UdpError, S
     )
     const tokensRef = yield* Ref.make(Tokens.make(now0))
 
-    const socket = yield* Udp.make({ family: "udp4", address: options.address, port: options.port })
+    const socket = options.socket ?? (yield* Udp.make({ family: "udp4", address: options.address, port: options.port }))
     const self = addressKey(socket.local.address, socket.local.port)
     const pending = new Map<string, Pending>()
     let nextTid = Math.floor(Math.random() * 0x10000)

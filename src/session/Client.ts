@@ -48,6 +48,8 @@ import * as PeerIdentity from "../core/PeerIdentity.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
+import * as UtpSocket from "../net/UtpSocket.ts"
+import * as UtpTransport from "../net/UtpTransport.ts"
 import * as Encryption from "../peer/Encryption.ts"
 import type * as PeerState from "../peer/PeerState.ts"
 import * as FileStorage from "../storage/FileStorage.ts"
@@ -116,6 +118,12 @@ export interface ClientOptions {
   readonly encryption?: Encryption.Policy | undefined
   /** Most file descriptors each torrent's storage keeps open (FileStorage.ts; default 64). */
   readonly maxOpenFiles?: number | undefined
+  /**
+   * Transport of outgoing peer connections (docs/UTP.md): "tcp" (default), "utp" (BEP 29), or "both" (uTP first,
+   * TCP when it does not connect). Unless "tcp", a uTP socket is bound on the listener's port number (UDP), accepts
+   * inbound uTP connections for the listener, and carries the DHT too when there is one.
+   */
+  readonly transport?: UtpTransport.Transport | undefined
 }
 
 export interface DhtOptions {
@@ -159,6 +167,10 @@ export interface ClientShape {
   readonly dht: Effect.Effect<DhtNode.Node | undefined>
   /** The encryption policy of outgoing connections and the memory of plain-only peers, shared by all torrents. */
   readonly encryption: Encryption.Outbound
+  /** The uTP socket, opened on first use (undefined with transport "tcp", or when it could not be bound). */
+  readonly utp: Effect.Effect<UtpSocket.UtpSocket | undefined>
+  /** How torrents dial peers (the `transport` option). */
+  readonly dial: UtpTransport.Dial
 }
 
 export class Client extends Context.Tag("effect-torrent/Client")<Client, ClientShape>() {}
@@ -205,6 +217,26 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
             Effect.mapError((e) => new TorrentError({ reason: "listen-failed", detail: e.message, cause: e }))
           )
       )
+      const transport = options.transport ?? "tcp"
+      const utp = yield* Effect.cached(
+        transport === "tcp" ? Effect.succeed(undefined) : Effect.gen(function*() {
+          const bound = Option.getOrUndefined(yield* Effect.option(listener))
+          // Inbound uTP only with a listener (its port is the one announced); else every SYN is refused.
+          const make = (port: number | undefined) =>
+            UtpSocket.make({ host: listenHost(listen), port, backlog: bound === undefined ? 0 : 64 })
+          const wanted = bound?.address.port
+          const socket = yield* make(wanted).pipe(
+            Effect.catchAll((e) => (wanted !== undefined && wanted !== 0 ? make(0) : Effect.fail(e))),
+            Scope.extend(scope)
+          )
+          if (bound !== undefined) yield* bound.serve(socket.accept).pipe(Scope.extend(scope))
+          return socket
+        }).pipe(
+          Effect.catchAll((e) =>
+            Effect.as(Effect.logWarning(`uTP disabled: ${e.message}`), undefined as UtpSocket.UtpSocket | undefined)
+          )
+        )
+      )
       const dhtOptions = options.dht
       const stateDir = options.stateDir
       const dht = yield* Effect.cached(
@@ -212,9 +244,12 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
           const l = yield* Effect.option(listener)
           const bound = Option.getOrUndefined(l)
           const snapshot = stateDir === undefined ? undefined : yield* StateFiles.loadDht(stateDir)
+          // With uTP on, the DHT shares its UDP socket (one port, demultiplexed by the first byte).
+          const shared = dhtOptions.port === undefined ? yield* utp : undefined
           const make = (port: number | undefined) =>
             DhtNode.make({
               ...dhtOptions.node,
+              socket: shared?.udp,
               address: dhtOptions.host ?? (bound === undefined ? "0.0.0.0" : listenHost(listen)),
               port,
               bootstrap: dhtOptions.bootstrap ?? defaultBootstrap,
@@ -254,7 +289,9 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         hasher: yield* Hasher.Hasher,
         listener,
         dht,
-        encryption
+        encryption,
+        utp,
+        dial: UtpTransport.dialer({ transport, utp })
       }
     })
   )
@@ -496,6 +533,7 @@ const start = (
       dhtInterval: client.options.dht?.interval,
       pex: client.options.pex,
       encryption: client.encryption,
+      dial: client.dial,
       sharedUp: options.shared?.up,
       sharedDown: options.shared?.down,
       connections: options.shared?.connections,
@@ -604,7 +642,8 @@ export const fetchMetadata = (
       noPeersTimeout: options.timeout ?? client.options.noPeersTimeout,
       peerConfig: client.options.peerConfig,
       onProgress: options.onProgress,
-      encryption: client.encryption
+      encryption: client.encryption,
+      dial: client.dial
     }).pipe(Effect.provideService(Tracker, client.tracker))
     const made = TorrentFile.fromInfo(got.info, {
       trackers: magnet.trackers,

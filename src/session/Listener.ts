@@ -67,6 +67,11 @@ export interface Listener {
   readonly register: (infoHash: InfoHashV1, accept: Accept) => Effect.Effect<void, never, Scope.Scope>
   /** What happened to inbound connections so far. */
   readonly counts: () => Counts
+  /**
+   * Routes the connections of another source (the uTP socket's `accept`) like the TCP ones, for the lifetime of
+   * the caller's scope.
+   */
+  readonly serve: (accept: Effect.Effect<Tcp.Connection, Tcp.TcpError, Scope.Scope>) => Effect.Effect<void, never, Scope.Scope>
 }
 
 interface Decided {
@@ -210,16 +215,17 @@ export const make = (options: Options): Effect.Effect<Listener, Tcp.TcpError, Sc
         }
       }).pipe(Effect.onInterrupt(() => Scope.close(scope, Exit.void)))
 
-    const loop = Effect.gen(function*() {
-      for (;;) {
-        const scope = yield* Scope.make()
-        const conn = yield* Scope.extend(tcp.accept, scope).pipe(
-          Effect.tapError(() => Scope.close(scope, Exit.void))
-        )
-        yield* FiberSet.run(connections, route(scope, conn))
-      }
-    })
-    yield* Effect.forkScoped(loop.pipe(Effect.catchAll((e) => Effect.logWarning(`listener stopped: ${e.message}`))))
+    const loop = (accept: Effect.Effect<Tcp.Connection, Tcp.TcpError, Scope.Scope>) =>
+      Effect.gen(function*() {
+        for (;;) {
+          const scope = yield* Scope.make()
+          const conn = yield* Scope.extend(accept, scope).pipe(
+            Effect.tapError(() => Scope.close(scope, Exit.void))
+          )
+          yield* FiberSet.run(connections, route(scope, conn))
+        }
+      }).pipe(Effect.catchAll((e) => Effect.logWarning(`listener stopped: ${e.message}`)))
+    yield* Effect.forkScoped(loop(tcp.accept))
 
     return {
       address: tcp.address,
@@ -238,6 +244,7 @@ export const make = (options: Options): Effect.Effect<Listener, Tcp.TcpError, Sc
             })
         )
       },
-      counts: () => ({ ...counts })
+      counts: () => ({ ...counts }),
+      serve: (accept) => Effect.asVoid(Effect.forkScoped(loop(accept)))
     }
   })

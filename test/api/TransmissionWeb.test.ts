@@ -2,8 +2,9 @@
  * Transmission's own web client (Debian's transmission-daemon package: /usr/share/transmission/web) served by our
  * server at /transmission/web/ over the real session, used in headless Chromium as a person uses it: the page
  * loads and lists the torrent already there; a `.torrent` is added through its upload dialog (a file picked in the
- * file input), downloads from a libtorrent seeder found through opentracker, and shows as seeding; it is selected
- * and paused with the toolbar, then removed through the confirmation dialog. The page opens no alert and logs no
+ * file input), downloads from a libtorrent seeder found through opentracker, and shows as seeding; in the inspector of
+ * a paused torrent a file is unticked (the session stops wanting it); the seeding one is selected and paused with the
+ * toolbar, then removed through the confirmation dialog. The page opens no alert and logs no
  * error (a Content-Security-Policy violation would be one). Screenshots go to .tmp/artifacts/transmission-web/.
  * Before that, the file serving itself: redirects, types, the policy that replaces the API's sandbox, no way out of
  * the directory, credentials.
@@ -110,11 +111,22 @@ const rowText = (name: string, part: "peer" | "progress") => `(() => {
   return row?.querySelector(${JSON.stringify(part === "peer" ? ".torrent_peer_details" : ".torrent_progress_details")})?.textContent ?? ""
 })()`
 
-const names = `[...document.querySelectorAll("#torrent_list li.torrent .torrent_name")].map((e) => e.textContent)`
+const names = `[...document.querySelectorAll("#torrent_list li.torrent .torrent_name")].map((e) => e.textContent).sort()`
+
+/** The inspector's file row named `name`, marked for a click. */
+const markFile = (name: string) => `(() => {
+  const row = [...document.querySelectorAll("#inspector_file_list li")]
+    .find((li) => li.querySelector(".inspector_torrent_file_list_entry_name")?.textContent === ${JSON.stringify(name)})
+  if (row === undefined) return false
+  row.setAttribute("data-et-file", ${JSON.stringify(name)})
+  return true
+})()`
 
 describe.runIf(enabled)("Transmission's web client in headless Chromium, over the real session", () => {
   let first: Built
   let second: Built
+  // never seeded: added paused, its files stay editable in the inspector
+  const third = build({ name: "third", pieceLength: 16 * KiB, files: [{ path: ["a.bin"], length: 50_000 }, { path: ["b.bin"], length: 60_000 }] })
   const seeders = new Map<Built, Real.RealSeeder>()
 
   beforeAll(async () => {
@@ -150,6 +162,7 @@ describe.runIf(enabled)("Transmission's web client in headless Chromium, over th
         Effect.provide(session)
       )
       yield* sessionService.add({ _tag: "Metainfo", bytes: first.bytes })
+      const thirdId = (yield* sessionService.add({ _tag: "Metainfo", bytes: third.bytes }, { paused: true })).id
       const torrentFile = Path.join(dir("tr-web-torrents"), "second.torrent")
       Fs.writeFileSync(torrentFile, second.bytes)
 
@@ -158,7 +171,7 @@ describe.runIf(enabled)("Transmission's web client in headless Chromium, over th
 
       // It loads and lists the torrent already there.
       yield* step(() => browser.navigate(`${url}/transmission/web/`))
-      yield* step(() => browser.waitFor("the first torrent listed", `JSON.stringify(${names}) === '["first.bin"]'`))
+      yield* step(() => browser.waitFor("the torrents listed", `JSON.stringify(${names}) === '["first.bin","third"]'`))
       yield* step(() => browser.screenshot(Path.join(shots, "1-loaded.png")))
 
       // Add: the toolbar's Open button, a file picked, Upload.
@@ -167,8 +180,8 @@ describe.runIf(enabled)("Transmission's web client in headless Chromium, over th
       yield* step(() => browser.setFiles("#torrent_upload_file", [torrentFile]))
       yield* step(() => browser.screenshot(Path.join(shots, "2-upload-dialog.png")))
       yield* step(() => browser.click("#upload_confirm_button"))
-      yield* step(() => browser.waitFor("both listed", `${names}.includes("second") && ${names}.length === 2`))
-      expect((yield* sessionService.list).map((t) => t.name).sort()).toEqual(["first.bin", "second"])
+      yield* step(() => browser.waitFor("three listed", `JSON.stringify(${names}) === '["first.bin","second","third"]'`))
+      expect((yield* sessionService.list).map((t) => t.name).sort()).toEqual(["first.bin", "second", "third"])
 
       // It downloads, and the page says so: seeding, its size, what it uploaded.
       yield* step(() => browser.waitFor("second seeding", `${rowText("second", "peer")}.startsWith("Seeding to")`, 90_000))
@@ -179,6 +192,24 @@ describe.runIf(enabled)("Transmission's web client in headless Chromium, over th
         expect(Fs.readFileSync(Path.join(out, "second", f)).equals(Fs.readFileSync(Path.join(seederDir, "second", f)))).toBe(true)
       }
       yield* step(() => browser.screenshot(Path.join(shots, "3-seeding.png")))
+
+      // The inspector of the paused one: its files; one is unticked, and the session no longer wants it.
+      yield* step(() => browser.evaluate(markRow("third")))
+      yield* step(() => browser.click(`[data-et-row="third"]`))
+      yield* step(() => browser.click("#toolbar-inspector"))
+      yield* step(() => browser.waitFor("the inspector", `$("#torrent_inspector").is(":visible")`))
+      yield* step(() => browser.click("#inspector-tab-files"))
+      yield* step(() => browser.waitFor("its files", `${markFile("a.bin")} && ${markFile("b.bin")}`))
+      yield* step(() => browser.click(`[data-et-file="b.bin"] input.file_wanted_control`))
+      yield* step(() => browser.waitFor("b.bin unticked", `!document.querySelector('[data-et-file="b.bin"] input.file_wanted_control').checked`))
+      const wanted = yield* Effect.repeat(
+        Effect.map(Effect.zipRight(Effect.sleep("100 millis"), sessionService.get(thirdId)), (d) => d.files.map((f) => f.wanted)),
+        { until: (w) => w[1] === false }
+      ).pipe(Effect.timeout("20 seconds"))
+      expect(wanted).toEqual([true, false])
+      yield* step(() => browser.screenshot(Path.join(shots, "3b-inspector-files.png")))
+      yield* step(() => browser.click("#toolbar-inspector"))
+      yield* step(() => browser.waitFor("the inspector closed", `!$("#torrent_inspector").is(":visible")`))
 
       // Select it, pause it with the toolbar.
       yield* step(() => browser.evaluate(markRow("second")))
@@ -195,8 +226,8 @@ describe.runIf(enabled)("Transmission's web client in headless Chromium, over th
       yield* step(() => browser.waitFor("the confirmation", `$("#dialog_container").is(":visible") && $("#dialog_heading").text()`))
       yield* step(() => browser.screenshot(Path.join(shots, "5-confirm-remove.png")))
       yield* step(() => browser.click("#dialog_confirm_button"))
-      yield* step(() => browser.waitFor("only first left", `JSON.stringify(${names}) === '["first.bin"]'`))
-      expect((yield* sessionService.list).map((t) => t.name)).toEqual(["first.bin"])
+      yield* step(() => browser.waitFor("second gone", `JSON.stringify(${names}) === '["first.bin","third"]'`))
+      expect((yield* sessionService.list).map((t) => t.name).sort()).toEqual(["first.bin", "third"])
       // removed, not deleted: the data stays
       expect(Fs.existsSync(Path.join(out, "second", "x.bin"))).toBe(true)
       yield* step(() => browser.screenshot(Path.join(shots, "6-removed.png")))

@@ -11,7 +11,8 @@
  *   peer whose session ends is retried after a backoff that grows with each failed attempt and restarts once a
  *   handshake succeeds: a peer never connected in this run follows `reconnect` and is then given up (a source
  *   handing it out again starts afresh, unless `retryGivenUp` is false); a peer that did connect once follows
- *   `reconnectKnown`. With `restartBackoffOnConnect: false` one schedule covers a peer's whole run (a metadata
+ *   `reconnectKnown`; while `seeding()`, a handshake does not restart it (seeds drop seeds at once: without that
+ *   they were redialled every second). With `restartBackoffOnConnect: false` one schedule covers a peer's whole run (a metadata
  *   fetch dials each peer at most three times). With `EFFECT_TORRENT_LOOPBACK_ONLY` non-loopback peers are refused.
  * - Misbehaviour is logged once per peer address with the address as the `peer` annotation: bans (protocol
  *   violations, another info-hash, data failing hash checks) as warnings; stalling (handshake, introduction or
@@ -61,6 +62,12 @@ export interface Options {
   readonly budget?: ConnectionBudget.ConnectionBudget | undefined
   /** New connections (dial, accept, retry) only while this holds (default: always). */
   readonly open?: (() => boolean) | undefined
+  /**
+   * We have everything wanted (seeding): a handshake then no longer restarts a peer's backoff, so a peer that keeps
+   * dropping us — another seed, which has nothing to gain from us — is redialled ever later (up to a minute
+   * apart) rather than every second. Default: never.
+   */
+  readonly seeding?: (() => boolean) | undefined
   /** Closes a connected peer's session (the owner of the sessions' controls does it). */
   readonly close: (peer: PeerKey, why: string) => void
   /** A peer was banned (already logged); e.g. publish an event. */
@@ -161,6 +168,7 @@ export const stalling: ReadonlySet<PeerError["reason"]> = new Set<PeerError["rea
 export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope> =>
   Effect.gen(function*() {
     const open = options.open ?? (() => true)
+    const seeding = options.seeding ?? (() => false)
     const budget = options.budget
     const restart = options.restartBackoffOnConnect !== false
     const retryGivenUp = options.retryGivenUp !== false
@@ -243,8 +251,9 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           : Effect.logDebug(error.message)
         if (stalling.has(error.reason)) loggedStall.add(c.addr)
         yield* log.pipe(Effect.annotateLogs({ peer: c.addr }))
-        // A handshake since the last failure restarts the backoff (on the known-peer schedule from then on).
-        if ((restart && wasConnected) || c.backoff === undefined) {
+        // A handshake since the last failure restarts the backoff (on the known-peer schedule from then on) —
+        // unless we are seeding: then the backoff keeps growing (seed-to-seed connections end at once).
+        if ((restart && wasConnected && !seeding()) || c.backoff === undefined) {
           c.backoff = yield* Schedule.driver(c.known ? options.reconnectKnown : options.reconnect)
         }
         const driver = c.backoff

@@ -415,6 +415,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       reconnectKnown: options.reconnectKnown ?? defaultReconnectKnown,
       budget: options.connections,
       open: () => !finished || seed,
+      seeding: () => finished,
       close: (peer, why) => peers.get(peer)?.control.close(why),
       onBanned: (addr, reason) => publish(TorrentEvent.PeerBanned({ addr, reason }))
     })

@@ -50,7 +50,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -250,6 +250,7 @@ const run = (input: {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly encryption: Option.Option<string>
+  readonly transport: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.source)
@@ -422,7 +423,8 @@ export const download = Command.make(
     noDht: noDhtOpt,
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
-    encryption: encryptionOpt
+    encryption: encryptionOpt,
+    transport: transportOpt
   },
   run
 ).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

@@ -9,7 +9,15 @@ import * as Option from "effect/Option"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import * as Client from "../session/Client.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, parseHostPort, peerSourceOptions } from "./PeerSources.ts"
+import {
+  dhtBootstrapOpt,
+  encryptionOpt,
+  noDhtOpt,
+  noPexOpt,
+  parseHostPort,
+  peerSourceOptions,
+  transportOpt
+} from "./PeerSources.ts"
 import { resumeOptions, stateDirOpt } from "./Seeding.ts"
 
 export const fetchOptions = {
@@ -26,6 +34,7 @@ export const fetchOptions = {
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
   encryption: encryptionOpt,
+  transport: transportOpt,
   stateDir: stateDirOpt
 } as const
 
@@ -37,6 +46,7 @@ export interface FetchInput {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly encryption: Option.Option<string>
+  readonly transport: Option.Option<string>
   readonly stateDir: Option.Option<string>
 }
 

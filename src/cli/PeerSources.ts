@@ -1,11 +1,13 @@
 /**
  * Options shared by `download`, `seed` and `info --fetch` for the peer sources beyond trackers: the DHT
  * (`--no-dht`, `--dht-bootstrap host:port`...) and peer exchange (`--no-pex`); and how connections to peers are
- * made: `--encryption prefer|require|off` (message stream encryption, docs/ENCRYPTION.md).
+ * made: `--encryption prefer|require|off` (message stream encryption, docs/ENCRYPTION.md) and `--transport tcp|utp|both`
+ * (uTP, docs/UTP.md).
  */
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as UtpTransport from "../net/UtpTransport.ts"
 import * as Encryption from "../peer/Encryption.ts"
 import type * as Client from "../session/Client.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
@@ -29,6 +31,14 @@ export const encryptionOpt = Options.text("encryption").pipe(
   Options.optional
 )
 
+export const transportOpt = Options.text("transport").pipe(
+  Options.withDescription(
+    "how peers are dialled: tcp (default), utp (uTP, BEP 29, over UDP on the listening port number; inbound uTP " +
+      "accepted too), both (uTP first, TCP when it does not connect)"
+  ),
+  Options.optional
+)
+
 /** `host:port` or `[v6]:port`. */
 export const parseHostPort = (text: string): { host: string; port: number } | undefined => {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text)
@@ -37,18 +47,26 @@ export const parseHostPort = (text: string): { host: string; port: number } | un
   return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined
 }
 
-/** `Client` options for the DHT, PEX and encryption flags. */
+/** `Client` options for the DHT, PEX, encryption and transport flags. */
 export const peerSourceOptions = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly encryption: Option.Option<string>
-}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "encryption">, CliFailure> =>
+  readonly transport?: Option.Option<string> | undefined
+}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "encryption" | "transport">, CliFailure> =>
   Effect.gen(function*() {
     const encryption = Option.getOrElse(input.encryption, () => "prefer")
     if (!Encryption.isPolicy(encryption)) {
       return yield* new CliFailure({
         message: `--encryption ${sanitizeText(encryption)}: expected prefer, require or off`,
+        exitCode: 2
+      })
+    }
+    const transport = Option.getOrElse(input.transport ?? Option.none(), () => "tcp")
+    if (!UtpTransport.isTransport(transport)) {
+      return yield* new CliFailure({
+        message: `--transport ${sanitizeText(transport)}: expected tcp, utp or both`,
         exitCode: 2
       })
     }
@@ -66,6 +84,7 @@ export const peerSourceOptions = (input: {
     return {
       dht: input.noDht ? undefined : bootstrap.length > 0 ? { bootstrap } : {},
       pex: !input.noPex,
-      encryption
+      encryption,
+      transport
     }
   })

@@ -27,7 +27,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -49,6 +49,7 @@ const run = (input: {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly encryption: Option.Option<string>
+  readonly transport: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.torrent)
@@ -109,6 +110,7 @@ export const seed = Command.make(
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
     encryption: encryptionOpt,
+    transport: transportOpt,
     peer: Options.text("peer").pipe(
       Options.withDescription("a peer to dial, host:port (repeatable)"),
       Options.repeated

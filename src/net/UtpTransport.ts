@@ -17,6 +17,8 @@ export type Transport = "tcp" | "utp" | "both"
 
 export const transports: ReadonlyArray<Transport> = ["tcp", "utp", "both"]
 
+export const isTransport = (s: string): s is Transport => s === "tcp" || s === "utp" || s === "both"
+
 export type Dial = (address: Tcp.Address) => Effect.Effect<Tcp.Connection, Tcp.TcpError, Scope.Scope>
 
 export interface DialerOptions {

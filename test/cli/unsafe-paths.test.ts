@@ -16,14 +16,13 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFile
 import { join } from "node:path"
 import * as Either from "effect/Either"
 import * as Bencode from "../../src/bencode/Bencode.ts"
-import * as Bytes from "../../src/core/Bytes.ts"
-import * as Merkle from "../../src/core/Merkle.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 import { bundle, cliEnv, type Run } from "../support/cli.ts"
 import { tempDir } from "../support/download.ts"
 import { manifest, requireFixtures, torrentsDir } from "../support/fixtures.ts"
 import * as Lt from "../support/libtorrentSeeder.ts"
 import { type Built, seed } from "../support/seeder.ts"
+import { regenerate } from "../support/v2.ts"
 
 const stops: Array<() => Promise<void>> = []
 afterAll(() => Promise.all(stops.map((s) => s())))
@@ -32,49 +31,11 @@ const hostile = requireFixtures("unsafe-path downloads")
   ? manifest().filter((e) => e.tags.includes("unsafe-path") || e.tags.includes("symlink"))
   : []
 
-/**
- * A v2-only fixture with every `pieces root` (and `piece layers`) recomputed over a random payload, its file tree's
- * names untouched. The tree's leaves, in key order, are the torrent's non-pad files in order (checked by length).
- */
-const withPayloadV2 = (bytes: Uint8Array, m: Metainfo.Metainfo): Either.Either<Built, string> => {
-  const files = m.files.map((f) => (f.pad ? new Uint8Array(f.length) : new Uint8Array(randomBytes(f.length))))
-  const real = m.files.flatMap((f, i) => (f.pad ? [] : [i]))
-  const layers = new Map<string, Uint8Array>()
-  let k = 0
-  const rewrite = (node: Bencode.BDict): Bencode.BDict =>
-    new Map([...node].map(([key, v]): [string, Bencode.BValue] => {
-      if (!Bencode.isDict(v)) throw new Error(`file tree: ${key} is not a dict`)
-      if (key !== "") return [key, rewrite(v)]
-      const i = real[k++]!
-      if (Number(v.get("length") ?? 0) !== m.files[i]!.length) throw new Error(`file tree order differs at ${m.files[i]!.path.join("/")}`)
-      if (!v.has("pieces root")) return [key, v]
-      const leaves = Merkle.leafHashes(files[i]!)
-      const root = Merkle.fileRoot(leaves)
-      if (files[i]!.length > m.pieceLength) layers.set(Bytes.toBinaryString(root), Merkle.pieceLayer(leaves, m.pieceLength))
-      return [key, new Map([...v, ["pieces root", root]])]
-    }))
-  const prefix = Bencode.decodePrefix(bytes, { mode: "lenient" }) // (one fixture has a byte after its dict)
-  const top = Either.map(prefix, (p) => p.value)
-  if (Either.isLeft(top) || !Bencode.isDict(top.right)) return Either.left("not a dict")
-  const dict = top.right
-  const info = dict.get("info")
-  const tree = Bencode.isDict(info) ? info.get("file tree") : undefined
-  if (!Bencode.isDict(info) || !Bencode.isDict(tree)) return Either.left("no file tree")
-  const rewritten = Bencode.encode(new Map<string, Bencode.BValue>([
-    ...dict,
-    ["info", new Map([...info, ["file tree", rewrite(tree)]])],
-    ["piece layers", layers]
-  ]))
-  const decoded = Metainfo.decode(rewritten, { v2Only: true })
-  if (Either.isLeft(decoded)) return Either.left(decoded.left.message)
-  return Either.right({ metainfo: decoded.right, bytes: rewritten, payload: Bytes.concat(files), files })
-}
-
 /** The fixture with `pieces` recomputed over a random payload; `Left` with the reason when we refuse it. */
 const withPayload = (bytes: Uint8Array): Either.Either<Built, string> => {
   const original = Metainfo.decode(bytes, { v2Only: true })
   if (Either.isLeft(original)) return Either.left(original.left.message)
-  if (original.right.version === "v2") return withPayloadV2(bytes, original.right)
+  if (original.right.version === "v2") return regenerate(bytes)
   const m = original.right
   const payload = new Uint8Array(m.totalLength)
   const files: Array<Uint8Array> = []

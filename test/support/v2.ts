@@ -1,10 +1,12 @@
 /**
- * v2-only and hybrid test torrents (BEP 52) over random content, in the shape of `seeder.ts`'s {@link Built}: the
- * files' Merkle roots and piece layers from core/Merkle, the torrent from `metainfo/Create.ts` (the layout
- * libtorrent 2.0.8 writes, pads included), decoded back as every reader does.
+ * v2-only and hybrid test torrents (BEP 52) over random content, in the shape of `seeder.ts`'s {@link Built}: made
+ * from scratch ({@link buildV2}: the files' Merkle roots and piece layers from core/Merkle, the torrent from
+ * `metainfo/Create.ts`, the layout libtorrent 2.0.8 writes) or from a real torrent ({@link regenerate}: its names
+ * and layout kept, its hashes recomputed), decoded back as every reader does.
  */
 import { randomBytes } from "node:crypto"
 import * as Either from "effect/Either"
+import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
 import * as Merkle from "../../src/core/Merkle.ts"
 import * as Create from "../../src/metainfo/Create.ts"
@@ -65,4 +67,52 @@ export const buildV2 = (options: {
   const check = Metainfo.decode(built.right.torrent, { v2Only: true })
   if (Either.isLeft(check)) throw new Error(check.left.message)
   return { metainfo: m, bytes: built.right.torrent, payload, files }
+}
+
+/**
+ * A real v2-only or hybrid torrent (a fixture) over a random payload, its names and layout untouched: every
+ * `pieces root` and `piece layers` entry recomputed, and a hybrid's v1 `pieces` over the payload (pads as zeros).
+ * The file tree's leaves, in key order, are the torrent's non-pad files in order (checked by length). `Left` with
+ * the reason when the torrent does not load (v1 torrents included: not this function's business).
+ */
+export const regenerate = (bytes: Uint8Array): Either.Either<Built, string> => {
+  const original = Metainfo.decode(bytes, { v2Only: true })
+  if (Either.isLeft(original)) return Either.left(original.left.message)
+  const m = original.right
+  if (m.version === "v1") return Either.left("a v1 torrent")
+  const files = m.files.map((f) => (f.pad ? new Uint8Array(f.length) : new Uint8Array(randomBytes(f.length))))
+  const real = m.files.flatMap((f, i) => (f.pad ? [] : [i]))
+  const layers = new Map<string, Uint8Array>()
+  let k = 0
+  const rewrite = (node: Bencode.BDict): Bencode.BDict =>
+    new Map([...node].map(([key, v]): [string, Bencode.BValue] => {
+      if (!Bencode.isDict(v)) throw new Error(`file tree: ${key} is not a dict`)
+      if (key !== "") return [key, rewrite(v)]
+      const i = real[k++]!
+      const f = m.files[i]!
+      if (Number(v.get("length") ?? 0) !== f.length) throw new Error(`file tree order differs at ${f.path.join("/")}`)
+      if (!v.has("pieces root")) return [key, v]
+      const leaves = Merkle.leafHashes(files[i]!)
+      const root = Merkle.fileRoot(leaves)
+      if (f.length > m.pieceLength) layers.set(Bytes.toBinaryString(root), Merkle.pieceLayer(leaves, m.pieceLength))
+      return [key, new Map([...v, ["pieces root", root]])]
+    }))
+  // lenient, and only the first value: one fixture has a byte after its dict
+  const prefix = Bencode.decodePrefix(bytes, { mode: "lenient" })
+  if (Either.isLeft(prefix) || !Bencode.isDict(prefix.right.value)) return Either.left("not a dict")
+  const top = prefix.right.value
+  const info = top.get("info")
+  const tree = Bencode.isDict(info) ? info.get("file tree") : undefined
+  if (!Bencode.isDict(info) || !Bencode.isDict(tree)) return Either.left("no file tree")
+  const payload = Bytes.concat(files)
+  const newInfo = new Map<string, Bencode.BValue>([...info, ["file tree", rewrite(tree)]])
+  if (m.version === "hybrid") {
+    const pieces: Array<Uint8Array> = []
+    for (let at = 0; at < payload.length; at += m.pieceLength) pieces.push(Bytes.sha1(payload.subarray(at, at + m.pieceLength)))
+    newInfo.set("pieces", Bytes.concat(pieces))
+  }
+  const rewritten = Bencode.encode(new Map<string, Bencode.BValue>([...top, ["info", newInfo], ["piece layers", layers]]))
+  const decoded = Metainfo.decode(rewritten, { v2Only: true })
+  if (Either.isLeft(decoded)) return Either.left(decoded.left.message)
+  return Either.right({ metainfo: decoded.right, bytes: rewritten, payload, files })
 }

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as FastCheck from "effect/FastCheck"
 import type * as Layer from "effect/Layer"
 import * as Bitfield from "../../src/core/Bitfield.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
@@ -115,4 +116,40 @@ describe("Storage with v2 verification", () => {
         expect((yield* s.verifyPiece(0, bad)).ok).toBe(false)
       }
     }).pipe(Effect.provide(Hasher.layerInline)))
+})
+
+describe("Storage with v2 verification (property)", () => {
+  const spec = FastCheck.record({
+    format: FastCheck.constantFrom("v2" as const, "hybrid" as const),
+    exp: FastCheck.integer({ min: 14, max: 16 }),
+    lengths: FastCheck.array(
+      FastCheck.oneof(FastCheck.integer({ min: 0, max: 200_000 }), FastCheck.constantFrom(0, 1, 16383, 16384, 16385, 65536)),
+      { minLength: 2, maxLength: 6 }
+    ).filter((ls) => ls.some((l) => l > 0)),
+    flip: FastCheck.nat()
+  })
+
+  it.effect.prop("random trees: every piece verifies; a flipped data byte fails its piece; pad bytes matter only to hybrids", [spec], ([t]) =>
+    Effect.gen(function*() {
+      const built = buildV2({
+        name: "p",
+        format: t.format,
+        pieceLength: 2 ** t.exp,
+        files: t.lengths.map((length, i) => ({ path: [`f${i}`], length }))
+      })
+      const m = built.metainfo
+      const s = yield* storageOf(built)
+      for (let i = 0; i < m.pieceCount; i++) expect((yield* s.verifyPiece(i, pieceOf(built, i))).ok).toBe(true)
+      const i = t.flip % m.pieceCount
+      const v = Metainfo.v2Piece(m, i)!
+      const data = pieceOf(built, i)
+      data[(t.flip >> 3) % v.dataLength]! ^= 1 << (t.flip & 7)
+      expect((yield* s.verifyPiece(i, data)).ok).toBe(false)
+      const size = Metainfo.pieceLengthAt(m, i)!
+      if (v.dataLength < size) {
+        const padded = pieceOf(built, i)
+        padded[size - 1] = 0xaa
+        expect((yield* s.verifyPiece(i, padded)).ok).toBe(t.format === "v2")
+      }
+    }).pipe(Effect.provide(Hasher.layerInline)), { fastCheck: { numRuns: 40 } })
 })

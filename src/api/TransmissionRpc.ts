@@ -282,6 +282,10 @@ const seconds = (ms: number | null): number => (ms === null ? 0 : Math.floor(ms 
 const whole = (n: number): number => (Number.isFinite(n) ? Math.round(n) : 0)
 const fraction = (n: number): number => (Number.isFinite(n) ? n : 0)
 
+/** The share ratio; as Transmission's tr_getRatio, −1 (none) before anything was received or verified, −2 (∞) when only sent. */
+export const ratioOf = (t: TorrentInfo.Summary): number =>
+  t.downloaded > 0 || t.haveSize > 0 ? fraction(t.ratio) : t.uploaded > 0 ? -2 : -1
+
 /** TR_ETA_NOT_AVAIL (−1): complete, or stopped; TR_ETA_UNKNOWN (−2): downloading with nothing coming in. */
 export const etaOf = (t: TorrentInfo.Summary): number => {
   if (t.eta !== null) return Math.max(0, Math.round(t.eta))
@@ -426,7 +430,7 @@ const isActive = (t: TorrentInfo.Summary) => t.state === "downloading" || t.stat
  * Transmission's neutral value (listed in docs/TRANSMISSION.md); unknown fields are left out, as Transmission does.
  */
 export const fields: { readonly [name: string]: Field } = {
-  activityDate: S((t, s) => (isActive(t) && (t.downloadRate > 0 || t.uploadRate > 0) ? seconds(s.now) : seconds(t.completedAt ?? t.addedAt))),
+  activityDate: S((t, s) => (isActive(t) && (t.downloadRate > 0 || t.uploadRate > 0) ? seconds(s.now) : seconds(t.completedAt))),
   addedDate: S((t) => seconds(t.addedAt)),
   bandwidthPriority: S(() => 0),
   comment: D((d) => d.comment),
@@ -505,7 +509,7 @@ export const fields: { readonly [name: string]: Field } = {
   uploadedEver: S((t) => whole(t.uploaded)),
   uploadLimit: D((d) => limitOf(d.options.uploadLimit)),
   uploadLimited: D((d) => limited(d.options.uploadLimit)),
-  uploadRatio: S((t) => fraction(t.ratio)),
+  uploadRatio: S(ratioOf),
   wanted: D((d) => d.files.map((f) => (f.wanted ? 1 : 0))),
   webseeds: S(() => []),
   webseedsSendingToUs: S(() => 0)

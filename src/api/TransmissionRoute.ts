@@ -90,6 +90,8 @@ const sourceOf = (a: Rpc.TorrentAdd, limit: number): Effect.Effect<Source, Rpc.R
   if (name === undefined || name === "") return fail("torrent-add needs a filename or metainfo")
   if (/^magnet:/i.test(name)) return Effect.succeed({ _tag: "Magnet", uri: name })
   if (/^https?:\/\//i.test(name)) return Effect.succeed({ _tag: "Url", url: name })
+  // A path on this machine: only `.torrent` files, so that the RPC cannot be used to probe other files.
+  if (!/\.torrent$/i.test(name)) return fail(`${name}: expected a magnet link, an http(s) URL or the path of a .torrent file`)
   return Effect.map(readTorrentFile(name, limit), (bytes) => ({ _tag: "Metainfo", bytes }) as const)
 }
 

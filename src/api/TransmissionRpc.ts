@@ -403,7 +403,7 @@ export interface Source {
 }
 
 type Json = string | number | boolean | null | ReadonlyArray<Json> | { readonly [k: string]: Json }
-type Needs = "summary" | "detail" | "peers" | "both"
+type Needs = "summary" | "detail" | "peers"
 
 interface Field {
   readonly needs: Needs
@@ -522,8 +522,8 @@ export const needsOf = (names: ReadonlyArray<string>): { readonly detail: boolea
   for (const n of names) {
     const f = fields[n]
     if (f === undefined) continue
-    if (f.needs === "detail" || f.needs === "both") detail = true
-    if (f.needs === "peers" || f.needs === "both") peers = true
+    if (f.needs === "detail") detail = true
+    if (f.needs === "peers") peers = true
   }
   return { detail, peers }
 }

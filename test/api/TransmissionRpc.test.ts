@@ -236,6 +236,60 @@ describe("over HTTP", () => {
     }))
 })
 
+describe("torrent-add's sources and options", () => {
+  it.scopedLive("metainfo with options, a duplicate, a magnet, a URL, a .torrent path; other paths and bad input refused", () =>
+    Effect.gen(function*() {
+      const { port, fake } = yield* start()
+      const { id } = yield* rpcWithId(port, { method: "session-stats" })
+      const call = (args: Record<string, unknown>) =>
+        Effect.map(rpc(port, { method: "torrent-add", arguments: args }, { "x-transmission-session-id": id }), (r) =>
+          r.json() as { result: string; arguments: Record<string, { id: number; name: string; hashString: string }> })
+      const bytes = torrentBytes("gamma")
+      const first = yield* call({
+        metainfo: Buffer.from(bytes).toString("base64"),
+        "download-dir": "/elsewhere",
+        paused: true,
+        "files-unwanted": [0, 2],
+        "files-wanted": [2],
+        "priority-high": [1],
+        "peer-limit": 12
+      })
+      expect(first).toEqual({ result: "success", arguments: { "torrent-added": { id: 1, name: expect.any(String), hashString: expect.stringMatching(/^[0-9a-f]{40}$/) } } })
+      expect(fake.callsOf("add")[0]).toEqual([
+        { _tag: "Metainfo", bytes: new Uint8Array(bytes) },
+        { downloadDir: "/elsewhere", paused: true, unwanted: [0], priorityHigh: [1], options: { maxPeers: 12 } }
+      ])
+      const again = yield* call({ metainfo: Buffer.from(bytes).toString("base64") })
+      expect(again.arguments["torrent-duplicate"]?.id).toBe(1)
+
+      const hash = "ab".repeat(20)
+      const magnet = yield* call({ filename: `magnet:?xt=urn:btih:${hash}&dn=film` })
+      expect(magnet.arguments["torrent-added"]).toEqual({ id: 2, name: "film", hashString: hash })
+      yield* call({ filename: "http://127.0.0.1:1/x.torrent" })
+      expect(fake.callsOf("add")[3]?.[0]).toEqual({ _tag: "Url", url: "http://127.0.0.1:1/x.torrent" })
+
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "et-tradd-"))
+      const file = Path.join(dir, "delta.torrent")
+      Fs.writeFileSync(file, torrentBytes("delta"))
+      Fs.writeFileSync(Path.join(dir, "secret.txt"), "d4:name1:xe")
+      const fromPath = yield* call({ filename: file })
+      expect(fromPath.result).toBe("success")
+      expect(fake.callsOf("add")[4]?.[0]).toEqual({ _tag: "Metainfo", bytes: new Uint8Array(torrentBytes("delta")) })
+      const other = yield* call({ filename: Path.join(dir, "secret.txt") })
+      expect(other.result).toMatch(/expected a magnet link, an http\(s\) URL or the path of a \.torrent file/)
+      const missing = yield* call({ filename: Path.join(dir, "missing.torrent") })
+      expect(missing.result).toMatch(/^cannot read .*missing\.torrent/)
+      Fs.rmSync(dir, { recursive: true, force: true })
+
+      expect((yield* call({})).result).toBe("torrent-add needs a filename or metainfo")
+      expect((yield* call({ metainfo: "not base64!" })).result).toBe("metainfo is not base64")
+      expect((yield* call({ metainfo: Buffer.from("garbage").toString("base64") })).result).toMatch(/not a \.torrent/)
+      expect((yield* call({ filename: file, cookies: "a=b" })).result).toMatch(/cookies are not supported/)
+      expect((yield* call({ filename: 7 })).result).toMatch(/^invalid arguments: filename/)
+      expect(fake.callsOf("add").length).toBe(6)
+    }))
+})
+
 describe.runIf(shouldRun("transmission-remote over the fake session"))("transmission-remote 3.00 over the fake session", () => {
   it.scopedLive("-l, -t N -i, -f, -si, -st, by hash", () =>
     Effect.gen(function*() {

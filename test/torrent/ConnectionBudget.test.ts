@@ -30,4 +30,25 @@ describe("ConnectionBudget", () => {
     expect(b.inUse()).toBe(0)
     expect(b.max()).toBe(3)
   })
+
+  it("a release wakes nobody unless someone was refused a slot since the last wake-up", () => {
+    const b = ConnectionBudget.make(3)
+    let woken = 0
+    b.onRoom(() => woken++)
+    b.onRoom(() => woken++)
+    expect([b.tryAcquire(), b.tryAcquire()]).toEqual([true, true])
+    b.release()
+    b.release() // connections come and go below the cap: no torrent is told (no thundering herd)
+    expect(woken).toBe(0)
+    expect([b.tryAcquire(), b.tryAcquire(), b.tryAcquire(), b.tryAcquire()]).toEqual([true, true, true, false])
+    b.release()
+    expect(woken).toBe(2) // both told once
+    b.release()
+    expect(woken).toBe(2) // and not again until another refusal
+    expect(b.tryAcquire()).toBe(true)
+    expect(b.tryAcquire()).toBe(true)
+    expect(b.tryAcquire()).toBe(false)
+    b.setMax(4)
+    expect(woken).toBe(4)
+  })
 })

@@ -9,6 +9,7 @@ import { execFile, execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Auth from "../../src/api/Auth.ts"
@@ -233,6 +234,45 @@ describe("over HTTP", () => {
       yield* fake.remove(b.id)
       const recent = yield* call({ method: "torrent-get", arguments: { ids: "recently-active", fields: ["id"] } })
       expect(recent.arguments).toEqual({ torrents: [{ id: a.id }], removed: [b.id] })
+    }))
+})
+
+describe("queues and session-close", () => {
+  it.scopedLive("queue-move-top/up/down/bottom and torrent-set queuePosition move torrents in the session's queue", () =>
+    Effect.gen(function*() {
+      const { port, fake } = yield* start()
+      for (const name of ["a", "b", "c", "d"]) yield* fake.seed({ name, files: [{ path: `${name}.bin`, data: pattern(0, 10) }] })
+      const { id } = yield* rpcWithId(port, { method: "session-stats" })
+      const call = (method: string, args: Record<string, unknown>) =>
+        Effect.map(rpc(port, { method, arguments: args }, { "x-transmission-session-id": id }), (r) => (r.json() as { result: string }).result)
+      const order = Effect.map(fake.list, (ts) => [...ts].sort((x, y) => x.queuePosition - y.queuePosition).map((t) => t.name).join(""))
+      expect(yield* order).toBe("abcd")
+      expect(yield* call("queue-move-top", { ids: [3] })).toBe("success")
+      expect(yield* order).toBe("cabd")
+      expect(yield* call("queue-move-bottom", { ids: 1 })).toBe("success")
+      expect(yield* order).toBe("cbda")
+      expect(yield* call("queue-move-up", { ids: [4] })).toBe("success")
+      expect(yield* order).toBe("cdba")
+      expect(yield* call("queue-move-down", { ids: [3] })).toBe("success")
+      expect(yield* order).toBe("dcba")
+      expect(yield* call("torrent-set", { ids: [1], queuePosition: 0 })).toBe("success")
+      expect(yield* order).toBe("adcb")
+      expect(yield* call("torrent-set", { ids: [1], queuePosition: 2 })).toBe("success")
+      expect(yield* order).toBe("dcab")
+      expect(yield* call("torrent-set", { ids: [1], location: "/x", seedRatioMode: 2 })).toMatch(/^not supported: location .*; seedRatioMode 2/)
+    }))
+
+  it.scopedLive("session-close runs what the embedder gave, after answering; without it, refused", () =>
+    Effect.gen(function*() {
+      const closed = yield* Deferred.make<void>()
+      const { port } = yield* start({ transmission: { onSessionClose: Deferred.succeed(closed, undefined) } })
+      const { json } = yield* rpcWithId(port, { method: "session-close", tag: 3 })
+      expect(json).toEqual({ arguments: {}, result: "success", tag: 3 })
+      yield* Deferred.await(closed).pipe(Effect.timeout("10 seconds"))
+      const other = yield* start()
+      expect((yield* rpcWithId(other.port, { method: "session-close" })).json.result).toMatch(/session-close is not enabled/)
+      const off = yield* start({ transmission: false })
+      expect((yield* rpc(off.port, { method: "session-get" })).status).toBe(404)
     }))
 })
 

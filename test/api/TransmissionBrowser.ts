@@ -6,29 +6,16 @@
  * every console error is recorded (and dialogs are dismissed) so that a test can require that there were none.
  * `close()` ends the browser by its PID and removes its profile.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { Readable, Writable } from "node:stream"
+import { gate } from "./TransmissionSupport.ts"
 
 export const BINARY = "chromium"
 
-export const isInstalled = (): boolean => {
-  try {
-    execFileSync("sh", ["-c", `command -v ${BINARY}`], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-}
-
-export const shouldRun = (suite: string): boolean => {
-  if (isInstalled()) return true
-  if (process.env["CI"]) return true
-  console.warn(`\n!!! SKIPPING ${suite}: chromium is not installed (apt-get install chromium) !!!\n`)
-  return false
-}
+export const shouldRun = (suite: string): boolean => gate(BINARY, suite, "apt-get install chromium")
 
 /** Where screenshots go: kept after the run, never committed (`.tmp/` is ignored by git). */
 export const artifactsDir = (suite: string): string => {

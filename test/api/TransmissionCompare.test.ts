@@ -6,30 +6,19 @@
  * remain are listed here, each with its reason (docs/TRANSMISSION.md). Paused, then changed the same way through
  * transmission-remote (files, priorities, per-torrent and session limits and goals), they answer the same again.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import type { ChildProcess } from "node:child_process"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Daemon from "../support/daemon.ts"
-import { tempDir } from "../support/download.ts"
 import { build } from "../support/seeder.ts"
 import * as TransmissionDaemon from "../support/transmissionDaemon.ts"
-import { fieldsOf, listRows, remote, shouldRun } from "./TransmissionSupport.ts"
+import { cleanup, fieldsOf, listRows, remote, shouldRun } from "./TransmissionSupport.ts"
 
 const enabled = shouldRun("transmission-remote against both daemons") &&
   TransmissionDaemon.shouldRun("transmission-remote against both daemons")
 
-const children: Array<ChildProcess> = []
-const stops: Array<() => Promise<void>> = []
-const dirs: Array<string> = []
-afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, "SIGKILL")
-  }
-  await Promise.all(stops.map((s) => s()))
-  for (const d of dirs) Fs.rmSync(d, { recursive: true, force: true })
-})
+const { children, stops, dir } = cleanup()
 
 const out = async (port: number, args: ReadonlyArray<string>): Promise<string> => {
   const o = await Effect.runPromise(remote(port, args))
@@ -54,14 +43,9 @@ describe.runIf(enabled)("transmission-remote 3.00: transmission-daemon 3.00 and 
   beforeAll(async () => {
     const theirs = await TransmissionDaemon.start()
     stops.push(theirs.stop)
-    const dl = tempDir("tr-compare-out")
-    const state = tempDir("tr-compare-state")
-    dirs.push(dl, state)
-    const ours = await Daemon.start(children, { downloadDir: dl, stateDir: state })
+    const ours = await Daemon.start(children, { downloadDir: dir("tr-compare-out"), stateDir: dir("tr-compare-state") })
     ports = { theirs: theirs.rpcPort, ours: ours.apiPort }
-    const dir = tempDir("tr-compare-torrent")
-    dirs.push(dir)
-    const file = Path.join(dir, "compare.torrent")
+    const file = Path.join(dir("tr-compare-torrent"), "compare.torrent")
     Fs.writeFileSync(file, torrent.bytes)
     const added = await both(ports, ["-a", file, "-S"])
     expect(added.ours.replace(/\d+\.\d+\.\d+\.\d+:\d+/, "")).toBe(added.theirs.replace(/\d+\.\d+\.\d+\.\d+:\d+/, ""))

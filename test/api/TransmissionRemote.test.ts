@@ -11,18 +11,16 @@
  * 2. A magnet link (`-a magnet:…` with the tracker, `-w` another directory): metadata from the seeder, then the data,
  *    byte-identical; `-t <hash> -i` names it; `-r` removes it and keeps the data.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Daemon from "../support/daemon.ts"
-import { tempDir } from "../support/download.ts"
 import * as Opentracker from "../support/opentracker.ts"
 import * as Real from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
 import * as Tracked from "../support/tracked.ts"
-import { fieldsOf, listRows, remote, shouldRun } from "./TransmissionSupport.ts"
+import { cleanup, fieldsOf, listRows, remote, shouldRun } from "./TransmissionSupport.ts"
 
 const KiB = 1024
 const PIECE = 32 * KiB
@@ -30,22 +28,7 @@ const PIECE = 32 * KiB
 const enabled = shouldRun("transmission-remote interop") && Real.shouldRun("libtorrent") &&
   Opentracker.shouldRun("transmission-remote interop")
 
-const children: Array<ChildProcess> = []
-const stops: Array<() => Promise<void>> = []
-const dirs: Array<string> = []
-afterAll(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, "SIGKILL")
-  }
-  await Promise.all(stops.map((s) => s()))
-  for (const d of dirs) Fs.rmSync(d, { recursive: true, force: true })
-})
-
-const dir = (name: string) => {
-  const d = tempDir(name)
-  dirs.push(d)
-  return d
-}
+const { children, stops, dir } = cleanup()
 
 const run = (port: number, args: ReadonlyArray<string>) => Effect.runPromise(remote(port, args))
 

@@ -1,27 +1,58 @@
 /**
  * Debian's `transmission-remote` (package transmission-cli, Transmission 3.00) run against a server of ours: each
  * call is one child process, bounded in time (killed by its PID past the bound), its exit code and output returned.
+ * Also what the Transmission test files share: the gate on an installed command, and their clean-up.
  */
-import { execFileSync, spawn } from "node:child_process"
+import { afterAll } from "@effect/vitest"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Effect from "effect/Effect"
+import { tempDir } from "../support/download.ts"
 
 export const BINARY = "transmission-remote"
 
-export const isInstalled = (): boolean => {
+/** Whether `cmd` is on the PATH. */
+export const hasCommand = (cmd: string): boolean => {
   try {
-    execFileSync("sh", ["-c", `command -v ${BINARY}`], { stdio: "ignore" })
+    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" })
     return true
   } catch {
     return false
   }
 }
 
-/** `true` to run; without the binary the suite is skipped loudly outside CI and fails in CI. */
-export const shouldRun = (suite: string): boolean => {
-  if (isInstalled()) return true
+/** `true` to run a suite needing `cmd`; without it the suite is skipped loudly outside CI and fails in CI. */
+export const gate = (cmd: string, suite: string, install: string): boolean => {
+  if (hasCommand(cmd)) return true
   if (process.env["CI"]) return true
-  console.warn(`\n!!! SKIPPING ${suite}: transmission-remote is not installed (apt-get install transmission-cli) !!!\n`)
+  console.warn(`\n!!! SKIPPING ${suite}: ${cmd} is not installed (${install}) !!!\n`)
   return false
+}
+
+export const shouldRun = (suite: string): boolean => gate(BINARY, suite, "apt-get install transmission-cli")
+
+/**
+ * What a test file starts and must end: child processes (killed by PID), stop functions, temporary directories
+ * (removed); registered with the file's `afterAll`.
+ */
+export const cleanup = () => {
+  const children: Array<ChildProcess> = []
+  const stops: Array<() => Promise<void>> = []
+  const dirs: Array<string> = []
+  afterAll(async () => {
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null && c.pid !== undefined) process.kill(c.pid, "SIGKILL")
+    }
+    await Promise.all(stops.map((s) => s()))
+    for (const d of dirs) Fs.rmSync(d, { recursive: true, force: true })
+  })
+  /** A new temporary directory, removed after the file. */
+  const dir = (name: string): string => {
+    const d = tempDir(name)
+    dirs.push(d)
+    return d
+  }
+  return { children, stops, dir } as const
 }
 
 export interface Outcome {

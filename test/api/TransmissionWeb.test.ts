@@ -9,7 +9,7 @@
  * Before that, the file serving itself: redirects, types, the policy that replaces the API's sandbox, no way out of
  * the directory, credentials.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Fs from "node:fs"
@@ -19,13 +19,13 @@ import * as Server from "../../src/api/Server.ts"
 import * as TransmissionWeb from "../../src/api/TransmissionWeb.ts"
 import { Session } from "../../src/session/Session.ts"
 import * as SessionLive from "../../src/session/SessionLive.ts"
-import { tempDir } from "../support/download.ts"
 import * as Opentracker from "../support/opentracker.ts"
 import * as Real from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
 import * as Tracked from "../support/tracked.ts"
 import { raw, start } from "./support.ts"
 import * as Browser from "./TransmissionBrowser.ts"
+import { cleanup } from "./TransmissionSupport.ts"
 
 const KiB = 1024
 const webInstalled = Fs.existsSync(Path.join(TransmissionWeb.debianDirectory, "index.html"))
@@ -83,17 +83,7 @@ describe("serving the web client's files", () => {
 const enabled = webRuns && Browser.shouldRun("Transmission's web client in Chromium") && Real.shouldRun("libtorrent") &&
   Opentracker.shouldRun("Transmission's web client in Chromium")
 
-const stops: Array<() => Promise<void>> = []
-const dirs: Array<string> = []
-afterAll(async () => {
-  await Promise.all(stops.map((s) => s()))
-  for (const d of dirs) Fs.rmSync(d, { recursive: true, force: true })
-})
-const dir = (name: string) => {
-  const d = tempDir(name)
-  dirs.push(d)
-  return d
-}
+const { stops, dir } = cleanup()
 
 /** The list row of the torrent named `name`, marked so that a click can find it. */
 const markRow = (name: string) => `(() => {

@@ -196,6 +196,39 @@ export const pieceVerification = (metainfo: Metainfo): {
   }
 })
 
+/** A BEP 52 `hash request`: which file (by its root) and which hashes (`Merkle.Range`). */
+export interface HashRequest extends Merkle.Range {
+  readonly piecesRoot: Uint8Array
+}
+
+/**
+ * What answers BEP 52 `hash request`s from the torrent's own hashes: for a request about one of its files, the
+ * hashes a `hashes` message carries (`Merkle.proof`: base hashes, then uncles), or `undefined` (answer with
+ * `hash reject`): an unknown root, an invalid range, or hashes below the piece layer (leaves are not kept). Each
+ * file's tree is built from its piece layer on first use and kept. `undefined` for a v1 torrent.
+ */
+export const hashServer = (metainfo: Metainfo): ((request: HashRequest) => Uint8Array | undefined) | undefined => {
+  if (metainfo.version === "v1") return undefined
+  const files = new Map<string, FileEntry>()
+  for (const f of metainfo.files) if (f.piecesRoot !== undefined) files.set(Bytes.toHex(f.piecesRoot), f)
+  const trees = new Map<string, Merkle.Tree>()
+  const base = Merkle.pieceLayerIndex(metainfo.pieceLength)
+  return (request) => {
+    const key = Bytes.toHex(request.piecesRoot)
+    const f = files.get(key)
+    if (f === undefined) return undefined
+    let tree = trees.get(key)
+    if (tree === undefined) {
+      const blocks = Merkle.blockCount(f.length)
+      // a file of one piece: its tree above the leaves is just the root, nothing to serve
+      if (f.pieceLayer === undefined || f.length <= metainfo.pieceLength) return undefined
+      tree = Merkle.fromLayer(f.pieceLayer, base, blocks)
+      trees.set(key, tree)
+    }
+    return Merkle.proof(tree, request)
+  }
+}
+
 /** Files of a v2 or hybrid torrent longer than one piece, and how many of them come with their piece layer. */
 export const pieceLayerStatus = (metainfo: Metainfo): { readonly needed: number; readonly present: number } => {
   let needed = 0

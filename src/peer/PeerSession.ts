@@ -134,7 +134,8 @@ const make = (options: Options, address: string, direction: "outbound" | "inboun
       direction,
       infoHash: handle.infoHash,
       peerId: handle.peerId,
-      reserved: Handshake.reserved(handle.features),
+      // BEP 52's v2 bit when the torrent can answer hash requests (a v2 or hybrid torrent)
+      reserved: Handshake.reserved({ ...handle.features, v2: handle.v2Hashes !== undefined }),
       pieceCount: handle.pieceCount,
       metadataOnly: handle.metadataOnly
     }, clock.unsafeCurrentTimeMillis())
@@ -350,7 +351,8 @@ class Session implements FrameDecoder.Handler {
     this.decoder = FrameDecoder.make(this, {
       pieceCount: this.state.metadataOnly ? undefined : this.state.pieceCount,
       fast: this.state.fast,
-      extensionProtocol: this.state.extensionProtocol
+      extensionProtocol: this.state.extensionProtocol,
+      v2: Handshake.negotiatedV2(this.state.reserved, p.handshake.reserved)
     })
     if (p.rest.length > 0) {
       const error = this.decoder.push(p.rest)
@@ -361,7 +363,23 @@ class Session implements FrameDecoder.Handler {
   // FrameDecoder.Handler: the byte path.
 
   onMessage(message: Message.Control): void {
+    if (message._tag === "HashRequest") {
+      this.answerHashRequest(message)
+      return
+    }
     this.dispatch(E.MessageReceived({ message }))
+  }
+
+  /** BEP 52: `hashes` from the torrent's trees, or `hash reject` (only with the v2 bit negotiated). */
+  answerHashRequest(request: Extract<Message.Control, { readonly _tag: "HashRequest" }>): void {
+    const { piecesRoot, base, index, length, proofLayers } = request
+    const hashes = this.state.phase === "Closed" ? undefined : this.handle.v2Hashes?.(request)
+    this.queueMessage(
+      hashes === undefined
+        ? Message.HashReject({ piecesRoot, base, index, length, proofLayers })
+        : Message.Hashes({ piecesRoot, base, index, length, proofLayers, hashes })
+    )
+    if (this.holding === 0 && !this.running) this.flush()
   }
 
   onBlock(index: number, begin: number, length: number, offset: number, data: Uint8Array): void {

@@ -12,6 +12,7 @@
  */
 import type * as Bitfield from "../core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
+import type * as Metainfo from "../metainfo/Metainfo.ts"
 import type { Features } from "../wire/Handshake.ts"
 import type { PeerError } from "./PeerError.ts"
 import type { BlockRef } from "./PeerState.ts"
@@ -85,6 +86,11 @@ export interface TorrentHandle {
   readonly metadataOnly?: boolean | undefined
   /** Our BEP 10 extension handshake payload for this peer (default: PeerState's minimal one). */
   readonly extensionHandshake?: ((peer: PeerKey, remote: { readonly host: string; readonly port: number }) => Uint8Array) | undefined
+  /**
+   * BEP 52 (v2 and hybrid torrents): the hashes answering a peer's `hash request` (base hashes then uncles), or
+   * `undefined` to reject it. With it, our handshake sets the v2 bit and `hash request`s are decoded and answered.
+   */
+  readonly v2Hashes?: ((request: Metainfo.HashRequest) => Uint8Array | undefined) | undefined
   /** Our DHT node's UDP port, sent in a BEP 5 `port` message to peers that set the DHT bit. */
   readonly dhtPort?: number | undefined
   /** Our pieces now, for the introduction (bitfield, have-all or have-none). */

@@ -31,6 +31,8 @@ export interface Options {
   readonly ext: Extensions.Extensions
   /** Our DHT node's port when the torrent uses the DHT (sets the handshake's DHT bit). */
   readonly dhtPort?: number | undefined
+  /** BEP 52 `hash request`s answered from the torrent's trees (`Metainfo.hashServer`; sets the v2 bit). */
+  readonly v2Hashes?: TorrentHandle["v2Hashes"]
   /** Every wanted piece is verified: nothing is requested, nobody is interesting. */
   readonly finished: () => boolean
   /** A piece is complete in `data` (ownership passes): verify and write it. */
@@ -189,6 +191,7 @@ export const make = (options: Options): Download => {
     peerId: options.peerId,
     pieceCount: m.pieceCount,
     features: { fast: true, extensionProtocol: true, dht: options.dhtPort !== undefined },
+    v2Hashes: options.v2Hashes,
     bitfield: () => Bitfield.copy(have),
     extensionHandshake: ext.handshake,
     dhtPort: options.dhtPort,

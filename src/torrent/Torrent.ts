@@ -52,7 +52,7 @@ import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
 import type * as DhtNode from "../dht/Node.ts"
 import type { PeerId } from "../core/InfoHash.ts"
-import type * as Metainfo from "../metainfo/Metainfo.ts"
+import * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
@@ -336,6 +336,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       have,
       ext,
       dhtPort: dht?.local.port,
+      // v2-only torrents only: with the v2 bit, libtorrent answers a hybrid's v1 handshake with the v2 hash (an
+      // upgrade our sessions do not accept yet), so hybrids keep to v1 connections (docs/V2.md)
+      v2Hashes: m.version === "v2" ? Metainfo.hashServer(m) : undefined,
       finished: () => finished,
       onPiece: (index, data) => finisher.offer(index, data),
       paused: () => finisher.paused(),

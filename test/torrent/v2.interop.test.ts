@@ -8,6 +8,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -15,6 +16,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Bytes from "../../src/core/Bytes.ts"
+import * as Merkle from "../../src/core/Merkle.ts"
 import * as Magnet from "../../src/metainfo/Magnet.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
@@ -24,6 +26,9 @@ import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import { type Built, seed as fakeSeed } from "../support/seeder.ts"
 import { buildV2 } from "../support/v2.ts"
+import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
+import * as Handshake from "../../src/wire/Handshake.ts"
+import * as Message from "../../src/wire/Message.ts"
 
 const running: Array<{ stop: () => Promise<void> }> = []
 afterAll(() => Promise.all(running.map((r) => r.stop())))
@@ -70,6 +75,66 @@ const ourSeeder = (built: Built) =>
     return listener!.address.port
   })
 
+describe("v2: hash requests answered from the piece layers", () => {
+  it.live("a v2-capable peer gets the piece layer with its proof, verified against the root; a leaf request is rejected", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const built = tree("hash-requests", "v2", 32768)
+      const m = built.metainfo
+      const port = yield* ourSeeder(built)
+      const big = m.files.find((f) => f.path.join("/") === "hash-requests/big.bin")!
+      const blocks = Merkle.blockCount(big.length)
+      const base = Merkle.pieceLayerIndex(m.pieceLength)
+      const layerLength = Merkle.nextPowerOfTwo(big.pieceLayer!.length / 32)
+      const request = { piecesRoot: big.piecesRoot!, base, index: 0, length: layerLength, proofLayers: Merkle.proofLayersToRoot(base, blocks) }
+      const leaves = { ...request, base: 0, length: 2, proofLayers: 0 }
+      const got: Array<Message.Control> = []
+      yield* Effect.async<void, Error>((resume) => {
+        const socket = Net.connect(port, "127.0.0.1")
+        const decoder = FrameDecoder.make({
+          onMessage: (message) => {
+            if (message._tag !== "Hashes" && message._tag !== "HashReject") return
+            got.push(message)
+            if (got.length === 2) {
+              socket.destroy()
+              resume(Effect.void)
+            }
+          },
+          onBlock: () => {}
+        }, { pieceCount: m.pieceCount, fast: true, extensionProtocol: true, v2: true })
+        const reader = Handshake.reader()
+        let handshaken = false
+        socket.on("data", (chunk: Uint8Array) => {
+          if (!handshaken) {
+            const p = reader.push(chunk)
+            if (p instanceof Error) return resume(Effect.fail(p))
+            if (p._tag === "NeedMore") return
+            handshaken = true
+            expect(Handshake.supportsV2(p.handshake.reserved)).toBe(true)
+            socket.write(Message.encode(Message.HashRequest(request)))
+            socket.write(Message.encode(Message.HashRequest(leaves)))
+            chunk = p.rest
+          }
+          const e = decoder.push(chunk)
+          if (e !== undefined) resume(Effect.fail(e))
+        })
+        socket.on("error", (e) => resume(Effect.fail(e)))
+        socket.write(Handshake.encode({
+          reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
+          infoHash: m.infoHash,
+          peerId: new Uint8Array(20).fill(7) as never
+        }))
+      }).pipe(Effect.timeout("10 seconds"))
+      const hashes = got.find((g) => g._tag === "Hashes")
+      expect(hashes?._tag).toBe("Hashes")
+      if (hashes?._tag === "Hashes") {
+        expect(Merkle.verify(big.piecesRoot!, blocks, request, hashes.hashes)).toBe(true)
+        expect(Bytes.toHex(hashes.hashes.subarray(0, big.pieceLayer!.length))).toBe(Bytes.toHex(big.pieceLayer!))
+      }
+      const reject = got.find((g) => g._tag === "HashReject")
+      expect(reject?._tag === "HashReject" && reject.base).toBe(0)
+    })))
+})
+
 describe.runIf(shouldRun("BEP 52 interop with libtorrent"))("v2 and hybrid with libtorrent 2.0.8", { timeout: 90_000 }, () => {
   for (const format of ["v2", "hybrid"] as const) {
     it.live(`${format}: downloads from a libtorrent seeder, byte-identical`, () =>
@@ -115,6 +180,21 @@ describe.runIf(shouldRun("BEP 52 interop with libtorrent"))("v2 and hybrid with 
       expect(events.filter((e) => e._tag === "PieceFailed")).toEqual([])
       sameFiles(built, dir)
     }))
+
+  for (const format of ["v2", "hybrid"] as const) {
+    it.live(`${format}: libtorrent downloads it from us by magnet (btmh/btih, x.pe)`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const built = tree(`magnet-from-us-${format}`, format)
+        const m = built.metainfo
+        const port = yield* ourSeeder(built)
+        const lt = keep(yield* Effect.promise(() => Lt.start()))
+        const magnet = Magnet.format({ ...Magnet.fromMetainfo(m), peers: [{ host: "127.0.0.1", port }] })
+        expect(magnet).toMatch(/urn:btmh:1220/)
+        const save = yield* Effect.promise(() => lt.magnet("t", magnet))
+        yield* Effect.promise(() => lt.waitFor("t", (st) => st.seeding, 60_000))
+        sameFiles(built, save)
+      })))
+  }
 
   it.live("v2: a single-file torrent, 16 KiB pieces, both ways", () =>
     Effect.scoped(Effect.gen(function*() {

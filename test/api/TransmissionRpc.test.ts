@@ -370,6 +370,17 @@ describe.runIf(shouldRun("transmission-remote over the fake session"))("transmis
       expect(yield* remoteOk(port, ["-st"])).toContain("CURRENT SESSION")
     }))
 
+  it.scopedLive("credentials: -n user:password (a ':' in the password too); without them, or wrong, it fails", () =>
+    Effect.gen(function*() {
+      const auth = yield* Auth.addUser(Auth.empty, "alice", "open:sesame")
+      const { port, fake } = yield* start({ auth })
+      yield* fake.seed({ name: "alpha", files: [{ path: "alpha.bin", data: pattern(0, 10) }] })
+      expect(listRows(yield* remoteOk(port, ["-n", "alice:open:sesame", "-l"])).map((r) => r.at(-1))).toEqual(["alpha"])
+      const none = yield* remote(port, ["-l"])
+      expect([none.code, none.stderr]).toEqual([1, expect.stringMatching(/Unexpected response: .*unauthorized/i)])
+      expect((yield* remote(port, ["-n", "alice:wrong", "-l"])).code).toBe(1)
+    }))
+
   it.scopedLive("stop, start, verify, file selection and priorities, limits, session settings, remove; unsupported methods fail", () =>
     Effect.gen(function*() {
       const { port, fake } = yield* start()

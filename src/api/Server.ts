@@ -1,7 +1,8 @@
 /**
  * The daemon's HTTP server: Node's `http` server (NodeHttpServer) serving the API (HttpApiBuilder) for the
  * {@link Session} in context, behind the checks of Security.ts, with the OpenAPI document at `/api/openapi.json`
- * and the event-loop lag sampler running.
+ * and the event-loop lag sampler running; beside the API, Transmission's RPC at `/transmission/rpc`
+ * (TransmissionRoute.ts, docs/TRANSMISSION.md) and, given its directory, Transmission's web client (TransmissionWeb.ts).
  *
  * ```ts
  * Server.layer({ host: "127.0.0.1", port: 9091, auth, allowedHosts: ["nas.local"] })  // Layer<HttpServer, ServerError, Session>

@@ -142,7 +142,7 @@ describe("credentials", () => {
         const again = yield* raw(port, { method: "POST", path: `/api/torrents/${id}/pause`, headers: { authorization } })
         expect(again.status).toBe(204)
       }
-    }))
+    }), 120_000) // 45 refused requests, each an scrypt check (~16 MiB, tens of ms; much more on a loaded machine)
 
   it.scopedLive("the typed client sends them; without them it gets 'unauthorized'", () =>
     Effect.gen(function*() {

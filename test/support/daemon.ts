@@ -83,13 +83,21 @@ export const start = async (children: Array<ChildProcess>, o: DaemonOptions): Pr
   }
 }
 
-/** Runs `f` with the typed client of the daemon at `url`. */
+/**
+ * Runs `f` with the typed client of the daemon at `url`. The test process reuses keep-alive sockets across calls;
+ * on a loaded machine its idle timer can fire after the server's (5 s) closed one, and a request sent on it fails
+ * with UND_ERR_SOCKET ("unreachable") — retried twice on a fresh socket. (The CLI makes one call per process.)
+ */
 export const withClient = <A>(
   url: string,
   f: (c: RemoteClient.RemoteClientShape) => Effect.Effect<A, RemoteClient.RemoteError>
 ): Promise<A> =>
   Effect.runPromise(
-    RemoteClient.make({ baseUrl: url, timeout: "20 seconds" }).pipe(Effect.flatMap(f), Effect.provide(FetchHttpClient.layer))
+    RemoteClient.make({ baseUrl: url, timeout: "20 seconds" }).pipe(
+      Effect.flatMap(f),
+      Effect.retry({ times: 2, while: (e) => e.reason === "unreachable" && e.message.includes("UND_ERR_SOCKET") }),
+      Effect.provide(FetchHttpClient.layer)
+    )
   )
 
 /** Polls `probe` every 200 ms until it returns a value (bounded). */

@@ -133,6 +133,7 @@ const make = (options: Options, address: string, direction: "outbound" | "inboun
       address,
       direction,
       infoHash: handle.infoHash,
+      v2InfoHash: handle.v2InfoHash,
       peerId: handle.peerId,
       // BEP 52's v2 bit when the torrent can answer hash requests (a v2 or hybrid torrent)
       reserved: Handshake.reserved({ ...handle.features, v2: handle.v2Hashes !== undefined }),
@@ -334,7 +335,8 @@ class Session implements FrameDecoder.Handler {
     }
     if (p._tag === "NeedMore") {
       // The info-hash is known after 48 bytes: refuse a wrong one before the peer id arrives.
-      if (p.infoHash !== undefined && !Bytes.equals(p.infoHash, this.state.infoHash)) {
+      const v2 = this.state.v2InfoHash
+      if (p.infoHash !== undefined && !Bytes.equals(p.infoHash, this.state.infoHash) && !(v2 !== undefined && Bytes.equals(p.infoHash, v2))) {
         const detail = `peer asked for info-hash ${Bytes.toHex(p.infoHash)}`
         this.dispatch(E.CloseLocal({ reason: "wrong-info-hash", detail }))
       }
@@ -352,7 +354,8 @@ class Session implements FrameDecoder.Handler {
       pieceCount: this.state.metadataOnly ? undefined : this.state.pieceCount,
       fast: this.state.fast,
       extensionProtocol: this.state.extensionProtocol,
-      v2: Handshake.negotiatedV2(this.state.reserved, p.handshake.reserved)
+      // whenever we set the v2 bit: libtorrent 2.0.8 sends hash requests without setting it in its own handshake
+      v2: Handshake.supportsV2(this.state.reserved)
     })
     if (p.rest.length > 0) {
       const error = this.decoder.push(p.rest)
@@ -370,7 +373,7 @@ class Session implements FrameDecoder.Handler {
     this.dispatch(E.MessageReceived({ message }))
   }
 
-  /** BEP 52: `hashes` from the torrent's trees, or `hash reject` (only with the v2 bit negotiated). */
+  /** BEP 52: `hashes` from the torrent's trees, or `hash reject` (only when we set the v2 bit). */
   answerHashRequest(request: Extract<Message.Control, { readonly _tag: "HashRequest" }>): void {
     const { piecesRoot, base, index, length, proofLayers } = request
     const hashes = this.state.phase === "Closed" ? undefined : this.handle.v2Hashes?.(request)

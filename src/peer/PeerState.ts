@@ -107,6 +107,11 @@ export interface PeerState {
   readonly address: string
   readonly direction: "outbound" | "inbound"
   readonly infoHash: InfoHashV1
+  /**
+   * BEP 52, a hybrid torrent: its truncated v2 info-hash. A peer may use it in its handshake (libtorrent answers our
+   * v1 handshake with it when we set the v2 bit: the upgrade to the v2 swarm); `infoHash` then becomes it.
+   */
+  readonly v2InfoHash: InfoHashV1 | undefined
   readonly peerId: PeerId
   /** Our reserved handshake bytes (the features the torrent allows). */
   readonly reserved: Uint8Array
@@ -259,6 +264,8 @@ export interface InitOptions {
   readonly address: string
   readonly direction: "outbound" | "inbound"
   readonly infoHash: InfoHashV1
+  /** See {@link PeerState} `v2InfoHash`. */
+  readonly v2InfoHash?: InfoHashV1 | undefined
   readonly peerId: PeerId
   readonly reserved: Uint8Array
   readonly pieceCount: number
@@ -274,6 +281,7 @@ export const initial = (options: InitOptions, now: number): PeerState => {
     address: options.address,
     direction: options.direction,
     infoHash: options.infoHash,
+    v2InfoHash: options.v2InfoHash,
     peerId: options.peerId,
     reserved: options.reserved,
     pieceCount: options.pieceCount,
@@ -386,6 +394,7 @@ const clone = (s: PeerState): Mutable<PeerState> => ({
   address: s.address,
   direction: s.direction,
   infoHash: s.infoHash,
+  v2InfoHash: s.v2InfoHash,
   peerId: s.peerId,
   reserved: s.reserved,
   pieceCount: s.pieceCount,
@@ -633,16 +642,20 @@ const onHandshake = (
     t.close("protocol", `handshake received while ${s.phase.toLowerCase()}`)
     return
   }
-  if (!Bytes.equals(theirs.infoHash, s.infoHash)) {
+  // (libtorrent 2.0.8 upgrades to it when we set the v2 bit, though its own reserved bytes do not show the bit)
+  const upgraded = s.v2InfoHash !== undefined && Bytes.equals(theirs.infoHash, s.v2InfoHash)
+  if (!Bytes.equals(theirs.infoHash, s.infoHash) && !upgraded) {
     t.close("wrong-info-hash", `peer asked for info-hash ${Bytes.toHex(theirs.infoHash)}`)
     return
   }
+  // the hybrid's v2 swarm: an inbound peer gets the hash it asked for back
+  if (upgraded) t.set({ infoHash: s.v2InfoHash })
   if (Bytes.equals(theirs.peerId, s.peerId)) {
     t.close("self-connection", "the peer's id is our own")
     return
   }
   const n = Handshake.negotiated(s.reserved, theirs.reserved)
-  if (s.direction === "inbound") t.out.push(Command.SendHandshake({ handshake: ourHandshake(s) }))
+  if (s.direction === "inbound") t.out.push(Command.SendHandshake({ handshake: ourHandshake(t.s) }))
   t.set({
     phase: "Introducing",
     phaseDeadline: t.now + s.config.introductionTimeout,

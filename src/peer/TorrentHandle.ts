@@ -75,6 +75,8 @@ export interface PeerControl {
 
 export interface TorrentHandle {
   readonly infoHash: InfoHashV1
+  /** A hybrid's truncated v2 info-hash: peers that negotiate v2 may handshake with it (PeerState `v2InfoHash`). */
+  readonly v2InfoHash?: InfoHashV1 | undefined
   readonly peerId: PeerId
   readonly pieceCount: number
   /** Extensions to announce in our handshake (e.g. no `dht` for a private torrent). */

@@ -43,6 +43,7 @@ import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
 import type * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as InfoHash from "../core/InfoHash.ts"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import * as PeerIdentity from "../core/PeerIdentity.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
@@ -540,6 +541,10 @@ const start = (
       priorities: options.priorities?.(m)
     }).pipe(Effect.provideService(Tracker, client.tracker))
     if (listener !== undefined) yield* listener.register(m.infoHash, torrent.accept)
+    // a hybrid's v2 swarm: peers dialling with its truncated v2 hash reach the same torrent (docs/V2.md)
+    if (listener !== undefined && m.version === "hybrid" && m.infoHashV2 !== undefined) {
+      yield* listener.register(InfoHash.truncatedV2(m.infoHashV2), torrent.accept)
+    }
     const select = (only: ReadonlyArray<number> | undefined) =>
       Effect.suspend(() => {
         const next = FileSelection.wantedFiles(m, only)

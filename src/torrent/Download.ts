@@ -33,6 +33,8 @@ export interface Options {
   readonly dhtPort?: number | undefined
   /** BEP 52 `hash request`s answered from the torrent's trees (`Metainfo.hashServer`; sets the v2 bit). */
   readonly v2Hashes?: TorrentHandle["v2Hashes"]
+  /** A hybrid's truncated v2 info-hash (with `v2Hashes`): peers may use it in their handshake. */
+  readonly v2InfoHash?: TorrentHandle["v2InfoHash"]
   /** Every wanted piece is verified: nothing is requested, nobody is interesting. */
   readonly finished: () => boolean
   /** A piece is complete in `data` (ownership passes): verify and write it. */
@@ -192,6 +194,7 @@ export const make = (options: Options): Download => {
     pieceCount: m.pieceCount,
     features: { fast: true, extensionProtocol: true, dht: options.dhtPort !== undefined },
     v2Hashes: options.v2Hashes,
+    v2InfoHash: options.v2InfoHash,
     bitfield: () => Bitfield.copy(have),
     extensionHandshake: ext.handshake,
     dhtPort: options.dhtPort,

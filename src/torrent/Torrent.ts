@@ -51,6 +51,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
 import type * as DhtNode from "../dht/Node.ts"
+import * as InfoHash from "../core/InfoHash.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
@@ -336,9 +337,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       have,
       ext,
       dhtPort: dht?.local.port,
-      // v2-only torrents only: with the v2 bit, libtorrent answers a hybrid's v1 handshake with the v2 hash (an
-      // upgrade our sessions do not accept yet), so hybrids keep to v1 connections (docs/V2.md)
-      v2Hashes: m.version === "v2" ? Metainfo.hashServer(m) : undefined,
+      // v2 and hybrid torrents set the v2 bit and answer hash requests; a v2-capable peer may then use a hybrid's
+      // truncated v2 hash in its handshake (libtorrent answers our v1 handshake with it), which is accepted
+      v2Hashes: Metainfo.hashServer(m),
+      v2InfoHash: m.version === "hybrid" && m.infoHashV2 !== undefined ? InfoHash.truncatedV2(m.infoHashV2) : undefined,
       finished: () => finished,
       onPiece: (index, data) => finisher.offer(index, data),
       paused: () => finisher.paused(),

@@ -610,6 +610,36 @@ describe("PeerState: extensions, DHT port, fast-extension hints", () => {
     expect(sent(plain.run(E.AllowFast({ indices: [1] })))).toEqual([])
   })
 
+  it("a hybrid accepts its truncated v2 hash in the peer's handshake (BEP 52 upgrade) and answers inbound with it", () => {
+    const v2InfoHash = new Uint8Array(20).fill(0xb2) as typeof infoHash
+    const hybrid = (direction: "outbound" | "inbound", v2: typeof infoHash | undefined) =>
+      new Driver(PeerState.initial({
+        config: PeerState.config(),
+        address: "10.0.0.1:6881",
+        direction,
+        infoHash,
+        v2InfoHash: v2,
+        peerId: ourId,
+        reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
+        pieceCount
+      }, 0))
+    const upgraded = { ...theirHandshake(), infoHash: v2InfoHash }
+    // outbound: we sent the v1 hash, libtorrent answers with the v2 one
+    const out = hybrid("outbound", v2InfoHash)
+    out.run(E.Connected())
+    expect(closeOf(out.run(E.HandshakeReceived({ handshake: upgraded, ours: noPieces })))).toBeUndefined()
+    expect(out.state.phase).toBe("Introducing")
+    // inbound: the peer dialled the v2 swarm; our handshake names it back
+    const inbound = hybrid("inbound", v2InfoHash)
+    const cmds = inbound.run(E.HandshakeReceived({ handshake: upgraded, ours: noPieces }))
+    const ours = cmds.flatMap((c) => (c._tag === "SendHandshake" ? [c.handshake] : []))
+    expect(ours.map((h) => Array.from(h.infoHash))).toEqual([Array.from(v2InfoHash)])
+    // a torrent without a v2 half refuses that hash
+    const v1 = hybrid("outbound", undefined)
+    v1.run(E.Connected())
+    expect(closeOf(v1.run(E.HandshakeReceived({ handshake: upgraded, ours: noPieces })))?.reason).toBe("wrong-info-hash")
+  })
+
   it("metadata-only sessions accept any bitfield and haves unchecked, and pass them on to nobody", () => {
     const s0 = PeerState.initial({
       config: PeerState.config(),

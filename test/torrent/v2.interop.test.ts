@@ -135,6 +135,35 @@ describe("v2: hash requests answered from the piece layers", () => {
     })))
 })
 
+describe("hybrid: the v2 swarm's handshake", () => {
+  it.live("a peer dialling a hybrid we seed with its truncated v2 hash is routed to it and answered with that hash", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const built = tree("hybrid-v2-inbound", "hybrid")
+      const m = built.metainfo
+      const port = yield* ourSeeder(built)
+      const v2 = m.infoHashV2!.subarray(0, 20)
+      const reply = yield* Effect.async<Handshake.Handshake, Error>((resume) => {
+        const socket = Net.connect(port, "127.0.0.1")
+        const reader = Handshake.reader()
+        socket.on("data", (chunk: Uint8Array) => {
+          const p = reader.push(chunk)
+          if (p instanceof Error) return resume(Effect.fail(p))
+          if (p._tag === "NeedMore") return
+          socket.destroy()
+          resume(Effect.succeed(p.handshake))
+        })
+        socket.on("error", (e) => resume(Effect.fail(e)))
+        socket.write(Handshake.encode({
+          reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
+          infoHash: v2 as never,
+          peerId: new Uint8Array(20).fill(9) as never
+        }))
+      }).pipe(Effect.timeout("10 seconds"))
+      expect(Bytes.toHex(reply.infoHash)).toBe(Bytes.toHex(v2))
+      expect(Handshake.supportsV2(reply.reserved)).toBe(true)
+    })))
+})
+
 describe.runIf(shouldRun("BEP 52 interop with libtorrent"))("v2 and hybrid with libtorrent 2.0.8", { timeout: 90_000 }, () => {
   for (const format of ["v2", "hybrid"] as const) {
     it.live(`${format}: downloads from a libtorrent seeder, byte-identical`, () =>

@@ -72,6 +72,8 @@ export interface Stats {
   /** uTP-looking datagrams that failed to parse, or matched no connection. */
   readonly invalid: number
   readonly unknown: number
+  /** Errors the socket reported (ICMP unreachable on a send, mostly); the connections' timers handle their effect. */
+  readonly errors: number
   /** Sums over the connections the socket holds now (UtpConnection.Stats). */
   readonly retransmissions: number
   readonly fastRetransmissions: number
@@ -160,10 +162,12 @@ export const make = (options: Options = {}): Effect.Effect<UtpSocket, UtpError, 
     let waiting = 0
     let open = true
     let other: ((d: Udp.Datagram) => void) | undefined
-    const counts = { datagramsIn: 0, datagramsOut: 0, otherIn: 0, invalid: 0, unknown: 0 }
+    const counts = { datagramsIn: 0, datagramsOut: 0, otherIn: 0, invalid: 0, unknown: 0, errors: 0 }
     // Errors on the socket (ICMP port unreachable reported on a send, mostly) must not crash the process; the
-    // connections' timers decide what a lost datagram means.
-    socket.on("error", () => {})
+    // connections' timers decide what a lost datagram means. They are counted (`stats`).
+    socket.on("error", () => {
+      counts.errors++
+    })
 
     const sendTo = (packet: Uint8Array, port: number, host: string): void => {
       if (!open) return

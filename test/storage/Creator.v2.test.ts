@@ -1,7 +1,7 @@
 /**
  * `create` for BEP 52 (v2-only and v1/v2 hybrid) against libtorrent 2.0.8 itself: for the same files and piece
  * length, python3-libtorrent's `create_torrent` (default flags, `v2_only` for v2) and ours must write the same
- * bytes, the whole `.torrent` (with the same `created by` and `creation date`). Trees chosen for the edge cases
+ * bytes, the whole `.torrent` (with the same `created by` and `creation date`; private or not). Trees chosen for the edge cases
  * (tree order against v1 order, empty files, executables, a symlink, non-ASCII names, files of exactly a piece or a
  * block, a single file, a directory holding one file) and random ones (sizes around piece and block boundaries),
  * hashed inline and in workers. A missing python3-libtorrent skips loudly outside CI.
@@ -36,15 +36,16 @@ const haveLibtorrent = (): boolean => {
   }
 }
 
-/** Makes one torrent per job with libtorrent: [input path, format, piece length, output path]. */
+/** Makes one torrent per job with libtorrent: [input path, format, piece length, output path, private]. */
 const SCRIPT = `
 import json, os, sys, libtorrent as lt
-for path, fmt, pl, out in json.loads(sys.argv[1]):
+for path, fmt, pl, out, priv in json.loads(sys.argv[1]):
     flags = lt.create_torrent.v2_only if fmt == "v2" else 0
     fs = lt.file_storage()
     lt.add_files(fs, path, flags=flags)
     ct = lt.create_torrent(fs, pl, flags)
     ct.set_creator("effect-torrent test")
+    ct.set_priv(priv)
     lt.set_piece_hashes(ct, os.path.dirname(path))
     e = ct.generate()
     e[b"creation date"] = 1700000000
@@ -52,7 +53,7 @@ for path, fmt, pl, out in json.loads(sys.argv[1]):
         f.write(lt.bencode(e))
 `
 
-type Job = readonly [path: string, format: Create.Format, pieceLength: number, out: string]
+type Job = readonly [path: string, format: Create.Format, pieceLength: number, out: string, priv: boolean]
 const libtorrentCreates = (jobs: ReadonlyArray<Job>): void => {
   execFileSync(PYTHON, ["-c", SCRIPT, JSON.stringify(jobs)], { stdio: ["ignore", "ignore", "inherit"] })
 }
@@ -79,10 +80,17 @@ const writeTree = (root: string, files: Record<string, Spec>): void => {
   }
 }
 
-const ours = (path: string, format: Create.Format, pieceLength: number, layer: Layer.Layer<Hasher.Hasher>) =>
+const ours = (
+  path: string,
+  format: Create.Format,
+  pieceLength: number,
+  layer: Layer.Layer<Hasher.Hasher>,
+  priv = false
+) =>
   Creator.create(path, {
     format,
     pieceLength,
+    private: priv,
     createdBy: "effect-torrent test",
     creationDate: 1700000000,
     concurrency: 3
@@ -96,8 +104,8 @@ const compareAll = (jobs: ReadonlyArray<Job>) =>
   Effect.gen(function*() {
     libtorrentCreates(jobs)
     let i = 0
-    for (const [path, format, pieceLength, out] of jobs) {
-      const r = yield* ours(path, format, pieceLength, i++ % 2 === 0 ? inline : workers)
+    for (const [path, format, pieceLength, out, priv] of jobs) {
+      const r = yield* ours(path, format, pieceLength, i++ % 2 === 0 ? inline : workers, priv)
       const theirs = new Uint8Array(Fs.readFileSync(out))
       if (!Bytes.equals(r.torrent, theirs)) {
         Fs.writeFileSync(`${out}.ours`, r.torrent)
@@ -110,7 +118,7 @@ const compareAll = (jobs: ReadonlyArray<Job>) =>
 describe("create --v2 / --hybrid: byte-identical to libtorrent 2.0.8's create_torrent", { timeout: 120_000 }, () => {
   const run = haveLibtorrent()
 
-  it.live.skipIf(!run)("edge-case trees, single files, every piece length from 16 KiB to 128 KiB", () =>
+  it.live.skipIf(!run)("edge-case trees, single files, every piece length from 16 KiB to 128 KiB (private at 32 KiB)", () =>
     Effect.gen(function*() {
       const base = tmp()
       const tree = Path.join(base, "Tree ü")
@@ -140,7 +148,7 @@ describe("create --v2 / --hybrid: byte-identical to libtorrent 2.0.8's create_to
       for (const p of [tree, one, lastEmpty, ...["single.iso", "tiny", "run.bin"].map((n) => Path.join(base, n))]) {
         for (const format of ["v2", "hybrid"] as const) {
           for (const pl of [16384, 32768, 65536, 131072]) {
-            jobs.push([p, format, pl, Path.join(out, `${jobs.length}.torrent`)])
+            jobs.push([p, format, pl, Path.join(out, `${jobs.length}.torrent`), pl === 32768])
           }
         }
       }
@@ -174,7 +182,7 @@ describe("create --v2 / --hybrid: byte-identical to libtorrent 2.0.8's create_to
         if (files.every((f) => f.length === 0)) return
         const root = Path.join(base, `t${i}`)
         writeTree(root, Object.fromEntries(files.map((f) => [f.path.join("/"), { length: f.length }])))
-        jobs.push([root, t.format, t.pl, Path.join(base, `t${i}.torrent`)])
+        jobs.push([root, t.format, t.pl, Path.join(base, `t${i}.torrent`), i % 3 === 0])
       })
       expect(jobs.length).toBeGreaterThan(15)
       yield* compareAll(jobs)

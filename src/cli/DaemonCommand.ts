@@ -20,7 +20,15 @@ import * as SessionLive from "../session/SessionLive.ts"
 import type * as TorrentInfo from "../session/TorrentInfo.ts"
 import * as ResumeRecord from "../storage/ResumeRecord.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, parseHostPort, peerSourceOptions } from "./PeerSources.ts"
+import {
+  dhtBootstrapOpt,
+  encryptionOpt,
+  noDhtOpt,
+  noPexOpt,
+  parseHostPort,
+  peerSourceOptions,
+  transportOpt
+} from "./PeerSources.ts"
 import { bindOpt, downLimitOpt, maxOpenFiles, maxOpenFilesOpt, upLimit, upLimitOpt } from "./Seeding.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -79,7 +87,8 @@ const opt = {
   noDht: noDhtOpt,
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
-  encryption: encryptionOpt
+  encryption: encryptionOpt,
+  transport: transportOpt
 }
 
 type Input = Command.Command.ParseConfig<typeof opt>

@@ -161,6 +161,8 @@ class Session implements FrameDecoder.Handler {
   running = false
   /** > 0 while a chunk is being processed: writes wait for its end. */
   holding = 0
+  /** Bytes of `hashes` answers queued since the last flush (BEP 52; counted against `maxWriteBacklog`). */
+  queuedHashBytes = 0
   pendingHandshake: Uint8Array | undefined = undefined
   /** What the connection negotiated (reported to the torrent in `onConnected`). */
   encryption: Encryption.Negotiated = "none"
@@ -375,8 +377,18 @@ class Session implements FrameDecoder.Handler {
 
   /** BEP 52: `hashes` from the torrent's trees, or `hash reject` (only when we set the v2 bit). */
   answerHashRequest(request: Extract<Message.Control, { readonly _tag: "HashRequest" }>): void {
+    if (this.state.phase === "Closed") return
     const { piecesRoot, base, index, length, proofLayers } = request
-    const hashes = this.state.phase === "Closed" ? undefined : this.handle.v2Hashes?.(request)
+    const hashes = this.handle.v2Hashes?.(request)
+    // answers (up to 256 KiB each, for 49 bytes asked) count against the write budget like blocks, those queued
+    // since the last flush included: a peer asking without reading is dropped
+    const size = hashes?.length ?? 0
+    this.queuedHashBytes += size
+    const budget = this.state.config.maxWriteBacklog
+    if (this.writeBacklog() + (this.outbox?.pendingBlockBytes ?? 0) + this.queuedHashBytes > budget) {
+      this.overBudget()
+      return
+    }
     this.queueMessage(
       hashes === undefined
         ? Message.HashReject({ piecesRoot, base, index, length, proofLayers })
@@ -502,6 +514,7 @@ class Session implements FrameDecoder.Handler {
     // While the outbox holds something unflushed, nothing else is queued (sendBlock and queueMessage see to it).
     const messages = this.pendingMessages
     this.pendingMessages = []
+    this.queuedHashBytes = 0
     const hs = this.pendingHandshake
     this.pendingHandshake = undefined
     if (hs !== undefined) conn.write(hs)

@@ -11,6 +11,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Auth from "../api/Auth.ts"
 import * as Server from "../api/Server.ts"
@@ -30,6 +31,9 @@ import {
   transportOpt
 } from "./PeerSources.ts"
 import { bindOpt, downLimitOpt, maxOpenFiles, maxOpenFilesOpt, upLimit, upLimitOpt } from "./Seeding.ts"
+
+/** Where Debian's transmission-common puts Transmission's web client. */
+const DEBIAN_WEB = "/usr/share/transmission/web"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
 
@@ -53,6 +57,12 @@ const opt = {
   allowHost: Options.text("allow-host").pipe(
     Options.withDescription("another name the API may be reached by (Host header; repeatable)"),
     Options.repeated
+  ),
+  transmissionWeb: Options.text("transmission-web").pipe(
+    Options.withDescription(
+      `serve Transmission's web client from this directory at /transmission/web/ (default ${DEBIAN_WEB} when it exists; "none" to leave it out)`
+    ),
+    Options.optional
   ),
   port: Options.integer("port").pipe(Options.withDescription("the port peers connect to (default 51413)"), Options.optional),
   bind: bindOpt,
@@ -144,7 +154,14 @@ const run = (input: Input) =>
       noPeersTimeout: "100000 days"
     })
     const session = SessionLive.layer({ stateDir, settings })
-    const server = Server.layer({ host: http.host, port: http.port, auth, allowedHosts: input.allowHost })
+    const web = Option.match(input.transmissionWeb, {
+      onNone: () => (Fs.existsSync(Path.join(DEBIAN_WEB, "index.html")) ? DEBIAN_WEB : undefined),
+      onSome: (d) => (d === "none" ? undefined : Path.resolve(d))
+    })
+    if (web !== undefined && !Fs.existsSync(Path.join(web, "index.html"))) {
+      return yield* usage(`--transmission-web ${sanitizeText(web)}: no index.html there`)
+    }
+    const server = Server.layer({ host: http.host, port: http.port, auth, allowedHosts: input.allowHost, transmissionWeb: web })
     const announce = Effect.gen(function*() {
       const s = yield* Session.Session
       const current = yield* s.settings.get

@@ -61,11 +61,11 @@ const tree = (name: string, format: "v2" | "hybrid", pieceLength = 32768) =>
   })
 
 /** Our seeder of `built` (its data written to a temp directory) with a listener on 127.0.0.1. */
-const ourSeeder = (built: Built) =>
+const ourSeeder = (built: Built, peerConfig: Client.ClientOptions["peerConfig"] = undefined) =>
   Effect.gen(function*() {
     const data = tempDir("v2-seed")
     writeData(built, data)
-    const layer = Client.layerWith({ listen: { host: "127.0.0.1", port: 0 } }).pipe(
+    const layer = Client.layerWith({ listen: { host: "127.0.0.1", port: 0 }, peerConfig }).pipe(
       Layer.provide(noTracker),
       Layer.provide(Hasher.layerInline)
     )
@@ -132,6 +132,51 @@ describe("v2: hash requests answered from the piece layers", () => {
       }
       const reject = got.find((g) => g._tag === "HashReject")
       expect(reject?._tag === "HashReject" && reject.base).toBe(0)
+    })))
+})
+
+describe("v2: hash answers are bounded like uploads", () => {
+  it.live("a peer flooding hash requests past the write budget is dropped", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const built = tree("hash-flood", "v2", 16384)
+      const m = built.metainfo
+      const port = yield* ourSeeder(built, { maxWriteBacklog: 4096 })
+      const big = m.files.find((f) => f.path.join("/") === "hash-flood/big.bin")!
+      const layerLength = Merkle.nextPowerOfTwo(big.pieceLayer!.length / 32)
+      const request = Message.encode(Message.HashRequest({ piecesRoot: big.piecesRoot!, base: 0, index: 0, length: layerLength, proofLayers: 0 }))
+      let answers = 0
+      const decoder = FrameDecoder.make({
+        onMessage: (message) => void (message._tag === "Hashes" && answers++),
+        onBlock: () => {}
+      }, { pieceCount: m.pieceCount, fast: true, extensionProtocol: true, v2: true })
+      const closed = yield* Effect.async<boolean, Error>((resume) => {
+        const socket = Net.connect(port, "127.0.0.1")
+        const reader = Handshake.reader()
+        let handshaken = false
+        socket.on("data", (chunk: Uint8Array) => {
+          if (handshaken) {
+            decoder.push(chunk)
+            return
+          }
+          const p = reader.push(chunk)
+          if (p instanceof Error || p._tag === "NeedMore") return
+          decoder.push(p.rest)
+          handshaken = true
+          // 2000 requests of a whole layer each at once: 512 KiB of answers for 106 KB asked, far past the budget
+          // before any of it could be written
+          socket.write(Bytes.concat(Array.from({ length: 2000 }, () => request)))
+        })
+        socket.on("close", () => resume(Effect.succeed(true)))
+        socket.on("error", () => {})
+        socket.write(Handshake.encode({
+          reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
+          infoHash: m.infoHash,
+          peerId: new Uint8Array(20).fill(5) as never
+        }))
+      }).pipe(Effect.timeout("20 seconds"))
+      expect(closed).toBe(true)
+      // answers stopped at the budget (4 KiB: about 16 of 256 bytes), not built for all 2000 requests first
+      expect(answers).toBeLessThan(100)
     })))
 })
 

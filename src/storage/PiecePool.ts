@@ -21,6 +21,8 @@ export interface PiecePool {
   readonly freeBytes: () => number
   /** Buffers allocated so far (misses of the free list). */
   readonly allocated: () => number
+  /** Lets every idle buffer go (to the GC): nothing more is expected soon, e.g. the torrent is complete. */
+  readonly trim: () => void
 }
 
 export interface Options {
@@ -70,6 +72,12 @@ export const make = (options: Options = {}): PiecePool => {
     },
     free: () => free,
     freeBytes: () => freeBytes,
-    allocated: () => allocated
+    allocated: () => allocated,
+    trim: () => {
+      for (const list of lists.values()) for (const buf of list) idle.delete(buf.buffer)
+      lists.clear()
+      free = 0
+      freeBytes = 0
+    }
   }
 }

@@ -35,6 +35,22 @@ describe("PiecePool", () => {
     expect(pool.free()).toBe(2)
   })
 
+  it("trim lets every idle buffer go; a buffer released again afterwards is pooled as usual", () => {
+    const pool = PiecePool.make({ maxFree: 8 })
+    const a = pool.acquire(1024)
+    const b = pool.acquire(2048)
+    pool.release(a)
+    pool.release(b)
+    expect([pool.free(), pool.freeBytes()]).toEqual([2, 3072])
+    pool.trim()
+    expect([pool.free(), pool.freeBytes()]).toEqual([0, 0])
+    const c = pool.acquire(1024)
+    expect(c).not.toBe(a) // a fresh allocation: the trimmed one is gone
+    expect(pool.allocated()).toBe(3)
+    pool.release(a) // given back after the trim: pooled again
+    expect(pool.acquire(1024)).toBe(a)
+  })
+
   it("ignores double releases, views and detached buffers", () => {
     const pool = PiecePool.make({ maxFree: 8 })
     const a = pool.acquire(64)

@@ -20,7 +20,7 @@ const scenario = FastCheck.record({
 })
 const samples = FastCheck.sample(scenario, { numRuns: Number(process.argv[2] ?? 200), seed: Number(process.argv[3] ?? 1) })
 for (const sc of samples) {
-  const config = { maxTransmissions: 16, synTransmissions: 16, receiveWindow: sc.receiveWindow, closeTimeout: 120_000_000 }
+  const config = { maxTransmissions: 16, synTransmissions: 16, receiveWindow: sc.receiveWindow, closeTimeout: 120_000_000, ackDelay: Number(process.env.ACK_DELAY ?? 0) }
   const p = Sim.pair({ seed: sc.seed, ab: sc.link, ba: sc.back, configA: config, configB: config, seqA: sc.seqA, seqB: sc.seqB })
   const dataA = Sim.randomBytes(sc.seed, sc.sizeA), dataB = Sim.randomBytes(sc.seed + 1, sc.sizeB)
   let started = false, closed = false, steps = 0

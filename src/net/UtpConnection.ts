@@ -88,6 +88,12 @@ export interface Config {
   readonly closeTimeout: number
   /** Packets in flight at most (the send ring's size minus one). */
   readonly maxPacketsInFlight: number
+  /**
+   * Delayed acks (0: off). A lone in-order data packet is acked after this long unless another arrives first or an
+   * ack rides on data; two in-order packets, anything out of order, duplicated or dropped, and a FIN are acked at
+   * the next `Flush`, as TCP's delayed ack does.
+   */
+  readonly ackDelay: number
 }
 
 export const defaults: Config = {
@@ -110,7 +116,8 @@ export const defaults: Config = {
   dupAckThreshold: 3,
   keepAlive: 29_000_000,
   closeTimeout: 30_000_000,
-  maxPacketsInFlight: 2047
+  maxPacketsInFlight: 2047,
+  ackDelay: 0
 }
 
 /** `defaults` with some fields replaced. */
@@ -223,6 +230,12 @@ export interface UtpState {
   /** Reading paused by the application: we advertise a zero window. */
   windowClosed: boolean
   ackPending: boolean
+  /** In-order data packets received since our last ack. */
+  unackedPackets: number
+  /** Something other than in-order data needs an ack (not delayed). */
+  ackUrgent: boolean
+  /** When a delayed ack is due. */
+  ackDeadline: number | undefined
   /** The window we advertised last. */
   sentWindow: number
   /** The peer's FIN, once seen. */
@@ -337,6 +350,9 @@ const initial = (c: Config, recvId: number, sendId: number, seqNr: number, phase
     delivering: false,
     windowClosed: false,
     ackPending: false,
+    unackedPackets: 0,
+    ackUrgent: false,
+    ackDeadline: undefined,
     sentWindow: 0,
     eofSeqNr: undefined,
     remoteEnded: false,
@@ -435,6 +451,7 @@ export const deadline = (s: UtpState): number | undefined => {
     if (d === undefined || k < d) d = k
   }
   if (s.closeDeadline !== undefined && (d === undefined || s.closeDeadline < d)) d = s.closeDeadline
+  if (s.ackDeadline !== undefined && (d === undefined || s.ackDeadline < d)) d = s.ackDeadline
   return d
 }
 
@@ -467,7 +484,11 @@ export const step = (s: UtpState, event: Event, now: number): readonly [UtpState
       break
     case "Flush":
       trySend(s, now, out)
-      if (s.ackPending && s.phase !== "Closed" && s.phase !== "SynSent") sendState(s, now, out)
+      if (s.ackPending && s.phase !== "Closed" && s.phase !== "SynSent") {
+        if (s.config.ackDelay > 0 && !s.ackUrgent && s.unackedPackets < 2 && s.inCount === 0 && !s.remoteEnded) {
+          s.ackDeadline ??= now + s.config.ackDelay
+        } else sendState(s, now, out)
+      }
       break
     case "Tick":
       onTick(s, now, out)
@@ -749,6 +770,9 @@ const lossEvent = (s: UtpState, seq: number): void => {
 
 const receive = (s: UtpState, seq: number, payload: Uint8Array, now: number, out: Array<Action>): void => {
   s.ackPending = true
+  // Anything but the next packet in order is acked without delay (duplicate acks and selective acks drive the
+  // sender's loss recovery).
+  s.ackUrgent = true
   if (s.eofSeqNr !== undefined && !seqLess(seq, s.eofSeqNr)) {
     s.stats.dropped++
     return
@@ -781,6 +805,8 @@ const receive = (s: UtpState, seq: number, payload: Uint8Array, now: number, out
     s.stats.dropped++
     return
   }
+  if (s.inCount === 0) s.ackUrgent = false
+  s.unackedPackets++
   s.ackNr = seq
   deliver(s, payload, out)
   while (s.inCount > 0) {
@@ -809,6 +835,7 @@ const deliver = (s: UtpState, data: Uint8Array, out: Array<Action>): void => {
 
 const receiveFin = (s: UtpState, seq: number, now: number, out: Array<Action>): void => {
   s.ackPending = true
+  s.ackUrgent = true
   if (s.eofSeqNr === undefined) s.eofSeqNr = seq
   if (!s.remoteEnded && inc(s.ackNr) === s.eofSeqNr) remoteEnd(s, now, out)
 }
@@ -951,8 +978,24 @@ const sendState = (s: UtpState, now: number, out: Array<Action>): void => {
     }
   }
   s.ackPending = false
+  s.ackUrgent = false
+  s.unackedPackets = 0
+  s.ackDeadline = undefined
   s.sentWindow = wnd
   send(s, buf, now, out)
+}
+
+/**
+ * A data packet carries the current ack_nr: nothing is left to ack unless packets wait out of order (their selective
+ * ack goes with an ST_STATE).
+ */
+const ackSent = (s: UtpState): void => {
+  s.unackedPackets = 0
+  s.ackDeadline = undefined
+  if (s.inCount === 0) {
+    s.ackPending = false
+    s.ackUrgent = false
+  }
 }
 
 const resend = (s: UtpState, q: Sent, now: number, out: Array<Action>): void => {
@@ -967,7 +1010,7 @@ const resend = (s: UtpState, q: Sent, now: number, out: Array<Action>): void => 
   q.sentAt = now
   s.stats.retransmissions++
   s.sentWindow = wnd
-  if (s.inCount === 0) s.ackPending = false
+  ackSent(s)
   if (s.rtoDeadline === undefined) s.rtoDeadline = now + s.rto
   send(s, q.buf, now, out)
 }
@@ -1043,7 +1086,7 @@ const sendData = (s: UtpState, type: UtpPacket.Type, n: number, now: number, out
   s.bytesSent += n
   s.seqNr = inc(s.seqNr)
   s.sentWindow = wnd
-  if (s.inCount === 0) s.ackPending = false
+  ackSent(s)
   if (s.rtoDeadline === undefined) s.rtoDeadline = now + s.rto
   send(s, buf, now, out)
 }
@@ -1059,6 +1102,10 @@ const onTick = (s: UtpState, now: number, out: Array<Action>): void => {
   if (s.rtoDeadline !== undefined && now >= s.rtoDeadline) {
     onTimeout(s, now, out)
     if ((s.phase as Phase) === "Closed") return
+  }
+  if (s.ackDeadline !== undefined && now >= s.ackDeadline) {
+    s.ackDeadline = undefined
+    if (s.ackPending) sendState(s, now, out)
   }
   if (s.phase === "Connected" && now - s.lastSentAt >= s.config.keepAlive) sendState(s, now, out)
 }

@@ -104,6 +104,9 @@ const keyOf = (host: string, port: number, recvId: number): string => `${normali
 
 const nowMicros = (): number => performance.now() * 1000
 
+/** Delayed acks (UtpConnection `ackDelay`), µs: a lone in-order packet waits this long for a second one. */
+const DEFAULT_ACK_DELAY = 3_000
+
 const random16 = (): number => Math.floor(Math.random() * 0x10000)
 
 /** One connection: the machine and its application side. */
@@ -127,7 +130,7 @@ interface Entry {
 export const make = (options: Options = {}): Effect.Effect<UtpSocket, UtpError, Scope.Scope> =>
   Effect.gen(function*() {
     const family = options.family ?? "udp4"
-    const config = UtpConnection.config(options.config)
+    const config = UtpConnection.config({ ackDelay: DEFAULT_ACK_DELAY, ...options.config })
     const backlog = options.backlog ?? 64
     const socket = yield* Effect.acquireRelease(
       Effect.async<Dgram.Socket, UtpError>((resume) => {
@@ -179,12 +182,31 @@ export const make = (options: Options = {}): Effect.Effect<UtpSocket, UtpError, 
 
     const dirty: Array<Entry> = []
     let flushScheduled = false
+    // Connections holding a delayed ack, and the timer that sends them.
+    const delayed = new Set<Entry>()
+    let ackTimer: ReturnType<typeof setTimeout> | undefined
+    const sendDelayedAcks = (): void => {
+      ackTimer = undefined
+      const now = nowMicros()
+      for (const e of delayed) {
+        const due = e.state.ackDeadline
+        if (due === undefined || now >= due) {
+          delayed.delete(e)
+          if (due !== undefined) run(e, UtpConnection.Event.Tick())
+        }
+      }
+      if (delayed.size > 0) ackTimer = setTimeout(sendDelayedAcks, 1)
+    }
     const flushAll = (): void => {
       flushScheduled = false
       const list = dirty.splice(0)
       for (const e of list) {
         e.dirty = false
         run(e, UtpConnection.Event.Flush())
+        if (e.state.ackDeadline !== undefined) {
+          delayed.add(e)
+          ackTimer ??= setTimeout(sendDelayedAcks, Math.max(1, Math.ceil(config.ackDelay / 1000)))
+        }
       }
     }
     const markDirty = (e: Entry): void => {
@@ -377,6 +399,8 @@ export const make = (options: Options = {}): Effect.Effect<UtpSocket, UtpError, 
 
     const abortAll = Effect.sync(() => {
       clearInterval(timer)
+      if (ackTimer !== undefined) clearTimeout(ackTimer)
+      delayed.clear()
       for (const e of [...entries.values()]) {
         e.closedByUs = true
         run(e, UtpConnection.Event.Abort())

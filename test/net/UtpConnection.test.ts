@@ -51,6 +51,7 @@ interface Scenario {
   readonly seqB: number
   readonly pauses: ReadonlyArray<readonly [at: number, length: number]>
   readonly receiveWindow: number
+  readonly ackDelay: number
 }
 
 const link: FastCheck.Arbitrary<Sim.LinkParams> = FastCheck.record({
@@ -73,13 +74,20 @@ const scenario: FastCheck.Arbitrary<Scenario> = FastCheck.record({
     FastCheck.tuple(FastCheck.integer({ min: 0, max: 3_000_000 }), FastCheck.integer({ min: 1, max: 2_000_000 })),
     { maxLength: 3 }
   ),
-  receiveWindow: FastCheck.constantFrom(16 * 1024, 64 * 1024, 1024 * 1024)
+  receiveWindow: FastCheck.constantFrom(16 * 1024, 64 * 1024, 1024 * 1024),
+  ackDelay: FastCheck.constantFrom(0, 5_000)
 })
 
 /** Runs one scenario: `a` dials and sends `sizeA` bytes, `b` sends `sizeB`; `a` closes once it has all of b's. */
 const transfer = (sc: Scenario) => {
   // Up to 20 % loss: give the SYN and data packets enough tries that giving up is not a plausible outcome.
-  const config = { maxTransmissions: 16, synTransmissions: 16, receiveWindow: sc.receiveWindow, closeTimeout: 120_000_000 }
+  const config = {
+    maxTransmissions: 16,
+    synTransmissions: 16,
+    receiveWindow: sc.receiveWindow,
+    closeTimeout: 120_000_000,
+    ackDelay: sc.ackDelay
+  }
   const p = Sim.pair({
     seed: sc.seed,
     ab: sc.link,
@@ -149,7 +157,8 @@ describe("UtpConnection over a simulated lossy link (virtual time)", () => {
       seqA: 0xfff0,
       seqB: 0xffe0,
       pauses: [],
-      receiveWindow: 1024 * 1024
+      receiveWindow: 1024 * 1024,
+      ackDelay: 0
     })
     expect(finished).toBe(true)
     expect(equalBytes(p.b.bytes(), dataA)).toBe(true)
@@ -401,6 +410,31 @@ describe("UtpConnection flow control and lifecycle", () => {
     p.b.scheduleFlush()
     p.sim.run(60_000_000, () => p.b.received === data.length)
     expect(equalBytes(p.b.bytes(), data)).toBe(true)
+  })
+
+  it("delays the ack of a lone in-order packet by ackDelay; two packets, or one out of order, are acked at once", () => {
+    const s = connected({ ackDelay: 5_000 })
+    UtpConnection.step(s, E.Resume(), 30_000)
+    const d = (seq: number) =>
+      UtpPacket.make({ type: UtpPacket.Type.Data, connectionId: 100, seqNr: seq, ackNr: 1000, windowSize: 1 << 20, payload: Uint8Array.of(1) })
+    UtpConnection.step(s, E.Packet({ packet: d(5000) }), 40_000)
+    const [, lone] = UtpConnection.step(s, E.Flush(), 40_000)
+    expect(sends(lone)).toEqual([])
+    expect(UtpConnection.deadline(s)).toBe(45_000)
+    const [, early] = UtpConnection.step(s, E.Tick(), 44_999)
+    expect(sends(early)).toEqual([])
+    const [, due] = UtpConnection.step(s, E.Tick(), 45_000)
+    expect(sends(due)).toMatchObject([{ type: UtpPacket.Type.State, ackNr: 5000 }])
+    // Two in order: at once.
+    UtpConnection.step(s, E.Packet({ packet: d(5001) }), 50_000)
+    UtpConnection.step(s, E.Packet({ packet: d(5002) }), 50_000)
+    const [, two] = UtpConnection.step(s, E.Flush(), 50_000)
+    expect(sends(two)).toMatchObject([{ type: UtpPacket.Type.State, ackNr: 5002 }])
+    // Out of order (5003 missing): at once, with a selective ack.
+    UtpConnection.step(s, E.Packet({ packet: d(5004) }), 60_000)
+    const [, hole] = UtpConnection.step(s, E.Flush(), 60_000)
+    expect(sends(hole)).toMatchObject([{ type: UtpPacket.Type.State, ackNr: 5002 }])
+    expect(sends(hole)[0]!.selectiveAck).toBeDefined()
   })
 
   it("sends a keep-alive after keepAlive of silence", () => {

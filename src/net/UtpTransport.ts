@@ -30,15 +30,18 @@ export interface DialerOptions {
    * abandoned). Default 1 s: the SYN's first retransmission timeout. TCP starts at once when uTP fails (refused).
    */
   readonly utpFirst?: Duration.DurationInput | undefined
+  /** How TCP is dialled (default `Tcp.dial` without its own deadline); tests pass fakes. */
+  readonly tcp?: Dial | undefined
 }
 
-const tcp: Dial = (a) => Tcp.dial({ ...a, timeout: Duration.infinity })
+const tcpDial: Dial = (a) => Tcp.dial({ ...a, timeout: Duration.infinity })
 
 /** Addresses remembered as reached over TCP (or not over uTP) by "both", at most this many. */
 const MEMORY = 10_000
 
 /** The dial function for `transport`. Deadlines of the whole connect stay the caller's (PeerSession's). */
 export const dialer = (options: DialerOptions): Dial => {
+  const tcp = options.tcp ?? tcpDial
   if (options.transport === "tcp") return tcp
   const utpFirst = options.utpFirst ?? Duration.seconds(1)
   // Like libtorrent, a peer that did not connect over uTP is dialled over TCP only from then on.

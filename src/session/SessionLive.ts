@@ -53,6 +53,7 @@ import * as SessionConfig from "./SessionConfig.ts"
 import * as SessionRecord from "./SessionRecord.ts"
 import * as StateFiles from "./StateFiles.ts"
 import type * as TorrentInfo from "./TorrentInfo.ts"
+import type * as TorrentEvent from "../torrent/TorrentEvent.ts"
 
 export interface Options {
   /** Where session.json, the torrents' metadata and their resume records live (the Client's `stateDir`). */
@@ -305,16 +306,9 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       }
       return uri
     }
+    // btih for v1, btmh for v2-only, both for a hybrid (as libtorrent writes them).
     const formatMagnet = (e: Entry): string =>
-      e.metainfo === undefined
-        ? `magnet:?xt=urn:btih:${e.p.infoHash}`
-        : Magnet.format({
-          infoHashes: { v1: e.metainfo.infoHash },
-          name: e.metainfo.name,
-          trackers: e.metainfo.trackers.flat(),
-          webSeeds: [],
-          peers: []
-        })
+      e.metainfo === undefined ? `magnet:?xt=urn:btih:${e.p.infoHash}` : Magnet.format(Magnet.fromMetainfo(e.metainfo))
 
     /** Verified pieces: live while it runs, else as it last ran; undefined before its metadata is known. */
     const haveOf = (e: Entry): Bitfield.Bitfield | undefined => {
@@ -523,25 +517,32 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       background(requestSave)
     }
 
-    /** The download's events: state, completion, pieces. */
+    /**
+     * The download's events: `events` from its start until its first completion, then a subscription for the rest
+     * of the run — a file selected later makes it incomplete, and it completes again.
+     */
     const pump = (e: Entry, run: Run, d: Client.Download) =>
-      Stream.runForEach(d.events, (ev) =>
-        Effect.sync(() => {
-          switch (ev._tag) {
-            case "Checking":
-              if (e.state !== "checking" && !e.p.complete) setState(e, "checking")
-              break
-            case "Started":
-              setState(e, ev.bytesLeft === 0 ? "seeding" : "downloading")
-              break
-            case "PieceVerified":
-              publish({ _tag: "PieceVerified", id: e.p.id, infoHash: e.p.infoHash, index: ev.index })
-              break
-            case "Completed":
-              completed(e, run)
-              break
-          }
-        })).pipe(Effect.zipRight(Effect.sync(() => completed(e, run))))
+      Stream.runForEach(d.events, (ev) => onEvent(e, run, ev)).pipe(
+        Effect.zipRight(Effect.sync(() => completed(e, run))),
+        Effect.zipRight(Stream.runForEach(d.subscribe, (ev) => onEvent(e, run, ev)))
+      )
+    const onEvent = (e: Entry, run: Run, ev: TorrentEvent.TorrentEvent) =>
+      Effect.sync(() => {
+        switch (ev._tag) {
+          case "Checking":
+            if (e.state !== "checking" && !e.p.complete) setState(e, "checking")
+            break
+          case "Started":
+            setState(e, ev.bytesLeft === 0 ? "seeding" : "downloading")
+            break
+          case "PieceVerified":
+            publish({ _tag: "PieceVerified", id: e.p.id, infoHash: e.p.infoHash, index: ev.index })
+            break
+          case "Completed":
+            completed(e, run)
+            break
+        }
+      })
 
     const completed = (e: Entry, run: Run) => {
       if (run.stopping || e.run !== run) return
@@ -688,12 +689,10 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
           return { infoHash: v1, magnet: parsed.right, metainfo: undefined, bytes: undefined }
         }
         const bytes = source._tag === "Url" ? yield* fetchTorrent(source.url) : source.bytes
-        const decoded = Metainfo.decode(bytes)
-        if (Either.isLeft(decoded)) {
-          return yield* decoded.left.reason === "v2-only"
-            ? fail("unsupported", "v2-only torrents are not supported yet")
-            : fail("invalid-source", decoded.left.message)
-        }
+        // v2-only torrents too (BEP 52: verified by their Merkle roots; keyed, as everywhere, by the 20-byte id —
+        // the truncated v2 info-hash).
+        const decoded = Metainfo.decode(bytes, { v2Only: true })
+        if (Either.isLeft(decoded)) return yield* fail("invalid-source", decoded.left.message)
         return { infoHash: decoded.right.infoHash, magnet: undefined, metainfo: decoded.right, bytes }
       })
 

@@ -45,7 +45,7 @@ export const loadTorrent = (
     Effect.flatMap(Option.match({
       onNone: () => Effect.succeed(Option.none()),
       onSome: (bytes) => {
-        const m = Metainfo.decode(bytes)
+        const m = Metainfo.decode(bytes, { v2Only: true })
         if (Either.isLeft(m)) {
           return Effect.as(Effect.logWarning(`ignoring the cached metadata ${path}: ${m.left.message}`), Option.none())
         }

@@ -135,7 +135,8 @@ export const launch = async (options: { readonly width?: number; readonly height
       process.kill(child.pid, "SIGKILL")
       await exited
     }
-    Fs.rmSync(profile, { recursive: true, force: true })
+    // Chromium's helpers may still be writing the profile for a moment after the browser exits: rm retries.
+    Fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })
   }
 
   try {

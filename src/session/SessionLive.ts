@@ -106,11 +106,13 @@ const fail = (reason: Session.Reason, message: string, cause?: unknown) =>
 /** Data files (pad files left out), numbered as `info` lists them. */
 const dataFiles = (m: Metainfo.Metainfo) => m.files.filter((f) => !f.pad)
 
+/** Bytes of the wanted pieces, as a running torrent counts them (`Torrent.Stats.total`, what Transmission shows). */
 const wantedBytes = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null): number => {
-  const data = dataFiles(m)
-  if (files === null) return data.reduce((n, f) => n + f.length, 0)
-  const set = new Set(files)
-  return data.reduce((n, f, i) => n + (set.has(i) ? f.length : 0), 0)
+  const pieces = wantedPiecesOf(m, files)
+  const total = m.files.reduce((n, f) => n + f.length, 0)
+  let n = 0
+  for (const p of Bitfield.indices(pieces)) n += Math.min(m.pieceLength, total - p * m.pieceLength)
+  return n
 }
 
 /** Byte offset of every torrent-order file (pads included) in the torrent, plus the total at the end. */

@@ -36,6 +36,7 @@ import * as Bitfield from "../core/Bitfield.ts"
 import * as Bytes from "../core/Bytes.ts"
 import type { InfoHashV1 } from "../core/InfoHash.ts"
 import * as InfoHash from "../core/InfoHash.ts"
+import * as FileLayout from "../metainfo/FileLayout.ts"
 import * as Magnet from "../metainfo/Magnet.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
 import * as Destination from "../net/Destination.ts"
@@ -115,30 +116,27 @@ const wantedBytes = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null):
   return n
 }
 
-/** Byte offset of every torrent-order file (pads included) in the torrent, plus the total at the end. */
-const fileStarts = (m: Metainfo.Metainfo): Array<number> => {
-  const starts = [0]
-  for (const f of m.files) starts.push(starts[starts.length - 1]! + f.length)
-  return starts
+/**
+ * The torrent's file layout (FileLayout.ts), built once per metainfo. A decoded metainfo always has one (decoding
+ * checked the same lengths); if that ever fails, it is a defect, said loudly.
+ */
+const layouts = new WeakMap<Metainfo.Metainfo, FileLayout.FileLayout>()
+const layoutOf = (m: Metainfo.Metainfo): FileLayout.FileLayout => {
+  let layout = layouts.get(m)
+  if (layout === undefined) {
+    layout = Either.getOrThrowWith(FileLayout.make(m.files, m.pieceLength), (e) => e)
+    layouts.set(m, layout)
+  }
+  return layout
 }
 
 /** The pieces of the wanted files (all verified once a torrent is complete). */
-const wantedPiecesOf = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null): Bitfield.Bitfield => {
-  const bf = Bitfield.make(m.pieceCount)
-  const starts = fileStarts(m)
-  const wanted = FileSelection.wantedFiles(m, files ?? undefined)
-  wanted.forEach((w, f) => {
-    const len = m.files[f]!.length
-    if (!w || len === 0) return
-    const last = Math.floor((starts[f]! + len - 1) / m.pieceLength)
-    for (let p = Math.floor(starts[f]! / m.pieceLength); p <= last; p++) Bitfield.set(bf, p)
-  })
-  return bf
-}
+const wantedPiecesOf = (m: Metainfo.Metainfo, files: ReadonlyArray<number> | null): Bitfield.Bitfield =>
+  FileSelection.wantedPieces(layoutOf(m), FileSelection.wantedFiles(m, files ?? undefined))
 
 /** Verified bytes of each data file. */
 const completedBytes = (m: Metainfo.Metainfo, have: Bitfield.Bitfield): Array<number> => {
-  const starts = fileStarts(m)
+  const starts = layoutOf(m).starts
   const L = m.pieceLength
   return FileSelection.dataFiles(m).map((f) => {
     const start = starts[f]!
@@ -164,16 +162,7 @@ const piecePrioritiesOf = (
     const f = data[i]
     if (f !== undefined && wanted[f]) perFile[f] = pr
   }
-  const out = new Array<Picker.Priority>(m.pieceCount).fill("low")
-  const rank = { low: 0, normal: 1, high: 2 } as const
-  const starts = fileStarts(m)
-  perFile.forEach((pr, f) => {
-    const len = m.files[f]!.length
-    if (len === 0) return
-    const last = Math.floor((starts[f]! + len - 1) / m.pieceLength)
-    for (let p = Math.floor(starts[f]! / m.pieceLength); p <= last; p++) if (rank[pr] > rank[out[p]!]) out[p] = pr
-  })
-  return out
+  return FileSelection.piecePriorities(layoutOf(m), perFile)
 }
 
 /** Bytes/s as a rate bucket takes it: a whole number, 0 (unlimited) up to its maximum. */
@@ -1001,7 +990,7 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         )
         // A file not selected is selected: reading it is asking for it.
         if (e.p.files !== null && !e.p.files.includes(index)) yield* setFiles(ref, { wanted: [index] })
-        const fileStart = fileStarts(m)[FileSelection.dataFiles(m)[index]!]!
+        const fileStart = layoutOf(m).starts[FileSelection.dataFiles(m)[index]!]!
         const L = m.pieceLength
         const ahead = Math.max(1, Math.min(64, Math.ceil(READ_AHEAD_BYTES / L)))
         // Bytes come from the file on disk (a descriptor of the reader's own) once their piece is verified: the

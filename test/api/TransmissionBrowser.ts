@@ -65,7 +65,7 @@ export const launch = async (options: { readonly width?: number; readonly height
     "--metrics-recording-only",
     `--user-data-dir=${profile}`,
     "about:blank"
-  ], { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] })
+  ], { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"], detached: true })
   let stderr = ""
   child.stderr!.on("data", (d: Buffer) => void (stderr += d.toString()))
   const toBrowser = child.stdio[3] as Writable
@@ -130,13 +130,34 @@ export const launch = async (options: { readonly width?: number; readonly height
     }
   })
 
-  const close = async () => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      process.kill(child.pid, "SIGKILL")
-      await exited
+  // Chromium runs in its own process group (detached): its renderer and utility helpers keep writing the profile
+  // after the browser process itself is gone, so ending the browser means ending the group we started.
+  const killGroup = () => {
+    if (child.pid === undefined) return
+    try {
+      process.kill(-child.pid, "SIGKILL")
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e
     }
-    // Chromium's helpers may still be writing the profile for a moment after the browser exits: rm retries.
-    Fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 })
+  }
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      // A polite close first (flushes and stops the helpers), bounded; then the group, whatever is left of it.
+      await Promise.race([send("Browser.close", {}, undefined).catch(() => {}), new Promise((r) => setTimeout(r, 3000))])
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))])
+    }
+    killGroup()
+    await exited
+    for (let attempt = 0; ; attempt++) {
+      try {
+        Fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })
+        return
+      } catch (e) {
+        if (attempt >= 20 || (e as NodeJS.ErrnoException).code !== "ENOTEMPTY") throw e
+        killGroup()
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
   }
 
   try {

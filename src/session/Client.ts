@@ -111,6 +111,10 @@ export interface ClientOptions {
   readonly dht?: DhtOptions | undefined
   /** BEP 11 peer exchange (default true; never for private torrents). */
   readonly pex?: boolean | undefined
+  /** BEP 19 web seeds: download from a torrent's `url-list` (and a magnet's `ws=`) besides peers (default true). */
+  readonly webSeeds?: boolean | undefined
+  /** Web seed tuning (tests): connections per server, backoff, idle timeout, redirects (Torrent.ts). */
+  readonly webSeedConfig?: Torrent.Options["webSeedConfig"]
   /**
    * Message stream encryption (docs/ENCRYPTION.md), outgoing and incoming: "prefer" (default) tries MSE first and
    * falls back to plain BitTorrent (remembering plain-only peers), accepts both inbound; "require" speaks only MSE
@@ -533,6 +537,8 @@ const start = (
       dht,
       dhtInterval: client.options.dht?.interval,
       pex: client.options.pex,
+      webSeeds: client.options.webSeeds === false ? [] : undefined,
+      webSeedConfig: client.options.webSeedConfig,
       encryption: client.encryption,
       dial: client.dial,
       sharedUp: options.shared?.up,

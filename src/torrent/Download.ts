@@ -340,7 +340,7 @@ export const make = (options: Options): Download => {
         const v = upload(key)
         out.push({
           address: key,
-          client: ClientName.of(ext.handshakeOf(key)?.v, r.info.peerId),
+          client: r.info.webSeed === true ? "web seed" : ClientName.of(ext.handshakeOf(key)?.v, r.info.peerId),
           encryption: r.info.encryption,
           incoming: r.info.direction === "inbound",
           downloadRate: RateMeter.rate(r.down),

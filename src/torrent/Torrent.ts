@@ -76,6 +76,7 @@ import * as Swarm from "./Swarm.ts"
 import { fromStorage, TorrentError } from "./TorrentError.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
 import * as Uploader from "./Uploader.ts"
+import * as WebSeed from "./WebSeed.ts"
 
 export { TorrentError } from "./TorrentError.ts"
 
@@ -158,6 +159,13 @@ export interface Options {
   readonly connections?: ConnectionBudget.ConnectionBudget | undefined
   /** Piece priorities at start (default all "normal"); see `setPriorities`. */
   readonly priorities?: ReadonlyArray<Picker.Priority> | undefined
+  /**
+   * BEP 19 web seeds to download from besides the peers (default the metainfo's `url-list`; empty: none). See
+   * WebSeed.ts.
+   */
+  readonly webSeeds?: ReadonlyArray<string> | undefined
+  /** Web seed tuning (tests): connections per server, backoff, idle timeout, redirects. */
+  readonly webSeedConfig?: Omit<WebSeed.Options, "urls" | "metainfo" | "handle" | "onState"> | undefined
 }
 
 export interface Stats {
@@ -217,6 +225,8 @@ export interface Torrent {
 
   /** Every connected peer (handshake done). */
   readonly peers: () => ReadonlyArray<PeerStatus>
+  /** Every web seed with its state (empty before the check is over, and without web seeds). */
+  readonly webSeeds: () => ReadonlyArray<WebSeed.ServerStatus>
   /** Every tracker of the metainfo with its announce state (idle ones too); empty with `trackers: false`. */
   readonly trackers: () => ReadonlyArray<Announcer.TrackerState>
   /** A copy of the verified pieces. */
@@ -424,6 +434,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       close: (peer, why) => peers.get(peer)?.control.close(why),
       onBanned: (addr, reason) => publish(TorrentEvent.PeerBanned({ addr, reason }))
     })
+
+    let webSeeds: WebSeed.WebSeeds | undefined
 
     // --- whenVerified (PieceWaiters.ts) ---
     const waiters = PieceWaiters.make(Deferred.await(stopped))
@@ -655,6 +667,21 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           }))
         }
         for (const a of options.peers ?? []) swarm.add(a.host, a.port)
+        const urls = options.webSeeds ?? m.webSeeds
+        if (urls.length > 0) {
+          webSeeds = yield* WebSeed.start({
+            ...options.webSeedConfig,
+            urls,
+            metainfo: m,
+            handle: served,
+            onState: (url, state, error) => {
+              // (a ban for bad pieces is published by the swarm)
+              if (state._tag === "Dropped" && error !== undefined) {
+                publish(TorrentEvent.PeerBanned({ addr: url, reason: state.reason }))
+              }
+            }
+          })
+        }
         yield* Deferred.await(result)
         if (seed) yield* Deferred.await(stopped) // serve until the scope closes, or a failure stops the torrent
       }))
@@ -764,6 +791,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       accept: swarm.accept,
       peers: () => download.statuses(uploader.peer),
       trackers: board.trackers,
+      webSeeds: () => webSeeds?.servers() ?? [],
       have: () => Bitfield.copy(have),
       rates: () => lastRates,
       wanted: () => Bitfield.copy(wanted),

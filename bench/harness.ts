@@ -18,9 +18,15 @@ export const ROOT = Path.resolve(import.meta.dirname, "..")
 export const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.mjs")
 /** Node flags for our process (e.g. "--cpu-prof --cpu-prof-dir=D"). */
 export const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
-/** THROUGHPUT.md rule 9, as the launcher sets it; ET_BENCH_MALLOC_DEFAULT=1 leaves glibc's default. */
-export const effectEnv = (): NodeJS.ProcessEnv =>
-  process.env["ET_BENCH_MALLOC_DEFAULT"] ? { ...process.env } : { ...process.env, MALLOC_TRIM_THRESHOLD_: "1073741824" }
+/**
+ * THROUGHPUT.md rule 9, as the launcher sets it; ET_BENCH_MALLOC_DEFAULT=1 leaves glibc's default. Loopback only: the
+ * benchmarks' swarms are on 127.0.0.1, so no DHT bootstrap or LSD multicast leaves the machine.
+ */
+export const effectEnv = (): NodeJS.ProcessEnv => ({
+  ...process.env,
+  EFFECT_TORRENT_LOOPBACK_ONLY: "1",
+  ...(process.env["ET_BENCH_MALLOC_DEFAULT"] ? {} : { MALLOC_TRIM_THRESHOLD_: "1073741824" })
+})
 
 // ---------------------------------------------------------------------------------------------------------------
 // Arguments

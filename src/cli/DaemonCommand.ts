@@ -25,6 +25,7 @@ import {
   dhtBootstrapOpt,
   encryptionOpt,
   noDhtOpt,
+  noLsdOpt,
   noPexOpt,
   parseHostPort,
   peerSourceOptions,
@@ -97,6 +98,7 @@ const opt = {
   noDht: noDhtOpt,
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
+  noLsd: noLsdOpt,
   encryption: encryptionOpt,
   transport: transportOpt
 }

@@ -50,7 +50,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -249,6 +249,7 @@ const run = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly noLsd: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
 }) =>
@@ -423,6 +424,7 @@ export const download = Command.make(
     noDht: noDhtOpt,
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
+    noLsd: noLsdOpt,
     encryption: encryptionOpt,
     transport: transportOpt
   },

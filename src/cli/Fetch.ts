@@ -13,6 +13,7 @@ import {
   dhtBootstrapOpt,
   encryptionOpt,
   noDhtOpt,
+  noLsdOpt,
   noPexOpt,
   parseHostPort,
   peerSourceOptions,
@@ -33,6 +34,7 @@ export const fetchOptions = {
   noDht: noDhtOpt,
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
+  noLsd: noLsdOpt,
   encryption: encryptionOpt,
   transport: transportOpt,
   stateDir: stateDirOpt
@@ -45,6 +47,7 @@ export interface FetchInput {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly noLsd: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
   readonly stateDir: Option.Option<string>

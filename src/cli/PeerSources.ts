@@ -1,6 +1,7 @@
 /**
  * Options shared by `download`, `seed` and `info --fetch` for the peer sources beyond trackers: the DHT
- * (`--no-dht`, `--dht-bootstrap host:port`...) and peer exchange (`--no-pex`); and how connections to peers are
+ * (`--no-dht`, `--dht-bootstrap host:port`...), peer exchange (`--no-pex`) and local service discovery (`--no-lsd`);
+ * and how connections to peers are
  * made: `--encryption prefer|require|off` (message stream encryption, docs/ENCRYPTION.md) and `--transport tcp|utp|both`
  * (uTP, docs/UTP.md).
  */
@@ -21,6 +22,10 @@ export const dhtBootstrapOpt = Options.text("dht-bootstrap").pipe(
 )
 export const noPexOpt = Options.boolean("no-pex").pipe(
   Options.withDescription("do not exchange peers with peers (PEX; private torrents never do)")
+)
+export const noLsdOpt = Options.boolean("no-lsd").pipe(
+  Options.withDescription("do not announce torrents on the local network or look for peers there (BEP 14 local " +
+    "service discovery; private torrents never do)")
 )
 
 export const encryptionOpt = Options.text("encryption").pipe(
@@ -52,9 +57,10 @@ export const peerSourceOptions = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly noLsd?: boolean | undefined
   readonly encryption: Option.Option<string>
   readonly transport?: Option.Option<string> | undefined
-}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "encryption" | "transport">, CliFailure> =>
+}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "lsd" | "encryption" | "transport">, CliFailure> =>
   Effect.gen(function*() {
     const encryption = Option.getOrElse(input.encryption, () => "prefer")
     if (!Encryption.isPolicy(encryption)) {
@@ -84,6 +90,7 @@ export const peerSourceOptions = (input: {
     return {
       dht: input.noDht ? undefined : bootstrap.length > 0 ? { bootstrap } : {},
       pex: !input.noPex,
+      lsd: input.noLsd !== true,
       encryption,
       transport
     }

@@ -27,7 +27,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -48,6 +48,7 @@ const run = (input: {
   readonly noDht: boolean
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
+  readonly noLsd: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
 }) =>
@@ -109,6 +110,7 @@ export const seed = Command.make(
     noDht: noDhtOpt,
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
+    noLsd: noLsdOpt,
     encryption: encryptionOpt,
     transport: transportOpt,
     peer: Options.text("peer").pipe(

@@ -46,14 +46,33 @@ export interface Options {
   /** Local address to bind; defaults to all interfaces of the family. */
   readonly address?: string | undefined
   readonly port?: number | undefined
+  /** SO_REUSEADDR: share a well-known multicast port (BEP 14's 6771) with other clients on the host. */
+  readonly reuseAddr?: boolean | undefined
+  /** Outgoing multicast: hop limit, whether our own datagrams loop back to this host, and the interface to use. */
+  readonly multicast?: {
+    readonly ttl: number
+    readonly loopback: boolean
+    /** An IPv4 address of the interface, or `::%name` for IPv6. */
+    readonly interface?: string | undefined
+  } | undefined
+}
+
+/** A socket that can also join multicast groups (on one interface each: an address, or `::%name` for IPv6). */
+export interface MulticastSocket extends Socket {
+  readonly join: (group: string, iface: string) => Effect.Effect<void, UdpError>
+  readonly leave: (group: string, iface: string) => Effect.Effect<void, UdpError>
 }
 
 /** Binds a socket for the lifetime of the current scope; closing the scope closes the socket. */
-export const make = (options: Options): Effect.Effect<Socket, UdpError, Scope.Scope> =>
+export const make = (options: Options): Effect.Effect<MulticastSocket, UdpError, Scope.Scope> =>
   Effect.gen(function*() {
     const socket = yield* Effect.acquireRelease(
       Effect.async<Dgram.Socket, UdpError>((resume) => {
-        const s = Dgram.createSocket({ type: options.family, ipv6Only: options.family === "udp6" })
+        const s = Dgram.createSocket({
+          type: options.family,
+          ipv6Only: options.family === "udp6",
+          reuseAddr: options.reuseAddr === true
+        })
         const onError = (cause: unknown) => {
           s.close()
           resume(Effect.fail(new UdpError({ reason: "Bind", cause })))
@@ -61,6 +80,17 @@ export const make = (options: Options): Effect.Effect<Socket, UdpError, Scope.Sc
         s.once("error", onError)
         s.bind(options.port ?? 0, options.address ?? (options.family === "udp4" ? "0.0.0.0" : "::"), () => {
           s.off("error", onError)
+          const m = options.multicast
+          try {
+            if (m !== undefined) {
+              s.setMulticastTTL(m.ttl)
+              s.setMulticastLoopback(m.loopback)
+              if (m.interface !== undefined) s.setMulticastInterface(m.interface)
+            }
+          } catch (cause) {
+            s.close()
+            return resume(Effect.fail(new UdpError({ reason: "Bind", cause })))
+          }
           resume(Effect.succeed(s))
         })
       }),
@@ -93,9 +123,16 @@ export const make = (options: Options): Effect.Effect<Socket, UdpError, Scope.Sc
       const line = `udp socket ${local.address}:${local.port}: ${cause.message}`
       Runtime.runFork(runtime)(first ? Effect.logWarning(line) : Effect.logDebug(line))
     })
+    const membership = (join: boolean) => (group: string, iface: string) =>
+      Effect.try({
+        try: () => (join ? socket.addMembership(group, iface) : socket.dropMembership(group, iface)),
+        catch: (cause) => new UdpError({ reason: "Socket", cause })
+      })
     return {
       family: options.family,
       local: { address: local.address, port: local.port },
+      join: membership(true),
+      leave: membership(false),
       onMessage: (h) => {
         handler = h
       },
@@ -109,5 +146,5 @@ export const make = (options: Options): Effect.Effect<Socket, UdpError, Scope.Sc
             resume(Effect.fail(new UdpError({ reason: "Send", cause })))
           }
         })
-    } satisfies Socket
+    } satisfies MulticastSocket
   })

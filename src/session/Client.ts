@@ -48,6 +48,8 @@ import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import * as PeerIdentity from "../core/PeerIdentity.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
+import { loopbackOnly } from "../net/Destination.ts"
+import * as Lsd from "../net/Lsd.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import * as UtpSocket from "../net/UtpSocket.ts"
 import * as UtpTransport from "../net/UtpTransport.ts"
@@ -116,6 +118,12 @@ export interface ClientOptions {
   /** Web seed tuning (tests): connections per server, backoff, idle timeout, redirects (Torrent.ts). */
   readonly webSeedConfig?: Torrent.Options["webSeedConfig"]
   /**
+   * BEP 14 local service discovery (docs/LSD.md): torrents announced by multicast on the local networks, and peers
+   * announcing them there dialled; never for private torrents; off when `EFFECT_TORRENT_LOOPBACK_ONLY` is set.
+   * Default: off (the CLI turns it on).
+   */
+  readonly lsd?: boolean | Omit<Lsd.Options, "port"> | undefined
+  /**
    * Message stream encryption (docs/ENCRYPTION.md), outgoing and incoming: "prefer" (default) tries MSE first and
    * falls back to plain BitTorrent (remembering plain-only peers), accepts both inbound; "require" speaks only MSE
    * with rc4, both ways; "off" only plain BitTorrent.
@@ -170,6 +178,8 @@ export interface ClientShape {
   readonly listener: Effect.Effect<Listener.Listener | undefined, TorrentError>
   /** The DHT node, started on first use (undefined without `dht`, or when its socket could not be opened). */
   readonly dht: Effect.Effect<DhtNode.Node | undefined>
+  /** Local service discovery, started on first use (undefined without `lsd`, or when it could not start). */
+  readonly lsd: Effect.Effect<Lsd.Lsd | undefined>
   /** The encryption policy of outgoing connections and the memory of plain-only peers, shared by all torrents. */
   readonly encryption: Encryption.Outbound
   /** The uTP socket, opened on first use (undefined with transport "tcp", or when it could not be bound). */
@@ -287,6 +297,19 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
           )
         )
       )
+      const lsdOptions = options.lsd
+      const lsd = yield* Effect.cached(
+        lsdOptions === undefined || lsdOptions === false ? Effect.succeed(undefined) : loopbackOnly()
+          ? Effect.as(Effect.logDebug("LSD off: only loopback destinations are allowed"), undefined)
+          : Effect.gen(function*() {
+            const bound = Option.getOrUndefined(yield* Effect.option(listener))
+            return yield* Lsd.make({ ...(lsdOptions === true ? {} : lsdOptions), port: bound?.address.port }).pipe(
+              Scope.extend(scope)
+            )
+          }).pipe(
+            Effect.catchAll((e) => Effect.as(Effect.logWarning(`LSD disabled: ${e.message}`), undefined as Lsd.Lsd | undefined))
+          )
+      )
       return {
         peerId,
         options,
@@ -294,6 +317,7 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         hasher: yield* Hasher.Hasher,
         listener,
         dht,
+        lsd,
         encryption,
         utp,
         dial: UtpTransport.dialer({ transport, utp })
@@ -509,6 +533,7 @@ const start = (
     }
     const listener = yield* client.listener
     const dht = m.private ? undefined : yield* client.dht
+    const lsd = m.private ? undefined : yield* client.lsd
     const events = hub?.events ?? (yield* Torrent.makeEvents())
     const first = hub?.first ?? (yield* PubSub.subscribe(events))
     const torrent = yield* Torrent.start({
@@ -536,6 +561,7 @@ const start = (
       listenPort: listener?.address.port,
       dht,
       dhtInterval: client.options.dht?.interval,
+      lsd,
       pex: client.options.pex,
       webSeeds: client.options.webSeeds === false ? [] : undefined,
       webSeedConfig: client.options.webSeedConfig,
@@ -649,6 +675,7 @@ export const fetchMetadata = (
       listenPort: listener?.address.port,
       dht: yield* client.dht,
       dhtInterval: client.options.dht?.interval,
+      lsd: yield* client.lsd,
       maxPeers: options.maxPeers,
       noPeersTimeout: options.timeout ?? client.options.noPeersTimeout,
       peerConfig: client.options.peerConfig,

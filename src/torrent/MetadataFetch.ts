@@ -25,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as Bitfield from "../core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import type * as DhtNode from "../dht/Node.ts"
+import type * as Lsd from "../net/Lsd.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
@@ -47,6 +48,8 @@ export interface Options {
   /** Our listening port, for our extension handshake. */
   readonly listenPort?: number | undefined
   readonly dht?: DhtNode.Node | undefined
+  /** BEP 14: peers on the LAN announcing this info-hash become candidates (and we announce it while fetching). */
+  readonly lsd?: Lsd.Lsd | undefined
   /** Between DHT lookups (default 15 s while no peer offers the metadata, 60 s otherwise). */
   readonly dhtInterval?: Duration.DurationInput | undefined
   /** Connections at once (default 30). */
@@ -258,6 +261,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         interval: () => options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60)
       }))
     }
+    if (options.lsd !== undefined) yield* options.lsd.register(options.infoHash, (host, port) => swarm.add(host, port))
     const info = yield* Deferred.await(done)
     return { info, peers: swarm.addresses() }
   }))

@@ -51,6 +51,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Bitfield from "../core/Bitfield.ts"
 import type * as DhtNode from "../dht/Node.ts"
+import type * as Lsd from "../net/Lsd.ts"
 import * as InfoHash from "../core/InfoHash.ts"
 import type { PeerId } from "../core/InfoHash.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
@@ -143,6 +144,11 @@ export interface Options {
   readonly dht?: DhtNode.Node | undefined
   /** Between DHT lookups: default 5 min while below half the peer limit, 15 min otherwise. */
   readonly dhtInterval?: Duration.DurationInput | undefined
+  /**
+   * BEP 14 local service discovery (never for a private torrent): the torrent is announced on the LAN while it runs,
+   * and peers announcing it there become candidates.
+   */
+  readonly lsd?: Lsd.Lsd | undefined
   /** BEP 11 peer exchange with peers that support it (default true; never for a private torrent). */
   readonly pex?: boolean | undefined
   readonly resumeSave?: { readonly interval?: Duration.DurationInput; readonly bytes?: number } | undefined
@@ -665,6 +671,14 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
               options.dhtInterval ?? (peers.size < swarm.maxPeers() / 2 ? Duration.minutes(5) : Duration.minutes(15)),
             announcePort: options.listenPort
           }))
+        }
+        if (options.lsd !== undefined && !m.private) {
+          const lsd = options.lsd
+          // a hybrid is announced in both swarms, as libtorrent does (its v2 peers know only the truncated v2 hash)
+          const hashes = m.version === "hybrid" && m.infoHashV2 !== undefined
+            ? [m.infoHash, InfoHash.truncatedV2(m.infoHashV2)]
+            : [m.infoHash]
+          for (const h of hashes) yield* lsd.register(h, (host, port) => swarm.add(host, port))
         }
         for (const a of options.peers ?? []) swarm.add(a.host, a.port)
         const urls = options.webSeeds ?? m.webSeeds

@@ -113,9 +113,11 @@ export interface Session {
   readonly stop: () => Promise<void>
 }
 
-export const start = (settings: Record<string, unknown> = {}): Promise<Session> => {
+/** `prefix`: a command the session runs under, e.g. `["ip", "netns", "exec", NS]` (which execs it: same PID). */
+export const start = (settings: Record<string, unknown> = {}, prefix: ReadonlyArray<string> = []): Promise<Session> => {
   const dir = mkdtempSync(join(tmpdir(), "lt-session-"))
-  const child: ChildProcess = spawn(PYTHON, ["-c", SCRIPT, JSON.stringify(settings)], {
+  const argv = [...prefix, PYTHON, "-c", SCRIPT, JSON.stringify(settings)]
+  const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     stdio: ["pipe", "pipe", "pipe"]
   })
   let stderr = ""

@@ -27,6 +27,7 @@ import {
   noDhtOpt,
   noLsdOpt,
   noPexOpt,
+  noWebSeedsOpt,
   parseHostPort,
   peerSourceOptions,
   transportOpt
@@ -99,6 +100,7 @@ const opt = {
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
   noLsd: noLsdOpt,
+  noWebSeeds: noWebSeedsOpt,
   encryption: encryptionOpt,
   transport: transportOpt
 }

@@ -3,7 +3,7 @@
  * [--quiet] [--max-peers N] [--max-open-files N] [--no-trackers] [--no-peers-timeout SECONDS] [--port N] [--bind HOST] [--up-limit RATE]
  * [--down-limit RATE] [--seed [--seed-ratio R] [--seed-time SECONDS]] [--state-dir DIR] [--no-resume]
  * [--resume-interval SECONDS] [--save-torrent FILE] [--no-dht] [--dht-bootstrap host:port]... [--no-pex]
- * [--encryption prefer|require|off]`.
+ * [--no-web-seeds] [--encryption prefer|require|off]`.
  *
  * A magnet link first fetches its metadata from peers (its `x.pe`, `--peer`, its trackers, the DHT, PEX), shown as
  * "fetching metadata"; `--save-torrent FILE` writes the resulting `.torrent` (for a `.torrent` source, a copy).
@@ -50,7 +50,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noWebSeedsOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -250,6 +250,7 @@ const run = (input: {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly noLsd: boolean
+  readonly noWebSeeds: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
 }) =>
@@ -425,6 +426,7 @@ export const download = Command.make(
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
     noLsd: noLsdOpt,
+    noWebSeeds: noWebSeedsOpt,
     encryption: encryptionOpt,
     transport: transportOpt
   },

@@ -28,6 +28,10 @@ export const noLsdOpt = Options.boolean("no-lsd").pipe(
     "service discovery; private torrents never do)")
 )
 
+export const noWebSeedsOpt = Options.boolean("no-web-seeds").pipe(
+  Options.withDescription("do not download from the torrents' web seeds (BEP 19 url-list, magnet ws=)")
+)
+
 export const encryptionOpt = Options.text("encryption").pipe(
   Options.withDescription(
     "message stream encryption: prefer (default: try encrypted first, fall back to plain; accept both), " +
@@ -58,9 +62,10 @@ export const peerSourceOptions = (input: {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly noLsd?: boolean | undefined
+  readonly noWebSeeds?: boolean | undefined
   readonly encryption: Option.Option<string>
   readonly transport?: Option.Option<string> | undefined
-}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "lsd" | "encryption" | "transport">, CliFailure> =>
+}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "lsd" | "webSeeds" | "encryption" | "transport">, CliFailure> =>
   Effect.gen(function*() {
     const encryption = Option.getOrElse(input.encryption, () => "prefer")
     if (!Encryption.isPolicy(encryption)) {
@@ -91,6 +96,7 @@ export const peerSourceOptions = (input: {
       dht: input.noDht ? undefined : bootstrap.length > 0 ? { bootstrap } : {},
       pex: !input.noPex,
       lsd: input.noLsd !== true,
+      webSeeds: input.noWebSeeds !== true,
       encryption,
       transport
     }

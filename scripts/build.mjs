@@ -7,11 +7,13 @@
 //   `@effect/*` left as imports (peer dependencies): an application and the library share one copy of Effect.
 // - with --types (the `prepack` script): dist/types/, the declarations of both entries (tsc, tsconfig.build.json),
 //   their relative imports rewritten from `.ts` to `.js` as a consumer's `module: nodenext` resolves them.
+// - dist/webui/: the daemon's web UI (scripts/webui.mjs), which `effect-torrent daemon` serves at `/`.
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { buildWebUi } from "./webui.mjs"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const dist = join(root, "dist")
@@ -42,7 +44,8 @@ await Promise.all([
     chunkNames: "chunks/[name]-[hash]",
     outExtension: { ".js": ".mjs" },
     packages: "external"
-  })
+  }),
+  buildWebUi({ outdir: join(dist, "webui") })
 ])
 
 if (process.argv.includes("--types")) {

@@ -22,6 +22,7 @@ const LAYERS = [
   "session",
   "config",
   "api",
+  "webui",
   "cli"
 ] as const
 

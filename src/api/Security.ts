@@ -140,6 +140,15 @@ export const makeCheck = (config: Config) => {
 
 const challenge = `Bearer realm="effect-torrent", Basic realm="effect-torrent", charset="UTF-8"`
 
+/**
+ * The challenge when a browser asks for a page (the web UIs: a GET accepting HTML): Basic alone. Chromium reads only
+ * the first challenge of a `WWW-Authenticate` line, so with Bearer first it never asks for a password.
+ */
+export const browserChallenge = `Basic realm="effect-torrent", charset="UTF-8"`
+
+const asksForPage = (request: { readonly method: string; readonly headers: Readonly<Record<string, string | undefined>> }) =>
+  request.method === "GET" && (request.headers["accept"] ?? "").includes("text/html")
+
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "x-content-type-options": "nosniff",
   "content-security-policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
@@ -147,11 +156,17 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "x-frame-options": "DENY"
 }
 
-/** Every answer's security headers, plus `WWW-Authenticate` on a 401 and `Connection: close` on a 413. */
-export const secureResponse = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+/**
+ * Every answer's security headers, plus `WWW-Authenticate` on a 401 (Basic alone when a browser asked for a page)
+ * and `Connection: close` on a 413.
+ */
+export const secureResponse = (
+  response: HttpServerResponse.HttpServerResponse,
+  request?: Parameters<typeof asksForPage>[0]
+): HttpServerResponse.HttpServerResponse => {
   const headers: Record<string, string> = { ...SECURITY_HEADERS }
   if (response.headers["cache-control"] === undefined) headers["cache-control"] = "no-store"
-  if (response.status === 401) headers["www-authenticate"] = challenge
+  if (response.status === 401) headers["www-authenticate"] = request !== undefined && asksForPage(request) ? browserChallenge : challenge
   if (response.status === 413) headers["connection"] = "close"
   return HttpServerResponse.setHeaders(response, headers)
 }
@@ -163,8 +178,8 @@ export const middleware = (config: Config): (app: HttpApp.Default) => HttpApp.De
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const refusal = check(request)
-      if (refusal !== undefined) return secureResponse(ApiError.toResponse(refusal))
-      yield* HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(secureResponse(response)))
+      if (refusal !== undefined) return secureResponse(ApiError.toResponse(refusal), request)
+      yield* HttpApp.appendPreResponseHandler((request, response) => Effect.succeed(secureResponse(response, request)))
       return yield* app
     })
 }

@@ -2,7 +2,8 @@
  * The daemon's HTTP server: Node's `http` server (NodeHttpServer) serving the API (HttpApiBuilder) for the
  * {@link Session} in context, behind the checks of Security.ts, with the OpenAPI document at `/api/openapi.json`
  * and the event-loop lag sampler running; beside the API, Transmission's RPC at `/transmission/rpc`
- * (TransmissionRoute.ts, docs/TRANSMISSION.md) and, given its directory, Transmission's web client (TransmissionWeb.ts).
+ * (TransmissionRoute.ts, docs/TRANSMISSION.md) and, given their directories, Transmission's web client (TransmissionWeb.ts)
+ * and effect-torrent's own web UI at `/` (WebUi.ts, docs/WEBUI.md).
  *
  * ```ts
  * Server.layer({ host: "127.0.0.1", port: 9091, auth, allowedHosts: ["nas.local"] })  // Layer<HttpServer, ServerError, Session>
@@ -33,6 +34,7 @@ import * as Handlers from "./Handlers.ts"
 import * as Security from "./Security.ts"
 import * as TransmissionRoute from "./TransmissionRoute.ts"
 import * as TransmissionWeb from "./TransmissionWeb.ts"
+import * as WebUi from "./WebUi.ts"
 
 export const defaultHost = "127.0.0.1"
 /** Transmission's port, so that its tools find the daemon. */
@@ -58,6 +60,8 @@ export interface Options {
   readonly transmission?: Pick<TransmissionRoute.Options, "onSessionClose" | "configDir" | "version"> | false | undefined
   /** Transmission's web client served from this directory at `/transmission/web/` (TransmissionWeb.ts); none: not served. */
   readonly transmissionWeb?: string | undefined
+  /** The built web UI (scripts/webui.mjs: `dist/webui/`) served at `/` (WebUi.ts); none: not served. */
+  readonly webUi?: string | undefined
 }
 
 export class ServerError extends Data.TaggedError("ServerError")<{
@@ -136,8 +140,10 @@ export const layer = (options: Options = {}): Layer.Layer<HttpServer.HttpServer,
       const transmissionWeb = options.transmissionWeb === undefined
         ? Layer.empty
         : TransmissionWeb.layer({ directory: options.transmissionWeb, auth: options.auth })
+      const webUi = options.webUi === undefined ? Layer.empty : WebUi.layer({ directory: options.webUi })
       return serve.pipe(
         Layer.provide(Handlers.openApiLive),
+        Layer.provide(webUi),
         Layer.provide(transmission),
         Layer.provide(transmissionWeb),
         Layer.provide(Handlers.failuresLive),

@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Auth from "../api/Auth.ts"
 import * as Server from "../api/Server.ts"
 import * as Client from "../session/Client.ts"
@@ -36,6 +37,9 @@ import { bindOpt, downLimitOpt, maxOpenFiles, maxOpenFilesOpt, upLimit, upLimitO
 
 /** Where Debian's transmission-common puts Transmission's web client. */
 const DEBIAN_WEB = "/usr/share/transmission/web"
+
+/** The web UI the build puts beside the bundle (dist/cli.mjs → dist/webui/); absent when run from source unbuilt. */
+const BUILT_WEB_UI = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "webui")
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
 
@@ -64,6 +68,10 @@ const opt = {
     Options.withDescription(
       `serve Transmission's web client from this directory at /transmission/web/ (default ${DEBIAN_WEB} when it exists; "none" to leave it out)`
     ),
+    Options.optional
+  ),
+  webUi: Options.text("web-ui").pipe(
+    Options.withDescription(`serve the web UI from this directory at / (default the one built beside the CLI; "none" to leave it out)`),
     Options.optional
   ),
   port: Options.integer("port").pipe(Options.withDescription("the port peers connect to (default 51413)"), Options.optional),
@@ -165,14 +173,28 @@ const run = (input: Input) =>
     if (web !== undefined && !Fs.existsSync(Path.join(web, "index.html"))) {
       return yield* usage(`--transmission-web ${sanitizeText(web)}: no index.html there`)
     }
-    const server = Server.layer({ host: http.host, port: http.port, auth, allowedHosts: input.allowHost, transmissionWeb: web })
+    const webUi = Option.match(input.webUi, {
+      onNone: () => (Fs.existsSync(Path.join(BUILT_WEB_UI, "index.html")) ? BUILT_WEB_UI : undefined),
+      onSome: (d) => (d === "none" ? undefined : Path.resolve(d))
+    })
+    if (webUi !== undefined && !Fs.existsSync(Path.join(webUi, "index.html"))) {
+      return yield* usage(`--web-ui ${sanitizeText(webUi)}: no index.html there (npm run build makes dist/webui)`)
+    }
+    const server = Server.layer({
+      host: http.host,
+      port: http.port,
+      auth,
+      allowedHosts: input.allowHost,
+      transmissionWeb: web,
+      webUi
+    })
     const announce = Effect.gen(function*() {
       const s = yield* Session.Session
       const current = yield* s.settings.get
       const listener = yield* Effect.flatMap(Client.Client, (c) => c.listener)
       const torrents = (yield* s.list).length
       process.stdout.write(
-        `effect-torrent daemon: API on ${Server.urlOf(http.host, http.port)}, peers on port ${listener?.address.port ?? "-"}, ` +
+        `effect-torrent daemon: API on ${Server.urlOf(http.host, http.port)}${webUi === undefined ? "" : ` (web UI at /)`}, peers on port ${listener?.address.port ?? "-"}, ` +
           `${torrents} torrent(s), downloads to ${current.downloadDir}, state in ${stateDir}\n`
       )
     })

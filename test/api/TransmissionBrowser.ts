@@ -1,8 +1,9 @@
 /**
  * Debian's Chromium, headless, driven over the DevTools protocol through a pipe (`--remote-debugging-pipe`: JSON
  * messages ended by NUL on file descriptors 3 and 4, no WebSocket and no npm package needed), enough to use a page
- * as a person does: navigate, read the page (evaluate), click at an element's centre with the mouse, type, pick a
- * file in a file input, take screenshots. Every `alert`/`confirm` the page opens, every uncaught exception and
+ * as a person does: navigate, read the page (evaluate), click at an element's centre with the mouse, type, press
+ * keys, pick a file in a file input, drop files on the page, answer the browser's password prompt, resize the
+ * window to a phone's, prefer a dark colour scheme, take screenshots. Every `alert`/`confirm` the page opens, every uncaught exception and
  * every console error is recorded (and dialogs are dismissed) so that a test can require that there were none.
  * `close()` ends the browser by its PID and removes its profile.
  */
@@ -44,8 +45,29 @@ export interface Browser {
   readonly type: (text: string) => Promise<void>
   /** Sets the files of a file input, as a person picking them does (change events fire). */
   readonly setFiles: (selector: string, files: ReadonlyArray<string>) => Promise<void>
+  /** One key pressed and released: a character ("a", "?") or a named key ("Enter", "Escape", "Delete", "ArrowDown"). */
+  readonly press: (key: string) => Promise<void>
+  /** Files dragged from the desktop and dropped at the centre of the first element matching `selector`. */
+  readonly dropFiles: (selector: string, files: ReadonlyArray<string>) => Promise<void>
+  /** Answers every HTTP authentication prompt from now on with these credentials (as a person typing them). */
+  readonly authenticate: (username: string, password: string) => Promise<void>
+  readonly setViewport: (viewport: { readonly width: number; readonly height: number; readonly mobile?: boolean }) => Promise<void>
+  /** `prefers-color-scheme` as the page sees it. */
+  readonly setColorScheme: (scheme: "light" | "dark") => Promise<void>
   readonly screenshot: (file: string) => Promise<void>
   readonly close: () => Promise<void>
+}
+
+/** Keys that are not characters: what CDP needs to make them real key events (Esc closes a dialog, Enter submits). */
+const NAMED_KEYS: Readonly<Record<string, { readonly code: string; readonly keyCode: number; readonly text?: string }>> = {
+  Enter: { code: "Enter", keyCode: 13, text: "\r" },
+  Escape: { code: "Escape", keyCode: 27 },
+  Delete: { code: "Delete", keyCode: 46 },
+  Backspace: { code: "Backspace", keyCode: 8 },
+  Tab: { code: "Tab", keyCode: 9 },
+  " ": { code: "Space", keyCode: 32, text: " " },
+  ArrowDown: { code: "ArrowDown", keyCode: 40 },
+  ArrowUp: { code: "ArrowUp", keyCode: 38 }
 }
 
 export const launch = async (options: { readonly width?: number; readonly height?: number } = {}): Promise<Browser> => {
@@ -89,8 +111,16 @@ export const launch = async (options: { readonly width?: number; readonly height
       toBrowser.write(JSON.stringify({ id, method, params, ...(session !== undefined ? { sessionId: session } : {}) }) + "\0")
     })
 
+  let credentials: { readonly username: string; readonly password: string } | undefined
   const onEvent = (method: string, params: Record<string, unknown>) => {
-    if (method === "Page.javascriptDialogOpening") {
+    if (method === "Fetch.requestPaused") {
+      void send("Fetch.continueRequest", { requestId: params["requestId"] }).catch(() => {})
+    } else if (method === "Fetch.authRequired") {
+      const response = credentials === undefined
+        ? { response: "CancelAuth" }
+        : { response: "ProvideCredentials", username: credentials.username, password: credentials.password }
+      void send("Fetch.continueWithAuth", { requestId: params["requestId"], authChallengeResponse: response }).catch(() => {})
+    } else if (method === "Page.javascriptDialogOpening") {
       problems.push(`${String(params["type"])}: ${String(params["message"])}`)
       void send("Page.handleJavaScriptDialog", { accept: false }).catch(() => {})
     } else if (method === "Runtime.exceptionThrown") {
@@ -205,7 +235,7 @@ export const launch = async (options: { readonly width?: number; readonly height
     throw new Error(`${what}: not within ${timeoutMs} ms (last: ${String(last)}; problems: ${problems.join(" | ")})`)
   }
 
-  const click = async (selector: string) => {
+  const centre = async (selector: string) => {
     const box = await evaluate<{ x: number; y: number } | null>(`(() => {
       const e = document.querySelector(${JSON.stringify(selector)})
       if (e === null) return null
@@ -214,6 +244,11 @@ export const launch = async (options: { readonly width?: number; readonly height
       return r.width > 0 && r.height > 0 ? { x: r.left + r.width / 2, y: r.top + r.height / 2 } : null
     })()`)
     if (box === null) throw new Error(`no visible element ${selector}`)
+    return box
+  }
+
+  const click = async (selector: string) => {
+    const box = await centre(selector)
     await send("Input.dispatchMouseEvent", { type: "mouseMoved", x: box.x, y: box.y })
     await send("Input.dispatchMouseEvent", { type: "mousePressed", x: box.x, y: box.y, button: "left", clickCount: 1 })
     await send("Input.dispatchMouseEvent", { type: "mouseReleased", x: box.x, y: box.y, button: "left", clickCount: 1 })
@@ -237,6 +272,33 @@ export const launch = async (options: { readonly width?: number; readonly height
       const { nodeId } = await send("DOM.querySelector", { nodeId: root.nodeId, selector }) as { nodeId: number }
       if (nodeId === 0) throw new Error(`no element ${selector}`)
       await send("DOM.setFileInputFiles", { nodeId, files: [...files] })
+    },
+    press: async (key) => {
+      const named = NAMED_KEYS[key]
+      const text = named === undefined ? key : named.text
+      const base = {
+        key,
+        code: named?.code ?? "",
+        windowsVirtualKeyCode: named?.keyCode ?? key.toUpperCase().charCodeAt(0),
+        ...(text !== undefined ? { text, unmodifiedText: text } : {})
+      }
+      await send("Input.dispatchKeyEvent", { type: text !== undefined ? "keyDown" : "rawKeyDown", ...base })
+      await send("Input.dispatchKeyEvent", { type: "keyUp", ...base })
+    },
+    dropFiles: async (selector, files) => {
+      const { x, y } = await centre(selector)
+      const data = { items: [], files: [...files], dragOperationsMask: 1 }
+      for (const type of ["dragEnter", "dragOver", "drop"]) await send("Input.dispatchDragEvent", { type, x, y, data })
+    },
+    authenticate: async (username, password) => {
+      credentials = { username, password }
+      await send("Fetch.enable", { handleAuthRequests: true, patterns: [{ urlPattern: "*" }] })
+    },
+    setViewport: async ({ width, height, mobile }) => {
+      await send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: mobile === true ? 3 : 1, mobile: mobile === true })
+    },
+    setColorScheme: async (scheme) => {
+      await send("Emulation.setEmulatedMedia", { features: [{ name: "prefers-color-scheme", value: scheme }] })
     },
     screenshot: async (file) => {
       const { data } = await send("Page.captureScreenshot", { format: "png" }) as { data: string }

@@ -102,7 +102,8 @@ describe("the npm package", () => {
       "dist/index.mjs",
       "dist/api.mjs",
       "dist/types/index.d.ts",
-      "dist/types/api.d.ts"
+      "dist/types/api.d.ts",
+      "dist/webui/index.html"
     ]))
 
     const app = join(work, "app")

@@ -8,7 +8,7 @@ import * as Bitfield from "./Bitfield.ts"
 import * as Client from "./Client.ts"
 import { byId, cssVar, fitCanvas, h, text } from "./Dom.ts"
 import * as Format from "./Format.ts"
-import type { Detail, PeerInfo, Priority, SessionEvent, TrackerInfo } from "./Wire.ts"
+import type { Detail, PeerInfo, Priority, SessionEvent, Summary, TrackerInfo } from "./Wire.ts"
 
 export type Tab = "files" | "peers" | "trackers" | "pieces"
 export const tabs: ReadonlyArray<Tab> = ["files", "peers", "trackers", "pieces"]
@@ -35,6 +35,8 @@ const table = (head: ReadonlyArray<string>, rows: ReadonlyArray<HTMLTableRowElem
 export interface Handlers {
   readonly notify: (message: string, error?: boolean) => void
   readonly close: () => void
+  /** What the list knows of a torrent: the facts shown at once, before the details arrive (no layout shift). */
+  readonly summary: (id: number) => Summary | undefined
 }
 
 export const make = (handlers: Handlers) => {
@@ -60,7 +62,7 @@ export const make = (handlers: Handlers) => {
 
   const fact = (dt: string, dd: string, cls?: string) => [h("dt", {}, dt), h("dd", cls === undefined ? {} : { class: cls }, dd)]
 
-  const renderFacts = (d: Detail) => {
+  const renderFacts = (d: Summary) => {
     text(nameEl, d.name)
     facts.replaceChildren(
       ...fact("State", Format.stateLabel[d.state] ?? d.state),
@@ -217,8 +219,11 @@ export const make = (handlers: Handlers) => {
       generation++
       detail = undefined
       bits = new Uint8Array(0)
-      text(nameEl, "")
-      facts.replaceChildren()
+      const known = handlers.summary(id)
+      if (known === undefined) {
+        text(nameEl, "")
+        facts.replaceChildren()
+      } else renderFacts(known)
       for (const p of [panels.files, panels.peers, panels.trackers]) p.replaceChildren()
     }
     current = id

@@ -41,7 +41,8 @@ const toggle = (t: Summary) => {
 
 const detail = Detail.make({
   notify,
-  close: () => detail.close()
+  close: () => detail.close(),
+  summary: (id) => store.torrents.get(id)
 })
 
 const select = (id: number | undefined, open: boolean) => {

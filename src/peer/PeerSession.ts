@@ -146,6 +146,9 @@ const make = (options: Options, address: string, direction: "outbound" | "inboun
   })
 
 const E = PeerState.Event
+// Taken once: each property read of the `Data.taggedEnum` Proxy makes a new constructor (PeerState.ts).
+const BlockReceived = E.BlockReceived
+const RequestsChosen = E.RequestsChosen
 
 /** The mutable shell around the pure machine for one connection. */
 class Session implements FrameDecoder.Handler {
@@ -408,7 +411,7 @@ class Session implements FrameDecoder.Handler {
     const accepted = this.expected && this.handle.onBlock(this.key, index, begin, length)
     this.target = undefined
     this.expected = false
-    this.dispatch(E.BlockReceived({ index, begin, length, accepted }))
+    this.dispatch(BlockReceived({ index, begin, length, accepted }))
   }
 
   // The machine.
@@ -439,7 +442,7 @@ class Session implements FrameDecoder.Handler {
         this.queueMessage(c.message)
         return
       case "WantRequests":
-        this.queue.push(E.RequestsChosen({ blocks: this.handle.nextRequests(this.key, c.max, c.only) }))
+        this.queue.push(RequestsChosen({ blocks: this.handle.nextRequests(this.key, c.max, c.only) }))
         return
       case "Emit":
         this.emit(c.event)

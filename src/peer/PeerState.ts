@@ -259,6 +259,14 @@ export type Event = Data.TaggedEnum<{
 }>
 export const Event = Data.taggedEnum<Event>()
 
+// A `Data.taggedEnum` object is a Proxy that makes a new constructor on every property read (a trap and a closure per
+// call): the constructors used per block or per request are taken once.
+const SendCommand = Command.Send
+const EmitCommand = Command.Emit
+const WantRequestsCommand = Command.WantRequests
+const PeerRequestUpward = Upward.PeerRequest
+const PeerCancelUpward = Upward.PeerCancel
+
 export interface InitOptions {
   readonly config: PeerConfig
   readonly address: string
@@ -461,11 +469,11 @@ class Step {
     return this.s as Mutable<PeerState>
   }
   send(message: Message.Message): void {
-    this.out.push(Command.Send({ message }))
+    this.out.push(SendCommand({ message }))
     if (this.s.lastSentAt !== this.now) this.set({ lastSentAt: this.now })
   }
   emit(event: Upward): void {
-    this.out.push(Command.Emit({ event }))
+    this.out.push(EmitCommand({ event }))
   }
   close(reason: Reason, detail: string): void {
     if (this.s.phase === "Closed") return
@@ -507,7 +515,7 @@ class Step {
     if (s.phase !== "Downloading" && only === undefined) return
     const limit = pipelineLimit(s)
     const room = limit - s.outstanding.length
-    if (room > 0 && room >= topUpBatch(limit)) this.out.push(Command.WantRequests({ max: room, only }))
+    if (room > 0 && room >= topUpBatch(limit)) this.out.push(WantRequestsCommand({ max: room, only }))
   }
   requestDeadlineAfterChange(): void {
     const s = this.s
@@ -757,12 +765,12 @@ const onMessage = (t: Step, m: Message.Control): void => {
     }
     case "Request": {
       if (!s.amChoking) {
-        t.emit(Upward.PeerRequest({ index: m.index, begin: m.begin, length: m.length }))
+        t.emit(PeerRequestUpward({ index: m.index, begin: m.begin, length: m.length }))
         return
       }
       if (s.fast && s.grantedFast.includes(m.index)) {
         // An allowed-fast piece (BEP 6): served although we choke the peer.
-        t.emit(Upward.PeerRequest({ index: m.index, begin: m.begin, length: m.length }))
+        t.emit(PeerRequestUpward({ index: m.index, begin: m.begin, length: m.length }))
         return
       }
       const count = s.requestsWhileChoked + 1
@@ -797,7 +805,7 @@ const onMessage = (t: Step, m: Message.Control): void => {
       return
     case "Cancel":
       if (!s.amChoking || s.grantedFast.includes(m.index)) {
-        t.emit(Upward.PeerCancel({ index: m.index, begin: m.begin, length: m.length }))
+        t.emit(PeerCancelUpward({ index: m.index, begin: m.begin, length: m.length }))
       }
       return
     case "Port":

@@ -30,6 +30,7 @@ import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import { createHash } from "node:crypto"
 import { PerformanceObserver } from "node:perf_hooks"
+import { pathToFileURL } from "node:url"
 import * as Bitfield from "../src/core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../src/core/InfoHash.ts"
 import type * as Tcp from "../src/net/Tcp.ts"
@@ -128,7 +129,8 @@ let stream = Buffer.alloc(0)
  */
 const readBuffer = Buffer.alloc(Math.max(chunkSize, 256 * 1024))
 
-const runOnce = async (hasher: Hasher.HasherShape | undefined): Promise<RunResult> => {
+/** One run (exported for A/B drivers that load two builds of this bench into one process). */
+export const runOnce = async (hasher?: Hasher.HasherShape | undefined): Promise<RunResult> => {
   const totalLength = pieces * pieceLength
   const have = Bitfield.make(pieces)
   const picker = Picker.make({ pieceCount: pieces, pieceLength, totalLength, random: () => 0.5 })
@@ -305,4 +307,5 @@ const main = async () => {
   await close?.()
 }
 
-await main()
+// Run only as the entry point (an A/B driver imports `runOnce` from two builds instead).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main()

@@ -6,7 +6,7 @@
  * Shape (THROUGHPUT.md rules 1–2, ANCHORS.md (b)):
  * - The byte path is synchronous: the socket's data handler feeds `Handshake.reader`, then `FrameDecoder`. Block
  *   parts are copied straight into the piece buffer the handle gives (`blockBuffer`), once; no Effect per block.
- * - Policy is the pure `PeerState.step`. Control messages, whole blocks, the torrent's decisions (through
+ * - Policy is the pure `PeerState.step` (as `stepOwned`: the session keeps only the latest state). Control messages, whole blocks, the torrent's decisions (through
  *   `PeerControl`) and timer ticks all become events; the session carries out the resulting commands, calling the
  *   handle synchronously and queueing messages. Events raised while commands run are queued, never nested.
  * - Messages produced while one chunk (or one control call) is processed go out as one write; `Tcp` coalesces writes
@@ -422,7 +422,8 @@ class Session implements FrameDecoder.Handler {
     this.running = true
     try {
       for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) {
-        const [next, commands] = PeerState.step(this.state, e, this.now())
+        // The session keeps only the latest state: the per-block steps may change it in place.
+        const [next, commands] = PeerState.stepOwned(this.state, e, this.now())
         this.state = next
         for (let i = 0; i < commands.length; i++) this.execute(commands[i]!)
       }

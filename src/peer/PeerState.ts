@@ -23,6 +23,8 @@
  *
  * Immutable: every step returns a new state object (arrays are copied, never mutated), so property tests can keep
  * and compare states. A step copies the state object at most once (its first change; later changes patch that copy).
+ * The session, which keeps only the latest state, uses `stepOwned`: the same transitions, but the per-block events
+ * change the state and its `outstanding` array in place.
  */
 import * as Data from "effect/Data"
 import * as Bencode from "../bencode/Bencode.ts"
@@ -478,12 +480,16 @@ class Step {
   s: PeerState
   readonly now: number
   readonly out: Array<Command> = []
-  constructor(s: PeerState, now: number) {
+  /** `s` and its `outstanding` array belong to the caller, who keeps only the result ({@link stepOwned}). */
+  readonly inPlace: boolean
+  constructor(s: PeerState, now: number, inPlace: boolean) {
     this.s = s
     this.now = now
+    this.inPlace = inPlace
+    this.owned = inPlace
   }
-  /** Whether `s` is this step's own copy (made by the first `set`), so later `set`s may write into it. */
-  private owned = false
+  /** Whether `s` may be written (this step's own copy, made by the first `set`, or the caller's in place). */
+  private owned: boolean
   /** Copies the state once per step (the caller's state is never touched), then patches the copy in place. */
   set(patch: Partial<PeerState>): void {
     if (!this.owned) {
@@ -499,6 +505,17 @@ class Step {
       this.owned = true
     }
     return this.s as Mutable<PeerState>
+  }
+  /** Removes `outstanding[i]`: from a copy of the array, or in place. */
+  removeOutstanding(i: number): void {
+    const o = this.own()
+    if (!this.inPlace) o.outstanding = without(o.outstanding, i)
+    else if (i === 0) (o.outstanding as Array<Outstanding>).shift()
+    else (o.outstanding as Array<Outstanding>).splice(i, 1)
+  }
+  /** `outstanding` to append to: a copy, or the array itself in place (then `set` it back; a no-op in place). */
+  appendableOutstanding(): Array<Outstanding> {
+    return this.inPlace ? this.s.outstanding as Array<Outstanding> : this.s.outstanding.slice()
   }
   send(message: Message.Message): void {
     this.out.push(SendCommand({ message }))
@@ -564,9 +581,26 @@ class Step {
 }
 
 /** One transition. Never throws; once Closed, every event is ignored. */
-export const step = (state: PeerState, event: Event, now: number): readonly [PeerState, ReadonlyArray<Command>] => {
+export const step = (state: PeerState, event: Event, now: number): readonly [PeerState, ReadonlyArray<Command>] =>
+  run(state, event, now, false)
+
+/**
+ * `step` for a caller that owns `state` and keeps only the result (the session): the per-block events
+ * (`BlockReceived`, `RequestsChosen`) change `state` and its `outstanding` array in place instead of copying both
+ * (35 fields and up to 250 requests per block). Every other event is a `step`. The states and commands are those
+ * `step` gives (a property test runs both side by side).
+ */
+export const stepOwned = (state: PeerState, event: Event, now: number): readonly [PeerState, ReadonlyArray<Command>] =>
+  run(state, event, now, event._tag === "BlockReceived" || event._tag === "RequestsChosen")
+
+const run = (
+  state: PeerState,
+  event: Event,
+  now: number,
+  inPlace: boolean
+): readonly [PeerState, ReadonlyArray<Command>] => {
   if (state.phase === "Closed") return [state, []]
-  const t = new Step(state, now)
+  const t = new Step(state, now, inPlace)
   switch (event._tag) {
     case "Connected":
       if (state.phase !== "Connecting") break
@@ -891,15 +925,19 @@ const onBlock = (t: Step, b: BlockRef): void => {
     }
     return
   }
+  // (read before the changes: in place, `s` is the state being changed)
   const cap = Math.min(s.config.maxPipeline, s.peerReqq ?? Infinity)
+  const more = s.outstanding.length > 1
+  const tickBytes = s.tickBytes + b.length
+  const pipeline = s.slowStart ? Math.min(cap, s.pipeline + 1) : s.pipeline
+  t.removeOutstanding(i)
   const o = t.own()
-  o.outstanding = without(s.outstanding, i)
   o.snubbed = false
   o.snubCount = 0
   o.starved = false
-  o.tickBytes = s.tickBytes + b.length
-  o.pipeline = s.slowStart ? Math.min(cap, s.pipeline + 1) : s.pipeline
-  o.requestDeadline = s.outstanding.length > 1 ? t.now + s.config.requestTimeout : undefined
+  o.tickBytes = tickBytes
+  o.pipeline = pipeline
+  o.requestDeadline = more ? t.now + s.config.requestTimeout : undefined
   t.topUp()
 }
 
@@ -914,7 +952,7 @@ const onRequestsChosen = (t: Step, blocks: ReadonlyArray<BlockRef>): void => {
   const room = requesting ? pipelineLimit(s) - s.outstanding.length : 0
   const inFlight = s.outstanding.length
   const dup = duplicates(s.outstanding, blocks)
-  const outstanding = s.outstanding.slice()
+  const outstanding = t.appendableOutstanding()
   const returned: Array<BlockRef> = []
   for (let j = 0; j < blocks.length; j++) {
     const b = blocks[j]!

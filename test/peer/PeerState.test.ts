@@ -737,6 +737,14 @@ describe("PeerState: random event sequences", () => {
         make({ direction: inbound ? "inbound" : "outbound", config, reserved: fast ? reservedAll : reservedNone }),
         (max) => source(Math.min(max + (supply % 3 === 0 ? 2 : 0), supply))
       )
+      // The session's way of stepping (in place on the per-block events), fed the same events: same states and
+      // commands.
+      const ownedSource = blockSource()
+      const owned = new Driver(
+        make({ direction: inbound ? "inbound" : "outbound", config, reserved: fast ? reservedAll : reservedNone }),
+        (max) => ownedSource(Math.min(max + (supply % 3 === 0 ? 2 : 0), supply)),
+        true
+      )
       const handedOut = new Set<string>()
       let closes = 0
       let wasClosed = false
@@ -746,33 +754,42 @@ describe("PeerState: random event sequences", () => {
         const prevCopy = { ...prev, outstanding: [...prev.outstanding], dropped: [...prev.dropped] }
         const prevOutstanding = prev.outstanding
         let cmds: Array<PeerState.Command>
+        const both = (event: PeerState.Event, at?: number) => {
+          const ownedCmds = owned.run(event, at)
+          const cmds = d.run(event, at)
+          expect(ownedCmds).toEqual(cmds)
+          return cmds
+        }
         switch (a.kind) {
           case "event":
-            cmds = d.run(a.event)
+            cmds = both(a.event)
             break
           case "answer": {
             const b = out[a.k % Math.max(1, out.length)]
-            cmds = b === undefined ? [] : d.run(E.BlockReceived({ ...b, accepted: true }))
+            cmds = b === undefined
+              ? []
+              : both(E.BlockReceived({ index: b.index, begin: b.begin, length: b.length, accepted: true }))
             break
           }
           case "reject": {
             const b = out.length > 0 ? out[a.k % out.length]! : { index: 1, begin: 1, length: 1 }
-            cmds = d.run(msg(Message.Reject({ index: b.index, begin: b.begin, length: b.length })))
+            cmds = both(msg(Message.Reject({ index: b.index, begin: b.begin, length: b.length })))
             break
           }
           case "cancel": {
             const b = out.length > 0 ? out[a.k % out.length]! : { index: 1, begin: 1, length: 1 }
-            cmds = d.run(E.Cancel({ blocks: [b] }))
+            cmds = both(E.Cancel({ blocks: [b] }))
             break
           }
           case "tick":
-            cmds = d.run(tick(a.received, a.paused), d.now + a.dt)
+            cmds = both(tick(a.received, a.paused), d.now + a.dt)
             break
           case "supply":
             supply = a.n
             cmds = []
             break
         }
+        expect(owned.state).toEqual(d.state)
         // Bookkeeping of blocks handed out by the torrent and handed back by the session: a block leaves the
         // session's hands when it arrives, is cancelled, or is returned upward.
         if (!wasClosed) {

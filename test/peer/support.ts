@@ -51,10 +51,17 @@ export class Driver {
   now: number
   readonly log: Array<PeerState.Command> = []
   answer: (max: number) => ReadonlyArray<PeerState.BlockRef>
-  constructor(state: PeerState.PeerState, answer: (max: number) => ReadonlyArray<PeerState.BlockRef> = () => []) {
+  /** Steps with `PeerState.stepOwned` (as the session does) instead of `step`. */
+  readonly owned: boolean
+  constructor(
+    state: PeerState.PeerState,
+    answer: (max: number) => ReadonlyArray<PeerState.BlockRef> = () => [],
+    owned = false
+  ) {
     this.state = state
     this.now = 0
     this.answer = answer
+    this.owned = owned
   }
   /** Dispatches `event` and the follow-up `RequestsChosen` events; returns the commands of this call. */
   run(event: PeerState.Event, at: number = this.now): Array<PeerState.Command> {
@@ -63,7 +70,7 @@ export class Driver {
     const queue: Array<PeerState.Event> = [event]
     while (queue.length > 0) {
       const e = queue.shift()!
-      const [s, cmds] = PeerState.step(this.state, e, this.now)
+      const [s, cmds] = (this.owned ? PeerState.stepOwned : PeerState.step)(this.state, e, this.now)
       this.state = s
       for (const c of cmds) {
         out.push(c)

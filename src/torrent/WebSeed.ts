@@ -450,8 +450,10 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
           return WebSeedRange.segments(layout, run).find((s) => !s.pad)?.file
         }
 
-        let lastPiece = -1
+        const piecesPerBatch = Math.max(1, Math.floor(requestBytes / m.pieceLength))
         const worker = Effect.gen(function*() {
+          // each connection streams its own stretch of the torrent: the pieces after its last one are suggested
+          let lastPiece = -1
           for (;;) {
             const wait = Backoff.waitFor(state, now())
             if (wait === undefined) return
@@ -466,7 +468,9 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
               continue
             }
             join()
-            if (lastPiece >= 0 && lastPiece + 1 < m.pieceCount) handle.onSuggest?.(key, lastPiece + 1)
+            for (let i = lastPiece + 1; lastPiece >= 0 && i <= lastPiece + piecesPerBatch && i < m.pieceCount; i++) {
+              handle.onSuggest?.(key, i)
+            }
             const blocks = handle.nextRequests(key, maxBlocks)
             if (blocks.length === 0) {
               kick.unsafeClose()

@@ -18,7 +18,7 @@ import * as Client from "../../src/session/Client.ts"
 import { download, tempDir, testClient } from "../support/download.ts"
 import * as Nginx from "../support/nginx.ts"
 import * as Real from "../support/realSeeders.ts"
-import { build, type Built } from "../support/seeder.ts"
+import { build, type Built, seed } from "../support/seeder.ts"
 
 const running: Array<{ stop: () => Promise<void> }> = []
 afterAll(() => Promise.all(running.map((r) => r.stop())))
@@ -234,4 +234,27 @@ describe("web seeds (nginx)", () => {
       expect(total).toBeGreaterThanOrEqual(b.metainfo.totalLength)
       console.log("web seed + libtorrent:", JSON.stringify(out.from))
     }).pipe(Effect.provide(client({ connections: 2, requestBytes: 262144 }))), 60_000)
+
+  it.live.skipIf(!ok)("a magnet's ws= is used once the metadata arrived (from a peer with no pieces)", () =>
+    Effect.gen(function*() {
+      const b = multi("magnet-ws")
+      const n = yield* run(served(b, "/m"))
+      const peer = yield* Effect.promise(() => seed(b, { metadata: "honest", pieces: [] }))
+      running.push(peer)
+      const dir = tempDir("ws-magnet")
+      const out = yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download({
+          infoHashes: { v1: b.metainfo.infoHash },
+          trackers: [],
+          webSeeds: [n.url("/m/")],
+          peers: [{ host: "127.0.0.1", port: peer.port }]
+        }, { outputDir: dir, trackers: false })
+        yield* d.done
+        return (yield* d.running).torrent.webSeeds()
+      }))
+      identical(b, dir)
+      expect(peer.served()).toBe(0)
+      expect(out.map((s) => s.url)).toEqual([n.url("/m/")])
+      expect(out[0]!.downloaded).toBe(b.metainfo.totalLength)
+    }).pipe(Effect.provide(client())), 60_000)
 })

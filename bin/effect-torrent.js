@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Launcher for the bundled CLI (dist/cli.mjs, built by `npm install` / `npm run build`).
+// Launcher for the bundled CLI (dist/cli.mjs, built by `npm install`, `npm pack` or `node scripts/build.mjs`).
 //
 // On Linux it re-executes itself once with MALLOC_TRIM_THRESHOLD_=1073741824 when the variable is unset: glibc
 // otherwise returns freed socket buffers to the kernel and pays for fresh pages again (THROUGHPUT.md rule 9; in
@@ -7,7 +7,8 @@
 // variable only at process start, hence the re-exec. Set MALLOC_TRIM_THRESHOLD_ yourself (any value) to skip it.
 // The parent only waits: SIGINT from a terminal reaches both (same process group), so the parent ignores it and
 // lets the child shut down cleanly; SIGTERM and SIGHUP sent to the parent are forwarded. The child's exit code, or
-// its signal, becomes the parent's.
+// its signal, becomes the parent's. Only the commands that move data pay for the second start: `--help`, `info`,
+// `create`, … run at once.
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -17,7 +18,9 @@ if (!existsSync(bundle)) {
   process.stderr.write("effect-torrent: the CLI is not built yet; run `npm install` (or `npm run build`) first\n")
   process.exit(1)
 }
-if (process.platform === "linux" && process.env.MALLOC_TRIM_THRESHOLD_ === undefined) {
+const first = process.argv[2] ?? ""
+const movesData = /^(download|seed|daemon|demo)$|\.torrent$|^magnet:/i.test(first)
+if (process.platform === "linux" && process.env.MALLOC_TRIM_THRESHOLD_ === undefined && movesData) {
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: "inherit",
     env: { ...process.env, MALLOC_TRIM_THRESHOLD_: "1073741824" }

@@ -38,8 +38,13 @@ import { bindOpt, downLimitOpt, maxOpenFiles, maxOpenFilesOpt, upLimit, upLimitO
 /** Where Debian's transmission-common puts Transmission's web client. */
 const DEBIAN_WEB = "/usr/share/transmission/web"
 
-/** The web UI the build puts beside the bundle (dist/cli.mjs → dist/webui/); absent when run from source unbuilt. */
-const BUILT_WEB_UI = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "webui")
+/**
+ * The web UI the build puts beside the bundle (dist/webui/): this module is bundled into dist/cli/ (the CLI's
+ * chunks), so one level up; absent when run from source unbuilt.
+ */
+const here = Path.dirname(fileURLToPath(import.meta.url))
+const BUILT_WEB_UI = [Path.join(here, "..", "webui"), Path.join(here, "webui")]
+  .find((d) => Fs.existsSync(Path.join(d, "index.html"))) ?? Path.join(here, "webui")
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
 

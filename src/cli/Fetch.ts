@@ -2,56 +2,17 @@
  * Fetching a magnet link's metadata from peers for `info --fetch` and `magnet-to-torrent` (the download command
  * does it as part of the download): the options they share, and the fetch itself with a progress line on a TTY.
  */
-import * as Options from "@effect/cli/Options"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import * as Client from "../session/Client.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
-import {
-  dhtBootstrapOpt,
-  encryptionOpt,
-  noDhtOpt,
-  noLsdOpt,
-  noPexOpt,
-  parseHostPort,
-  peerSourceOptions,
-  transportOpt
-} from "./PeerSources.ts"
-import { resumeOptions, stateDirOpt } from "./Seeding.ts"
+import { parseHostPort, peerSourceOptions } from "./PeerSources.ts"
+import type { FetchInput } from "./FetchOptions.ts"
+import { resumeOptions } from "./Seeding.ts"
 
-export const fetchOptions = {
-  peer: Options.text("peer").pipe(
-    Options.withDescription("a peer to ask for the metadata, host:port (repeatable)"),
-    Options.repeated
-  ),
-  timeout: Options.integer("timeout").pipe(
-    Options.withDescription("seconds without any peer offering the metadata before giving up (default 60)"),
-    Options.optional
-  ),
-  noTrackers: Options.boolean("no-trackers").pipe(Options.withDescription("do not ask the magnet's trackers")),
-  noDht: noDhtOpt,
-  dhtBootstrap: dhtBootstrapOpt,
-  noPex: noPexOpt,
-  noLsd: noLsdOpt,
-  encryption: encryptionOpt,
-  transport: transportOpt,
-  stateDir: stateDirOpt
-} as const
-
-export interface FetchInput {
-  readonly peer: ReadonlyArray<string>
-  readonly timeout: Option.Option<number>
-  readonly noTrackers: boolean
-  readonly noDht: boolean
-  readonly dhtBootstrap: ReadonlyArray<string>
-  readonly noPex: boolean
-  readonly noLsd: boolean
-  readonly encryption: Option.Option<string>
-  readonly transport: Option.Option<string>
-  readonly stateDir: Option.Option<string>
-}
+export type { FetchInput } from "./FetchOptions.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
 

@@ -12,7 +12,7 @@ import * as InfoHash from "../core/InfoHash.ts"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
 import { colorEnabled, formatBytes, formatDate, groupDigits, sanitizeText, style } from "./Output.ts"
-import * as Fetch from "./Fetch.ts"
+import * as FetchOptions from "./FetchOptions.ts"
 import * as Source from "./Source.ts"
 
 /** The JSON shape of `info --json` (stable: scripts read it). */
@@ -136,12 +136,14 @@ const fetchOpt = Options.boolean("fetch").pipe(
   Options.withDescription("for a magnet link: fetch its metadata from peers and show everything")
 )
 
-export const info = Command.make("info", { source: torrentArg, json: jsonOpt, fetch: fetchOpt, ...Fetch.fetchOptions }, (input) =>
+export const info = Command.make("info", { source: torrentArg, json: jsonOpt, fetch: fetchOpt, ...FetchOptions.fetchOptions }, (input) =>
   Effect.gen(function* () {
     const { json, source } = input
     const loaded = yield* Source.load(source)
     const color = colorEnabled(process.stdout)
     if (input.fetch && loaded._tag === "Magnet") {
+      // Loaded only here: reading a .torrent needs none of the peer code.
+      const Fetch = yield* Effect.promise(() => import("./Fetch.ts"))
       const fetched = yield* Fetch.fetch(loaded.magnet, input)
       return yield* Console.log(
         json ? JSON.stringify(torrentJson(fetched.metainfo), null, 2) : torrentText(fetched.metainfo, color)

@@ -12,6 +12,7 @@ import * as Fs from "node:fs"
 import * as InfoHash from "../core/InfoHash.ts"
 import * as Client from "../session/Client.ts"
 import * as Fetch from "./Fetch.ts"
+import * as FetchOptions from "./FetchOptions.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
 import * as Source from "./Source.ts"
 
@@ -32,7 +33,7 @@ export const magnetToTorrent = Command.make(
     ),
     force: Options.boolean("force").pipe(Options.withDescription("overwrite an existing file")),
     quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Options.withDescription("print only errors")),
-    ...Fetch.fetchOptions
+    ...FetchOptions.fetchOptions
   },
   (input) =>
     Effect.gen(function*() {

@@ -1,6 +1,6 @@
 /**
  * `effect-torrent seed <torrent> <path> [--port N] [--bind HOST] [--up-limit RATE] [--peer host:port]...
- * [--no-trackers] [--max-peers N] [--max-open-files N] [--quiet] [--state-dir DIR] [--no-resume] [--no-dht] [--dht-bootstrap host:port]...
+ * [--no-trackers] [--max-peers N] [--max-open-files N] [--quiet] [--json] [--state-dir DIR] [--no-resume] [--no-dht] [--dht-bootstrap host:port]...
  * [--no-pex] [--encryption prefer|require|off]`: checks the data in `path` (the
  * directory `download -o` wrote into), then serves it — listening, announcing to the trackers, answering peers —
  * until Ctrl-C. Incomplete data: one line naming the first missing or mismatching file, exit 1. Pieces the
@@ -11,7 +11,9 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import * as Client from "../session/Client.ts"
+import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import { parsePeer } from "./DownloadCommand.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
 import {
@@ -43,6 +45,7 @@ const run = (input: {
   readonly maxPeers: Option.Option<number>
   readonly maxOpenFiles: Option.Option<number>
   readonly quiet: boolean
+  readonly json: boolean
   readonly stateDir: Option.Option<string>
   readonly noResume: boolean
   readonly noDht: boolean
@@ -75,11 +78,15 @@ const run = (input: {
       })
       const client = yield* Client.Client
       const listener = yield* client.listener
-      if (!input.quiet) {
+      if (input.json) {
+        // As `download --json`: one event per line (PeerConnected, PieceUploaded totals in Progress, …).
+        yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
+          Effect.sync(() => process.stdout.write(`${JSON.stringify(TorrentEvent.toJson(e))}\n`))))
+      } else if (!input.quiet) {
         const where = listener === undefined ? "" : ` on port ${listener.address.port}`
         process.stdout.write(`seeding ${sanitizeText(d.name)}${where} (Ctrl-C to stop)\n`)
       }
-      yield* showSeeding(d, input.quiet)
+      yield* showSeeding(d, input.quiet || input.json)
       return yield* d.failed // until Ctrl-C, or a failure stops the torrent (a file deleted under it, a failing disk)
     }).pipe(
       Effect.catchTag("TorrentError", (e) =>
@@ -123,7 +130,8 @@ export const seed = Command.make(
       Options.withDescription("connections at most (default 50)"),
       Options.optional
     ),
-    quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Options.withDescription("print only errors"))
+    quiet: Options.boolean("quiet").pipe(Options.withAlias("q"), Options.withDescription("print only errors")),
+    json: Options.boolean("json").pipe(Options.withDescription("print one JSON object per event and line"))
   },
   run
 ).pipe(Command.withDescription("check a torrent's data and seed it until Ctrl-C"))

@@ -90,7 +90,7 @@ export const make = (options: Options, now: () => number): Extensions => {
 
   const listenAddress = (p: PeerExt): Host | undefined => {
     const remote = p.info.remote
-    if (remote.host === "") return undefined
+    if (remote.host === "" || p.info.webSeed === true) return undefined // an HTTP server is no peer to hand out
     if (p.info.direction === "outbound") return { host: normalizeHost(remote.host), port: remote.port }
     const port = p.handshake?.p
     return port === undefined ? undefined : { host: normalizeHost(remote.host), port }

@@ -688,6 +688,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
             urls,
             metainfo: m,
             handle: served,
+            finished: () => finished,
             onState: (url, state, error) => {
               // (a ban for bad pieces is published by the swarm)
               if (state._tag === "Dropped" && error !== undefined) {

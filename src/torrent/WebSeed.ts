@@ -57,6 +57,8 @@ export interface Options {
   >
   /** The torrent's handle (the wrapped one: download limit and uploader see the blocks). */
   readonly handle: TorrentHandle
+  /** Every wanted piece is verified: servers leave the picker (no longer counted as peers) until more is wanted. */
+  readonly finished?: (() => boolean) | undefined
   /** Connections per server at most (default 4). */
   readonly connections?: number | undefined
   /** Bytes asked per batch (default the larger of one piece and 2 MiB). */
@@ -465,6 +467,12 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
             if (paused) {
               kick.unsafeClose()
               yield* kick.await
+              continue
+            }
+            if (options.finished?.() === true) {
+              leave("local", "the torrent is complete")
+              kick.unsafeClose()
+              yield* Effect.timeout(kick.await, Duration.seconds(1)).pipe(Effect.ignore)
               continue
             }
             join()

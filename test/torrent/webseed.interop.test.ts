@@ -257,4 +257,21 @@ describe("web seeds (nginx)", () => {
       expect(out.map((s) => s.url)).toEqual([n.url("/m/")])
       expect(out[0]!.downloaded).toBe(b.metainfo.totalLength)
     }).pipe(Effect.provide(client())), 60_000)
+
+  it.live.skipIf(!ok)("once complete (seeding on), the web seed leaves the peers", () =>
+    Effect.gen(function*() {
+      const b = multi("complete")
+      const n = yield* run(served(b, "/"))
+      const dir = tempDir("ws-complete")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(withSeeds(b, [n.url("/")]).metainfo, { outputDir: dir, trackers: false, seed: true })
+        yield* d.done
+        const torrent = (yield* d.running).torrent
+        // it leaves within a worker's idle poll (1 s)
+        yield* Effect.sleep("50 millis").pipe(Effect.repeat({ until: () => torrent.peers().length === 0 }))
+        expect(torrent.stats().peers).toBe(0)
+        expect(torrent.webSeeds()[0]!.state._tag).toBe("Up")
+      }))
+      identical(b, dir)
+    }).pipe(Effect.provide(client())), 60_000)
 })

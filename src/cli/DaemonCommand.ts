@@ -27,6 +27,7 @@ import {
   encryptionOpt,
   noDhtOpt,
   noLsdOpt,
+  noPortMappingOpt,
   noPexOpt,
   noWebSeedsOpt,
   parseHostPort,
@@ -114,6 +115,7 @@ const opt = {
   noPex: noPexOpt,
   noLsd: noLsdOpt,
   noWebSeeds: noWebSeedsOpt,
+  noPortMapping: noPortMappingOpt,
   encryption: encryptionOpt,
   transport: transportOpt
 }

@@ -50,7 +50,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noWebSeedsOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, noWebSeedsOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -251,6 +251,7 @@ const run = (input: {
   readonly noPex: boolean
   readonly noLsd: boolean
   readonly noWebSeeds: boolean
+  readonly noPortMapping: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
 }) =>
@@ -427,6 +428,7 @@ export const download = Command.make(
     noPex: noPexOpt,
     noLsd: noLsdOpt,
     noWebSeeds: noWebSeedsOpt,
+    noPortMapping: noPortMappingOpt,
     encryption: encryptionOpt,
     transport: transportOpt
   },

@@ -4,7 +4,7 @@
  */
 import * as Options from "@effect/cli/Options"
 import type * as Option from "effect/Option"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, transportOpt } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, transportOpt } from "./PeerSources.ts"
 import { stateDirOpt } from "./Seeding.ts"
 
 export const fetchOptions = {
@@ -21,6 +21,7 @@ export const fetchOptions = {
   dhtBootstrap: dhtBootstrapOpt,
   noPex: noPexOpt,
   noLsd: noLsdOpt,
+  noPortMapping: noPortMappingOpt,
   encryption: encryptionOpt,
   transport: transportOpt,
   stateDir: stateDirOpt
@@ -34,6 +35,7 @@ export interface FetchInput {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly noLsd: boolean
+  readonly noPortMapping: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
   readonly stateDir: Option.Option<string>

@@ -1,7 +1,7 @@
 /**
  * Options shared by `download`, `seed` and `info --fetch` for the peer sources beyond trackers: the DHT
  * (`--no-dht`, `--dht-bootstrap host:port`...), peer exchange (`--no-pex`) and local service discovery (`--no-lsd`);
- * and how connections to peers are
+ * router port mapping (`--no-port-mapping`); and how connections to peers are
  * made: `--encryption prefer|require|off` (message stream encryption, docs/ENCRYPTION.md) and `--transport tcp|utp|both`
  * (uTP, docs/UTP.md).
  */
@@ -22,6 +22,9 @@ export const dhtBootstrapOpt = Options.text("dht-bootstrap").pipe(
 )
 export const noPexOpt = Options.boolean("no-pex").pipe(
   Options.withDescription("do not exchange peers with peers (PEX; private torrents never do)")
+)
+export const noPortMappingOpt = Options.boolean("no-port-mapping").pipe(
+  Options.withDescription("do not ask the router to forward the listening port (NAT-PMP, UPnP)")
 )
 export const noLsdOpt = Options.boolean("no-lsd").pipe(
   Options.withDescription("do not announce torrents on the local network or look for peers there (BEP 14 local " +
@@ -63,9 +66,10 @@ export const peerSourceOptions = (input: {
   readonly noPex: boolean
   readonly noLsd?: boolean | undefined
   readonly noWebSeeds?: boolean | undefined
+  readonly noPortMapping?: boolean | undefined
   readonly encryption: Option.Option<string>
   readonly transport?: Option.Option<string> | undefined
-}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "lsd" | "webSeeds" | "encryption" | "transport">, CliFailure> =>
+}): Effect.Effect<Pick<Client.ClientOptions, "dht" | "pex" | "lsd" | "webSeeds" | "portMapping" | "encryption" | "transport">, CliFailure> =>
   Effect.gen(function*() {
     const encryption = Option.getOrElse(input.encryption, () => "prefer")
     if (!Encryption.isPolicy(encryption)) {
@@ -97,6 +101,7 @@ export const peerSourceOptions = (input: {
       pex: !input.noPex,
       lsd: input.noLsd !== true,
       webSeeds: input.noWebSeeds !== true,
+      portMapping: input.noPortMapping !== true,
       encryption,
       transport
     }

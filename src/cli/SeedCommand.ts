@@ -29,7 +29,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -52,6 +52,7 @@ const run = (input: {
   readonly dhtBootstrap: ReadonlyArray<string>
   readonly noPex: boolean
   readonly noLsd: boolean
+  readonly noPortMapping: boolean
   readonly encryption: Option.Option<string>
   readonly transport: Option.Option<string>
 }) =>
@@ -118,6 +119,7 @@ export const seed = Command.make(
     dhtBootstrap: dhtBootstrapOpt,
     noPex: noPexOpt,
     noLsd: noLsdOpt,
+    noPortMapping: noPortMappingOpt,
     encryption: encryptionOpt,
     transport: transportOpt,
     peer: Options.text("peer").pipe(

@@ -50,6 +50,7 @@ import type * as Magnet from "../metainfo/Magnet.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
 import { loopbackOnly } from "../net/Destination.ts"
 import * as Lsd from "../net/Lsd.ts"
+import * as PortMapping from "../net/PortMapping.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import * as UtpSocket from "../net/UtpSocket.ts"
 import * as UtpTransport from "../net/UtpTransport.ts"
@@ -124,6 +125,12 @@ export interface ClientOptions {
    */
   readonly lsd?: boolean | Omit<Lsd.Options, "port"> | undefined
   /**
+   * Map the listening port on the router (docs/PORTMAPPING.md): NAT-PMP, then UPnP IGD; TCP, and UDP when uTP or the
+   * DHT use it. The mapped external port is what trackers are told. Off when `EFFECT_TORRENT_LOOPBACK_ONLY` is set or
+   * there is no listener. Default: off (the CLI turns it on).
+   */
+  readonly portMapping?: boolean | Omit<PortMapping.Options, "port" | "udp"> | undefined
+  /**
    * Message stream encryption (docs/ENCRYPTION.md), outgoing and incoming: "prefer" (default) tries MSE first and
    * falls back to plain BitTorrent (remembering plain-only peers), accepts both inbound; "require" speaks only MSE
    * with rc4, both ways; "off" only plain BitTorrent.
@@ -180,6 +187,8 @@ export interface ClientShape {
   readonly dht: Effect.Effect<DhtNode.Node | undefined>
   /** Local service discovery, started on first use (undefined without `lsd`, or when it could not start). */
   readonly lsd: Effect.Effect<Lsd.Lsd | undefined>
+  /** The router port mapping of the listener, started on first use (undefined without `portMapping` or listener). */
+  readonly portMapping: Effect.Effect<PortMapping.PortMapping | undefined>
   /** The encryption policy of outgoing connections and the memory of plain-only peers, shared by all torrents. */
   readonly encryption: Encryption.Outbound
   /** The uTP socket, opened on first use (undefined with transport "tcp", or when it could not be bound). */
@@ -310,6 +319,20 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
             Effect.catchAll((e) => Effect.as(Effect.logWarning(`LSD disabled: ${e.message}`), undefined as Lsd.Lsd | undefined))
           )
       )
+      const mappingOptions = options.portMapping
+      const portMapping = yield* Effect.cached(
+        mappingOptions === undefined || mappingOptions === false || loopbackOnly()
+          ? Effect.succeed(undefined)
+          : Effect.gen(function*() {
+            const bound = Option.getOrUndefined(yield* Effect.option(listener))
+            if (bound === undefined) return undefined
+            return yield* PortMapping.make({
+              ...(mappingOptions === true ? {} : mappingOptions),
+              port: bound.address.port,
+              udp: transport !== "tcp" || dhtOptions !== undefined
+            }).pipe(Scope.extend(scope))
+          })
+      )
       return {
         peerId,
         options,
@@ -318,6 +341,7 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         listener,
         dht,
         lsd,
+        portMapping,
         encryption,
         utp,
         dial: UtpTransport.dialer({ transport, utp })
@@ -534,6 +558,7 @@ const start = (
     const listener = yield* client.listener
     const dht = m.private ? undefined : yield* client.dht
     const lsd = m.private ? undefined : yield* client.lsd
+    const mapping = yield* client.portMapping
     const events = hub?.events ?? (yield* Torrent.makeEvents())
     const first = hub?.first ?? (yield* PubSub.subscribe(events))
     const torrent = yield* Torrent.start({
@@ -541,6 +566,7 @@ const start = (
       storage,
       peerId: client.peerId,
       port: listener?.address.port ?? client.options.port,
+      externalPort: mapping === undefined ? undefined : () => mapping.current()?.externalPort,
       peers: options.peers,
       wanted: FileSelection.wantedPieces(storage.layout, files),
       maxPeers: options.maxPeers ?? client.options.maxPeers,

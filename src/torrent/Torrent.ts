@@ -87,6 +87,8 @@ export interface Options {
   readonly peerId: PeerId
   /** The port announced to trackers: the listening port when there is one (default 6881). */
   readonly port?: number | undefined
+  /** The port peers outside reach us on, when a port mapping says (announced instead of `port` while defined). */
+  readonly externalPort?: (() => number | undefined) | undefined
   /** Peers to dial besides the trackers' (e.g. `--peer`, magnet `x.pe`). */
   readonly peers?: ReadonlyArray<Tcp.Address> | undefined
   /** Pieces to download (default: all); see FileSelection.ts. */
@@ -500,6 +502,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       infoHash: m.infoHash,
       peerId: options.peerId,
       port: options.port ?? 6881,
+      currentPort: options.externalPort,
       crypto: options.encryption?.policy === "require"
         ? "required"
         : options.encryption?.policy === "prefer"

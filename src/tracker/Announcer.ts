@@ -111,6 +111,8 @@ export interface Options {
   readonly infoHash: Uint8Array
   readonly peerId: Uint8Array
   readonly port: number
+  /** The port to announce now, when it can change (a port mapped on the router); `port` when it says undefined. */
+  readonly currentPort?: (() => number | undefined) | undefined
   readonly stats: Stats
   readonly numwant?: number | undefined
   /** Defaults to a random 32-bit value, fixed for the stream's life. */
@@ -188,7 +190,7 @@ export const stream = (options: Options): Stream.Stream<PeerBatch, never, Tracke
         return {
           infoHash: options.infoHash,
           peerId: options.peerId,
-          port: options.port,
+          port: options.currentPort?.() ?? options.port,
           uploaded: yield* options.stats.uploaded,
           downloaded: yield* options.stats.downloaded,
           left,

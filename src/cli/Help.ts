@@ -53,6 +53,7 @@ const noDht = opt("--no-dht", undefined, "do not look for peers in the DHT")
 const dhtBootstrap = opt("--dht-bootstrap", "HOST:PORT", "a DHT node to start from (default: public ones)", true)
 const noPex = opt("--no-pex", undefined, "do not exchange peer lists with peers (PEX)")
 const noLsd = opt("--no-lsd", undefined, "do not look for peers on the local network (LSD)")
+const noPortMapping = opt("--no-port-mapping", undefined, "do not forward the port on the router (NAT-PMP, UPnP)")
 const noWebSeeds = opt("--no-web-seeds", undefined, "do not download from the torrent's web seeds")
 const encryption = opt("--encryption", "MODE", "prefer (default), require or off")
 const transport = opt("--transport", "T", "tcp (default), utp, or both (uTP first)")
@@ -67,7 +68,7 @@ const maxOpenFiles = opt("--max-open-files", "N", "file descriptors for the torr
 const timeout = (what: string) => opt("--timeout", "SECONDS", what)
 const peerGroup = (extra: ReadonlyArray<Opt> = []): Group => ({
   title: "Peers",
-  options: [peer, ...extra, noTrackers, noDht, dhtBootstrap, noPex, noLsd, encryption, transport]
+  options: [peer, ...extra, noTrackers, noDht, dhtBootstrap, noPex, noLsd, noPortMapping, encryption, transport]
 })
 const remote: Group = {
   title: "Daemon",
@@ -261,6 +262,7 @@ export const commands: ReadonlyArray<Cmd> = [
         dhtBootstrap,
         noPex,
         noLsd,
+        noPortMapping,
         noWebSeeds,
         encryption,
         transport

@@ -81,7 +81,8 @@ const withClient = <A, E>(
   f: (t: HttpTracker.HttpTracker) => Effect.Effect<A, E>,
   layer = NetHttp.layer
 ) =>
-  Effect.flatMap(HttpTracker.make({ timeout: Duration.millis(500), maxBodyBytes: 1024 * 1024 }), f).pipe(
+  // 3 s: only /hang may reach it; 500 ms let every answer time out on a loaded machine (CI caught it).
+  Effect.flatMap(HttpTracker.make({ timeout: Duration.seconds(3), maxBodyBytes: 1024 * 1024 }), f).pipe(
     Effect.provide(layer)
   )
 

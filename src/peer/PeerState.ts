@@ -366,31 +366,33 @@ const findBlock = (list: ReadonlyArray<BlockRef>, index: number, begin: number, 
 
 /**
  * Which of `blocks` are already in `inFlight` (`undefined`: none), in one pass over `inFlight` instead of one per
- * block (a 250-deep pipeline topped up 16 at a time cost 250 comparisons per block): only entries inside the
- * blocks' range of pieces and offsets are compared one by one.
+ * block (a 250-deep pipeline topped up 16 at a time cost 250 comparisons per block). The blocks are taken as runs of
+ * one piece (a batch is one or two such runs); only an entry inside a run's piece and offsets is compared one by one.
  */
 const duplicates = (
   inFlight: ReadonlyArray<BlockRef>,
   blocks: ReadonlyArray<BlockRef>
 ): Array<boolean> | undefined => {
-  let minIndex = Infinity
-  let maxIndex = -Infinity
-  let minBegin = Infinity
-  let maxBegin = -Infinity
+  // runs: [index, minBegin, maxBegin, first, end) per stretch of blocks of one piece
+  const runs: Array<number> = []
   for (let j = 0; j < blocks.length; j++) {
     const b = blocks[j]!
-    if (b.index < minIndex) minIndex = b.index
-    if (b.index > maxIndex) maxIndex = b.index
-    if (b.begin < minBegin) minBegin = b.begin
-    if (b.begin > maxBegin) maxBegin = b.begin
+    const r = runs.length - 5
+    if (r >= 0 && runs[r] === b.index) {
+      if (b.begin < runs[r + 1]!) runs[r + 1] = b.begin
+      if (b.begin > runs[r + 2]!) runs[r + 2] = b.begin
+      runs[r + 4] = j + 1
+    } else runs.push(b.index, b.begin, b.begin, j, j + 1)
   }
   let dup: Array<boolean> | undefined
   for (let k = 0; k < inFlight.length; k++) {
     const o = inFlight[k]!
-    if (o.index < minIndex || o.index > maxIndex || o.begin < minBegin || o.begin > maxBegin) continue
-    for (let j = 0; j < blocks.length; j++) {
-      const b = blocks[j]!
-      if (sameBlock(o, b.index, b.begin, b.length)) (dup ??= new Array<boolean>(blocks.length).fill(false))[j] = true
+    for (let r = 0; r < runs.length; r += 5) {
+      if (o.index !== runs[r] || o.begin < runs[r + 1]! || o.begin > runs[r + 2]!) continue
+      for (let j = runs[r + 3]!; j < runs[r + 4]!; j++) {
+        const b = blocks[j]!
+        if (sameBlock(o, b.index, b.begin, b.length)) (dup ??= new Array<boolean>(blocks.length).fill(false))[j] = true
+      }
     }
   }
   return dup

@@ -4,6 +4,7 @@
  * each row has its own pause/resume and remove buttons.
  */
 import { h, text } from "./Dom.ts"
+import { type Filter, matches } from "./Filter.ts"
 import * as Format from "./Format.ts"
 import type { Summary } from "./Wire.ts"
 
@@ -36,6 +37,7 @@ export const isStopped = (t: Summary): boolean => stoppedStates.has(t.state)
 export const make = (ul: HTMLUListElement, handlers: Handlers) => {
   const rows = new Map<number, Row>()
   const byId = new Map<number, Summary>()
+  let filter: Filter = { text: "", state: "" }
 
   const build = (t: Summary): Row => {
     const cell = (cls: string) => h("span", { class: cls })
@@ -103,6 +105,7 @@ export const make = (ul: HTMLUListElement, handlers: Handlers) => {
     const stopped = isStopped(t)
     text(row.toggle, stopped ? "Resume" : "Pause")
     row.toggle.title = stopped ? "Resume (p)" : "Pause (p)"
+    row.li.hidden = !matches(t, filter)
   }
 
   /** Draws the torrent's row (new ones are inserted in id order). */
@@ -132,5 +135,13 @@ export const make = (ul: HTMLUListElement, handlers: Handlers) => {
     }
   }
 
-  return { upsert, remove, select, ids: () => [...rows.keys()].sort((a, b) => a - b) }
+  const setFilter = (f: Filter) => {
+    filter = f
+    for (const [id, row] of rows) row.li.hidden = !matches(byId.get(id)!, f)
+  }
+
+  /** The torrents shown, in order. */
+  const ids = () => [...rows.keys()].filter((id) => !rows.get(id)!.li.hidden).sort((a, b) => a - b)
+
+  return { upsert, remove, select, setFilter, ids, size: () => rows.size }
 }

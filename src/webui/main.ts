@@ -8,6 +8,7 @@ import * as Client from "./Client.ts"
 import * as Detail from "./Detail.ts"
 import * as Dialogs from "./Dialogs.ts"
 import { byId } from "./Dom.ts"
+import type * as Filter from "./Filter.ts"
 import * as Format from "./Format.ts"
 import * as Graph from "./Graph.ts"
 import * as List from "./List.ts"
@@ -69,13 +70,41 @@ const graph = Graph.make(byId<HTMLCanvasElement>("graph"))
 const theme = Theme.make(byId<HTMLButtonElement>("theme-toggle"), () => graph.draw())
 
 const empty = byId("empty")
+const noMatch = byId("no-match")
+const count = byId("count")
+/** The messages under the list and the count, after any change to the list or the filter. */
+const counted = () => {
+  const shown = list.ids().length
+  const all = store.torrents.size
+  empty.hidden = all > 0
+  noMatch.hidden = all === 0 || shown > 0
+  count.textContent = all === 0 ? "" : shown === all ? `${all} torrent${all === 1 ? "" : "s"}` : `${shown} of ${all}`
+}
+
 const forget = (id: number) => {
   store.torrents.delete(id)
   list.remove(id)
   if (detail.current() === id) detail.close()
   if (selected === id) selected = undefined
-  empty.hidden = store.torrents.size > 0
+  counted()
 }
+
+// --- filter --------------------------------------------------------------------------------------------------------
+const filterText = byId<HTMLInputElement>("filter")
+const filterState = byId<HTMLSelectElement>("state-filter")
+const applyFilter = () => {
+  list.setFilter({ text: filterText.value.trim(), state: filterState.value as Filter.Filter["state"] })
+  counted()
+}
+filterText.addEventListener("input", applyFilter)
+filterState.addEventListener("change", applyFilter)
+filterText.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" || e.key === "Enter") {
+    if (e.key === "Escape") filterText.value = ""
+    applyFilter()
+    filterText.blur()
+  }
+})
 
 // --- drawing, once per frame ---------------------------------------------------------------------------------------
 const dirty = new Set<number>()
@@ -88,7 +117,7 @@ const flush = () => {
     else list.upsert(t)
   }
   dirty.clear()
-  empty.hidden = store.torrents.size > 0
+  counted()
   if (selected !== undefined) list.select(selected)
 }
 const redraw = (id: number) => {
@@ -112,7 +141,7 @@ const refresh = async () => {
     const torrents = await Client.list()
     for (const id of Store.reset(store, torrents)) forget(id)
     for (const t of torrents) redraw(t.id)
-    empty.hidden = torrents.length > 0
+    if (torrents.length === 0) counted()
   } catch (e) {
     notify(`Cannot list the torrents: ${e instanceof Error ? e.message : String(e)}`, true)
   }
@@ -158,6 +187,7 @@ const connect = () => {
   }
 }
 
+void refresh()
 connect()
 setInterval(() => void refresh(), FALLBACK_REFRESH_MS)
 
@@ -180,6 +210,10 @@ document.addEventListener("keydown", (e) => {
   switch (e.key) {
     case "a":
       adder.open()
+      break
+    case "/":
+      filterText.focus()
+      filterText.select()
       break
     case "l":
       limits.open()

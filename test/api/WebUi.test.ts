@@ -395,6 +395,15 @@ describe.runIf(enabled)("the web UI in headless Chromium, over the real session"
       yield* step(() => browser.press("Escape"))
       yield* step(() => browser.waitFor("the help closed", `!document.querySelector("#help-dialog").open`))
 
+      // The filter: "/" focuses it, a name part narrows the list, Esc clears it.
+      yield* step(() => browser.press("/"))
+      yield* step(() => browser.waitFor("the filter focused", `document.activeElement === document.querySelector("#filter")`))
+      yield* step(() => browser.type("ALB"))
+      const shownRows = `JSON.stringify([...document.querySelectorAll("#list li.torrent")].filter((li) => !li.hidden).map((li) => li.querySelector(".t-name").textContent))`
+      yield* step(() => browser.waitFor("album alone", `${shownRows} === '["album"]' && document.querySelector("#count").textContent === "1 of 2"`))
+      yield* step(() => browser.press("Escape"))
+      yield* step(() => browser.waitFor("both again", `${shownRows} === '["album","dropped"]' && document.querySelector("#count").textContent === "2 torrents"`))
+
       // The speed graph drew what was downloaded.
       const graph = yield* step(() => browser.evaluate<{ samples: number; peak: number }>(`({ samples: Number(document.querySelector("#graph").dataset.samples), peak: Number(document.querySelector("#graph").dataset.peak) })`))
       expect(graph.samples).toBeGreaterThan(0)

@@ -5,6 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import * as Bitfield from "../../src/webui/Bitfield.ts"
+import * as Filter from "../../src/webui/Filter.ts"
 import * as Format from "../../src/webui/Format.ts"
 import * as Store from "../../src/webui/Store.ts"
 import type { Summary } from "../../src/webui/Wire.ts"
@@ -115,5 +116,28 @@ describe("Store", () => {
     expect(Store.apply(store, { _tag: "Removed", id: 2, infoHash: summary(2).infoHash })).toEqual({ _tag: "Remove", id: 2 })
     expect(Store.apply(store, { _tag: "Removed", id: 2, infoHash: summary(2).infoHash })).toEqual({ _tag: "None" })
     expect(Store.reset(store, [summary(3)])).toEqual([1])
+  })
+})
+
+describe("Filter", () => {
+  it("by a name part in any case, and by groups of states", () => {
+    const torrents = [
+      summary(1, { name: "Album", state: "downloading" }),
+      summary(2, { name: "movie.bin", state: "seeding", uploadRate: 5 }),
+      summary(3, { name: "idle seed", state: "seeding" }),
+      summary(4, { name: "magnet", state: "fetching-metadata" }),
+      summary(5, { name: "stopped", state: "paused" }),
+      summary(6, { name: "done", state: "finished" }),
+      summary(7, { name: "broken", state: "error" })
+    ]
+    const shown = (f: Filter.Filter) => torrents.filter((t) => Filter.matches(t, f)).map((t) => t.id)
+    expect(shown({ text: "", state: "" })).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(shown({ text: "ALB", state: "" })).toEqual([1])
+    expect(shown({ text: "", state: "active" })).toEqual([1, 2, 4])
+    expect(shown({ text: "", state: "downloading" })).toEqual([1, 4])
+    expect(shown({ text: "", state: "seeding" })).toEqual([2, 3])
+    expect(shown({ text: "", state: "stopped" })).toEqual([5, 6])
+    expect(shown({ text: "", state: "error" })).toEqual([7])
+    expect(shown({ text: "e", state: "seeding" })).toEqual([2, 3])
   })
 })

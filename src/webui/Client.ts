@@ -75,6 +75,8 @@ export const peers = (r: string | number) => call<ReadonlyArray<PeerInfo>>("GET"
 export const trackers = (r: string | number) => call<ReadonlyArray<TrackerInfo>>("GET", `/api/torrents/${ref(r)}/trackers`)
 export const pause = (r: string | number) => call<void>("POST", `/api/torrents/${ref(r)}/pause`)
 export const resume = (r: string | number) => call<void>("POST", `/api/torrents/${ref(r)}/resume`)
+export const verify = (r: string | number) => call<void>("POST", `/api/torrents/${ref(r)}/verify`)
+export const reannounce = (r: string | number) => call<void>("POST", `/api/torrents/${ref(r)}/reannounce`)
 export const remove = (r: string | number, deleteData: boolean) =>
   call<void>("DELETE", `/api/torrents/${ref(r)}${query({ deleteData: deleteData ? "true" : undefined })}`)
 export const setFiles = (r: string | number, changes: FileChanges) =>

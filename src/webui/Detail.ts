@@ -254,6 +254,19 @@ export const make = (handlers: Handlers) => {
     schedule()
   }
 
+  const action = (id: string, run: (ref: number) => Promise<void>, said: string) =>
+    byId(id).addEventListener("click", () => {
+      const ref = current
+      if (ref === undefined) return
+      const name = nameEl.textContent ?? ""
+      run(ref).then(() => {
+        handlers.notify(`${said} ${name}`)
+        schedule(0)
+      }, (e: Error) => handlers.notify(e.message, true))
+    })
+  action("detail-verify", Client.verify, "Verifying")
+  action("detail-reannounce", Client.reannounce, "Announced")
+
   for (const name of tabs) byId(`tab-${name}`).addEventListener("click", () => showTab(name))
   byId("detail-close").addEventListener("click", () => handlers.close())
   window.addEventListener("resize", () => renderPieces())

@@ -273,6 +273,11 @@ describe.runIf(enabled)("the web UI in headless Chromium, over the real session"
         browser.waitFor("album at 100 %", `${rowText("album", ".t-pct")} === "100.0 %" && ${rowText("album", ".t-state")} === "Seeding"`, 60_000)
       )
       yield* step(() => browser.waitFor("every piece in the bar", `document.querySelector("#pieces").dataset.have === "${album.metainfo.pieceCount}"`))
+      // Verify: accepted (the page says so), and the torrent is complete and seeding afterwards.
+      const verified = (yield* byName("album"))!
+      yield* step(() => browser.click("#detail-verify"))
+      yield* step(() => browser.waitFor("the notice", `document.querySelector("#status").textContent === "Verifying album"`))
+      yield* until("album checked and seeding", byName("album"), (t) => t?.state === "seeding" && t.haveSize === verified.wantedSize)
       yield* step(() => browser.click("#tab-files"))
       yield* step(() => browser.waitFor("both files done", `[...document.querySelectorAll("#panel-files .f-progress")].map((e) => e.textContent).join() === "100.0 %,100.0 %"`))
       yield* shot("4-album-seeding")

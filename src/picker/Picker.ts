@@ -60,6 +60,8 @@ export type BlockResult =
 export interface RequestHints {
   readonly only?: ReadonlyArray<number> | undefined
   readonly prefer?: ReadonlyArray<number> | undefined
+  /** No endgame duplicates (a web seed: its requests are whole ranges, a duplicate would fetch them twice). */
+  readonly noDuplicates?: boolean | undefined
 }
 
 export interface Progress {
@@ -127,7 +129,8 @@ export interface Picker {
    * in endgame duplicates of blocks other peers hold. A snubbed peer gets at most one
    * outstanding request; a piece on parole (it failed verification) is served only by the peer that started it.
    * `hints.only` restricts the choice to those pieces (BEP 6 allowed-fast pieces while the peer chokes us: no
-   * endgame duplicates then); `hints.prefer` (BEP 6 suggestions) are started before rarest-first picks.
+   * endgame duplicates then); `hints.prefer` (BEP 6 suggestions) are started before rarest-first picks;
+   * `hints.noDuplicates` leaves out endgame duplicates.
    */
   nextRequests(peer: string, max: number, hints?: RequestHints): ReadonlyArray<BlockRequest>
   /** A `piece` message arrived. The first copy of a block wins; `cancels` lists the other holders to cancel. */
@@ -688,7 +691,7 @@ class PickerImpl implements Picker {
       this.reconcileEndgame()
     }
     // 3. endgame: duplicate blocks other peers hold, least-duplicated first
-    if (out.length < max && this.endgame) {
+    if (out.length < max && this.endgame && hints?.noDuplicates !== true) {
       for (let level = 1; level < this.dup && out.length < max; level++) {
         for (const part of this.partials.values()) {
           if (out.length >= max) break

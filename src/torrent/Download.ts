@@ -244,7 +244,9 @@ export const make = (options: Options): Download => {
     },
     nextRequests: (peer, max, only) => {
       if (picker === undefined || finished()) return []
-      const reqs = picker.nextRequests(peer, max, { only, prefer: suggested.get(peer) })
+      // a web seed takes no endgame duplicates: it would fetch whole ranges twice (WebSeed.ts)
+      const noDuplicates = peers.get(peer)?.info.webSeed === true
+      const reqs = picker.nextRequests(peer, max, { only, prefer: suggested.get(peer), noDuplicates })
       return reqs.map((r) => ({ index: r.piece, begin: r.begin, length: r.length }))
     },
     blockBuffer: (peer, index, begin, length) => {

@@ -173,7 +173,7 @@ export interface Options {
    */
   readonly webSeeds?: ReadonlyArray<string> | undefined
   /** Web seed tuning (tests): connections per server, backoff, idle timeout, redirects. */
-  readonly webSeedConfig?: Omit<WebSeed.Options, "urls" | "metainfo" | "handle" | "onState"> | undefined
+  readonly webSeedConfig?: Omit<WebSeed.Options, "urls" | "metainfo" | "handle" | "finished" | "onState"> | undefined
 }
 
 export interface Stats {

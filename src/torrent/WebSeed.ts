@@ -78,6 +78,8 @@ export interface ServerStatus {
   readonly state: Backoff.State
   /** Payload bytes of blocks it delivered that were kept. */
   readonly downloaded: number
+  /** Body bytes read from it for the ranges asked (kept or not: another source may have been first). */
+  readonly received: number
   /** Files (torrent order) it answered 404/410 for. */
   readonly missingFiles: ReadonlyArray<number>
 }
@@ -118,13 +120,13 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
     const log = (effect: Effect.Effect<void>, url: string) => runtime(effect.pipe(Effect.annotateLogs({ peer: url })))
     const servers: Array<() => ServerStatus> = []
 
-    for (const url of options.urls) {
+    for (const url of new Set(options.urls)) {
       const base = WebSeedUrl.parseBase(url)
       if (Either.isLeft(base)) {
         const state = Backoff.dropped(Backoff.initial, base.left.message)
         options.onState?.(url, state, new WebSeedError({ reason: "unsupported-url", url, detail: base.left.message }))
         log(Effect.logWarning(`web seed not used: ${base.left.message}`), url)
-        const status: ServerStatus = { url, state, downloaded: 0, missingFiles: [] }
+        const status: ServerStatus = { url, state, downloaded: 0, received: 0, missingFiles: [] }
         servers.push(() => status)
         continue
       }
@@ -150,6 +152,7 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
         let generation = 0
         let paused = false
         let downloaded = 0
+        let received = 0
         const active = new Set<Active>()
         const missing = new Set<number>()
         const redirected = new Map<number, string>()
@@ -170,8 +173,10 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
 
         const setState = (next: Backoff.State, error?: WebSeedError) => {
           if (next === state) return
+          const tagChanged = next._tag !== state._tag
           state = next
           options.onState?.(url, state, error)
+          if (!tagChanged && state._tag !== "Waiting") return
           const line = state._tag === "Dropped"
             ? `web seed dropped: ${state.reason}`
             : state._tag === "Waiting"
@@ -342,6 +347,7 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
                       c = c.subarray(0, left)
                     }
                     left -= c.length
+                    received += c.length
                     if (gen !== generation) return entry.abort()
                     const wanted = sink.write(c)
                     if (left === 0) {
@@ -506,7 +512,7 @@ export const start = (options: Options): Effect.Effect<WebSeeds, never, Scope.Sc
           discard: true
         }).pipe(Effect.ensuring(Effect.sync(() => leave("local", "the torrent stopped")))))
 
-        return { status: (): ServerStatus => ({ url, state, downloaded, missingFiles: [...missing] }) }
+        return { status: (): ServerStatus => ({ url, state, downloaded, received, missingFiles: [...missing] }) }
       })
     }
   })

@@ -1,7 +1,7 @@
 /**
  * Debian's nginx (nginx-light) serving files on 127.0.0.1 for web seed tests: a generated config in a temp dir
  * (`-p DIR -c nginx.conf -g 'daemon off;'`), pid file and logs there, ended by PID. The access log has one line
- * per request: `$connection $connection_requests $status $request_uri $http_range`, so tests see keep-alive reuse
+ * per request: `$connection $connection_requests $status $body_bytes_sent $request_uri $http_range`, so tests see keep-alive reuse
  * and what was asked.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -24,6 +24,8 @@ export interface AccessLine {
   readonly connection: number
   readonly requests: number
   readonly status: number
+  /** Body bytes nginx wrote to the socket (all of a range it sent, even if the client aborted after). */
+  readonly bytes: number
   readonly uri: string
   readonly range: string
 }
@@ -86,7 +88,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 128; }
 http {
-  log_format ws '$connection $connection_requests $status $request_uri "$http_range"';
+  log_format ws '$connection $connection_requests $status $body_bytes_sent $request_uri "$http_range"';
   access_log ${dir}/access.log ws;
   client_body_temp_path ${dir}/tmp/body;
   proxy_temp_path ${dir}/tmp/proxy;
@@ -136,8 +138,15 @@ export const start = async (
   }
   const access = (): ReadonlyArray<AccessLine> =>
     readIf(join(dir, "access.log")).split("\n").filter((l) => l.length > 0).map((l) => {
-      const m = /^(\d+) (\d+) (\d+) (\S+) "(.*)"$/.exec(l)!
-      return { connection: Number(m[1]), requests: Number(m[2]), status: Number(m[3]), uri: m[4]!, range: m[5]! }
+      const m = /^(\d+) (\d+) (\d+) (\d+) (\S+) "(.*)"$/.exec(l)!
+      return {
+        connection: Number(m[1]),
+        requests: Number(m[2]),
+        status: Number(m[3]),
+        bytes: Number(m[4]),
+        uri: m[5]!,
+        range: m[6]!
+      }
     })
   return {
     port,

@@ -106,6 +106,8 @@ describe("web seeds (nginx)", () => {
       // 2 connections, many ranges: some connection served more than one request
       expect(Math.max(...lines.map((l) => l.requests))).toBeGreaterThan(1)
       expect(new Set(lines.map((l) => l.connection)).size).toBeLessThanOrEqual(2)
+      // one source: every byte asked once
+      expect(lines.reduce((t, l) => t + l.bytes, 0)).toBe(b.metainfo.totalLength)
     }).pipe(Effect.provide(client({ connections: 2, requestBytes: 65536 }))), 60_000)
 
   it.live.skipIf(!ok)("a multi-file torrent from a directory URL, spans crossing files", () =>
@@ -117,6 +119,7 @@ describe("web seeds (nginx)", () => {
       identical(b, dir)
       const uris = new Set(n.access().map((l) => l.uri))
       expect(uris).toEqual(new Set(["/pub/multi/a.bin", "/pub/multi/sub/b.bin", "/pub/multi/c.txt", "/pub/multi/d.bin"]))
+      expect(n.access().reduce((t, l) => t + l.bytes, 0)).toBe(b.metainfo.totalLength)
     }).pipe(Effect.provide(client())), 60_000)
 
   it.live.skipIf(!ok)("names needing percent-encoding (space, #, %, UTF-8)", () =>
@@ -232,7 +235,13 @@ describe("web seeds (nginx)", () => {
       identical(b, dir)
       const total = out.from.reduce((t, f) => t + f.bytes, 0)
       expect(total).toBeGreaterThanOrEqual(b.metainfo.totalLength)
-      console.log("web seed + libtorrent:", JSON.stringify(out.from))
+      const fromSeed = out.from.find((f) => f.address === url)?.bytes ?? 0
+      const sent = n.access().reduce((t, l) => t + l.bytes, 0)
+      const server = out.servers[0]!
+      console.log(
+        `web seed + libtorrent: ${JSON.stringify(out.from)}; nginx sent ${sent} bytes, ` +
+          `we read ${server.received}, kept ${fromSeed}`
+      )
     }).pipe(Effect.provide(client({ connections: 2, requestBytes: 262144 }))), 60_000)
 
   it.live.skipIf(!ok)("a magnet's ws= is used once the metadata arrived (from a peer with no pieces)", () =>

@@ -44,7 +44,16 @@ switch (parsed._tag) {
     process.exitCode = 2
     break
   case "Run": {
-    const { run } = await import("./Run.ts")
-    await run([process.argv[0]!, process.argv[1]!, ...(args as ReadonlyArray<string>)], parsed.command.name, version)
+    try {
+      const { run } = await import("./Run.ts")
+      await run([process.argv[0]!, process.argv[1]!, ...(args as ReadonlyArray<string>)], parsed.command.name, version)
+    } catch (e) {
+      // The commands' code is loaded on demand (one file per chunk): out of descriptors, loading it fails before any
+      // of our error handling exists. Anything else is a real defect and keeps its stack.
+      const code = (e as NodeJS.ErrnoException | undefined)?.code
+      if (code !== "EMFILE" && code !== "ENFILE") throw e
+      process.stderr.write(`effect-torrent: too many open files to load the program (${code}); raise the limit (ulimit -n)\n`)
+      process.exitCode = 1
+    }
   }
 }

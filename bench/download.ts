@@ -2,7 +2,10 @@
  * Download benchmark (not a test): one python3-libtorrent seeder and opentracker on 127.0.0.1, a random payload,
  * and each leecher (effect-torrent's CLI, aria2c, a libtorrent leecher) downloading it into a fresh directory.
  *
- *   npx tsx bench/download.ts [--size 1GiB] [--runs 3] [--clients effect,aria2,libtorrent] [--max-load 1.0]
+ *   npx tsx bench/download.ts [--size 1GiB] [--files 1] [--runs 3] [--clients effect,aria2,libtorrent] [--max-load 1.0]
+ *
+ * `--files N` (N > 1) splits the payload into N files of equal size in one folder (a multi-file torrent). The client
+ * `effect-base` runs a second build (`ET_BENCH_CLI_BASE=path/cli.mjs`) in the same run, to compare two builds.
  *
  * Needs: `npm run build` (dist/cli.mjs), /usr/bin/time (apt-get install time), mktorrent, opentracker, aria2c,
  * /usr/bin/python3 with libtorrent. Per run it reports wall seconds (spawn to exit after verified completion), CPU
@@ -45,14 +48,21 @@ import {
 const RUN_TIMEOUT_MS = 180_000
 
 type ClientName = LeecherName
-const ALL_CLIENTS: ReadonlyArray<ClientName> = ["effect", "aria2", "libtorrent"]
+const ALL_CLIENTS: ReadonlyArray<ClientName> = ["effect", "aria2", "libtorrent", "effect-base"]
 
 const size = parseSize(argValue("--size") ?? "1GiB")
 const runs = Number(argValue("--runs") ?? "3")
 const maxLoad = Number(argValue("--max-load") ?? "1.0")
-const clients = listArg("--clients", ALL_CLIENTS)
+// (effect-base only when asked for)
+const clients = argValue("--clients") === undefined ? ALL_CLIENTS.slice(0, 3) : listArg("--clients", ALL_CLIENTS)
+const files = Number(argValue("--files") ?? "1")
 /** A run during which the hypervisor stole more than this many CPU seconds is discarded and repeated (≤ 3 tries). */
 const maxSteal = Number(argValue("--max-steal") ?? "Infinity")
+/** Size of file `i` of a multi-file payload: equal parts, the last one takes the rest. */
+const fileSize = (i: number): number => {
+  const part = Math.floor(size / files)
+  return i === files - 1 ? size - part * (files - 1) : part
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Setup
@@ -61,7 +71,8 @@ interface Setup {
   readonly dir: string
   readonly payloadPath: string
   readonly torrentPath: string
-  readonly sha256: string
+  /** SHA-256 of each file, by its path under the output directory. */
+  readonly sha256: ReadonlyMap<string, string>
   readonly tracker: Opentracker.Opentracker
   readonly seeder: ChildProcess
   readonly seederPort: number
@@ -71,9 +82,18 @@ const setup = async (): Promise<Setup> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "et-bench-"))
   const dataDir = Path.join(dir, "data")
   Fs.mkdirSync(dataDir)
-  const payloadPath = Path.join(dataDir, "payload.bin")
-  console.log(`payload: ${size} bytes in ${payloadPath}`)
-  const sha256 = await writePayload(payloadPath, size)
+  const sha256 = new Map<string, string>()
+  let payloadPath = Path.join(dataDir, "payload.bin")
+  if (files <= 1) sha256.set("payload.bin", await writePayload(payloadPath, size))
+  else {
+    payloadPath = Path.join(dataDir, "payload")
+    Fs.mkdirSync(payloadPath)
+    for (let i = 0; i < files; i++) {
+      const name = `file${String(i).padStart(3, "0")}.bin`
+      sha256.set(Path.join("payload", name), await writePayload(Path.join(payloadPath, name), fileSize(i)))
+    }
+  }
+  console.log(`payload: ${size} bytes in ${files} file(s) at ${payloadPath}`)
   writeScripts(dir)
   // The info-hash does not depend on the announce URL: make the torrent once for the whitelist, then again with
   // the tracker's real URL.
@@ -126,11 +146,14 @@ const runOnce = async (client: ClientName, run: number, s: Setup): Promise<Resul
   const seederCpu = (s1 - s0) / HZ
   const othersCpu = (m1.busy - m0.busy) / HZ - cpu - seederCpu
   const steal = (m1.steal - m0.steal) / HZ
-  const file = Path.join(out, "payload.bin")
-  const st = Fs.statSync(file)
-  if (st.size !== size) throw new Error(`${client}: size ${st.size}, expected ${size}`)
-  const digest = await sha256File(file)
-  if (digest !== s.sha256) throw new Error(`${client}: SHA-256 mismatch`)
+  let i = 0
+  for (const [rel, expected] of s.sha256) {
+    const file = Path.join(out, rel)
+    const st = Fs.statSync(file)
+    const want = files <= 1 ? size : fileSize(i++)
+    if (st.size !== want) throw new Error(`${client}: ${rel}: size ${st.size}, expected ${want}`)
+    if (await sha256File(file) !== expected) throw new Error(`${client}: ${rel}: SHA-256 mismatch`)
+  }
   Fs.rmSync(out, { recursive: true, force: true })
   Fs.rmSync(`${out}.state`, { recursive: true, force: true })
   const r: Result = {
@@ -177,7 +200,7 @@ const main = async () => {
     await teardown(s)
   }
   const mib = size / 2 ** 20
-  console.log(`\n${mib} MiB, ${runs} run(s) each, medians (all runs in brackets):\n`)
+  console.log(`\n${mib} MiB in ${files} file(s), ${runs} run(s) each, medians (all runs in brackets):\n`)
   console.log("| client | wall s | CPU s | peak RSS MiB | MB/s | seeder CPU s | steal s |")
   console.log("|---|---|---|---|---|---|---|")
   const med: Partial<Record<ClientName, { wall: number; cpu: number; rss: number }>> = {}
@@ -206,6 +229,11 @@ const main = async () => {
     if (l !== undefined) {
       console.log(`effect/libtorrent wall ${(e.wall / l.wall).toFixed(2)} (target <= 1.3): ${e.wall / l.wall <= 1.3 ? "met" : "MISSED"}`)
       console.log(`effect/libtorrent CPU  ${(e.cpu / l.cpu).toFixed(2)}`)
+    }
+    const b = med["effect-base"]
+    if (b !== undefined) {
+      console.log(`effect/effect-base wall ${(e.wall / b.wall).toFixed(2)}, CPU ${(e.cpu / b.cpu).toFixed(2)}`)
+      if (l !== undefined) console.log(`effect-base/libtorrent wall ${(b.wall / l.wall).toFixed(2)}, CPU ${(b.cpu / l.cpu).toFixed(2)}`)
     }
     console.log(`effect peak RSS ${e.rss.toFixed(0)} MiB (target <= 200): ${e.rss <= 200 ? "met" : "MISSED"}`)
   }

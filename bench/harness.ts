@@ -16,6 +16,8 @@ export const TIME = "/usr/bin/time"
 export const ROOT = Path.resolve(import.meta.dirname, "..")
 /** The bundled CLI; ET_BENCH_CLI points at another build (to compare two builds). */
 export const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.mjs")
+/** A second build run as the leecher "effect-base", beside "effect", to compare two builds in one run. */
+export const CLI_BASE = process.env["ET_BENCH_CLI_BASE"]
 /** Node flags for our process (e.g. "--cpu-prof --cpu-prof-dir=D"). */
 export const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
 /**
@@ -306,7 +308,7 @@ export const startLibtorrentSeeder = async (
 // ---------------------------------------------------------------------------------------------------------------
 // Leechers
 
-export type LeecherName = "effect" | "aria2" | "libtorrent"
+export type LeecherName = "effect" | "effect-base" | "aria2" | "libtorrent"
 
 /** The command line of a leecher downloading `torrentPath` into `out` (scripts in `dir`); each exits when done. */
 export const leecherCommand = async (
@@ -317,11 +319,15 @@ export const leecherCommand = async (
 ): Promise<{ argv: Array<string>; env: NodeJS.ProcessEnv }> => {
   switch (client) {
     case "effect":
+    case "effect-base": {
+      const cli = client === "effect" ? CLI : CLI_BASE
+      if (cli === undefined) throw new Error("effect-base needs ET_BENCH_CLI_BASE=path/to/cli.mjs")
       return {
         // The resume record goes beside the output (and is deleted with it), never into the user's state directory.
-        argv: [process.execPath, ...nodeArgs, CLI, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`],
+        argv: [process.execPath, ...nodeArgs, cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`],
         env: effectEnv()
       }
+    }
     case "aria2":
       return {
         argv: [

@@ -229,4 +229,31 @@ describe("WebSeed (hostile servers)", () => {
       for (const [i, p] of seed.pieces) expect(Buffer.from(p).equals(content.subarray(i * PIECE, i * PIECE + p.length))).toBe(true)
       expect(seed.seeds.servers()[0]!.state).toEqual({ _tag: "Up", failures: 0 })
     }))
+
+  it.scoped("a redirect to another scheme is refused and backed off", () =>
+    Effect.gen(function*() {
+      const s = yield* serve((_req, res) => {
+        res.writeHead(302, { Location: "ftp://127.0.0.1/f.bin", "Content-Length": 0 })
+        res.end()
+      })
+      const seed = yield* startSeed(s.url)
+      const { error } = yield* seed.until("Waiting")
+      expect(error?.reason).toBe("redirects")
+      expect(error?.detail).toMatch(/ftp:/)
+      expect(s.count()).toBe(1)
+    }))
+
+  it.scoped("404 for the only file: nothing left to ask it, dropped", () =>
+    Effect.gen(function*() {
+      const s = yield* serve((_req, res) => {
+        res.writeHead(404, { "Content-Length": 0 })
+        res.end()
+      })
+      const seed = yield* startSeed(s.url)
+      const { state, error } = yield* seed.until("Dropped")
+      expect(error?.reason).toBe("missing-file")
+      expect(state._tag === "Dropped" && state.reason).toMatch(/none of the torrent's files/)
+      expect(seed.seeds.servers()[0]!.missingFiles).toEqual([0])
+      expect(seed.picker.check()).toEqual([])
+    }))
 })

@@ -38,6 +38,7 @@ export const make = (ul: HTMLUListElement, handlers: Handlers) => {
   const rows = new Map<number, Row>()
   const byId = new Map<number, Summary>()
   let filter: Filter = { text: "", state: "" }
+  let selected: number | undefined
 
   const build = (t: Summary): Row => {
     const cell = (cls: string) => h("span", { class: cls })
@@ -106,6 +107,8 @@ export const make = (ul: HTMLUListElement, handlers: Handlers) => {
     text(row.toggle, stopped ? "Resume" : "Pause")
     row.toggle.title = stopped ? "Resume (p)" : "Pause (p)"
     row.li.hidden = !matches(t, filter)
+    row.li.classList.toggle("selected", t.id === selected)
+    row.li.setAttribute("aria-selected", String(t.id === selected))
   }
 
   /** Draws the torrent's row (new ones are inserted in id order). */
@@ -126,13 +129,18 @@ export const make = (ul: HTMLUListElement, handlers: Handlers) => {
     byId.delete(id)
   }
 
+  /** Marks the selected row; scrolls to it only when the selection moved (never while the list just updates). */
   const select = (id: number | undefined) => {
-    for (const [rid, row] of rows) {
-      const on = rid === id
-      row.li.classList.toggle("selected", on)
-      row.li.setAttribute("aria-selected", String(on))
-      if (on) row.li.scrollIntoView({ block: "nearest" })
+    if (id === selected) return
+    const mark = (rid: number | undefined, on: boolean) => {
+      const row = rid === undefined ? undefined : rows.get(rid)
+      row?.li.classList.toggle("selected", on)
+      row?.li.setAttribute("aria-selected", String(on))
+      return row
     }
+    mark(selected, false)
+    selected = id
+    mark(id, true)?.li.scrollIntoView({ block: "nearest" })
   }
 
   const setFilter = (f: Filter) => {

@@ -85,7 +85,10 @@ const forget = (id: number) => {
   store.torrents.delete(id)
   list.remove(id)
   if (detail.current() === id) detail.close()
-  if (selected === id) selected = undefined
+  if (selected === id) {
+    selected = undefined
+    list.select(undefined)
+  }
   counted()
 }
 
@@ -118,7 +121,6 @@ const flush = () => {
   }
   dirty.clear()
   counted()
-  if (selected !== undefined) list.select(selected)
 }
 const redraw = (id: number) => {
   dirty.add(id)

@@ -29,8 +29,11 @@ export const peerFlags = (p: PeerInfo): string => {
 
 const encryptionLabel = (e: PeerInfo["encryption"]) => (e === "rc4" ? "yes (RC4)" : e === "plaintext" ? "no (MSE, plaintext)" : "no")
 
-const table = (head: ReadonlyArray<string>, rows: ReadonlyArray<HTMLTableRowElement>, cls: string) =>
-  h("table", { class: cls }, h("thead", {}, h("tr", {}, ...head.map((c) => h("th", {}, c)))), h("tbody", {}, ...rows))
+/** A table; each cell also carries its column's name (`data-label`), which a phone shows beside it (cards). */
+const table = (head: ReadonlyArray<string>, rows: ReadonlyArray<HTMLTableRowElement>, cls: string) => {
+  for (const row of rows) [...row.cells].forEach((cell, i) => cell.setAttribute("data-label", head[i] ?? ""))
+  return h("table", { class: cls }, h("thead", {}, h("tr", {}, ...head.map((c) => h("th", {}, c)))), h("tbody", {}, ...rows))
+}
 
 export interface Handlers {
   readonly notify: (message: string, error?: boolean) => void
@@ -104,7 +107,7 @@ export const make = (handlers: Handlers) => {
         h("td", {}, priority),
         h("td", {}, link))
     })
-    panels.files.replaceChildren(table(["", "File", "Size", "Done", "Priority", "Stream"], rows, "files"))
+    panels.files.replaceChildren(table(["Download", "File", "Size", "Done", "Priority", "Stream"], rows, "files"))
   }
 
   const renderPeers = (peers: ReadonlyArray<PeerInfo>) => {

@@ -3,14 +3,16 @@
  * served at `/` by our server over the real session, used in headless Chromium as a person uses it, behind the
  * daemon's credentials (the browser's password prompt answered): the empty list; a `.torrent` picked in the add
  * dialog downloads from a python3-libtorrent seeder found through opentracker while its details show the seeder as
- * a peer, the tracker's announce and the pieces bar, and reaches 100 % (seeding) in the list; a magnet link typed in
- * the dialog does the same with a second seeder; its file's stream link answers Range requests from the page with
- * the seeder's bytes (a seek to the middle and to the end); a `.torrent` dropped on the page is added and one of its
- * files unticked (the session stops wanting it); pause and resume with the row's button and with `p`; the magnet's
- * torrent removed with its data (the confirmation ticked: the files are gone); the global download limit changed
- * with `l`; the help with `?`; the dark theme from the system and from `t`; a phone's width (390 px) with no
- * horizontal scrolling and the details covering the list. The page opens no alert and logs no error. Screenshots go
- * to .tmp/artifacts/webui/. Before that, the file serving: types, cache headers, gzip, ETag, the page's policy,
+ * a peer, the tracker's announce and the pieces bar, and reaches 100 % (seeding) in the list; a magnet link typed
+ * in the dialog does the same with a second seeder; its file's stream link answers Range requests from the page
+ * with the seeder's bytes (a seek to the middle and to the end); a `.torrent` dropped on the page is added, one of
+ * its files unticked (the session stops wanting it) and the other's priority raised; a URL the daemon cannot fetch
+ * is reported on the page; Verify; pause and resume with the row's button and with `p`; the magnet's torrent
+ * removed with its data (the confirmation ticked: the files are gone); the global download limit changed with `l`;
+ * the filter (`/`); the help with `?`; the dark theme from the system and from `t`; a phone's width (390 px) with
+ * no horizontal scrolling, the details covering the list and their tables as cards. The page opens no alert and
+ * logs no error (but the refused URL's 4xx). The built CLI's daemon serves it by default. Screenshots go to
+ * .tmp/artifacts/webui/. Before that, the file serving: types, cache headers, gzip, ETag, the page's policy,
  * credentials.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -438,6 +440,11 @@ describe.runIf(enabled)("the web UI in headless Chromium, over the real session"
       yield* step(() => browser.click("#tab-trackers"))
       yield* step(() => browser.waitFor("its trackers", `document.querySelector('#panel-trackers tr[data-url="${tracker.httpUrl}"]') !== null && !document.querySelector("#panel-trackers").hidden`))
       yield* step(() => browser.waitFor("still no horizontal scrolling", `document.documentElement.scrollWidth <= 390`))
+      // its table as cards: no header row, each value labelled
+      expect(yield* step(() => browser.evaluate<Array<string>>(`[
+        getComputedStyle(document.querySelector("#panel-trackers thead")).display,
+        document.querySelector("#panel-trackers td.tr-status").dataset.label
+      ]`))).toEqual(["none", "Status"])
       yield* shot("11-phone-detail")
 
       // Chrome logs the one refused add (its 4xx answer) as a failed load; nothing else may appear.

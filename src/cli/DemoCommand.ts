@@ -22,6 +22,7 @@ import * as Hasher from "../storage/Hasher.ts"
 import * as RateLimit from "../torrent/RateLimit.ts"
 import * as TorrentEvent from "../torrent/TorrentEvent.ts"
 import { statusLine, type View } from "./DownloadCommand.ts"
+import { columns } from "./Progress.ts"
 import { CliFailure, colorEnabled, formatBytes, sanitizeText, style } from "./Output.ts"
 
 const sizeOpt = Options.text("size").pipe(
@@ -108,8 +109,8 @@ const run = (input: { readonly size: string }) =>
             }
           })))
         const draw = tty
-          ? Effect.sync(() => out.write(`\r\x1b[K${statusLine(d, view, true, color)}`))
-          : Effect.sync(() => out.write(`${statusLine(d, view, false, false)}\n`))
+          ? Effect.sync(() => out.write(`\r\x1b[K${statusLine(d, view, columns(out), true, color)}`))
+          : Effect.sync(() => out.write(`${statusLine(d, view, Number.POSITIVE_INFINITY, false, false)}\n`))
         yield* Effect.forkScoped(
           Effect.sleep(tty ? "250 millis" : "1 second").pipe(Effect.andThen(draw), Effect.forever)
         )

@@ -28,8 +28,10 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as NodePath from "node:path"
 import type * as Magnet from "../metainfo/Magnet.ts"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
 import * as Client from "../session/Client.ts"
@@ -51,6 +53,7 @@ import {
   upLimitOpt
 } from "./Seeding.ts"
 import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, noWebSeedsOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import * as Progress from "./Progress.ts"
 import * as Source from "./Source.ts"
 
 const sourceArg = Args.text({ name: "torrent | magnet" }).pipe(Args.withDescription("a .torrent file or a magnet: URI"))
@@ -156,72 +159,113 @@ export const selectFiles = (
   return Effect.succeed([...out].sort((a, b) => a - b))
 }
 
-const formatEta = (seconds: number): string => {
-  if (!Number.isFinite(seconds) || seconds < 0) return "--:--"
-  const s = Math.round(seconds)
-  const h = Math.floor(s / 3600)
-  const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0")
-  const ss = String(s % 60).padStart(2, "0")
-  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`
-}
-
 export interface View {
   metadata?: { peers: number; sources: number; received: number; total: number } | undefined
   checking: { checked: number; total: number } | undefined
   downRate: number
+  upRate?: number | undefined
   peers: number
+  /** Connected peers' progress (0..1), once the torrent runs: how many of them are seeds. */
+  peerProgress?: (() => ReadonlyArray<number>) | undefined
 }
 
-export const statusLine = (d: Client.Download, view: View, bar: boolean, color: boolean): string => {
-  const s = style(color)
+/** The status line for `width` columns (Infinity on a pipe: every field, no bar). */
+export const statusLine = (d: Client.Download, view: View, width: number, bar: boolean, color: boolean): string => {
   const md = view.metadata
+  const clip = (line: string) => (line.length < width ? line : `${line.slice(0, Math.max(1, width - 2))}…`)
   if (md !== undefined) {
     const pieces = md.total > 0 ? `, ${md.received}/${md.total} pieces` : ""
-    return `fetching metadata: ${md.peers} peers, ${md.sources} offering it${pieces}`
+    return clip(`fetching metadata: ${Progress.formatPeers(md.peers, undefined)}, ${md.sources} offering it${pieces}`)
   }
-  if (view.checking !== undefined) return `checking ${view.checking.checked}/${view.checking.total} pieces`
+  if (view.checking !== undefined) return clip(`checking ${view.checking.checked}/${view.checking.total} pieces`)
   const st = d.stats()
-  const done = st.total - st.bytesLeft
-  const pct = st.total === 0 ? 100 : (done * 100) / st.total
-  const width = 24
-  const filled = Math.round((pct / 100) * width)
-  const gauge = bar ? ` ${s.cyan("█".repeat(filled))}${s.dim("░".repeat(width - filled))}` : ""
-  const eta = view.downRate > 0 ? st.bytesLeft / view.downRate : Number.POSITIVE_INFINITY
-  return `${pct.toFixed(1).padStart(5)}%${gauge} ${formatBytes(done)}/${formatBytes(st.total)}  ` +
-    `${formatBytes(view.downRate)}/s  ${view.peers} peers  ETA ${formatEta(eta)}`
+  const progress = view.peerProgress?.()
+  return Progress.downloadLine({
+    name: sanitizeText(d.name),
+    done: st.total - st.bytesLeft,
+    total: st.total,
+    downRate: view.downRate,
+    upRate: view.upRate ?? 0,
+    peers: view.peers,
+    seeds: progress === undefined ? undefined : progress.filter((p) => p >= 1).length
+  }, width, { bar, color })
 }
 
-/** Seeds until the ratio or time limit (or forever, until Ctrl-C). */
+/**
+ * The end of a download, truthfully: what was transferred in this run and how fast, what was already there,
+ * where the files are, and what was uploaded meanwhile.
+ */
+export const summary = (r: {
+  readonly name: string
+  readonly where: string
+  readonly total: number
+  readonly downloaded: number
+  readonly alreadyThere: number
+  readonly uploaded: number
+  readonly seconds: number
+}): string => {
+  const secs = Math.max(0.001, r.seconds)
+  const head = `${r.name}: complete, ${formatBytes(r.total)} in ${r.where}\n`
+  if (r.downloaded === 0) return `${head}  nothing to download: all of it was already there\n`
+  const there = r.alreadyThere > 0 ? `; ${formatBytes(r.alreadyThere)} was already there` : ""
+  const ratio = r.total > 0 ? r.uploaded / r.total : 0
+  return head +
+    `  downloaded ${formatBytes(r.downloaded)} in ${Progress.formatDuration(secs)} ` +
+    `(${Progress.formatRate(r.downloaded / secs)} on average)${there}\n` +
+    `  uploaded ${formatBytes(r.uploaded)} (ratio ${ratio.toFixed(2)})\n`
+}
+
+/** Seeds until the ratio or time limit (or forever, until Ctrl-C), then says why it stopped. */
 const seedAfter = (
   d: Client.Download,
   input: {
     readonly quiet: boolean
+    readonly json: boolean
     readonly seedRatio: Option.Option<number>
     readonly seedTime: Option.Option<number>
   }
 ) =>
   Effect.scoped(Effect.gen(function*() {
+    const quiet = input.quiet || input.json
     const listener = yield* Effect.flatMap(Client.Client, (c) => c.listener)
     const where = listener === undefined ? "" : ` on port ${listener.address.port}`
-    if (!input.quiet) process.stdout.write(`${sanitizeText(d.name)}: seeding${where} (Ctrl-C to stop)\n`)
-    yield* showSeeding(d, input.quiet)
+    const limits = [
+      ...Option.toArray(input.seedRatio).map((r) => `until ratio ${r}`),
+      ...Option.toArray(input.seedTime).map((t) => `for ${t} s`)
+    ]
+    const until = limits.length > 0 ? `${limits.join(" or ")}, or Ctrl-C` : "until Ctrl-C"
+    if (!quiet) process.stdout.write(`${sanitizeText(d.name)}: seeding${where} ${until}\n`)
+    yield* showSeeding(d, quiet)
+    const startedAt = Date.now()
     const byRatio = Option.match(input.seedRatio, {
       onNone: () => Effect.never,
       onSome: (r) =>
         Effect.sleep("1 second").pipe(
-          Effect.repeat({ until: () => d.stats().total === 0 || d.stats().uploaded / d.stats().total >= r })
+          Effect.repeat({ until: () => d.stats().total === 0 || d.stats().uploaded / d.stats().total >= r }),
+          Effect.as(`ratio ${r} reached`)
         )
     })
     const byTime = Option.match(input.seedTime, {
       onNone: () => Effect.never,
-      onSome: (t) => Effect.sleep(Duration.seconds(t))
+      onSome: (t) => Effect.sleep(Duration.seconds(t)).pipe(Effect.as(`--seed-time ${t} s reached`))
     })
-    yield* Effect.raceFirst(Effect.race(byRatio, byTime), d.failed) // a failure (a file deleted under us) ends it too
-    if (process.stdout.isTTY === true && !input.quiet) process.stdout.write("\r\x1b[K")
-    if (!input.quiet) {
+    const seeded = () => {
       const st = d.stats()
-      process.stdout.write(`${sanitizeText(d.name)}: seeded ${formatBytes(st.uploaded)}, stopping\n`)
+      const ratio = st.total > 0 ? st.uploaded / st.total : 0
+      return `seeded ${formatBytes(st.uploaded)} (ratio ${ratio.toFixed(2)}) in ${Progress.formatDuration((Date.now() - startedAt) / 1000)}`
     }
+    const clear = () => process.stdout.isTTY === true && !quiet && process.stdout.write("\r\x1b[K")
+    // A failure (a file deleted under us) ends it too.
+    const why = yield* Effect.raceFirst(Effect.race(byRatio, byTime), d.failed).pipe(
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          clear()
+          if (!quiet) process.stdout.write(`${sanitizeText(d.name)}: ${seeded()}; stopped (interrupted)\n`)
+        })
+      )
+    )
+    clear()
+    if (!quiet) process.stdout.write(`${sanitizeText(d.name)}: ${seeded()}; stopping: ${why}\n`)
   }))
 
 const run = (input: {
@@ -320,7 +364,10 @@ const run = (input: {
         saveTorrent: loaded._tag === "Magnet" ? saveTorrent : undefined
       })
       if (saveTorrent !== undefined && loaded._tag === "Torrent") yield* Client.writeTorrentFile(saveTorrent, loaded.bytes)
-      const view: View = { checking: undefined, downRate: 0, peers: 0 }
+      const view: View & { startedAt?: number; alreadyThere?: number } = { checking: undefined, downRate: 0, peers: 0 }
+      yield* Effect.forkScoped(Effect.map(d.running, (r) => {
+        view.peerProgress = () => r.torrent.peers().map((p) => p.progress)
+      }).pipe(Effect.ignore))
       // `--quiet` without `--json` prints nothing the events feed, so nothing consumes them: a wake-up and ~30
       // runtime ops per event (one per piece) saved. The subscription slides, so the torrent never waits for it.
       if (!input.quiet || input.json) yield* Effect.forkScoped(Stream.runForEach(d.events, (e) =>
@@ -330,9 +377,14 @@ const run = (input: {
             MetadataProgress: (p) => void (view.metadata = { ...p }),
             MetadataReceived: () => void (view.metadata = undefined),
             Checking: (c) => void (view.checking = { checked: c.checked, total: c.total }),
-            Started: () => void (view.checking = undefined),
+            Started: (e) => {
+              view.checking = undefined
+              view.startedAt = Date.now()
+              view.alreadyThere = Math.max(0, d.stats().total - e.bytesLeft)
+            },
             Progress: (p) => {
               view.downRate = p.downRate
+              view.upRate = p.upRate
               view.peers = p.peers
             },
             PeerConnected: () => void view.peers++,
@@ -345,33 +397,56 @@ const run = (input: {
             Completed: () => {}
           })
         })))
-      if (tty) {
-        yield* Effect.forkScoped(
-          Effect.sync(() => out.write(`\r\x1b[K${statusLine(d, view, true, color)}`)).pipe(
+      const drawing = tty
+        ? yield* Effect.forkScoped(
+          Effect.sync(() => out.write(`\r\x1b[K${statusLine(d, view, Progress.columns(out), true, color)}`)).pipe(
             Effect.andThen(Effect.sleep("250 millis")),
             Effect.forever
           )
         )
-      } else if (!input.json && !input.quiet) {
-        yield* Effect.forkScoped(
+        : !input.json && !input.quiet
+        ? yield* Effect.forkScoped(
           Effect.sleep("5 seconds").pipe(
             Effect.andThen(Effect.sync(() => {
-              out.write(`${sanitizeText(d.name)}: ${statusLine(d, view, false, false)}\n`)
+              out.write(`${statusLine(d, view, Number.POSITIVE_INFINITY, false, false)}\n`)
             })),
             Effect.forever
           )
         )
-      }
-      const result = yield* Effect.either(d.done)
+        : undefined
+      const talk = !input.json && !input.quiet
+      // Ctrl-C (or SIGTERM): where it stopped, and that the same command resumes.
+      const result = yield* Effect.either(d.done).pipe(Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          if (tty) out.write("\r\x1b[K")
+          if (!talk) return
+          const st = d.stats()
+          const pct = st.total === 0 ? 100 : ((st.total - st.bytesLeft) * 100) / st.total
+          out.write(
+            `${sanitizeText(d.name)}: stopped at ${pct.toFixed(1)}% (${formatBytes(st.total - st.bytesLeft)} of ` +
+              `${formatBytes(st.total)}) in ${sanitizeText(NodePath.resolve(input.output))}; ` +
+              `run the same command again to resume\n`
+          )
+        })
+      ))
+      if (drawing !== undefined) yield* Fiber.interrupt(drawing)
       if (tty) out.write("\r\x1b[K")
       if (result._tag === "Left") {
         return yield* new CliFailure({ message: sanitizeText(result.left.message), exitCode: 1 })
       }
-      if (input.json || input.quiet) return
-      const st = d.stats()
-      const secs = (Date.now() - startedAt) / 1000
-      out.write(`${sanitizeText(d.name)}: complete, ${formatBytes(st.total)} in ${secs.toFixed(1)} s\n`)
-      if (tty) {
+      if (talk) {
+        const st = d.stats()
+        out.write(summary({
+          name: sanitizeText(d.name),
+          where: sanitizeText(NodePath.resolve(input.output, d.name)),
+          total: st.total,
+          downloaded: st.downloaded,
+          alreadyThere: view.alreadyThere ?? 0,
+          uploaded: st.uploaded,
+          seconds: (Date.now() - (view.startedAt ?? startedAt)) / 1000
+        }))
+      }
+      if (tty && talk) {
         const s = style(color)
         const m = yield* d.metainfo
         const wanted = FileSelection.wantedFiles(m, onlyFor === undefined ? only : yield* onlyFor(m))

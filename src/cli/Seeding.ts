@@ -10,7 +10,8 @@ import * as Destination from "../net/Destination.ts"
 import type * as Client from "../session/Client.ts"
 import * as ResumeRecord from "../storage/ResumeRecord.ts"
 import * as RateLimit from "../torrent/RateLimit.ts"
-import { CliFailure, formatBytes, sanitizeText } from "./Output.ts"
+import { CliFailure, sanitizeText } from "./Output.ts"
+import { columns, seedLine } from "./Progress.ts"
 
 export const portOpt = Options.integer("port").pipe(
   Options.withDescription("port to accept peers on (default 6881, or any free port when 6881 is taken)"),
@@ -87,12 +88,10 @@ export const upLimit = (
       })
   })
 
-/** One line about a seeding torrent. */
-export const seedingLine = (d: Client.Download, upRate: number): string => {
+/** One line about a seeding torrent, for `width` columns. */
+export const seedingLine = (d: Client.Download, upRate: number, width: number): string => {
   const st = d.stats()
-  const ratio = st.total > 0 ? st.uploaded / st.total : 0
-  return `seeding ${sanitizeText(d.name)}: ${formatBytes(st.uploaded)} uploaded (ratio ${ratio.toFixed(2)}), ` +
-    `${formatBytes(upRate)}/s, ${st.peers} peers`
+  return seedLine({ name: sanitizeText(d.name), uploaded: st.uploaded, total: st.total, upRate, peers: st.peers }, width)
 }
 
 /** Shows the seeding status (TTY: redrawn; pipe: every 30 s) while the scope lives. */
@@ -112,7 +111,11 @@ export const showSeeding = (d: Client.Download, quiet: boolean) =>
           const upRate = now > lastAt ? ((up - last) * 1000) / (now - lastAt) : 0
           last = up
           lastAt = now
-          out.write(tty ? `\r\x1b[K${seedingLine(d, upRate)}` : `${seedingLine(d, upRate)}\n`)
+          out.write(
+            tty
+              ? `\r\x1b[K${seedingLine(d, upRate, columns(out))}`
+              : `${seedingLine(d, upRate, Number.POSITIVE_INFINITY)}\n`
+          )
         })),
         Effect.forever
       )

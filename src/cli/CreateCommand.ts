@@ -28,7 +28,7 @@ const outputOpt = Options.text("output").pipe(
 )
 const pieceLengthOpt = Options.text("piece-length").pipe(
   Options.withAlias("l"),
-  Options.withDescription("piece size: bytes, 256K, 1M, or an exponent 14-27 (default: automatic, 1025-2048 pieces)"),
+  Options.withDescription("piece size: bytes, 256K, 1M, or an exponent 14-27 (default: automatic, as libtorrent picks)"),
   Options.optional
 )
 const trackerOpt = Options.text("tracker").pipe(
@@ -182,6 +182,13 @@ export const create = Command.make(
         )
       )
 
+      // Once the torrent is written (a failure stays one line).
+      if (trackers.length === 0) {
+        const reach = input.private
+          ? "a private torrent without a tracker cannot be found by anyone"
+          : "peers will find it only through the DHT, PEX and local discovery"
+        yield* Console.error(`effect-torrent: warning: no --tracker given: ${reach} (add -t URL)`)
+      }
       const infoHash = InfoHash.toHex(result.infoHash)
       const infoHashV2 = result.infoHashV2 === undefined ? undefined : InfoHash.toHex(result.infoHashV2)
       const files = result.scan.files.length

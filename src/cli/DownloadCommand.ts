@@ -53,6 +53,7 @@ import {
   upLimitOpt
 } from "./Seeding.ts"
 import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, noWebSeedsOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import * as Hints from "./Hints.ts"
 import * as Progress from "./Progress.ts"
 import * as Source from "./Source.ts"
 
@@ -365,6 +366,7 @@ const run = (input: {
       })
       if (saveTorrent !== undefined && loaded._tag === "Torrent") yield* Client.writeTorrentFile(saveTorrent, loaded.bytes)
       const view: View & { startedAt?: number; alreadyThere?: number } = { checking: undefined, downRate: 0, peers: 0 }
+      const trackerErrors = new Map<string, string>()
       yield* Effect.forkScoped(Effect.map(d.running, (r) => {
         view.peerProgress = () => r.torrent.peers().map((p) => p.progress)
       }).pipe(Effect.ignore))
@@ -393,7 +395,7 @@ const run = (input: {
             PieceFailed: () => {},
             PeerBanned: () => {},
             TrackerWarning: () => {},
-            TrackerError: () => {},
+            TrackerError: (t) => void trackerErrors.set(t.url, t.message),
             Completed: () => {}
           })
         })))
@@ -432,7 +434,7 @@ const run = (input: {
       if (drawing !== undefined) yield* Fiber.interrupt(drawing)
       if (tty) out.write("\r\x1b[K")
       if (result._tag === "Left") {
-        return yield* new CliFailure({ message: sanitizeText(result.left.message), exitCode: 1 })
+        return yield* new CliFailure({ message: Hints.explain(result.left, { trackerErrors }), exitCode: 1 })
       }
       if (talk) {
         const st = d.stats()
@@ -457,8 +459,7 @@ const run = (input: {
       }
       if (input.seed) yield* seedAfter(d, input)
     }).pipe(
-      Effect.catchTag("TorrentError", (e) =>
-        Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
+      Effect.catchTag("TorrentError", (e) => Effect.fail(new CliFailure({ message: Hints.explain(e), exitCode: 1 }))),
       Effect.provide(Client.layer({
         maxPeers: Option.getOrUndefined(input.maxPeers),
         maxOpenFiles: openFiles,

@@ -87,16 +87,18 @@ const torrentText = (m: Metainfo.Metainfo, color: boolean): string => {
   }
   const real = m.files.filter((f) => !f.pad)
   const pads = m.files.length - real.length
-  lines.push(s.bold(`files (${real.length}${pads > 0 ? ` + ${pads} pad` : ""})`))
+  lines.push(s.bold(`files (${real.length}${pads > 0 ? ` + ${pads} pad` : ""}; numbered for --only)`))
   const width = Math.max(...real.map((f) => formatBytes(f.length).length), 1)
-  for (const f of real) {
+  const numbers = String(Math.max(0, real.length - 1)).length
+  real.forEach((f, n) => {
     const flags = [
       f.attributes.executable ? "x" : "",
       f.attributes.hidden ? "h" : "",
       f.attributes.symlink !== undefined ? `-> ${f.attributes.symlink.join("/")}` : ""
     ].filter((x) => x !== "")
-    lines.push(`  ${formatBytes(f.length).padStart(width)}  ${t(f.path.join("/"))}${flags.length ? s.dim(`  ${flags.join(" ")}`) : ""}`)
-  }
+    const number = s.dim(String(n).padStart(numbers))
+    lines.push(`  ${number}  ${formatBytes(f.length).padStart(width)}  ${t(f.path.join("/"))}${flags.length ? s.dim(`  ${flags.join(" ")}`) : ""}`)
+  })
   return lines.join("\n")
 }
 

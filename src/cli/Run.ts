@@ -62,7 +62,8 @@ const oneLineConsole = (command: string, base: Console.Console): Console.Console
   const error = (...args: ReadonlyArray<unknown>) => {
     const line = stripAnsi(args.map(String).join(" ")).split("\n").map((l) => l.trim()).filter((l) => l !== "")
       .join("; ")
-    if (line !== "") process.stderr.write(`effect-torrent: ${command}: ${line} (see \`effect-torrent ${command} --help\`)\n`)
+    if (line.startsWith("effect-torrent: ")) process.stderr.write(`${line}\n`) // a command's own warning
+    else if (line !== "") process.stderr.write(`effect-torrent: ${command}: ${line} (see \`effect-torrent ${command} --help\`)\n`)
   }
   return { ...base, error: (...args) => Effect.sync(() => error(...args)), unsafe: { ...base.unsafe, error } }
 }

@@ -30,6 +30,7 @@ import {
   upLimitOpt
 } from "./Seeding.ts"
 import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import * as Hints from "./Hints.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
@@ -91,7 +92,10 @@ const run = (input: {
       return yield* d.failed // until Ctrl-C, or a failure stops the torrent (a file deleted under it, a failing disk)
     }).pipe(
       Effect.catchTag("TorrentError", (e) =>
-        Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
+        Effect.fail(new CliFailure({
+          message: Hints.explain(e, { seedDir: input.path, metainfo: loaded.metainfo }),
+          exitCode: 1
+        }))),
       Effect.provide(Client.layer({
           listen,
           upLimit: limit,

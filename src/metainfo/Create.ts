@@ -3,7 +3,8 @@
  * `effect-torrent create`. The I/O half (walking the input, reading and hashing pieces) is `storage/Creator.ts`;
  * `docs/CREATE.md` records the decisions:
  *
- * - piece length: {@link autoPieceLength} aims at 1025–2048 pieces (a power of two, 16 KiB – 16 MiB);
+ * - piece length: {@link autoPieceLength} picks what libtorrent 2.0's `create_torrent` picks (√size × 10, a power of
+ *   two, 16 KiB – 16 MiB);
  * - files are sorted by their path bytes (`a/b` joined with `/`, compared bytewise, as mktorrent does), so the
  *   same tree always gives the same info-hash; empty files are kept (mktorrent and libtorrent keep them too);
  * - no pad files (BEP 47), no file attributes, no `md5sum`: the info dict is exactly `files`/`length`, `name`,
@@ -59,20 +60,20 @@ export const MIN_PIECE_LENGTH = 16 * 1024
 export const MAX_AUTO_PIECE_LENGTH = 16 * 1024 * 1024
 /** Largest piece length accepted from `--piece-length` (libtorrent's create_torrent stops at 128 MiB too). */
 export const MAX_PIECE_LENGTH = 128 * 1024 * 1024
-/** {@link autoPieceLength} keeps the piece count at or below this (40 KiB of hashes, libtorrent 1.x's target). */
-export const TARGET_PIECES = 2048
 /** Most pieces readers accept (libtorrent's default `max_pieces`). */
 export const MAX_PIECES = Metainfo.MAX_PIECES
 
 /**
- * The automatic piece length: the smallest power of two of at least 16 KiB that gives at most 2048 pieces, capped
- * at 16 MiB. So a torrent has 1025–2048 pieces between 32 MiB and 32 GiB of data, fewer below (16 KiB pieces),
- * more above (16 MiB pieces), and past 32 TiB whatever power of two (up to 128 MiB) keeps the count within libtorrent's
- * 2^21-piece limit.
+ * The automatic piece length, as libtorrent 2.0.8's `create_torrent` chooses it (measured against it in
+ * test/metainfo/Create.interop.test.ts): the smallest power of two of at least 16 KiB and at least 10 × √size,
+ * capped at 16 MiB. So 22 MiB gets 64 KiB pieces (352), 1 GiB 512 KiB (2048), 4 GiB 1 MiB (4096): the count grows
+ * as √size, fewer pieces than a fixed target for small torrents and not thousands of 16 MiB ones for large. Past
+ * 32 TiB, whatever larger power of two (up to 128 MiB) keeps the count within readers' 2^21-piece limit.
  */
 export const autoPieceLength = (totalSize: number): number => {
   let p = MIN_PIECE_LENGTH
-  while (p < MAX_AUTO_PIECE_LENGTH && p * TARGET_PIECES < totalSize) p *= 2
+  const target = 10 * Math.sqrt(totalSize)
+  while (p < MAX_AUTO_PIECE_LENGTH && p < target) p *= 2
   // beyond 32 TiB, 16 MiB pieces would exceed what readers load: grow as far as needed
   while (p < MAX_PIECE_LENGTH && p * MAX_PIECES < totalSize) p *= 2
   return p

@@ -287,12 +287,17 @@ export const matches = (
 // Files
 
 const ioError = (reason: "read" | "write", path: string) => (cause: unknown) =>
-  new ResumeError({
-    reason,
-    path,
-    detail: cause instanceof Error ? cause.message : String(cause),
-    cause
-  })
+  new ResumeError({ reason, path, detail: describeIo(cause), cause })
+
+/**
+ * The operating system's words for a failed call ("ENOTDIR: not a directory, stat '…'"), not @effect/platform's
+ * wrapper around them ("BadResource: FileSystem.stat …", which names its own internals).
+ */
+const describeIo = (cause: unknown): string => {
+  const description = (cause as { readonly _tag?: unknown; readonly description?: unknown } | undefined)
+  if (description?._tag === "SystemError" && typeof description.description === "string") return description.description
+  return cause instanceof Error ? cause.message : String(cause)
+}
 
 const isNotFound = (e: unknown): boolean =>
   typeof e === "object" && e !== null && "_tag" in e && e._tag === "SystemError" && "reason" in e &&

@@ -79,7 +79,7 @@ export const make = (options: Options): ResumeStore => {
       ResumeRecord.isBadDescriptor(e)
         ? Effect.fail(e)
         : Effect.as(
-          Effect.logWarning(`ignoring resume record ${path}: ${e.message}; re-checking all data`),
+          Effect.logWarning(`ignoring resume record ${path}: ${e.detail}; re-checking all data`),
           nothing("ignored")
         )
     ),

@@ -70,35 +70,31 @@ const leftReason = <A>(e: Either.Either<A, Create.CreateError>): string => {
 }
 
 describe("autoPieceLength", () => {
-  it("follows the table: smallest power of two ≥ 16 KiB giving at most 2048 pieces, capped at 16 MiB", () => {
+  it("follows libtorrent 2.0's rule: the smallest power of two ≥ 16 KiB and ≥ 10 × √size, capped at 16 MiB", () => {
     const table: ReadonlyArray<readonly [number, number]> = [
       [1, 16 * KiB],
       [100 * KiB, 16 * KiB],
-      [32 * MiB, 16 * KiB],
-      [32 * MiB + 1, 32 * KiB],
+      [2_600_000, 16 * KiB],
+      [2_700_000, 32 * KiB],
+      [22 * MiB, 64 * KiB],
       [700 * MiB, 512 * KiB],
       [GiB, 512 * KiB],
-      [GiB + 1, MiB],
-      [4.7 * GiB, 4 * MiB],
-      [32 * GiB, 16 * MiB],
+      [4.7 * GiB, 1 * MiB],
+      [32 * GiB, 2 * MiB],
       [1024 * GiB, 16 * MiB],
       [32 * 1024 * GiB + 1, 32 * MiB]
     ]
     for (const [total, want] of table) expect([total, Create.autoPieceLength(total)]).toEqual([total, want])
   })
 
-  it.prop("gives 1025–2048 pieces between 32 MiB and 32 GiB, always a power of two in range", {
+  it.prop("always a valid power of two, growing with the size, within readers' piece limit", {
     total: FastCheck.integer({ min: 1, max: 2 ** 48 })
   }, ({ total }) => {
     const p = Create.autoPieceLength(total)
     expect(Either.isRight(Create.validatePieceLength(p))).toBe(true)
     if (total <= 32 * 1024 * GiB) expect(p).toBeLessThanOrEqual(Create.MAX_AUTO_PIECE_LENGTH)
-    const n = Create.pieceCount(total, p)
-    if (total > 32 * MiB && total <= 32 * GiB) {
-      expect(n).toBeGreaterThan(1024)
-      expect(n).toBeLessThanOrEqual(2048)
-    }
-    expect(n).toBeLessThanOrEqual(Create.MAX_PIECES)
+    expect(Create.autoPieceLength(total * 2)).toBeGreaterThanOrEqual(p)
+    expect(Create.pieceCount(total, p)).toBeLessThanOrEqual(Create.MAX_PIECES)
   })
 })
 

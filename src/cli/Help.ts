@@ -390,7 +390,7 @@ const exampleRows = (list: ReadonlyArray<readonly [string, string]>): Array<stri
   })
 }
 
-export const version = (v: string): string => `${program} ${v}\n`
+export const version = (v: string): string => `${v}\n`
 
 /** `effect-torrent --help`. */
 export const topHelp = (v: string): string => {

@@ -107,7 +107,7 @@ describe("effect-torrent --help", () => {
 
   it("--version prints the package's version", async () => {
     const r = await cli(["--version"])
-    expect(r.stdout).toBe(`effect-torrent ${version}\n`)
+    expect(r.stdout).toBe(`${version}\n`)
   })
 
   it("the README's examples are the ones --help shows", () => {

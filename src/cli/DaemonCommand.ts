@@ -22,18 +22,7 @@ import * as SessionLive from "../session/SessionLive.ts"
 import type * as TorrentInfo from "../session/TorrentInfo.ts"
 import * as ResumeRecord from "../storage/ResumeRecord.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
-import {
-  dhtBootstrapOpt,
-  encryptionOpt,
-  noDhtOpt,
-  noLsdOpt,
-  noPortMappingOpt,
-  noPexOpt,
-  noWebSeedsOpt,
-  parseHostPort,
-  peerSourceOptions,
-  transportOpt
-} from "./PeerSources.ts"
+import { noWebSeedsOpt, parseHostPort, peerSourceOptions, peerSourceOpts } from "./PeerSources.ts"
 import { bindOpt, downLimitOpt, maxOpenFiles, maxOpenFilesOpt, upLimit, upLimitOpt } from "./Seeding.ts"
 
 /** Where Debian's transmission-common puts Transmission's web client. */
@@ -110,14 +99,8 @@ const opt = {
     Options.optional
   ),
   maxOpenFiles: maxOpenFilesOpt,
-  noDht: noDhtOpt,
-  dhtBootstrap: dhtBootstrapOpt,
-  noPex: noPexOpt,
-  noLsd: noLsdOpt,
-  noWebSeeds: noWebSeedsOpt,
-  noPortMapping: noPortMappingOpt,
-  encryption: encryptionOpt,
-  transport: transportOpt
+  ...peerSourceOpts,
+  noWebSeeds: noWebSeedsOpt
 }
 
 type Input = Command.Command.ParseConfig<typeof opt>

@@ -52,7 +52,7 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, noWebSeedsOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { noWebSeedsOpt, type PeerSourceInput, peerSourceOptions, peerSourceOpts } from "./PeerSources.ts"
 import * as Hints from "./Hints.ts"
 import * as Progress from "./Progress.ts"
 import * as Source from "./Source.ts"
@@ -269,7 +269,7 @@ const seedAfter = (
     if (!quiet) process.stdout.write(`${sanitizeText(d.name)}: ${seeded()}; stopping: ${why}\n`)
   }))
 
-const run = (input: {
+const run = (input: PeerSourceInput & {
   readonly source: string
   readonly output: string
   readonly peer: ReadonlyArray<string>
@@ -291,14 +291,7 @@ const run = (input: {
   readonly resumeInterval: Option.Option<number>
   readonly maxOpenFiles: Option.Option<number>
   readonly saveTorrent: Option.Option<string>
-  readonly noDht: boolean
-  readonly dhtBootstrap: ReadonlyArray<string>
-  readonly noPex: boolean
-  readonly noLsd: boolean
   readonly noWebSeeds: boolean
-  readonly noPortMapping: boolean
-  readonly encryption: Option.Option<string>
-  readonly transport: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.source)
@@ -499,14 +492,8 @@ export const download = Command.make(
     noResume: noResumeOpt,
     resumeInterval: resumeIntervalOpt,
     saveTorrent: saveTorrentOpt,
-    noDht: noDhtOpt,
-    dhtBootstrap: dhtBootstrapOpt,
-    noPex: noPexOpt,
-    noLsd: noLsdOpt,
-    noWebSeeds: noWebSeedsOpt,
-    noPortMapping: noPortMappingOpt,
-    encryption: encryptionOpt,
-    transport: transportOpt
+    ...peerSourceOpts,
+    noWebSeeds: noWebSeedsOpt
   },
   run
 ).pipe(Command.withDescription("download a torrent into a directory (resumes from data already there)"))

@@ -4,7 +4,7 @@
  */
 import * as Options from "@effect/cli/Options"
 import type * as Option from "effect/Option"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, transportOpt } from "./PeerSources.ts"
+import { type PeerSourceInput, peerSourceOpts } from "./PeerSources.ts"
 import { stateDirOpt } from "./Seeding.ts"
 
 export const fetchOptions = {
@@ -17,27 +17,14 @@ export const fetchOptions = {
     Options.optional
   ),
   noTrackers: Options.boolean("no-trackers").pipe(Options.withDescription("do not ask the magnet's trackers")),
-  noDht: noDhtOpt,
-  dhtBootstrap: dhtBootstrapOpt,
-  noPex: noPexOpt,
-  noLsd: noLsdOpt,
-  noPortMapping: noPortMappingOpt,
-  encryption: encryptionOpt,
-  transport: transportOpt,
+  ...peerSourceOpts,
   stateDir: stateDirOpt
 } as const
 
-export interface FetchInput {
+export interface FetchInput extends PeerSourceInput {
   readonly peer: ReadonlyArray<string>
   readonly timeout: Option.Option<number>
   readonly noTrackers: boolean
-  readonly noDht: boolean
-  readonly dhtBootstrap: ReadonlyArray<string>
-  readonly noPex: boolean
-  readonly noLsd: boolean
-  readonly noPortMapping: boolean
-  readonly encryption: Option.Option<string>
-  readonly transport: Option.Option<string>
   readonly stateDir: Option.Option<string>
 }
 

@@ -51,6 +51,28 @@ export const transportOpt = Options.text("transport").pipe(
   Options.optional
 )
 
+/** The peer-source and connection options of every command that talks to peers, spread into its options. */
+export const peerSourceOpts = {
+  noDht: noDhtOpt,
+  dhtBootstrap: dhtBootstrapOpt,
+  noPex: noPexOpt,
+  noLsd: noLsdOpt,
+  noPortMapping: noPortMappingOpt,
+  encryption: encryptionOpt,
+  transport: transportOpt
+} as const
+
+/** What {@link peerSourceOpts} parse to. */
+export interface PeerSourceInput {
+  readonly noDht: boolean
+  readonly dhtBootstrap: ReadonlyArray<string>
+  readonly noPex: boolean
+  readonly noLsd: boolean
+  readonly noPortMapping: boolean
+  readonly encryption: Option.Option<string>
+  readonly transport: Option.Option<string>
+}
+
 /** `host:port` or `[v6]:port`. */
 export const parseHostPort = (text: string): { host: string; port: number } | undefined => {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\s]+):(\d+)$/.exec(text)

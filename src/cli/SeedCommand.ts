@@ -29,13 +29,13 @@ import {
   upLimit,
   upLimitOpt
 } from "./Seeding.ts"
-import { dhtBootstrapOpt, encryptionOpt, noDhtOpt, noLsdOpt, noPexOpt, noPortMappingOpt, peerSourceOptions, transportOpt } from "./PeerSources.ts"
+import { type PeerSourceInput, peerSourceOptions, peerSourceOpts } from "./PeerSources.ts"
 import * as Hints from "./Hints.ts"
 import * as Source from "./Source.ts"
 
 const usage = (message: string) => new CliFailure({ message, exitCode: 2 })
 
-const run = (input: {
+const run = (input: PeerSourceInput & {
   readonly torrent: string
   readonly path: string
   readonly port: Option.Option<number>
@@ -49,13 +49,6 @@ const run = (input: {
   readonly json: boolean
   readonly stateDir: Option.Option<string>
   readonly noResume: boolean
-  readonly noDht: boolean
-  readonly dhtBootstrap: ReadonlyArray<string>
-  readonly noPex: boolean
-  readonly noLsd: boolean
-  readonly noPortMapping: boolean
-  readonly encryption: Option.Option<string>
-  readonly transport: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const loaded = yield* Source.load(input.torrent)
@@ -119,13 +112,7 @@ export const seed = Command.make(
     upLimit: upLimitOpt,
     stateDir: stateDirOpt,
     noResume: noResumeOpt,
-    noDht: noDhtOpt,
-    dhtBootstrap: dhtBootstrapOpt,
-    noPex: noPexOpt,
-    noLsd: noLsdOpt,
-    noPortMapping: noPortMappingOpt,
-    encryption: encryptionOpt,
-    transport: transportOpt,
+    ...peerSourceOpts,
     peer: Options.text("peer").pipe(
       Options.withDescription("a peer to dial, host:port (repeatable)"),
       Options.repeated

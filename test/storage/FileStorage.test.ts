@@ -122,7 +122,8 @@ describe("FileStorage layout", () => {
         }),
         { numRuns: 30 }
       )
-    )
+    ), // 30 layouts on a real disk with fsyncs: ~2 s alone, past 30 s once in CI while npm installs ran beside it
+    120_000
   )
 })
 

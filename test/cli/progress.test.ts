@@ -102,6 +102,7 @@ const big = build({ name: "big.bin", single: true, files: [{ path: ["big.bin"], 
 
 describe("as the CLI prints them", () => {
   it("in a real terminal of 50 and 80 columns every redraw fits; the summary follows", async () => {
+    // 4 MB at 1 MiB/s: about four seconds, so several redraws whatever the machine's speed
     const s = await seed(big, { blockDelayMs: 15 })
     seeders.push(s)
     for (const cols of [50, 80]) {
@@ -109,7 +110,7 @@ describe("as the CLI prints them", () => {
       const torrent = join(out, "big.torrent")
       writeFileSync(torrent, big.bytes)
       const command = `stty cols ${cols} rows 24; exec "${process.execPath}" "${bundle}" download "${torrent}" ` +
-        `-o "${join(out, "data")}" --peer 127.0.0.1:${s.port} --no-dht`
+        `-o "${join(out, "data")}" --peer 127.0.0.1:${s.port} --no-dht --down-limit 1M`
       const { NO_COLOR: _, ...colour } = env
       const r = await exec("script", ["-q", "-e", "-c", command, "/dev/null"], { env: { ...colour, TERM: "xterm" } })
       expect(r.code, r.stdout).toBe(0)

@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
+import { canConnect, freePort } from "./realSeeders.ts"
 
 export const installed = (): boolean => existsSync("/usr/sbin/nginx")
 
@@ -42,26 +43,6 @@ export interface Nginx {
   readonly reload: (locations: string, probe: { readonly path: string; readonly status: number }) => Promise<void>
   readonly stop: () => Promise<void>
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = Net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as Net.AddressInfo).port
-      s.close(() => resolve(p))
-    })
-  })
-
-const canConnect = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = Net.connect(port, "127.0.0.1")
-    s.once("connect", () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once("error", () => resolve(false))
-  })
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

@@ -74,7 +74,8 @@ const prepare = (built: Built, prefix: string): { dir: string; torrent: string }
   return { dir, torrent }
 }
 
-const canConnect = (port: number): Promise<boolean> =>
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export const canConnect = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const s = Net.connect(port, "127.0.0.1")
     s.once("connect", () => {

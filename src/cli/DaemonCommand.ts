@@ -21,6 +21,7 @@ import * as Session from "../session/Session.ts"
 import * as SessionLive from "../session/SessionLive.ts"
 import type * as TorrentInfo from "../session/TorrentInfo.ts"
 import * as ResumeRecord from "../storage/ResumeRecord.ts"
+import * as Hints from "./Hints.ts"
 import { CliFailure, sanitizeText } from "./Output.ts"
 import { noWebSeedsOpt, parseHostPort, peerSourceOptions, peerSourceOpts } from "./PeerSources.ts"
 import { bindOpt, downLimitOpt, maxOpenFiles, maxOpenFilesOpt, upLimit, upLimitOpt } from "./Seeding.ts"
@@ -190,8 +191,8 @@ const run = (input: Input) =>
     })
     yield* Effect.zipRight(announce, Effect.never).pipe(
       Effect.provide(Layer.merge(server, session).pipe(Layer.provideMerge(session), Layer.provideMerge(client))),
-      Effect.catchTag("ServerError", (e) => Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 }))),
-      Effect.catchTag("TorrentError", (e) => Effect.fail(new CliFailure({ message: sanitizeText(e.message), exitCode: 1 })))
+      Effect.catchTag("ServerError", (e) => Effect.fail(new CliFailure({ message: Hints.explain(e), exitCode: 1 }))),
+      Effect.catchTag("TorrentError", (e) => Effect.fail(new CliFailure({ message: Hints.explain(e), exitCode: 1 })))
     )
   })
 

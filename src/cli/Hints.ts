@@ -42,6 +42,13 @@ export const explain = (e: { readonly reason: string; readonly message: string }
       return `${message}; ${sanitizeText(seedDir)} looks like the torrent's own folder: give the folder that holds it, ` +
         `${sanitizeText(parent)}`
     }
+    case "listen":
+      // The daemon's HTTP API (ServerError): its port is chosen with --http, not --port.
+      if (/EADDRINUSE/.test(e.message)) {
+        return `${message}: another program (another daemon?) listens there; choose another address with --http HOST:PORT`
+      }
+      if (/EACCES/.test(e.message)) return `${message}: ports below 1024 need privileges; use --http 127.0.0.1:9091 or above`
+      return message
     default:
       return message
   }

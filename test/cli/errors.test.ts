@@ -32,6 +32,24 @@ describe("errors with a way out", () => {
     expect(r.stderr).toMatch(/EADDRINUSE.*another program listens there; choose another port with --port N/)
   })
 
+  it("the daemon's peer port in use suggests --port, its API port in use suggests --http", async () => {
+    const server = Net.createServer()
+    servers.push(server)
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+    const port = (server.address() as Net.AddressInfo).port
+    const state = tempDir("daemon-inuse")
+    const spare = Net.createServer()
+    await new Promise<void>((r) => spare.listen(0, "127.0.0.1", r))
+    const free = (spare.address() as Net.AddressInfo).port
+    await new Promise((r) => spare.close(r))
+    const peer = await cli(["daemon", "--state-dir", state, "--bind", "127.0.0.1", "--port", String(port), "--http", `127.0.0.1:${free}`, "--no-dht"])
+    expectOneLineError(peer, 1)
+    expect(peer.stderr).toMatch(/EADDRINUSE.*another program listens there; choose another port with --port N/)
+    const api = await cli(["daemon", "--state-dir", state, "--bind", "127.0.0.1", "--port", "0", "--http", `127.0.0.1:${port}`, "--no-dht"])
+    expectOneLineError(api, 1)
+    expect(api.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*EADDRINUSE.*choose another address with --http HOST:PORT`))
+  })
+
   it("seed pointed at the torrent's own folder names its parent", async () => {
     const dir = tempDir("payload")
     const own = join(dir, "album")

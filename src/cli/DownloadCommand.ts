@@ -168,6 +168,9 @@ export interface View {
   peers: number
   /** Connected peers' progress (0..1), once the torrent runs: how many of them are seeds. */
   peerProgress?: (() => ReadonlyArray<number>) | undefined
+  /** Once the torrent runs: what it does to find peers, for the line shown while none is connected. */
+  search?: (() => Omit<Progress.WaitingView, "name" | "done" | "total">) | undefined
+  startedAt?: number | undefined
 }
 
 /** The status line for `width` columns (Infinity on a pipe: every field, no bar). */
@@ -180,6 +183,9 @@ export const statusLine = (d: Client.Download, view: View, width: number, bar: b
   }
   if (view.checking !== undefined) return clip(`checking ${view.checking.checked}/${view.checking.total} pieces`)
   const st = d.stats()
+  if (view.peers === 0 && view.search !== undefined && view.startedAt !== undefined && st.bytesLeft > 0) {
+    return Progress.waitingLine({ name: sanitizeText(d.name), done: st.total - st.bytesLeft, total: st.total, ...view.search() }, width)
+  }
   const progress = view.peerProgress?.()
   return Progress.downloadLine({
     name: sanitizeText(d.name),
@@ -358,10 +364,19 @@ const run = (input: PeerSourceInput & {
         saveTorrent: loaded._tag === "Magnet" ? saveTorrent : undefined
       })
       if (saveTorrent !== undefined && loaded._tag === "Torrent") yield* Client.writeTorrentFile(saveTorrent, loaded.bytes)
-      const view: View & { startedAt?: number; alreadyThere?: number } = { checking: undefined, downRate: 0, peers: 0 }
+      const view: View & { alreadyThere?: number } = { checking: undefined, downRate: 0, peers: 0 }
       const trackerErrors = new Map<string, string>()
       yield* Effect.forkScoped(Effect.map(d.running, (r) => {
         view.peerProgress = () => r.torrent.peers().map((p) => p.progress)
+        view.search = () => {
+          const s = r.torrent.search()
+          return {
+            ...s,
+            lastAttempt: s.lastAttempt === undefined ? undefined : sanitizeText(s.lastAttempt),
+            trackers: r.torrent.trackers().map((t) => ({ url: sanitizeText(t.url), status: t.status, message: sanitizeText(t.message) })),
+            webSeeds: r.torrent.webSeeds().length
+          }
+        }
       }).pipe(Effect.ignore))
       // `--quiet` without `--json` prints nothing the events feed, so nothing consumes them: a wake-up and ~30
       // runtime ops per event (one per piece) saved. The subscription slides, so the torrent never waits for it.

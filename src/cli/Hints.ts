@@ -6,6 +6,7 @@ import * as Fs from "node:fs"
 import * as NodePath from "node:path"
 import type * as Metainfo from "../metainfo/Metainfo.ts"
 import { sanitizeText } from "./Output.ts"
+import { brief } from "./Progress.ts"
 
 export interface Context {
   /** The last error of each tracker, from the torrent's TrackerError events. */
@@ -31,7 +32,7 @@ export const explain = (e: { readonly reason: string; readonly message: string }
     case "no-peers": {
       const trackers = [...(context.trackerErrors ?? new Map<string, string>())]
       if (trackers.length === 0) return message
-      const listed = trackers.slice(0, 3).map(([url, why]) => `${sanitizeText(url)}: ${sanitizeText(why)}`).join("; ")
+      const listed = trackers.slice(0, 3).map(([url, why]) => `${sanitizeText(url)}: ${sanitizeText(brief(why))}`).join("; ")
       const more = trackers.length > 3 ? `; ${trackers.length - 3} more` : ""
       return `${message}; trackers: ${listed}${more}`
     }

@@ -153,3 +153,79 @@ export const seedLine = (v: SeedView, width: number): string => {
     plain(3, formatPeers(v.peers, undefined))
   ], width, { text: v.name, priority: 5 })
 }
+
+export interface WaitingView {
+  readonly name: string
+  readonly done: number
+  readonly total: number
+  /** Peer addresses known, connections being set up, and how the latest attempt ended. */
+  readonly candidates: number
+  readonly dialling: number
+  readonly lastAttempt: string | undefined
+  /** Each tracker's state: "working" ones answered; an error carries its message. */
+  readonly trackers: ReadonlyArray<{ readonly url: string; readonly status: string; readonly message: string }>
+  readonly dht: boolean
+  readonly lsd: boolean
+  readonly webSeeds: number
+}
+
+const CODES: Record<string, string> = {
+  ECONNREFUSED: "refused",
+  ECONNRESET: "reset",
+  ETIMEDOUT: "timed out",
+  EHOSTUNREACH: "unreachable",
+  ENETUNREACH: "network unreachable",
+  ENOTFOUND: "not found (DNS)",
+  EAI_AGAIN: "DNS failed"
+}
+
+/**
+ * The gist of a connection error for a status line: a known system code in words, else the last clause of a
+ * message that repeats its context ("peer a closed (x): tcp x (a): connect ECONNREFUSED a" → "refused").
+ */
+export const brief = (message: string): string => {
+  const code = /\b(E[A-Z_]{3,})\b/.exec(message)?.[1]
+  if (code !== undefined) return CODES[code] ?? code
+  if (/time(d)? ?out/i.test(message)) return "timed out"
+  const last = message.slice(message.lastIndexOf(": ") + 1).trim()
+  return last === "" ? message : last
+}
+
+/**
+ * What is being tried while no peer is connected, most telling first: connection attempts and how the last one
+ * ended, then the trackers (a failing one with its error), then the other sources.
+ */
+export const waitingText = (v: WaitingView): string => {
+  const parts: Array<string> = []
+  if (v.candidates === 0) parts.push("no peer address yet")
+  else {
+    const dialling = v.dialling > 0 ? `trying ${v.dialling} of ${v.candidates} known` : `${v.candidates} known`
+    const last = v.lastAttempt === undefined ? undefined : /^(\S+?): (.*)$/s.exec(v.lastAttempt)
+    parts.push(last == null ? dialling : `${dialling}, last ${last[1]} ${brief(last[2]!)}`)
+  }
+  if (v.trackers.length > 0) {
+    const answered = v.trackers.filter((t) => t.status === "working").length
+    const failing = v.trackers.find((t) => t.status === "error" && t.message !== "")
+    const n = v.trackers.length
+    parts.push(
+      `${answered}/${n} ${n === 1 ? "tracker" : "trackers"} answered` +
+        (failing === undefined ? "" : ` (${failing.url} ${brief(failing.message)})`)
+    )
+  }
+  const more = [v.dht ? "DHT" : "", v.lsd ? "LSD" : "", v.webSeeds > 0 ? `${v.webSeeds} web seed${v.webSeeds === 1 ? "" : "s"}` : ""]
+    .filter((s) => s !== "")
+  if (more.length > 0) parts.push(`asking ${more.join(", ")}`)
+  return `waiting for peers: ${parts.join("; ")}`
+}
+
+/**
+ * The line while no peer is connected: what is being tried matters more than sizes that do not move, so a terminal
+ * line is the name (≤ 12 columns, from 60 columns up), the percentage and `waitingText` cut to the width; a log line
+ * (infinite width) has everything.
+ */
+export const waitingLine = (v: WaitingView, width: number): string => {
+  const pct = `${(v.total === 0 ? 100 : (v.done * 100) / v.total).toFixed(1)}%`
+  if (!Number.isFinite(width)) return `${v.name}  ${pct}  ${formatBytes(v.done)}/${formatBytes(v.total)}  ${waitingText(v)}`
+  const head = width >= 60 ? `${cut(v.name, 12)}  ${pct}` : pct
+  return `${head}  ${cut(waitingText(v), Math.max(1, width - 1 - head.length - 2))}`
+}

@@ -176,6 +176,19 @@ export interface Options {
   readonly webSeedConfig?: Omit<WebSeed.Options, "urls" | "metainfo" | "handle" | "finished" | "onState"> | undefined
 }
 
+/** See `Torrent.search`. */
+export interface Search {
+  /** Peer addresses known (from any source), banned ones left out. */
+  readonly candidates: number
+  /** Connections being set up (dialled or accepted, handshake not done). */
+  readonly dialling: number
+  /** How the latest connection attempt ended ("addr: message"). */
+  readonly lastAttempt: string | undefined
+  /** Looking in the DHT / on the local network. */
+  readonly dht: boolean
+  readonly lsd: boolean
+}
+
 export interface Stats {
   /** Payload bytes of accepted blocks. */
   readonly downloaded: number
@@ -237,6 +250,8 @@ export interface Torrent {
   readonly webSeeds: () => ReadonlyArray<WebSeed.ServerStatus>
   /** Every tracker of the metainfo with its announce state (idle ones too); empty with `trackers: false`. */
   readonly trackers: () => ReadonlyArray<Announcer.TrackerState>
+  /** What it does to find peers: for a "waiting for peers" line that says what is being tried. */
+  readonly search: () => Search
   /** A copy of the verified pieces. */
   readonly have: () => Bitfield.Bitfield
   /** Bytes/s of the last `Progress` event (0 before the first). */
@@ -809,6 +824,13 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       accept: swarm.accept,
       peers: () => download.statuses(uploader.peer),
       trackers: board.trackers,
+      search: () => ({
+        candidates: swarm.addresses().length,
+        dialling: swarm.active() - peers.size,
+        lastAttempt: swarm.lastAttempt(),
+        dht: dht !== undefined,
+        lsd: options.lsd !== undefined && !m.private
+      }),
       webSeeds: () => webSeeds?.servers() ?? [],
       have: () => Bitfield.copy(have),
       rates: () => lastRates,

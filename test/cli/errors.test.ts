@@ -74,9 +74,13 @@ describe("errors with a way out", () => {
     const dir = tempDir("nopeers")
     const torrent = join(dir, "lonely.torrent")
     writeFileSync(torrent, withTracker.bytes)
-    const r = await cli(["download", torrent, "-o", dir, "--no-dht", "--no-peers-timeout", "2"])
+    const r = await cli(["download", torrent, "-o", dir, "--no-dht", "--no-peers-timeout", "6"])
     expectOneLineError(r, 1)
-    expect(r.stderr).toMatch(new RegExp(`no peers to download from within 2s.*; trackers: http://127\\.0\\.0\\.1:${dead}/announce: `))
+    expect(r.stderr).toMatch(new RegExp(`no peers to download from within 6s.*; trackers: http://127\\.0\\.0\\.1:${dead}/announce: refused\\s*$`))
+    // while waiting, the plain status line (every 5 s on a pipe) said what was being tried
+    expect(r.stdout).toContain(
+      `lonely  0.0%  0 B/19.5 KiB  waiting for peers: no peer address yet; 0/1 tracker answered (http://127.0.0.1:${dead}/announce refused)`
+    )
   })
 
   it("an unusable state directory is reported in the system's words, not @effect/platform's", async () => {

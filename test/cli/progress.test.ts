@@ -49,6 +49,47 @@ describe("the progress line", () => {
     )
   })
 
+  it("while no peer is connected, says what is being tried, fitted to the width", () => {
+    const waiting: Progress.WaitingView = {
+      name: "ubuntu-24.04.1-desktop-amd64.iso",
+      done: 0,
+      total: 21.9 * MiB,
+      candidates: 3,
+      dialling: 2,
+      lastAttempt: "10.0.0.7:6881: peer 10.0.0.7:6881 closed (connect-failed): tcp connect-failed (10.0.0.7:6881): connect ECONNREFUSED 10.0.0.7:6881",
+      trackers: [
+        { url: "udp://tracker.example:6969", status: "error", message: "tracker udp://tracker.example:6969: timed out after 15s" },
+        { url: "http://t2.example/announce", status: "working", message: "" }
+      ],
+      dht: true,
+      lsd: true,
+      webSeeds: 0
+    }
+    const lines = [40, 60, 80, 140, Number.POSITIVE_INFINITY].map((w) => {
+      const line = Progress.waitingLine(waiting, w)
+      if (Number.isFinite(w)) expect(line.length, `${w}: ${line}`).toBeLessThan(w)
+      return `${String(w).padStart(3)}|${line}`
+    })
+    expect(lines.join("\n")).toMatchInlineSnapshot(`
+      " 40|0.0%  waiting for peers: trying 2 of 3…
+       60|ubuntu-24.0…  0.0%  waiting for peers: trying 2 of 3 known…
+       80|ubuntu-24.0…  0.0%  waiting for peers: trying 2 of 3 known, last 10.0.0.7:6881…
+      140|ubuntu-24.0…  0.0%  waiting for peers: trying 2 of 3 known, last 10.0.0.7:6881 refused; 1/2 trackers answered (udp://tracker.example:6969 …
+      Infinity|ubuntu-24.04.1-desktop-amd64.iso  0.0%  0 B/21.9 MiB  waiting for peers: trying 2 of 3 known, last 10.0.0.7:6881 refused; 1/2 trackers answered (udp://tracker.example:6969 timed out); asking DHT, LSD"
+    `)
+    expect(Progress.waitingText({ ...waiting, candidates: 0, dialling: 0, lastAttempt: undefined, trackers: [], dht: false, lsd: false, webSeeds: 1 }))
+      .toBe("waiting for peers: no peer address yet; asking 1 web seed")
+  })
+
+  it("tells a connection error in a word", () => {
+    expect(Progress.brief("tcp connect-failed (1.2.3.4:5): connect ECONNREFUSED 1.2.3.4:5")).toBe("refused")
+    expect(Progress.brief("connect EHOSTUNREACH 1.2.3.4:5")).toBe("unreachable")
+    expect(Progress.brief("tracker http://x/announce: request timed out")).toBe("timed out")
+    expect(Progress.brief("tracker http://x/announce: tracker says: unregistered torrent")).toBe("unregistered torrent")
+    expect(Progress.brief("EWHATEVER")).toBe("EWHATEVER")
+    expect(Progress.brief("")).toBe("")
+  })
+
   it("says 1 peer, and rates in one format", () => {
     expect(Progress.formatPeers(1, undefined)).toBe("1 peer")
     expect(Progress.formatPeers(1, 1)).toBe("1 peer (1 seed)")

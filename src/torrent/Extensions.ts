@@ -12,13 +12,22 @@
  * - PEX: every peer with a known listening address (an outbound connection's address, or an inbound one's host
  *   with the `p` of its handshake) is offered to the others with `UtPex.tick` (at most once a minute per
  *   connection, bounded, a peer never both added and dropped); peers arriving in a peer's ut_pex go to `onPeers`,
- *   at most one message per peer every 30 s is taken (a flood is ignored, not trusted).
+ *   at most one message per peer every 30 s is taken (a flood is ignored, not trusted). Flags we send: seed
+ *   (BEP 21 upload_only), prefers encryption (it spoke MSE with us), holepunch (its handshake has ut_holepunch),
+ *   reachable (we dialled it — but not when the connection exists only because a relay had us punch through to it).
+ * - ut_holepunch (BEP 55, policy in Holepunch.ts): as the relay, a rendezvous for a connected peer that speaks
+ *   ut_holepunch gets `connect` to both (each told the other's address), otherwise `error` (NoSuchPeer for an
+ *   address that is no endpoint, NoSelf for the asker itself or us, NotConnected, NoSupport); as the initiator,
+ *   `dialFailed` sends a rendezvous through an introducer of the address; a `connect` goes to `onPunch` (dial it).
+ *   Not for a private torrent (no PEX there, so no introductions).
  */
 import * as Either from "effect/Either"
+import type { PeerControl, PeerInfo, PeerKey } from "../peer/TorrentHandle.ts"
 import * as ExtensionHandshake from "../wire/ExtensionHandshake.ts"
+import * as UtHolepunch from "../wire/UtHolepunch.ts"
 import * as UtMetadata from "../wire/UtMetadata.ts"
 import * as UtPex from "../wire/UtPex.ts"
-import type { PeerControl, PeerInfo, PeerKey } from "../peer/TorrentHandle.ts"
+import * as Holepunch from "./Holepunch.ts"
 
 export interface Host {
   readonly host: string
@@ -40,6 +49,12 @@ export interface Options {
   readonly onHandshake?: ((peer: PeerKey, handshake: ExtensionHandshake.ExtensionHandshake) => void) | undefined
   /** A ut_metadata data or reject message (for a metadata fetch; requests are answered here). */
   readonly onMetadata?: ((peer: PeerKey, message: UtMetadata.Message) => void) | undefined
+  /** BEP 55: a relay told us to connect to `to` (over uTP, at once). */
+  readonly onPunch?: ((from: PeerKey, to: Host) => void) | undefined
+  /** BEP 55: one line of what happened (relayed, asked, answered), for the log. */
+  readonly onHolepunchLog?: ((line: string) => void) | undefined
+  /** BEP 55 limits (Holepunch.defaults otherwise). */
+  readonly holepunch?: Partial<Holepunch.Config> | undefined
 }
 
 interface PeerExt {
@@ -66,6 +81,12 @@ export interface Extensions {
   readonly sendMetadata: (peer: PeerKey, message: UtMetadata.Message) => boolean
   /** The listening address of a connected peer, when known. */
   readonly listenAddress: (peer: PeerKey) => Host | undefined
+  /**
+   * BEP 55 initiator: dialling `to` failed; sends a rendezvous through one of its introducers when the policy
+   * allows. Returns the relay asked, if any.
+   */
+  readonly dialFailed: (to: Host) => PeerKey | undefined
+  readonly holepunchStats: () => Holepunch.Stats
 }
 
 /** `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) as `1.2.3.4`. */
@@ -82,11 +103,16 @@ export const addressBytes = (host: string): Uint8Array | undefined => {
 
 const PEX_IN_INTERVAL = 30_000
 
+/** The text of 4 or 16 address bytes. */
+const ipText = (b: Uint8Array): string => UtPex.fromCompact(Uint8Array.from([...b, 0, 1]))?.ip ?? ""
+
 export const make = (options: Options, now: () => number): Extensions => {
   const registry = options.isPrivate
     ? ExtensionHandshake.makeRegistry([ExtensionHandshake.UtMetadata])
     : ExtensionHandshake.defaultRegistry()
   const peers = new Map<PeerKey, PeerExt>()
+  const holepunch = Holepunch.make(options.holepunch)
+  const hpLog = options.onHolepunchLog ?? (() => {})
 
   const listenAddress = (p: PeerExt): Host | undefined => {
     const remote = p.info.remote
@@ -125,7 +151,73 @@ export const make = (options: Options, now: () => number): Extensions => {
     p.lastPexIn = t
     const decoded = UtPex.decode(payload)
     if (Either.isLeft(decoded)) return
+    holepunch.introduced(peer, decoded.right.added)
     if (decoded.right.added.length > 0) options.onPeers(peer, decoded.right.added)
+  }
+
+  const speaksHolepunch = (p: PeerExt) => ExtensionHandshake.theirId(p.registry, ExtensionHandshake.UtHolepunch) !== undefined
+  const sameEndpoint = (a: Host | undefined, b: UtPex.Endpoint) =>
+    a !== undefined && a.port === b.port && normalizeHost(a.host) === b.ip
+  /**
+   * Where the other peer should send its uTP SYN to reach `p`: its listening address (what PEX handed out); for a
+   * peer that dialled us and gave no port, the connection's far end.
+   */
+  const punchAddress = (p: PeerExt): Host => {
+    const remote = { host: normalizeHost(p.info.remote.host), port: p.info.remote.port }
+    return listenAddress(p) ?? remote
+  }
+  const sendHolepunch = (p: PeerExt, m: UtHolepunch.Message): boolean => {
+    const payload = UtHolepunch.encode(m)
+    return payload !== undefined && send(p, ExtensionHandshake.UtHolepunch, payload)
+  }
+
+  const onHolepunchMessage = (peer: PeerKey, p: PeerExt, payload: Uint8Array) => {
+    if (options.isPrivate) return
+    const decoded = UtHolepunch.decode(payload)
+    if (Either.isLeft(decoded)) return
+    const m = decoded.right
+    const target = { ip: normalizeHost(m.ip), port: m.port }
+    if (m._tag === "Rendezvous") {
+      if (!holepunch.allowRendezvous(peer, now())) return
+      const fail = (code: number) => {
+        holepunch.relayed(false)
+        hpLog(`holepunch: rendezvous from ${peer} for ${target.ip}:${target.port} refused: ${UtHolepunch.errorName(code)}`)
+        sendHolepunch(p, UtHolepunch.error(m, code))
+      }
+      const ours = p.handshake?.yourip
+      const isUs = options.listenPort === target.port && ours !== undefined &&
+        UtPex.keyOf({ ip: target.ip, port: 1 }) === UtPex.keyOf({ ip: ipText(ours), port: 1 })
+      if (UtPex.keyOf(target) === undefined || target.ip === "0.0.0.0" || target.ip === "::") {
+        return fail(UtHolepunch.ErrorCode.NoSuchPeer)
+      }
+      if (isUs || sameEndpoint(p.info.remote, target) || sameEndpoint(listenAddress(p), target)) {
+        return fail(UtHolepunch.ErrorCode.NoSelf)
+      }
+      let found: PeerExt | undefined
+      for (const o of peers.values()) {
+        if (o === p || o.info.webSeed === true) continue
+        if (sameEndpoint(o.info.remote, target) || sameEndpoint(listenAddress(o), target)) {
+          found = o
+          break
+        }
+      }
+      if (found === undefined) return fail(UtHolepunch.ErrorCode.NotConnected)
+      if (!speaksHolepunch(found)) return fail(UtHolepunch.ErrorCode.NoSupport)
+      const back = punchAddress(p)
+      sendHolepunch(found, UtHolepunch.connect({ ip: back.host, port: back.port }))
+      sendHolepunch(p, UtHolepunch.connect(target))
+      holepunch.relayed(true)
+      hpLog(`holepunch: relayed rendezvous from ${peer} (${back.host}:${back.port}) to ${target.ip}:${target.port}`)
+      return
+    }
+    if (m._tag === "Connect") {
+      const follow = holepunch.onConnect(peer, target, now())
+      hpLog(`holepunch: connect from ${peer} to ${target.ip}:${target.port}${follow ? "" : " ignored (limit)"}`)
+      if (follow) options.onPunch?.(peer, { host: target.ip, port: target.port })
+      return
+    }
+    holepunch.onError(peer, target)
+    hpLog(`holepunch: ${peer} cannot relay to ${target.ip}:${target.port}: ${UtHolepunch.errorName(m.error)}`)
   }
 
   return {
@@ -153,6 +245,7 @@ export const make = (options: Options, now: () => number): Extensions => {
     },
     closed: (peer) => {
       peers.delete(peer)
+      holepunch.forget(peer)
     },
     onExtended: (peer, id, payload) => {
       const p = peers.get(peer)
@@ -168,6 +261,7 @@ export const make = (options: Options, now: () => number): Extensions => {
       const name = ExtensionHandshake.nameOf(registry, id)
       if (name === ExtensionHandshake.UtMetadata) onMetadataMessage(peer, p, payload)
       else if (name === ExtensionHandshake.UtPex) onPexMessage(peer, p, payload)
+      else if (name === ExtensionHandshake.UtHolepunch) onHolepunchMessage(peer, p, payload)
     },
     tick: (t) => {
       if (options.isPrivate || peers.size === 0) return
@@ -176,10 +270,14 @@ export const make = (options: Options, now: () => number): Extensions => {
         const a = listenAddress(p)
         if (a === undefined) continue
         const seed = p.handshake?.uploadOnly === true ? UtPex.Flags.Seed : 0
-        const reachable = p.info.direction === "outbound" ? UtPex.Flags.Reachable : 0
+        // We dialled it, so others can (a connection a relay had us punch proves nothing of the kind).
+        const reachable = p.info.direction === "outbound" && !holepunch.punched({ ip: a.host, port: a.port })
+          ? UtPex.Flags.Reachable
+          : 0
         // It spoke MSE with us (rc4 or plaintext after the handshake), so others may open encrypted connections to it.
         const encrypts = p.info.encryption === "none" ? 0 : UtPex.Flags.PrefersEncryption
-        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable | encrypts } })
+        const punchable = speaksHolepunch(p) ? UtPex.Flags.Holepunch : 0
+        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable | encrypts | punchable } })
       }
       for (const [key, p] of peers) {
         if (ExtensionHandshake.theirId(p.registry, ExtensionHandshake.UtPex) === undefined) continue
@@ -197,6 +295,19 @@ export const make = (options: Options, now: () => number): Extensions => {
     listenAddress: (peer) => {
       const p = peers.get(peer)
       return p === undefined ? undefined : listenAddress(p)
-    }
+    },
+    dialFailed: (to) => {
+      if (options.isPrivate) return undefined
+      const target = { ip: normalizeHost(to.host), port: to.port }
+      const relay = holepunch.rendezvousVia(target, now(), (k) => {
+        const r = peers.get(k)
+        return r !== undefined && speaksHolepunch(r)
+      })
+      if (relay === undefined) return undefined
+      sendHolepunch(peers.get(relay)!, UtHolepunch.rendezvous(target))
+      hpLog(`holepunch: dialling ${target.ip}:${target.port} failed; rendezvous sent through ${relay}`)
+      return relay
+    },
+    holepunchStats: holepunch.stats
   }
 }

@@ -12,7 +12,7 @@
  *   real info dicts of that size are pathological (100k+ pieces), and 16 MiB keeps a magnet fetch's memory small.
  * - `upload_only` (BEP 21): any integer, nonzero = true.
  *
- * The other extension codecs of wire/ (`UtMetadata`, `UtPex`) share {@link ExtensionError}.
+ * The other extension codecs of wire/ (`UtMetadata`, `UtPex`, `UtHolepunch`) share {@link ExtensionError}.
  */
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
@@ -48,6 +48,8 @@ export const maxMetadataSize = 16 * 1024 * 1024
 /** The extension names this project knows. */
 export const UtMetadata = "ut_metadata"
 export const UtPex = "ut_pex"
+/** BEP 55 (wire/UtHolepunch.ts). */
+export const UtHolepunch = "ut_holepunch"
 
 export interface ExtensionHandshake {
   /** Extension name (binary string, as bencode keys decode) → the sender's id for it; 0 = disabled. */
@@ -156,8 +158,8 @@ export const makeRegistry = (names: ReadonlyArray<string>): Registry => {
   return { ours: new Map(names.map((n, i) => [n, i + 1])), theirs: new Map() }
 }
 
-/** The registry this project uses: ut_metadata = 1, ut_pex = 2. */
-export const defaultRegistry = (): Registry => makeRegistry([UtMetadata, UtPex])
+/** The registry this project uses: ut_metadata = 1, ut_pex = 2, ut_holepunch = 3. */
+export const defaultRegistry = (): Registry => makeRegistry([UtMetadata, UtPex, UtHolepunch])
 
 /** Our id for an extension (put it in our handshake's `m`). */
 export const ourId = (r: Registry, name: string): number | undefined => r.ours.get(name)

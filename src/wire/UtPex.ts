@@ -105,6 +105,10 @@ export const keyOf = (p: Endpoint): string | undefined => {
   return c === undefined ? undefined : Bytes.toHex(c)
 }
 
+/** A peer from its compact form (6 or 18 bytes), or `undefined` for another length or port 0. */
+export const fromCompact = (b: Uint8Array): Endpoint | undefined =>
+  b.length === 6 || b.length === 18 ? readCompact(b, b.length, 1)[0] : undefined
+
 const readCompact = (b: Uint8Array, size: 6 | 18, limit: number): Array<Endpoint> => {
   const out: Array<Endpoint> = []
   for (let off = 0; off + size <= b.length && out.length < limit; off += size) {

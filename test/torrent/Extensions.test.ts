@@ -66,12 +66,12 @@ const setup = (isPrivate = false) => {
 }
 
 describe("Extensions", () => {
-  it("our handshake: ut_metadata and ut_pex ids, our port, the peer's address, the metadata size", () => {
+  it("our handshake: ut_metadata, ut_pex and ut_holepunch ids, our port, the peer's address, the metadata size", () => {
     const { ext } = setup()
     const h = ExtensionHandshake.decode(ext.handshake("k", { host: "::ffff:10.1.2.3", port: 5 }))
     expect(Either.isRight(h)).toBe(true)
     if (Either.isLeft(h)) return
-    expect([...h.right.m.keys()].sort()).toEqual(["ut_metadata", "ut_pex"])
+    expect([...h.right.m.keys()].sort()).toEqual(["ut_holepunch", "ut_metadata", "ut_pex"])
     expect(h.right.p).toBe(6881)
     expect([...h.right.yourip!]).toEqual([10, 1, 2, 3])
     expect(h.right.metadataSize).toBe(info.length)

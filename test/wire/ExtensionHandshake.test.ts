@@ -95,7 +95,7 @@ describe("ExtensionHandshake.encode", () => {
       uploadOnly: true
     })
     expect(text(ExtensionHandshake.encode(h))).toBe(
-      "d1:md11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei1000e1:pi6881e4:reqqi250e11:upload_onlyi1e" +
+      "d1:md12:ut_holepunchi3e11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei1000e1:pi6881e4:reqqi250e11:upload_onlyi1e" +
         "1:v20:effect-torrent 0.1.0e"
     )
   })

@@ -20,6 +20,8 @@ export const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.m
 export const CLI_BASE = process.env["ET_BENCH_CLI_BASE"]
 /** Node flags for our process (e.g. "--cpu-prof --cpu-prof-dir=D"). */
 export const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
+/** A command our leecher runs under, for investigation (e.g. `strace -f -c -o /tmp/st.txt`); its CPU counts too. */
+export const wrapArgs = (process.env["ET_BENCH_WRAP"] ?? "").split(" ").filter(Boolean)
 /**
  * THROUGHPUT.md rule 9, as the launcher sets it; ET_BENCH_MALLOC_DEFAULT=1 leaves glibc's default. Loopback only: the
  * benchmarks' swarms are on 127.0.0.1, so no DHT bootstrap or LSD multicast leaves the machine.
@@ -324,7 +326,7 @@ export const leecherCommand = async (
       if (cli === undefined) throw new Error("effect-base needs ET_BENCH_CLI_BASE=path/to/cli.mjs")
       return {
         // The resume record goes beside the output (and is deleted with it), never into the user's state directory.
-        argv: [process.execPath, ...nodeArgs, cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`],
+        argv: [...wrapArgs, process.execPath, ...nodeArgs, cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`],
         env: effectEnv()
       }
     }

@@ -310,7 +310,24 @@ export const startLibtorrentSeeder = async (
 // ---------------------------------------------------------------------------------------------------------------
 // Leechers
 
-export type LeecherName = "effect" | "effect-base" | "aria2" | "libtorrent"
+export type LeecherName = "effect" | "effect-base" | "aria2" | "libtorrent" | "webtorrent"
+
+/** WebTorrent's version for the bench, installed on first use into `.tmp/bench-webtorrent` (not a project dependency). */
+export const WEBTORRENT_VERSION = "3.0.21"
+export const WEBTORRENT_DIR = Path.join(ROOT, ".tmp", "bench-webtorrent")
+
+/** Installs WebTorrent for the bench (npm, `--ignore-scripts`: its optional native uTP is not needed over TCP). */
+export const ensureWebTorrent = (): void => {
+  const installed = Path.join(WEBTORRENT_DIR, "node_modules", "webtorrent", "package.json")
+  if (Fs.existsSync(installed) && (JSON.parse(Fs.readFileSync(installed, "utf8")) as { version: string }).version === WEBTORRENT_VERSION) return
+  Fs.mkdirSync(WEBTORRENT_DIR, { recursive: true })
+  Fs.writeFileSync(Path.join(WEBTORRENT_DIR, "package.json"), JSON.stringify({ name: "bench-webtorrent", private: true, type: "module" }))
+  console.log(`installing webtorrent@${WEBTORRENT_VERSION} into ${WEBTORRENT_DIR}`)
+  execFileSync("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", `webtorrent@${WEBTORRENT_VERSION}`], {
+    cwd: WEBTORRENT_DIR,
+    stdio: "inherit"
+  })
+}
 
 /** The command line of a leecher downloading `torrentPath` into `out` (scripts in `dir`); each exits when done. */
 export const leecherCommand = async (
@@ -341,6 +358,12 @@ export const leecherCommand = async (
       }
     case "libtorrent":
       return { argv: [PYTHON, Path.join(dir, "leech.py"), torrentPath, out, String(await freePort())], env: { ...process.env } }
+    case "webtorrent":
+      ensureWebTorrent()
+      return {
+        argv: [process.execPath, Path.join(ROOT, "bench", "webtorrent-leech.mjs"), torrentPath, out, String(await freePort())],
+        env: { ...process.env, WEBTORRENT_DIR }
+      }
   }
 }
 

@@ -12,6 +12,7 @@
 import * as Data from "effect/Data"
 import * as Schema from "effect/Schema"
 import type * as TorrentInfo from "../session/TorrentInfo.ts"
+import * as PeerSource from "../torrent/PeerSource.ts"
 
 /** What `session-get` says as `version` and `rpc-version`: the Transmission release whose RPC this follows. */
 export const RPC_VERSION = 16
@@ -301,7 +302,7 @@ export const splitAddress = (address: string): readonly [string, number] => {
   return m === null ? [address, 0] : [m[1]!, Number(m[2])]
 }
 
-/** Transmission's peer flags (its peer-mgr's flagStr): D/d, U/u, K, ?, E, I. */
+/** Transmission's peer flags (its peer-mgr's flagStr): D/d, U/u, K, ?, E, H (from the DHT) or X (PEX), I, T (uTP). */
 export const flagStr = (p: TorrentInfo.PeerInfo): string => {
   let s = ""
   if (p.downloadRate > 0) s += "D"
@@ -311,7 +312,10 @@ export const flagStr = (p: TorrentInfo.PeerInfo): string => {
   if (!p.chokingUs && !p.interested) s += "K"
   if (!p.choked && !p.interestedInUs) s += "?"
   if (p.encryption === "rc4") s += "E"
+  if (p.source === "dht") s += "H"
+  else if (p.source === "pex") s += "X"
   if (p.incoming) s += "I"
+  if (p.transport === "utp") s += "T"
   return s
 }
 
@@ -326,7 +330,7 @@ export const peerOf = (p: TorrentInfo.PeerInfo) => {
     isDownloadingFrom: p.downloadRate > 0,
     isEncrypted: p.encryption === "rc4",
     isIncoming: p.incoming,
-    isUTP: false,
+    isUTP: p.transport === "utp",
     isUploadingTo: p.uploadRate > 0,
     peerIsChoked: p.choked,
     peerIsInterested: p.interestedInUs,
@@ -335,6 +339,16 @@ export const peerOf = (p: TorrentInfo.PeerInfo) => {
     rateToClient: whole(p.downloadRate),
     rateToPeer: whole(p.uploadRate)
   }
+}
+
+/** Connected peers by their first source, as Transmission counts them (PeerSource.transmissionKey). */
+export const peersFrom = (ps: ReadonlyArray<TorrentInfo.PeerInfo>) => {
+  const out = { fromCache: 0, fromDht: 0, fromIncoming: 0, fromLpd: 0, fromLtep: 0, fromPex: 0, fromTracker: 0 }
+  for (const p of ps) {
+    const k = PeerSource.transmissionKey(p.source)
+    if (k !== undefined) out[k]++
+  }
+  return out
 }
 
 /** The scrape URL of an HTTP announce URL (BEP 48's rule), else "". */
@@ -471,15 +485,7 @@ export const fields: { readonly [name: string]: Field } = {
   "peer-limit": D((d, s) => d.options.maxPeers ?? s.settings.maxPeersPerTorrent),
   peers: P((ps) => ps.map(peerOf)),
   peersConnected: S((t) => t.peers),
-  peersFrom: P((ps) => ({
-    fromCache: 0,
-    fromDht: 0,
-    fromIncoming: ps.filter((p) => p.incoming).length,
-    fromLpd: 0,
-    fromLtep: 0,
-    fromPex: 0,
-    fromTracker: ps.filter((p) => !p.incoming).length
-  })),
+  peersFrom: P(peersFrom),
   peersGettingFromUs: P((ps) => ps.filter((p) => p.uploadRate > 0).length),
   peersSendingToUs: P((ps) => ps.filter((p) => p.downloadRate > 0).length),
   percentComplete: S((t) => (t.size > 0 ? fraction(t.wantedSize === t.size ? t.progress : t.haveSize / t.size) : 1)),
@@ -577,9 +583,7 @@ export const fixedSessionValues: { readonly [key: string]: Json } = {
   "idle-seeding-limit-enabled": false,
   "incomplete-dir": "",
   "incomplete-dir-enabled": false,
-  "lpd-enabled": false,
   "peer-port-random-on-start": false,
-  "port-forwarding-enabled": false,
   "queue-stalled-enabled": false,
   "queue-stalled-minutes": 30,
   "rename-partial-files": false,
@@ -587,7 +591,6 @@ export const fixedSessionValues: { readonly [key: string]: Json } = {
   "script-torrent-done-filename": "",
   "start-added-torrents": true,
   "trash-original-torrent-files": false,
-  "utp-enabled": false,
   "download-queue-enabled": true,
   "seed-queue-enabled": true
 }
@@ -609,6 +612,9 @@ export const sessionArguments = (i: SessionInfo): { readonly [k: string]: Json }
     ...fixedSessionValues,
     "config-dir": i.configDir,
     "dht-enabled": s.dht,
+    "lpd-enabled": s.lsd,
+    "port-forwarding-enabled": s.portMapping,
+    "utp-enabled": s.transport !== "tcp",
     "download-dir": s.downloadDir,
     "download-dir-free-space": i.freeSpace,
     "download-queue-size": s.maxActiveDownloads,
@@ -732,6 +738,16 @@ export const sessionPatch = (
     const value = ratio ?? current.seedRatio ?? r.seedRatio
     patch.seedRatio = on ? value : null
     if (ratio !== undefined) r = { ...r, seedRatio: ratio }
+  }
+
+  // Fixed when the daemon starts (its flags): the value it runs with may be repeated, nothing else.
+  for (const [k, now] of [
+    ["lpd-enabled", current.lsd],
+    ["utp-enabled", current.transport !== "tcp"],
+    ["port-forwarding-enabled", current.portMapping]
+  ] as const) {
+    const v = bool(k)
+    if (v !== undefined && v !== now) problems.push(`${k} cannot be changed here (fixed at the daemon's start: ${now})`)
   }
 
   for (const [k, v] of Object.entries(args)) {

@@ -75,6 +75,8 @@ export interface Connection {
    * so that wrappers (e.g. an encrypting one) need not provide it; without it no write budget is enforced.
    */
   readonly writeBacklog?: () => number
+  /** What carries the bytes: "utp" for a BEP 29 connection (UtpSocket.ts); absent: TCP. */
+  readonly transport?: "tcp" | "utp" | undefined
 }
 
 const formatAddress = (host: string, port: number): string =>

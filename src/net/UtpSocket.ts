@@ -353,6 +353,7 @@ export const make = (options: Options = {}): Effect.Effect<UtpSocket, UtpError, 
         conn: {
           remoteAddress,
           remote: { host, port },
+          transport: "utp",
           onData: (h) => {
             const first = self.handler === undefined
             self.handler = h

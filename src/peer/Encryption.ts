@@ -136,6 +136,7 @@ const wrap = (conn: Tcp.Connection, done: Mse.Done, late: ReadonlyArray<Uint8Arr
   const wrapped: Tcp.Connection = {
     remoteAddress: conn.remoteAddress,
     remote: conn.remote,
+    transport: conn.transport,
     onData: (h) => {
       handler = h
       start()

@@ -468,7 +468,8 @@ class Session implements FrameDecoder.Handler {
           dht: this.state.dht,
           direction: this.state.direction,
           encryption: this.encryption,
-          remote: this.conn?.remote ?? { host: "", port: 0 }
+          remote: this.conn?.remote ?? { host: "", port: 0 },
+          transport: this.conn?.transport ?? "tcp"
         }, this.control)
         return
       case "Bitfield":

@@ -36,6 +36,8 @@ export interface PeerInfo {
   readonly encryption: "rc4" | "plaintext" | "none"
   /** The remote end of the connection (for an inbound peer its port is not its listening port). */
   readonly remote: { readonly host: string; readonly port: number }
+  /** What carries the connection: TCP or uTP (BEP 29); absent: TCP (a web seed's HTTP too). */
+  readonly transport?: "tcp" | "utp" | undefined
   /** A BEP 19 web seed (an HTTP server, torrent/WebSeed.ts), not a wire session. */
   readonly webSeed?: boolean | undefined
 }

@@ -64,6 +64,8 @@ import * as FileSelection from "../torrent/FileSelection.ts"
 import * as Torrent from "../torrent/Torrent.ts"
 import type * as ConnectionBudget from "../torrent/ConnectionBudget.ts"
 import type * as RateLimit from "../torrent/RateLimit.ts"
+import type * as PeerSource from "../torrent/PeerSource.ts"
+import type * as TorrentInfo from "./TorrentInfo.ts"
 import type * as Picker from "../picker/Picker.ts"
 import type * as Storage from "../storage/Storage.ts"
 import type * as FileLayout from "../metainfo/FileLayout.ts"
@@ -145,6 +147,16 @@ export interface ClientOptions {
    */
   readonly transport?: UtpTransport.Transport | undefined
 }
+
+/** What the client's options turn on, as `TorrentInfo.Settings` reports it (fixed while it runs). */
+export const features = (
+  options: ClientOptions
+): Pick<TorrentInfo.Settings, "lsd" | "transport" | "portMapping"> => ({
+  lsd: options.lsd !== undefined && options.lsd !== false && !loopbackOnly(),
+  transport: options.transport ?? "tcp",
+  portMapping: options.portMapping !== undefined && options.portMapping !== false && options.listen !== undefined &&
+    !loopbackOnly()
+})
 
 export interface DhtOptions {
   /** Nodes to start from when the routing table is empty (default {@link defaultBootstrap}). */
@@ -357,8 +369,8 @@ const listenHost = (listen: ListenOptions | undefined): string => {
 
 export interface DownloadOptions {
   readonly outputDir: string
-  /** Peers to dial besides the trackers' ones (magnet `x.pe` peers are added too). */
-  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  /** Peers to dial besides the trackers' ones (magnet `x.pe` peers are added too); without a source: "manual". */
+  readonly peers?: ReadonlyArray<PeerSource.Address> | undefined
   /** Files to download, numbered as `effect-torrent info` lists them (pad files left out), from 0. Default: all. */
   readonly only?: ReadonlyArray<number> | undefined
   readonly maxPeers?: number | undefined
@@ -670,9 +682,13 @@ export interface Fetched {
   /** A complete `.torrent` file: the info dict as received, with the magnet's trackers and web seeds. */
   readonly bytes: Uint8Array
   readonly metainfo: Metainfo.Metainfo
-  /** Every peer address learned while fetching. */
-  readonly peers: ReadonlyArray<Tcp.Address>
+  /** Every peer address learned while fetching, with where it came from. */
+  readonly peers: ReadonlyArray<PeerSource.Address>
 }
+
+/** The router's external port for our listener, once the port mapping has one. */
+const externalPortOf = (client: ClientShape): Effect.Effect<(() => number | undefined) | undefined> =>
+  Effect.map(client.portMapping, (m) => (m === undefined ? undefined : () => m.current()?.externalPort))
 
 /**
  * The metadata of a magnet link: from the state directory when it was fetched before, else from peers (BEP 9),
@@ -699,6 +715,7 @@ export const fetchMetadata = (
       trackers: options.trackers === false ? [] : magnet.trackers.map((t) => [t]),
       port: listener?.address.port ?? client.options.port,
       listenPort: listener?.address.port,
+      externalPort: yield* externalPortOf(client),
       dht: yield* client.dht,
       dhtInterval: client.options.dht?.interval,
       lsd: yield* client.lsd,

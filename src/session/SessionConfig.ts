@@ -23,7 +23,10 @@ export const defaults = (): TorrentInfo.Settings => ({
   watchDir: null,
   dht: true,
   pex: true,
-  encryption: "prefer"
+  encryption: "prefer",
+  lsd: false,
+  transport: "tcp",
+  portMapping: false
 })
 
 const nonNegative = (name: string) =>

@@ -53,7 +53,7 @@ import * as Session from "./Session.ts"
 import * as SessionConfig from "./SessionConfig.ts"
 import * as SessionRecord from "./SessionRecord.ts"
 import * as StateFiles from "./StateFiles.ts"
-import type * as TorrentInfo from "./TorrentInfo.ts"
+import * as TorrentInfo from "./TorrentInfo.ts"
 import type * as TorrentEvent from "../torrent/TorrentEvent.ts"
 
 export interface Options {
@@ -225,7 +225,8 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
       ...SessionConfig.defaults(),
       ...fromEnv,
       ...loaded.settings,
-      ...options.settings
+      ...options.settings,
+      ...Client.features(client.options)
     }
     const settings = yield* SubscriptionRef.make(initial)
     // The session's limits and connection cap, shared by every run and changed in place by `updateSettings`.
@@ -363,6 +364,9 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         client: p.client,
         encryption: p.encryption,
         incoming: p.incoming,
+        transport: p.transport,
+        source: p.source,
+        sources: p.sources,
         downloadRate: p.downloadRate,
         uploadRate: p.uploadRate,
         downloaded: p.downloaded,
@@ -1064,6 +1068,11 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         const current = yield* SubscriptionRef.get(settings)
         if (patch.peerPort !== undefined && patch.peerPort !== current.peerPort) {
           return yield* fail("invalid-argument", "the peer port changes when the daemon restarts (--port)")
+        }
+        for (const k of TorrentInfo.fixedSettings) {
+          if (patch[k] !== undefined && patch[k] !== current[k]) {
+            return yield* fail("invalid-argument", `${k} is fixed when the daemon starts (its flags)`)
+          }
         }
         for (const k of ["maxActiveDownloads", "maxActiveSeeds", "maxConnections", "maxPeersPerTorrent"] as const) {
           const v = patch[k]

@@ -4,6 +4,7 @@
  * 2^53: 8 PiB), times are milliseconds since the epoch, info-hashes lowercase hex.
  */
 import * as Schema from "effect/Schema"
+import * as PeerSource from "../torrent/PeerSource.ts"
 
 /** A v1 info-hash as 40 lowercase hex digits. */
 export const InfoHashHex = Schema.String.pipe(
@@ -103,6 +104,12 @@ export const PeerInfo = Schema.Struct({
   encryption: Schema.Literal("rc4", "plaintext", "none"),
   /** Direction of the connection. */
   incoming: Schema.Boolean,
+  /** What carries it: TCP or uTP (BEP 29). */
+  transport: Schema.Literal("tcp", "utp"),
+  /** Where the peer came from first: tracker, dht, pex, lsd, manual (given by hand), incoming, webseed. */
+  source: Schema.Literal(...PeerSource.sources),
+  /** Every source that named this address, `source` included. */
+  sources: Schema.Array(Schema.Literal(...PeerSource.sources)),
   downloadRate: Schema.Number,
   uploadRate: Schema.Number,
   downloaded: Schema.Number,
@@ -201,9 +208,18 @@ export const Settings = Schema.Struct({
   watchDir: Schema.NullOr(Schema.String),
   dht: Schema.Boolean,
   pex: Schema.Boolean,
-  encryption: Schema.Literal("prefer", "require", "off")
+  encryption: Schema.Literal("prefer", "require", "off"),
+  /** Fixed when the client starts (daemon flags); a patch may only repeat them. Local service discovery (BEP 14). */
+  lsd: Schema.Boolean,
+  /** Transport of outgoing connections (uTP listened for unless "tcp"). Fixed at start. */
+  transport: Schema.Literal("tcp", "utp", "both"),
+  /** The listening port is mapped on the router (NAT-PMP / UPnP). Fixed at start. */
+  portMapping: Schema.Boolean
 })
 export type Settings = typeof Settings.Type
+
+/** The settings a running client cannot change (`Client.features` says them). */
+export const fixedSettings = ["lsd", "transport", "portMapping"] as const
 
 /** What `add` takes besides the source. */
 export const AddOptions = Schema.Struct({

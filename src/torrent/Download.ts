@@ -20,6 +20,7 @@ import * as Picker from "../picker/Picker.ts"
 import * as PiecePool from "../storage/PiecePool.ts"
 import * as ClientName from "./ClientName.ts"
 import * as Extensions from "./Extensions.ts"
+import * as PeerSource from "./PeerSource.ts"
 import * as RateMeter from "./RateMeter.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
 
@@ -43,6 +44,8 @@ export interface Options {
   readonly paused: () => boolean
   /** A session's handshake checked out. */
   readonly onConnected: (peer: PeerKey) => void
+  /** The sources that named a dialled peer (Swarm `origin`); absent or undefined: "manual". */
+  readonly originOf?: ((peer: PeerKey) => PeerSource.Origin | undefined) | undefined
   /** A peer's BEP 5 `port` (its host as connected). */
   readonly onPeerPort: (host: string, port: number) => void
   readonly publish: (event: TorrentEvent.TorrentEvent) => void
@@ -71,6 +74,12 @@ export interface PeerStatus {
   readonly client: string
   readonly encryption: "rc4" | "plaintext" | "none"
   readonly incoming: boolean
+  /** What carries the connection. */
+  readonly transport: "tcp" | "utp"
+  /** Where the peer came from first (PeerSource.ts); "incoming" for an inbound connection. */
+  readonly source: PeerSource.PeerSource
+  /** Every source that named it, `source` included. */
+  readonly sources: ReadonlyArray<PeerSource.PeerSource>
   /** Bytes/s over the last 5 s. */
   readonly downloadRate: number
   readonly uploadRate: number
@@ -188,6 +197,14 @@ export const make = (options: Options): Download => {
     for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
   }
 
+  /** Inbound peers came by themselves; a web seed is its own source; a dialled one as the swarm says. */
+  const originOf = (peer: PeerKey, info: PeerInfo): PeerSource.Origin =>
+    info.webSeed === true
+      ? PeerSource.note(undefined, "webseed")
+      : info.direction === "inbound"
+      ? PeerSource.note(undefined, "incoming")
+      : options.originOf?.(peer) ?? PeerSource.note(undefined, "manual")
+
   const handle: TorrentHandle = {
     infoHash: m.infoHash,
     peerId: options.peerId,
@@ -224,7 +241,14 @@ export const make = (options: Options): Download => {
       ext.connected(peer, info, control)
       options.onConnected(peer)
       if (options.paused()) control.pauseReading()
-      publish(TorrentEvent.PeerConnected({ addr: peer, encryption: info.encryption }))
+      const o = originOf(peer, info)
+      publish(TorrentEvent.PeerConnected({
+        addr: peer,
+        encryption: info.encryption,
+        transport: info.transport ?? "tcp",
+        source: o.first,
+        sources: PeerSource.toArray(o.flags)
+      }))
     },
     onPeerBitfield: (peer, bf) => {
       picker?.peerBitfield(peer, bf)
@@ -340,11 +364,15 @@ export const make = (options: Options): Download => {
       const out: Array<PeerStatus> = []
       for (const [key, r] of peers) {
         const v = upload(key)
+        const o = originOf(key, r.info)
         out.push({
           address: key,
           client: r.info.webSeed === true ? "web seed" : ClientName.of(ext.handshakeOf(key)?.v, r.info.peerId),
           encryption: r.info.encryption,
           incoming: r.info.direction === "inbound",
+          transport: r.info.transport ?? "tcp",
+          source: o.first,
+          sources: PeerSource.toArray(o.flags),
           downloadRate: RateMeter.rate(r.down),
           uploadRate: RateMeter.rate(r.up),
           downloaded: v?.downloaded ?? 0,

@@ -40,6 +40,8 @@ export interface Options {
   readonly isPrivate: boolean
   /** Our listening port (the `p` of our handshake), when we listen. */
   readonly listenPort?: number | undefined
+  /** The port the router maps to it (port mapping), sent as `p` instead while defined. */
+  readonly externalPort?: (() => number | undefined) | undefined
   readonly clientName: string
   /** Requests we accept in flight (`reqq`). */
   readonly reqq: number
@@ -224,10 +226,11 @@ export const make = (options: Options, now: () => number): Extensions => {
     handshake: (_peer, remote) => {
       const info = options.metadata()
       const yourip = addressBytes(remote.host)
+      const p = options.listenPort === undefined ? undefined : options.externalPort?.() ?? options.listenPort
       return ExtensionHandshake.encode(ExtensionHandshake.ours(registry, {
         v: options.clientName,
         reqq: options.reqq,
-        ...(options.listenPort !== undefined && options.listenPort > 0 ? { p: options.listenPort } : {}),
+        ...(p !== undefined && p > 0 ? { p } : {}),
         ...(yourip !== undefined ? { yourip } : {}),
         ...(info !== undefined ? { metadataSize: info.length } : {})
       }))

@@ -26,7 +26,6 @@ import * as Bitfield from "../core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import type * as DhtNode from "../dht/Node.ts"
 import type * as Lsd from "../net/Lsd.ts"
-import type * as Tcp from "../net/Tcp.ts"
 import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
 import type { PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
@@ -34,19 +33,22 @@ import type { Tracker } from "../tracker/Tracker.ts"
 import * as ExtensionHandshake from "../wire/ExtensionHandshake.ts"
 import * as UtMetadata from "../wire/UtMetadata.ts"
 import * as Extensions from "./Extensions.ts"
+import type * as PeerSource from "./PeerSource.ts"
 import * as Swarm from "./Swarm.ts"
 import { TorrentError } from "./TorrentError.ts"
 
 export interface Options {
   readonly infoHash: InfoHashV1
   readonly peerId: PeerId
-  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  readonly peers?: ReadonlyArray<PeerSource.Address> | undefined
   /** Tracker tiers (a magnet's `tr` URLs, one tier each as libtorrent does). */
   readonly trackers?: ReadonlyArray<ReadonlyArray<string>> | undefined
   /** Announced to trackers (default 6881). */
   readonly port?: number | undefined
   /** Our listening port, for our extension handshake. */
   readonly listenPort?: number | undefined
+  /** The mapped external port (port mapping), sent in the extension handshake instead while defined. */
+  readonly externalPort?: (() => number | undefined) | undefined
   readonly dht?: DhtNode.Node | undefined
   /** BEP 14: peers on the LAN announcing this info-hash become candidates (and we announce it while fetching). */
   readonly lsd?: Lsd.Lsd | undefined
@@ -78,7 +80,7 @@ export interface Fetched {
   /** The info dict's bytes, whose SHA-1 is the info-hash. */
   readonly info: Uint8Array
   /** Every peer address learned, to dial again for the download. */
-  readonly peers: ReadonlyArray<Tcp.Address>
+  readonly peers: ReadonlyArray<PeerSource.Address>
 }
 
 /** Between the three dials of a peer: 1 s, then 4 s. */
@@ -128,10 +130,11 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       metadata: () => undefined,
       isPrivate: false,
       listenPort: options.listenPort,
+      externalPort: options.externalPort,
       clientName: config.clientName,
       reqq: config.maxPipeline,
       onPeers: (_from, found) => {
-        for (const p of found) swarm.add(p.ip, p.port)
+        for (const p of found) swarm.add(p.ip, p.port, "pex")
       },
       onHandshake: (peer, h) => {
         const size = h.metadataSize
@@ -224,7 +227,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       retryGivenUp: false,
       close: (peer, why) => controls.get(peer)?.close(why)
     })
-    for (const p of options.peers ?? []) swarm.add(p.host, p.port)
+    for (const p of options.peers ?? []) swarm.add(p.host, p.port, p.source ?? "manual")
 
     const ticker = Effect.gen(function*() {
       for (;;) {
@@ -261,7 +264,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         interval: () => options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60)
       }))
     }
-    if (options.lsd !== undefined) yield* options.lsd.register(options.infoHash, (host, port) => swarm.add(host, port))
+    if (options.lsd !== undefined) yield* options.lsd.register(options.infoHash, (host, port) => swarm.add(host, port, "lsd"))
     const info = yield* Deferred.await(done)
     return { info, peers: swarm.addresses() }
   }))

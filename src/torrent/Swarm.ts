@@ -21,6 +21,8 @@
  *   is not banned by address.
  * - `open()` says whether new connections are wanted at all (a torrent that finished without seeding stops
  *   dialing, accepting and retrying).
+ * - Each candidate remembers which sources named it (PeerSource.ts: the first, and all as flags) for the peer list;
+ *   a retry after a backoff is not a new naming.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -41,6 +43,7 @@ import type { PeerInfo, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
 import * as Announcer from "../tracker/Announcer.ts"
 import type { Tracker } from "../tracker/Tracker.ts"
 import type * as ConnectionBudget from "./ConnectionBudget.ts"
+import * as PeerSource from "./PeerSource.ts"
 
 export interface Options {
   /** What every session talks to. */
@@ -83,8 +86,10 @@ export interface DhtOptions {
 }
 
 export interface Swarm {
-  /** A candidate address from any source; dialled when there is room (nothing for a banned or busy one). */
-  readonly add: (host: string, port: number) => void
+  /** A candidate address from `source`; dialled when there is room (nothing for a banned or busy one). */
+  readonly add: (host: string, port: number, source: PeerSource.PeerSource) => void
+  /** The sources that named the candidate `peer` (a `host:port` as dialled); undefined for one never named. */
+  readonly origin: (peer: PeerKey) => PeerSource.Origin | undefined
   /** Bans `addr` (never dialled again), closes its session, logs and reports it once. */
   readonly ban: (addr: string, reason: string) => Effect.Effect<void>
   readonly isBanned: (addr: string) => boolean
@@ -125,14 +130,15 @@ export interface Swarm {
   readonly trackerAnswered: () => boolean
   /** How the latest session ended ("addr: message"). */
   readonly lastAttempt: () => string | undefined
-  /** Every candidate address not banned. */
-  readonly addresses: () => ReadonlyArray<Tcp.Address>
+  /** Every candidate address not banned, with the first source that named it. */
+  readonly addresses: () => ReadonlyArray<Tcp.Address & { readonly source: PeerSource.PeerSource }>
 }
 
 interface Candidate {
   readonly host: string
   readonly port: number
   readonly addr: string
+  origin: PeerSource.Origin
   queued: boolean
   active: boolean
   banned: boolean
@@ -193,7 +199,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       yield* Effect.addFinalizer(() => Effect.sync(off))
     }
 
-    const add = (host: string, port: number) => {
+    const add = (host: string, port: number, source: PeerSource.PeerSource) => {
       if (!Number.isInteger(port) || port <= 0 || port > 65535) return
       if (loopbackOnly && !Destination.isLoopbackHost(host)) return
       const addr = formatAddress(host, port)
@@ -203,6 +209,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           host,
           port,
           addr,
+          origin: PeerSource.note(undefined, source),
           queued: false,
           active: false,
           banned: false,
@@ -213,7 +220,10 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           backoff: undefined
         }
         candidates.set(addr, c)
-      }
+      } else c.origin = PeerSource.note(c.origin, source)
+      enqueue(c)
+    }
+    const enqueue = (c: Candidate) => {
       if (c.banned || c.queued || c.active || c.waiting || (c.givenUp && !retryGivenUp)) return
       c.givenUp = false
       c.queued = true
@@ -272,7 +282,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
               onSuccess: () =>
                 Effect.sync(() => {
                   c.waiting = false
-                  add(c.host, c.port)
+                  enqueue(c)
                 })
             })
           )
@@ -380,7 +390,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           Effect.sync(() => {
             trackerAnswered = true
             onBatch?.(batch)
-            for (const p of batch.peers) add(p.ip, p.port)
+            for (const p of batch.peers) add(p.ip, p.port, "tracker")
           })
         )
       )
@@ -394,8 +404,8 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       Effect.gen(function*() {
         for (;;) {
           // Peers announced to our own node (a lookup never asks ourselves), then an iterative get_peers.
-          for (const a of yield* node.storedPeers(o.infoHash)) add(a.ip, a.port)
-          yield* Stream.runForEach(node.lookup(o.infoHash), (a) => Effect.sync(() => add(a.ip, a.port)))
+          for (const a of yield* node.storedPeers(o.infoHash)) add(a.ip, a.port, "dht")
+          yield* Stream.runForEach(node.lookup(o.infoHash), (a) => Effect.sync(() => add(a.ip, a.port, "dht")))
           if (o.announcePort !== undefined && o.announcePort > 0) yield* node.announce(o.infoHash, o.announcePort)
           yield* Effect.sleep(o.interval())
         }
@@ -408,6 +418,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
 
     return {
       add,
+      origin: (peer) => candidates.get(peer)?.origin,
       ban,
       isBanned: (addr) => candidates.get(addr)?.banned === true,
       markBanned: (addr) => {
@@ -438,7 +449,11 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       trackerAnswered: () => trackerAnswered,
       lastAttempt: () => lastAttempt,
       addresses: () =>
-        [...candidates.values()].filter((c) => !c.banned).map((c) => ({ host: c.host, port: c.port }))
+        [...candidates.values()].filter((c) => !c.banned).map((c) => ({
+          host: c.host,
+          port: c.port,
+          source: c.origin.first
+        }))
     }
   })
 

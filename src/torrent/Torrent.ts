@@ -73,6 +73,7 @@ import * as Integrity from "./Integrity.ts"
 import type * as RateLimit from "./RateLimit.ts"
 import * as PieceWaiters from "./PieceWaiters.ts"
 import * as ResumeSaver from "./ResumeSaver.ts"
+import type * as PeerSource from "./PeerSource.ts"
 import * as Swarm from "./Swarm.ts"
 import { fromStorage, TorrentError } from "./TorrentError.ts"
 import * as TorrentEvent from "./TorrentEvent.ts"
@@ -90,7 +91,7 @@ export interface Options {
   /** The port peers outside reach us on, when a port mapping says (announced instead of `port` while defined). */
   readonly externalPort?: (() => number | undefined) | undefined
   /** Peers to dial besides the trackers' (e.g. `--peer`, magnet `x.pe`). */
-  readonly peers?: ReadonlyArray<Tcp.Address> | undefined
+  readonly peers?: ReadonlyArray<PeerSource.Address> | undefined
   /** Pieces to download (default: all); see FileSelection.ts. */
   readonly wanted?: Bitfield.Bitfield | undefined
   /** Connected or dialing peers at most (default 50). */
@@ -357,10 +358,11 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       metadata: () => m.rawInfo,
       isPrivate: m.private || options.pex === false,
       listenPort: options.listenPort,
+      externalPort: options.externalPort,
       clientName: PeerState.config(options.peerConfig).clientName,
       reqq: PeerState.config(options.peerConfig).maxPipeline,
       onPeers: (_from, found) => {
-        for (const p of found) swarm.add(p.ip, p.port)
+        for (const p of found) swarm.add(p.ip, p.port, "pex")
       }
     }, nowMs)
     let lastPeerSeen = nowMs()
@@ -382,6 +384,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         lastPeerSeen = nowMs()
       },
       onPeerPort: (host, port) => swarm.pingDht(host, port),
+      originOf: (peer) => swarm.origin(peer),
       publish
     })
     const peers = download.peers
@@ -696,9 +699,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           const hashes = m.version === "hybrid" && m.infoHashV2 !== undefined
             ? [m.infoHash, InfoHash.truncatedV2(m.infoHashV2)]
             : [m.infoHash]
-          for (const h of hashes) yield* lsd.register(h, (host, port) => swarm.add(host, port))
+          for (const h of hashes) yield* lsd.register(h, (host, port) => swarm.add(host, port, "lsd"))
         }
-        for (const a of options.peers ?? []) swarm.add(a.host, a.port)
+        for (const a of options.peers ?? []) swarm.add(a.host, a.port, a.source ?? "manual")
         const urls = options.webSeeds ?? m.webSeeds
         if (urls.length > 0) {
           webSeeds = yield* WebSeed.start({

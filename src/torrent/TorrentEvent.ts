@@ -3,6 +3,7 @@
  * sliding `PubSub`: a slow subscriber loses old events, it never slows the download.
  */
 import * as Data from "effect/Data"
+import type { PeerSource } from "./PeerSource.ts"
 
 export type TorrentEvent = Data.TaggedEnum<{
   /** A magnet link's metadata is being fetched: connected peers, those offering it, pieces received / total. */
@@ -21,8 +22,17 @@ export type TorrentEvent = Data.TaggedEnum<{
   PieceVerified: { readonly index: number }
   /** The piece's hash did not match; `peers` contributed blocks to it. */
   PieceFailed: { readonly index: number; readonly peers: ReadonlyArray<string> }
-  /** `encryption`: "rc4" or "plaintext" after an MSE handshake (docs/ENCRYPTION.md), "none" for plain BitTorrent. */
-  PeerConnected: { readonly addr: string; readonly encryption: "rc4" | "plaintext" | "none" }
+  /**
+   * `encryption`: "rc4" or "plaintext" after an MSE handshake (docs/ENCRYPTION.md), "none" for plain BitTorrent.
+   * `transport`: TCP or uTP. `source`: where the peer came from first (PeerSource.ts), `sources` all that named it.
+   */
+  PeerConnected: {
+    readonly addr: string
+    readonly encryption: "rc4" | "plaintext" | "none"
+    readonly transport: "tcp" | "utp"
+    readonly source: PeerSource
+    readonly sources: ReadonlyArray<PeerSource>
+  }
   PeerDisconnected: { readonly addr: string; readonly reason: string }
   /** The peer is dropped and never contacted again. */
   PeerBanned: { readonly addr: string; readonly reason: string }

@@ -15,7 +15,10 @@ export const tabs: ReadonlyArray<Tab> = ["files", "peers", "trackers", "pieces"]
 
 const REFRESH_MS = 1500
 
-/** Transmission's peer flags: D/d download (unchoked/choked), U/u upload, K unchoked not interested, ? , E, I. */
+/**
+ * Transmission's peer flags: D/d download (unchoked/choked), U/u upload, K unchoked not interested, ?, E encrypted,
+ * H from the DHT or X from PEX, I incoming, T uTP.
+ */
 export const peerFlags = (p: PeerInfo): string => {
   let f = ""
   if (p.interested) f += p.chokingUs ? "d" : "D"
@@ -23,8 +26,21 @@ export const peerFlags = (p: PeerInfo): string => {
   if (p.interestedInUs) f += p.choked ? "u" : "U"
   else if (!p.choked) f += "?"
   if (p.encryption === "rc4") f += "E"
+  if (p.source === "dht") f += "H"
+  else if (p.source === "pex") f += "X"
   if (p.incoming) f += "I"
+  if (p.transport === "utp") f += "T"
   return f
+}
+
+const sourceLabel: { readonly [K in PeerInfo["source"]]: string } = {
+  tracker: "tracker",
+  dht: "DHT",
+  pex: "PEX",
+  lsd: "local (LSD)",
+  manual: "given",
+  incoming: "incoming",
+  webseed: "web seed"
 }
 
 const encryptionLabel = (e: PeerInfo["encryption"]) => (e === "rc4" ? "yes (RC4)" : e === "plaintext" ? "no (MSE, plaintext)" : "no")
@@ -123,8 +139,12 @@ export const make = (handlers: Handlers) => {
         h("td", { class: "num" }, Format.rate(p.uploadRate)),
         h("td", { class: "num" }, Format.percent(p.progress)),
         h("td", { class: "mono p-flags" }, peerFlags(p)),
-        h("td", { class: "p-encrypted" }, encryptionLabel(p.encryption))))
-    panels.peers.replaceChildren(table(["Address", "Client", "Down", "Up", "Has", "Flags", "Encrypted"], rows, "peers"))
+        h("td", { class: "p-encrypted" }, encryptionLabel(p.encryption)),
+        h("td", { class: "p-transport" }, p.transport === "utp" ? "uTP" : "TCP"),
+        h("td", { class: "p-source", title: p.sources.join(", ") }, sourceLabel[p.source])))
+    panels.peers.replaceChildren(
+      table(["Address", "Client", "Down", "Up", "Has", "Flags", "Encrypted", "Via", "Source"], rows, "peers")
+    )
   }
 
   const renderTrackers = (trackers: ReadonlyArray<TrackerInfo>) => {

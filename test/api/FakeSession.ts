@@ -75,7 +75,10 @@ const defaultSettings: TorrentInfo.Settings = {
   watchDir: null,
   dht: true,
   pex: true,
-  encryption: "prefer"
+  encryption: "prefer",
+  lsd: false,
+  transport: "tcp",
+  portMapping: false
 }
 
 const sha1 = (data: Uint8Array | string) => Crypto.createHash("sha1").update(data).digest("hex")
@@ -204,6 +207,9 @@ export const make = (): Effect.Effect<Fake, never, Scope.Scope> =>
               client: "Transmission 4.0",
               encryption: "plaintext",
               incoming: false,
+              transport: "utp",
+              source: "tracker",
+              sources: ["tracker", "pex"],
               downloadRate: 1000,
               uploadRate: 0,
               downloaded: 5000,

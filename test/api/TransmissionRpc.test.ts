@@ -107,6 +107,9 @@ describe("the mappings", () => {
       client: "libtorrent",
       encryption: "rc4",
       incoming: true,
+      transport: "utp",
+      source: "incoming",
+      sources: ["incoming"],
       downloadRate: 5,
       uploadRate: 0,
       downloaded: 1,
@@ -117,7 +120,12 @@ describe("the mappings", () => {
       interested: true,
       interestedInUs: true
     }
-    expect(Rpc.peerOf(p)).toMatchObject({ address: "::1", port: 6881, flagStr: "DuEI", isEncrypted: true, rateToClient: 5 })
+    expect(Rpc.peerOf(p)).toMatchObject({ address: "::1", port: 6881, flagStr: "DuEIT", isEncrypted: true, isUTP: true, rateToClient: 5 })
+    expect(Rpc.peerOf({ ...p, transport: "tcp" }).isUTP).toBe(false)
+    // each peer counted once, under its first source; web seeds are not peers to Transmission
+    const from = (source: TorrentInfo.PeerInfo["source"]) => ({ ...p, source, sources: [source] })
+    expect(Rpc.peersFrom([p, from("tracker"), from("tracker"), from("dht"), from("pex"), from("lsd"), from("manual"), from("webseed")]))
+      .toEqual({ fromCache: 1, fromDht: 1, fromIncoming: 1, fromLpd: 1, fromLtep: 0, fromPex: 1, fromTracker: 2 })
     expect(Rpc.splitAddress("127.0.0.1:80")).toEqual(["127.0.0.1", 80])
     expect(Rpc.scrapeUrlOf("http://t.example/x/announce?k=1")).toBe("http://t.example/x/scrape?k=1")
     expect(Rpc.scrapeUrlOf("udp://t.example:80")).toBe("")
@@ -127,7 +135,7 @@ describe("the mappings", () => {
     const s: TorrentInfo.Settings = {
       downloadDir: "/d", peerPort: 1, maxActiveDownloads: 3, maxActiveSeeds: 5, downloadLimit: 0, uploadLimit: 0,
       maxConnections: 200, maxPeersPerTorrent: 50, seedRatio: null, seedTime: null, watchDir: null, dht: true,
-      pex: true, encryption: "prefer"
+      pex: true, encryption: "prefer", lsd: true, transport: "tcp", portMapping: false
     }
     const r = Rpc.defaultRemembered
     expect(Rpc.sessionPatch({ "speed-limit-down": 300, "speed-limit-down-enabled": true }, s, r)).toEqual({
@@ -145,6 +153,17 @@ describe("the mappings", () => {
     const refused = Rpc.sessionPatch({ "utp-enabled": true, version: "x", "peer-port": -1 }, s, r)
     expect(refused._tag).toBe("Refused")
     expect(refused._tag === "Refused" && refused.problems.length).toBe(3)
+    // LSD, uTP and port mapping report what the daemon runs with; repeating that is accepted, changing it is not
+    expect(Rpc.sessionArguments({ settings: s, remembered: r, version: "v", sessionId: "x", configDir: "", freeSpace: 0 }))
+      .toMatchObject({ "lpd-enabled": true, "utp-enabled": false, "port-forwarding-enabled": false })
+    expect(Rpc.sessionArguments({ settings: { ...s, transport: "both" }, remembered: r, version: "v", sessionId: "x", configDir: "", freeSpace: 0 }))
+      .toMatchObject({ "utp-enabled": true })
+    expect(Rpc.sessionPatch({ "lpd-enabled": true, "port-forwarding-enabled": false }, s, r)._tag).toBe("Patch")
+    const fixed = Rpc.sessionPatch({ "lpd-enabled": false, "port-forwarding-enabled": true }, s, r)
+    expect(fixed._tag === "Refused" && fixed.problems).toEqual([
+      expect.stringMatching(/^lpd-enabled cannot be changed/),
+      expect.stringMatching(/^port-forwarding-enabled cannot be changed/)
+    ])
   })
 
   it("torrent-set: per-torrent limits and ratio goal; file lists, empty meaning every file", () => {

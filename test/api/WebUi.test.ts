@@ -238,7 +238,7 @@ describe.runIf(enabled)("the web UI in headless Chromium, over the real session"
       yield* step(() => browser.waitFor("the details", `${visible("#detail")} && document.querySelector("#detail-name").textContent === "album"`))
       yield* step(() => browser.click("#tab-peers"))
       const peer = yield* step(() =>
-        browser.waitFor<{ client: string; encrypted: string; flags: string }>(
+        browser.waitFor<{ client: string; encrypted: string; flags: string; via: string; source: string }>(
           "the seeder in the peers tab, sending",
           `(() => {
             const tr = document.querySelector('#panel-peers tr[data-address="127.0.0.1:${albumSeeder.port}"]')
@@ -246,7 +246,9 @@ describe.runIf(enabled)("the web UI in headless Chromium, over the real session"
             return tr === null || !tr.querySelector(".p-flags").textContent.startsWith("D") ? null : {
               client: tr.querySelector(".p-client").textContent,
               encrypted: tr.querySelector(".p-encrypted").textContent,
-              flags: tr.querySelector(".p-flags").textContent
+              flags: tr.querySelector(".p-flags").textContent,
+              via: tr.querySelector(".p-transport").textContent,
+              source: tr.querySelector(".p-source").textContent
             }
           })()`
         )
@@ -254,6 +256,8 @@ describe.runIf(enabled)("the web UI in headless Chromium, over the real session"
       expect(peer.client).toMatch(/libtorrent/i)
       expect(peer.encrypted).toMatch(/^(yes \(RC4\)|no.*)$/)
       expect(peer.flags).toMatch(/^D/)
+      // dialled over TCP, its address from the tracker's answer
+      expect([peer.via, peer.source]).toEqual(["TCP", "tracker"])
       yield* shot("2-peers")
       yield* step(() => browser.click("#tab-trackers"))
       const announced = yield* step(() =>

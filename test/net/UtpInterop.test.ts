@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Bytes from "../../src/core/Bytes.ts"
 import type { InfoHashV1 } from "../../src/core/InfoHash.ts"
@@ -83,6 +84,9 @@ const downloadFrom = (b: Built, port: number, transport: UtpTransport.Transport)
 
 const ciphers = (events: ReadonlyArray<TorrentEvent.TorrentEvent>) =>
   events.filter(TorrentEvent.$is("PeerConnected")).map((e) => e.encryption)
+/** Each connection's transport and source, as the `--json` events say them (issue 19 item 5). */
+const routes = (events: ReadonlyArray<TorrentEvent.TorrentEvent>) =>
+  events.filter(TorrentEvent.$is("PeerConnected")).map((e) => `${e.transport} ${e.source}`)
 
 describe.runIf(LibtorrentSeeder.shouldRun("uTP interop with libtorrent"))("uTP interop with libtorrent", () => {
   it.scopedLive("a peer session over uTP downloads every piece byte-exact from a uTP-only libtorrent seeder", () =>
@@ -113,6 +117,7 @@ describe.runIf(LibtorrentSeeder.shouldRun("uTP interop with libtorrent"))("uTP i
       const r = yield* downloadFrom(b, plain.port, "utp")
       identical(b, r.dir)
       expect(ciphers(r.events)).toEqual(["none"])
+      expect(routes(r.events)).toEqual(["utp manual"])
       console.log(`uTP download from libtorrent: ${(b.payload.length / r.seconds / 1e6).toFixed(1)} MB/s (${r.seconds.toFixed(2)} s)`)
       const encrypted = yield* ltSession({ ...utpOnly, in_enc_policy: 0, out_enc_policy: 0, allowed_enc_level: 2 })
       yield* Effect.promise(() => encrypted.seed("t", b))
@@ -131,7 +136,10 @@ describe.runIf(LibtorrentSeeder.shouldRun("uTP interop with libtorrent"))("uTP i
         Layer.provide(Hasher.layerInline)
       )
       const context = yield* Layer.build(layer)
-      yield* Client.seed(b.metainfo, { dataDir: data, trackers: false }).pipe(Effect.provide(context))
+      const seeding = yield* Client.seed(b.metainfo, { dataDir: data, trackers: false }).pipe(Effect.provide(context))
+      const firstPeer = yield* Effect.forkScoped(
+        seeding.subscribe.pipe(Stream.filter(TorrentEvent.$is("PeerConnected")), Stream.runHead)
+      )
       const client = yield* Effect.provide(Client.Client, context)
       const listener = yield* client.listener
       const utp = yield* client.utp
@@ -142,6 +150,7 @@ describe.runIf(LibtorrentSeeder.shouldRun("uTP interop with libtorrent"))("uTP i
       yield* Effect.promise(() => lt.waitFor("t", (s) => s.seeding, 60_000))
       identical(b, save)
       expect(listener!.counts().routed).toBeGreaterThanOrEqual(1)
+      expect(Option.getOrUndefined(yield* Fiber.join(firstPeer))).toMatchObject({ transport: "utp", source: "incoming" })
     })), 90_000)
 
   it.live("transport both connects over uTP to a peer that speaks only uTP", () =>
@@ -151,6 +160,7 @@ describe.runIf(LibtorrentSeeder.shouldRun("uTP interop with libtorrent"))("uTP i
       yield* Effect.promise(() => lt.seed("t", b))
       const r = yield* downloadFrom(b, lt.port, "both")
       identical(b, r.dir)
+      expect(routes(r.events)).toEqual(["utp manual"])
     }), 90_000)
 
   it.live("transport both falls back to TCP when the peer does not speak uTP", () =>
@@ -161,5 +171,6 @@ describe.runIf(LibtorrentSeeder.shouldRun("uTP interop with libtorrent"))("uTP i
       yield* Effect.promise(() => lt.seed("t", b))
       const r = yield* downloadFrom(b, lt.port, "both")
       identical(b, r.dir)
+      expect(routes(r.events)).toEqual(["tcp manual"])
     }), 90_000)
 })

@@ -239,4 +239,24 @@ describe("Session: many torrents in one client", () => {
       expect((yield* Effect.flip(two.session.add({ _tag: "Magnet", uri: "magnet:?dn=nothing" }))).reason).toBe("invalid-source")
       yield* two.close
     }))
+
+  it.live("settings: LSD, transport and port mapping say what the client runs with; a patch may repeat, not change them", () =>
+    Effect.gen(function*() {
+      const stateDir = tempDir("sess-fixed")
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        SessionLive.layer({ stateDir, settings: { downloadDir: tempDir("sess-fixed-dl"), lsd: true } }).pipe(
+          Layer.provide(testClient({ stateDir, transport: "both" }))
+        ),
+        scope
+      )
+      const session = yield* Effect.provide(Session.Session, context)
+      // the client's options win over anything given or saved (this client has no LSD, no port mapping)
+      const s = yield* session.settings.get
+      expect([s.lsd, s.transport, s.portMapping]).toEqual([false, "both", false])
+      expect((yield* session.updateSettings({ transport: "both", lsd: false, maxActiveSeeds: 4 })).maxActiveSeeds).toBe(4)
+      const refused = yield* Effect.flip(session.updateSettings({ transport: "tcp" }))
+      expect([refused.reason, refused.message]).toEqual(["invalid-argument", "transport is fixed when the daemon starts (its flags)"])
+      yield* Scope.close(scope, Exit.void)
+    }))
 })

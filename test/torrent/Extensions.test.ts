@@ -79,6 +79,29 @@ describe("Extensions", () => {
     expect(Either.isRight(priv) && [...priv.right.m.keys()]).toEqual(["ut_metadata"])
   })
 
+  it("our handshake's p: the router's external port once a port mapping has one, else the listening port", () => {
+    let external: number | undefined
+    const ext = Extensions.make({
+      metadata: () => undefined,
+      isPrivate: false,
+      listenPort: 6881,
+      externalPort: () => external,
+      clientName: "test",
+      reqq: 250,
+      onPeers: () => {}
+    }, () => 0)
+    const p = () => {
+      const h = ExtensionHandshake.decode(ext.handshake("k", { host: "10.1.2.3", port: 5 }))
+      return Either.isRight(h) ? h.right.p : "undecodable"
+    }
+    expect(p()).toBe(6881)
+    external = 40123
+    expect(p()).toBe(40123)
+    const none = Extensions.make({ metadata: () => undefined, isPrivate: false, clientName: "t", reqq: 1, onPeers: () => {} }, () => 0)
+    const h = ExtensionHandshake.decode(none.handshake("k", { host: "10.1.2.3", port: 5 }))
+    expect(Either.isRight(h) && h.right.p).toBeUndefined() // not listening: no p
+  })
+
   it("serves metadata pieces with the peer's id, rejects out-of-range and, past 3 × the pieces, every request", () => {
     const { ext } = setup()
     const { c, sent } = control()

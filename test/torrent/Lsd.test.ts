@@ -5,13 +5,17 @@
  * once its download from a given peer is complete, by which time a registration would have happened.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
 import * as Bytes from "../../src/core/Bytes.ts"
 import * as PeerIdentity from "../../src/core/PeerIdentity.ts"
 import type * as Lsd from "../../src/net/Lsd.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import * as MemoryStorage from "../../src/storage/MemoryStorage.ts"
 import * as Torrent from "../../src/torrent/Torrent.ts"
+import * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import { noTracker } from "../support/download.ts"
 import { build, type Built, seed, type Seeder } from "../support/seeder.ts"
 
@@ -56,15 +60,23 @@ describe("Torrent with local service discovery", () => {
       const fake = fakeLsd([{ host: "127.0.0.1", port: s.port }])
       yield* Effect.scoped(Effect.gen(function*() {
         const storage = yield* memory(b)
+        const events = yield* Torrent.makeEvents()
+        const seen = yield* PubSub.subscribe(events)
         const t = yield* Torrent.start({
           metainfo: b.metainfo,
           storage,
           peerId: PeerIdentity.generate(),
           peerConfig,
-          lsd: fake.lsd
+          lsd: fake.lsd,
+          events
         })
         yield* t.done.pipe(Effect.timeout("20 seconds"))
         expect(Buffer.compare(storage.contents(0)!, Buffer.from(b.files[0]!))).toBe(0)
+        // the peer list says where it came from (issue 19 item 5)
+        const connected = Chunk.toReadonlyArray(yield* Queue.takeAll(seen)).filter(TorrentEvent.$is("PeerConnected"))
+        expect(connected.map((e) => [e.addr, e.transport, e.source, e.sources])).toEqual([
+          [`127.0.0.1:${s.port}`, "tcp", "lsd", ["lsd"]]
+        ])
         expect(fake.registered).toEqual([Bytes.toHex(b.metainfo.infoHash)])
       }))
       expect(fake.released).toEqual([Bytes.toHex(b.metainfo.infoHash)])

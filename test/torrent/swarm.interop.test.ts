@@ -100,6 +100,9 @@ describe.runIf(shouldRun("swarm interop with libtorrent"))("swarm interop", () =
       )
       const connected = events.filter(TorrentEvent.$is("PeerConnected")).map((e) => e.addr)
       expect(connected).toContain(`${host}:${seeder.port}`)
+      // found by the metadata fetch's DHT lookup, handed to the download with its source
+      expect(events.find((e) => TorrentEvent.$is("PeerConnected")(e) && e.addr === `${host}:${seeder.port}`))
+        .toMatchObject({ transport: "tcp", source: "dht" })
       identical(b, dir)
     }), 120_000)
 
@@ -145,7 +148,10 @@ describe.runIf(shouldRun("swarm interop with libtorrent"))("swarm interop", () =
       const events = yield* downloadMagnet(`magnet:?xt=urn:btih:${hex(b)}&x.pe=${host}:${a.port}`, dir, "60 seconds", 600_000)
       const connected = events.filter(TorrentEvent.$is("PeerConnected")).map((e) => e.addr)
       expect(connected).toContain(`${host}:${other.port}`)
-      identical(b, dir)
+      const sourceOf = (port: number) =>
+        events.find((e) => TorrentEvent.$is("PeerConnected")(e) && e.addr === `${host}:${port}`)
+      expect(sourceOf(other.port)).toMatchObject({ source: "pex" })
+      expect(sourceOf(a.port)).toMatchObject({ source: "manual" }) // the magnet's x.pe
     }).pipe(Effect.provide(testClient())), 120_000)
 
   it.live("BEP 6 with libtorrent: have-all, allowed-fast received, the set computed as libtorrent does", () =>

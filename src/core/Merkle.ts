@@ -14,7 +14,8 @@
  * - the **piece layer** is layer `log2(pieceLength / 16 KiB)`: one hash per piece of the file, its last one
  *   covering the file's tail and pad leaves. `piece layers` in a .torrent lists only the hashes of pieces that
  *   hold file data, and only for files longer than one piece (a shorter file's root is all there is).
- * - a **request** names a range of `length` hashes at layer `base` starting at `index` (a multiple of `length`),
+ * - a **request** names a range of `length` hashes at layer `base` starting at `index` (a multiple of `length`
+ *   rounded up to a power of two; past a shorter range's end, up to that power of two, the subtree is pads),
  *   plus `proofLayers`: how many layers above `base` the proof reaches. The hashes come with *uncle* hashes: the
  *   sibling of the range's subtree root and of each ancestor above it, lowest first; the first log2(length) - 1
  *   proof layers are implied by the range itself and carry no uncle. After the uncles the proof has computed the
@@ -358,9 +359,11 @@ export const MAX_REQUEST_LENGTH = 8192
 
 /**
  * Why `range` is not a valid request for a file of `blocks` blocks, or `undefined` when it is. The rules of
- * libtorrent's `validate_hash_request` plus BEP 52's: `length` a power of two of at least 2 (at most
- * {@link MAX_REQUEST_LENGTH}), `index` a multiple of it, the range inside the (padded) layer, `base` below the
- * root and `proofLayers` not past it.
+ * libtorrent's `validate_hash_request` plus BEP 52's: `length` from 1 to {@link MAX_REQUEST_LENGTH}, `index` a
+ * multiple of the smallest power of two holding `length`, the range inside the (padded) layer, `base` below the
+ * root and `proofLayers` not past it. A `length` that is not a power of two must reach the end of the layer's
+ * data (the rest of its subtree is pads): libtorrent asks for a file's piece layer 512 hashes at a time, the last
+ * request only as many as are left.
  */
 export const checkRange = (range: Range, blocks: number): string | undefined => {
   const { base, index, length, proofLayers } = range
@@ -368,12 +371,15 @@ export const checkRange = (range: Range, blocks: number): string | undefined => 
   if (!ints || blocks < 1) return "fields must be non-negative integers"
   const height = heightOf(blocks)
   if (base >= height) return `base layer ${base} is not below the root (layer ${height})`
-  if (length < 2 || length > MAX_REQUEST_LENGTH || !isPowerOfTwo(length)) {
-    return `length ${length} is not a power of two from 2 to ${MAX_REQUEST_LENGTH}`
-  }
-  if (index % length !== 0) return `index ${index} is not a multiple of the length ${length}`
+  if (length < 1 || length > MAX_REQUEST_LENGTH) return `length ${length} is not from 1 to ${MAX_REQUEST_LENGTH}`
+  const span = nextPowerOfTwo(length)
+  if (index % span !== 0) return `index ${index} is not a multiple of ${span} (the length ${length})`
   const width = 2 ** (height - base)
   if (index + length > width) return `hashes ${index}..${index + length - 1} past layer ${base}'s ${width} nodes`
+  const data = Math.ceil(blocks / 2 ** base)
+  if (span !== length && index + length < data) {
+    return `length ${length} is not a power of two and ends before the last of layer ${base}'s ${data} hashes`
+  }
   if (proofLayers >= height - base) return `${proofLayers} proof layers reach past the root`
   return undefined
 }
@@ -392,7 +398,7 @@ export const proof = (tree: Tree, range: Range): Uint8Array | undefined => {
   const span = heightOf(length)
   for (let u = 0; u < uncles; u++) {
     const layer = base + span + u
-    const at = Math.floor(index / length / 2 ** u)
+    const at = Math.floor(index / 2 ** (span + u))
     out.set(node(tree, layer, at ^ 1)!, (length + u) * HASH_LENGTH)
   }
   return out

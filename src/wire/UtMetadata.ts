@@ -8,7 +8,7 @@
  *
  * The {@link Assembler} is pure (times are passed in, no I/O): sessions ask `nextRequest` for each peer that
  * announced `ut_metadata` and a `metadata_size`, feed it data, rejects and departures, and get `Done(info)` once the
- * SHA-1 of the assembled bytes equals the info-hash. On a mismatch every piece is discarded and the attempt's
+ * SHA-1 of the assembled bytes equals the info-hash (the SHA-256 for a `btmh` magnet, both for a hybrid with both). On a mismatch every piece is discarded and the attempt's
  * contributors are reported. The first attempt spreads pieces over all peers; after a failure, each attempt takes
  * all its pieces from one peer, so the next failure names exactly one liar, who is banned (never asked again and
  * reported for the session to drop). Honest peers are therefore never banned, and with one honest peer present the
@@ -18,7 +18,7 @@ import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as Bencode from "../bencode/Bencode.ts"
 import * as Bytes from "../core/Bytes.ts"
-import type { InfoHashV1 } from "../core/InfoHash.ts"
+import type { InfoHashV1, InfoHashV2 } from "../core/InfoHash.ts"
 import { ExtensionError, maxMetadataSize, type Reason } from "./ExtensionHandshake.ts"
 
 /** BEP 9 piece size. */
@@ -133,8 +133,23 @@ interface InFlight {
   readonly deadline: number
 }
 
+/**
+ * The hashes the assembled info dict must have: its SHA-1 (`btih`) and/or its SHA-256 (`btmh`, BEP 52); a magnet
+ * with both (a hybrid) needs both to match.
+ */
+export interface Expected {
+  readonly v1?: InfoHashV1 | undefined
+  readonly v2?: InfoHashV2 | undefined
+}
+
+/** Whether `info` has the expected hashes (at least one must be given). */
+export const matches = (expected: Expected, info: Uint8Array): boolean =>
+  (expected.v1 !== undefined || expected.v2 !== undefined) &&
+  (expected.v1 === undefined || Bytes.equals(Bytes.sha1(info), expected.v1)) &&
+  (expected.v2 === undefined || Bytes.equals(Bytes.sha256(info), expected.v2))
+
 export interface Assembler {
-  readonly infoHash: InfoHashV1
+  readonly expected: Expected
   readonly metadataSize: number
   readonly pieceCount: number
   readonly options: Options
@@ -155,10 +170,10 @@ export interface Assembler {
 export type Outcome = Data.TaggedEnum<{
   /** Stored, or ignored (duplicate, unrequested in single-source mode); more pieces are needed. */
   Pending: {}
-  /** All pieces in and the SHA-1 matches: the raw info dict. */
+  /** All pieces in and the hashes match: the raw info dict. */
   Done: { readonly info: Uint8Array }
   /**
-   * All pieces in but the SHA-1 does not match: every piece was discarded. `contributors` sent them; `liar` is
+   * All pieces in but a hash does not match: every piece was discarded. `contributors` sent them; `liar` is
    * set when one peer sent all of them (it is banned: drop it).
    */
   Failed: { readonly contributors: ReadonlyArray<PeerKey>; readonly liar: PeerKey | undefined }
@@ -168,9 +183,12 @@ export type Outcome = Data.TaggedEnum<{
 
 export const Outcome = Data.taggedEnum<Outcome>()
 
-/** Starts a fetch of `metadataSize` bytes (1..16 MiB) whose SHA-1 must be `infoHash`. */
+/**
+ * Starts a fetch of `metadataSize` bytes (1..16 MiB) whose SHA-1 must be `infoHash` (a v1 info-hash), or whose
+ * hashes must be those of `expected` (SHA-256 for a v2 info-hash).
+ */
 export const make = (
-  infoHash: InfoHashV1,
+  infoHash: InfoHashV1 | Expected,
   metadataSize: number,
   options: Options = defaultOptions
 ): Either.Either<Assembler, ExtensionError> => {
@@ -178,7 +196,7 @@ export const make = (
     return fail("bad-size", `metadata size ${metadataSize} not in 1..${maxMetadataSize}`)
   }
   return Either.right({
-    infoHash,
+    expected: infoHash instanceof Uint8Array ? { v1: infoHash } : infoHash,
     metadataSize,
     pieceCount: pieceCountOf(metadataSize),
     options,
@@ -287,7 +305,7 @@ export const onData = (
   const info = new Uint8Array(a.metadataSize)
   for (const [i, p] of pieces) info.set(p.bytes, i * pieceLength)
   const next: Assembler = { ...a, pieces: new Map(), inFlight: new Map(), source: undefined }
-  if (Bytes.equals(Bytes.sha1(info), a.infoHash)) return [next, Outcome.Done({ info })]
+  if (matches(a.expected, info)) return [next, Outcome.Done({ info })]
   const contributors = [...new Set([...pieces.values()].map((p) => p.peer))].sort()
   const liar = contributors.length === 1 ? contributors[0] : undefined
   const banned = liar === undefined ? a.banned : new Set(a.banned).add(liar)

@@ -224,14 +224,36 @@ describe("Merkle: proofs (hash request / hashes)", () => {
     expect(Merkle.proof(fromPieces, { base: 0, index: 0, length: 16, proofLayers: 9 })).toBeUndefined()
   })
 
+  it("a layer asked in libtorrent's shape (chunks of up to N hashes, the last one short) verifies chunk by chunk", () =>
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.integer({ min: 2, max: 700 }),
+        FastCheck.nat(),
+        FastCheck.constantFrom(2, 4, 8, 16),
+        (blocks, b, chunk) => {
+          const tree = Merkle.fromLeaves(randomLeaves(blocks))
+          const base = b % tree.height
+          const data = Math.ceil(blocks / 2 ** base)
+          for (let index = 0; index < data; index += chunk) {
+            const range = { base, index, length: Math.min(chunk, data - index), proofLayers: Merkle.proofLayersToRoot(base, blocks) }
+            expect(Merkle.checkRange(range, blocks)).toBeUndefined()
+            expect(Merkle.verify(tree.root, blocks, range, Merkle.proof(tree, range)!)).toBe(true)
+          }
+        }
+      ),
+      { numRuns: 200 }
+    ))
+
   it("checkRange refuses what BEP 52 and libtorrent refuse", () => {
     const blocks = 100 // height 7
     const ok = { base: 0, index: 0, length: 2, proofLayers: 6 }
     expect(Merkle.checkRange(ok, blocks)).toBeUndefined()
     const bad: ReadonlyArray<[Partial<Merkle.Range>, RegExp]> = [
-      [{ length: 1 }, /power of two/],
-      [{ length: 3 }, /power of two/],
-      [{ length: 16384 }, /power of two/],
+      [{ length: 3 }, /not a power of two and ends before/],
+      [{ index: 96, length: 3 }, /not a power of two and ends before/],
+      [{ length: 16384 }, /not from 1 to 8192/],
+      [{ length: 0 }, /not from 1 to 8192/],
+      [{ index: 2, length: 3 }, /multiple/],
       [{ index: 2, length: 4 }, /multiple/],
       [{ index: 128 }, /past layer/],
       [{ base: 7 }, /not below the root/],
@@ -241,6 +263,10 @@ describe("Merkle: proofs (hash request / hashes)", () => {
     ]
     for (const [change, why] of bad) expect(Merkle.checkRange({ ...ok, ...change }, blocks)).toMatch(why)
     expect(Merkle.checkRange(ok, 1)).toMatch(/not below the root/)
+    // libtorrent's last request of a layer: as many hashes as are left (the rest of the subtree is pads)
+    expect(Merkle.checkRange({ ...ok, index: 96, length: 4 }, blocks)).toBeUndefined()
+    expect(Merkle.checkRange({ ...ok, index: 96, length: 5 }, blocks)).toBeUndefined()
+    expect(Merkle.checkRange({ base: 2, index: 0, length: 25, proofLayers: 4 }, blocks)).toBeUndefined()
     expect(Merkle.proof(Merkle.fromLeaves(randomLeaves(1)), ok)).toBeUndefined()
   })
 

@@ -158,8 +158,6 @@ export const nextPowerOfTwo = (n: number): number => {
 /** log2 of a power of two. */
 export const log2 = (powerOfTwo: number): number => Math.round(Math.log2(powerOfTwo))
 
-const isPowerOfTwo = (n: number): boolean => Number.isSafeInteger(n) && n > 0 && 2 ** log2(n) === n
-
 /** Layers between the leaves and the root of a file of `blocks` blocks (0 for a single block). */
 export const heightOf = (blocks: number): number => log2(nextPowerOfTwo(blocks))
 

@@ -211,7 +211,13 @@ class Session implements FrameDecoder.Handler {
       },
       pauseReading: () => this.conn?.pause(),
       resumeReading: () => this.conn?.resume(),
-      close: (detail) => this.dispatch(E.CloseLocal({ reason: "local", detail }))
+      close: (detail) => this.dispatch(E.CloseLocal({ reason: "local", detail })),
+      requestHashes: (r) => {
+        if (this.state.phase === "Closed" || this.decoder === undefined) return
+        const { piecesRoot, base, index, length, proofLayers } = r
+        this.queueMessage(Message.HashRequest({ piecesRoot, base, index, length, proofLayers }))
+        if (this.holding === 0 && !this.running) this.flush()
+      }
     }
   }
 
@@ -375,6 +381,7 @@ class Session implements FrameDecoder.Handler {
       this.answerHashRequest(message)
       return
     }
+    if (message._tag === "Hashes" || message._tag === "HashReject") this.handle.onHashes?.(this.key, message)
     this.dispatch(E.MessageReceived({ message }))
   }
 

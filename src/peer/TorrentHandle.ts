@@ -75,7 +75,17 @@ export interface PeerControl {
   readonly resumeReading: () => void
   /** Drop the peer; the session ends with `PeerError` reason "local". */
   readonly close: (detail: string) => void
+  /**
+   * BEP 52: asks the peer for hashes (a `hash request`; the answer comes to `onHashes`). Only sessions whose
+   * handshake set the v2 bit (the handle has `v2Hashes`) decode the answers. Absent where there is no wire.
+   */
+  readonly requestHashes?: ((request: Metainfo.HashRequest) => void) | undefined
 }
+
+/** BEP 52: a peer's answer to one of our `hash request`s. */
+export type HashAnswer =
+  | (Metainfo.HashRequest & { readonly _tag: "Hashes"; readonly hashes: Uint8Array })
+  | (Metainfo.HashRequest & { readonly _tag: "HashReject" })
 
 export interface TorrentHandle {
   readonly infoHash: InfoHashV1
@@ -150,6 +160,8 @@ export interface TorrentHandle {
   readonly onPeerCancel?: ((peer: PeerKey, block: BlockRef) => void) | undefined
   /** Optional: BEP 10 messages (id 0 is the extension handshake; others carry our ids). */
   readonly onExtended?: ((peer: PeerKey, id: number, payload: Uint8Array) => void) | undefined
+  /** Optional: BEP 52 `hashes` / `hash reject` answering our `hash request`s (`PeerControl.requestHashes`). */
+  readonly onHashes?: ((peer: PeerKey, answer: HashAnswer) => void) | undefined
   /** Optional: the peer's DHT port (BEP 5 `port` message). */
   readonly onPeerPort?: ((peer: PeerKey, port: number) => void) | undefined
   /** Optional: BEP 6 suggest-piece. */

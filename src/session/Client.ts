@@ -656,16 +656,21 @@ const start = (
     }
   })
 
-const hexOf = (magnet: Magnet.Magnet): string =>
-  magnet.infoHashes.v1 === undefined ? "" : Bytes.toHex(magnet.infoHashes.v1)
+const hexOf = (magnet: Magnet.Magnet): string => Bytes.toHex(swarmOf(magnet).infoHash)
 
-/** The magnet's v1 info-hash, or the error for a v2-only magnet. */
-const v1Of = (magnet: Magnet.Magnet): Effect.Effect<InfoHashV1, TorrentError> =>
-  magnet.infoHashes.v1 !== undefined
-    ? Effect.succeed(magnet.infoHashes.v1)
-    : Effect.fail(
-      new TorrentError({ reason: "metadata-needed", detail: "v2-only magnet links (btmh) are not supported yet" })
-    )
+/**
+ * The swarm a magnet's metadata is fetched from: its v1 info-hash when it has one (`btih`; with a `btmh` too, a
+ * hybrid's, whose peers may upgrade to the truncated v2 hash), else the v2 one truncated to 20 bytes (BEP 52).
+ */
+const swarmOf = (magnet: Magnet.Magnet): {
+  readonly infoHash: InfoHashV1
+  readonly v2InfoHash: InfoHashV1 | undefined
+} => {
+  const { v1, v2 } = magnet.infoHashes
+  if (v1 !== undefined) return { infoHash: v1, v2InfoHash: v2 === undefined ? undefined : InfoHash.truncatedV2(v2) }
+  // Magnet.parse guarantees one of them
+  return { infoHash: InfoHash.truncatedV2(v2!), v2InfoHash: undefined }
+}
 
 export interface FetchOptions {
   /** Peers to ask besides the magnet's `x.pe` ones. */
@@ -700,7 +705,7 @@ export const fetchMetadata = (
 ): Effect.Effect<Fetched, TorrentError, Client> =>
   Effect.scoped(Effect.gen(function*() {
     const client = yield* Client
-    const infoHash = yield* v1Of(magnet)
+    const { infoHash, v2InfoHash } = swarmOf(magnet)
     const stateDir = client.options.stateDir
     const peers = [...(options.peers ?? []), ...magnet.peers.map((p) => ({ host: p.host, port: p.port }))]
     if (stateDir !== undefined) {
@@ -710,6 +715,8 @@ export const fetchMetadata = (
     const listener = yield* client.listener
     const got = yield* MetadataFetch.fetch({
       infoHash,
+      v2InfoHash,
+      expected: magnet.infoHashes,
       peerId: client.peerId,
       peers,
       trackers: options.trackers === false ? [] : magnet.trackers.map((t) => [t]),
@@ -729,12 +736,11 @@ export const fetchMetadata = (
     const made = TorrentFile.fromInfo(got.info, {
       trackers: magnet.trackers,
       webSeeds: magnet.webSeeds,
-      createdBy: "effect-torrent 0.1.0"
-    })
+      createdBy: "effect-torrent 0.1.0",
+      pieceLayers: got.pieceLayers
+    }, { v2Only: true })
     if (made._tag === "Left") {
-      const detail = made.left.reason === "v2-only"
-        ? "the peers' metadata is a v2-only torrent: not supported yet"
-        : `the peers' metadata is not a valid torrent: ${made.left.message}`
+      const detail = `the peers' metadata is not a valid torrent: ${made.left.message}`
       return yield* Effect.fail(new TorrentError({ reason: "metadata-needed", detail }))
     }
     if (stateDir !== undefined) yield* StateFiles.saveTorrent(stateDir, infoHash, made.right.bytes)
@@ -772,7 +778,7 @@ const downloadMagnet = (
   options: DownloadOptions
 ): Effect.Effect<Download, TorrentError, Client | Scope.Scope> =>
   Effect.gen(function*() {
-    const infoHash = yield* v1Of(magnet)
+    const { infoHash } = swarmOf(magnet)
     const events = yield* Torrent.makeEvents()
     const first = yield* PubSub.subscribe(events)
     const result = yield* Deferred.make<void, TorrentError>()

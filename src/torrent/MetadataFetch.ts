@@ -13,6 +13,15 @@
  * ourselves or lied (banned); a peer given up is not dialled again when a source hands it out. The fetch fails with reason "no-peers" when, for `noPeersTimeout` in a row, no peer offering
  * ut_metadata has been connected and no tracker has answered; once a tracker answers it waits for its peers.
  *
+ * A `btmh` magnet (BEP 52) is fetched the same way over its truncated v2 info-hash, and the info dict's SHA-256
+ * must be the full v2 hash (with `btih` too, a hybrid's, its SHA-1 as well). A v2 or hybrid torrent's `piece
+ * layers` are not in the info dict: once it is in, the same sessions (whose handshake set the v2 bit) ask for
+ * each file's piece layer with `hash request`s (`LayerFetch.ts`: proofs verified against the file roots, retries
+ * elsewhere on reject or timeout, a peer sending a bad proof dropped and banned). Without them a v2-only torrent
+ * cannot verify a piece of a file longer than a piece, so the fetch waits for them (and fails like a metadata
+ * fetch when no peer sent any for `noPeersTimeout`); a hybrid goes on without them after that long (its SHA-1s
+ * still check every piece).
+ *
  * On success the sessions close (the torrent dials the peers again as a full download; rqbit does the same) and
  * every address learned is returned so no source has to be asked twice.
  */
@@ -26,6 +35,8 @@ import * as Bitfield from "../core/Bitfield.ts"
 import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import type * as DhtNode from "../dht/Node.ts"
 import type * as Lsd from "../net/Lsd.ts"
+import * as Metainfo from "../metainfo/Metainfo.ts"
+import * as TorrentFile from "../metainfo/TorrentFile.ts"
 import type * as PeerSession from "../peer/PeerSession.ts"
 import * as PeerState from "../peer/PeerState.ts"
 import type { PeerControl, PeerKey, TorrentHandle } from "../peer/TorrentHandle.ts"
@@ -34,11 +45,22 @@ import * as ExtensionHandshake from "../wire/ExtensionHandshake.ts"
 import * as UtMetadata from "../wire/UtMetadata.ts"
 import * as Extensions from "./Extensions.ts"
 import type * as PeerSource from "./PeerSource.ts"
+import * as LayerFetch from "./LayerFetch.ts"
 import * as Swarm from "./Swarm.ts"
 import { TorrentError } from "./TorrentError.ts"
 
 export interface Options {
+  /** The swarm's id in handshakes, announces and the DHT: a v1 info-hash, or a v2 one truncated to 20 bytes. */
   readonly infoHash: InfoHashV1
+  /** The hashes the info dict must have (default: its SHA-1 is `infoHash`). */
+  readonly expected?: UtMetadata.Expected | undefined
+  /**
+   * A hybrid's truncated v2 info-hash when `infoHash` is its v1 one (a magnet with both): peers may upgrade the
+   * handshake to it (BEP 52).
+   */
+  readonly v2InfoHash?: InfoHashV1 | undefined
+  /** Options of the piece-layer fetch (`LayerFetch.ts`). */
+  readonly layerFetch?: Partial<LayerFetch.Options> | undefined
   readonly peerId: PeerId
   readonly peers?: ReadonlyArray<PeerSource.Address> | undefined
   /** Tracker tiers (a magnet's `tr` URLs, one tier each as libtorrent does). */
@@ -77,8 +99,13 @@ export interface Progress {
 }
 
 export interface Fetched {
-  /** The info dict's bytes, whose SHA-1 is the info-hash. */
+  /** The info dict's bytes, whose SHA-1 is the info-hash (SHA-256 for a v2 one). */
   readonly info: Uint8Array
+  /**
+   * BEP 52: the piece layers fetched from peers, by `pieces root` (hex), every one verified against its root. Empty
+   * for a v1 torrent, and for a hybrid whose layers no peer sent.
+   */
+  readonly pieceLayers: ReadonlyMap<string, Uint8Array>
   /** Every peer address learned, to dial again for the download. */
   readonly peers: ReadonlyArray<PeerSource.Address>
 }
@@ -90,7 +117,13 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
   Effect.scoped(Effect.gen(function*() {
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
-    const done = yield* Deferred.make<Uint8Array, TorrentError>()
+    const done = yield* Deferred.make<
+      { readonly info: Uint8Array; readonly pieceLayers: ReadonlyMap<string, Uint8Array> },
+      TorrentError
+    >()
+    const expected: UtMetadata.Expected = options.expected ?? { v1: options.infoHash }
+    /** The fetch may ask for piece layers: our handshake sets the v2 bit (so answers are decoded). */
+    const v2 = expected.v2 !== undefined
     const noPeersMs = Duration.toMillis(options.noPeersTimeout ?? Duration.seconds(60))
     const config = PeerState.config(options.peerConfig)
 
@@ -99,6 +132,63 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
     const sources = new Set<PeerKey>()
     let assembler: UtMetadata.Assembler | undefined
     let lastSource = now()
+    /** Once the info dict is in and piece layers are missing. */
+    let layerPhase: { info: Uint8Array; fetch: LayerFetch.State; hybrid: boolean; lastProgress: number } | undefined
+
+    const finish = (info: Uint8Array, pieceLayers: ReadonlyMap<string, Uint8Array>) =>
+      Deferred.unsafeDone(done, Effect.succeed({ info, pieceLayers }))
+
+    /** Asks connected peers for piece layers (`peer`: only that one). */
+    const pumpLayers = (only?: PeerKey) => {
+      const phase = layerPhase
+      if (phase === undefined) return
+      for (const [peer, control] of controls) {
+        if (only !== undefined && peer !== only) continue
+        const [next, requests] = LayerFetch.nextRequests(phase.fetch, peer, now())
+        phase.fetch = next
+        for (const r of requests) control.requestHashes?.(r)
+      }
+    }
+
+    /** The info dict checked out: done, or on to its piece layers. */
+    const onInfo = (info: Uint8Array) => {
+      if (!v2) return finish(info, new Map())
+      const decoded = Metainfo.decode(TorrentFile.encode(info), { v2Only: true })
+      // not a valid torrent: the caller reports it
+      if (Either.isLeft(decoded) || decoded.right.version === "v1") return finish(info, new Map())
+      const m = decoded.right
+      const files = m.files.flatMap((f) =>
+        f.piecesRoot !== undefined && f.length > m.pieceLength && f.pieceLayer === undefined
+          ? [{ piecesRoot: f.piecesRoot, length: f.length }]
+          : []
+      )
+      if (files.length === 0) return finish(info, new Map())
+      layerPhase = {
+        info,
+        fetch: LayerFetch.make(files, m.pieceLength, options.layerFetch),
+        hybrid: m.version === "hybrid",
+        lastProgress: now()
+      }
+      pumpLayers()
+    }
+
+    const onHashes: NonNullable<TorrentHandle["onHashes"]> = (peer, answer) => {
+      const phase = layerPhase
+      if (phase === undefined) return
+      if (answer._tag === "HashReject") {
+        phase.fetch = LayerFetch.onReject(phase.fetch, peer, answer, now())
+        return pumpLayers()
+      }
+      const [next, outcome] = LayerFetch.onHashes(phase.fetch, peer, answer, answer.hashes)
+      phase.fetch = next
+      if (outcome._tag === "Bad") drop(peer, `bad piece-layer proof: ${outcome.detail}`)
+      if (outcome._tag === "Accepted") {
+        phase.lastProgress = now()
+        const layers = LayerFetch.layers(phase.fetch)
+        if (layers !== undefined) return finish(phase.info, layers)
+      }
+      pumpLayers()
+    }
 
     const progress = () =>
       options.onProgress?.({
@@ -143,7 +233,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         }
         // The first source's size is fetched; a peer announcing another size gets its data refused as invalid.
         if (assembler === undefined) {
-          const made = UtMetadata.make(options.infoHash, size, { ...UtMetadata.defaultOptions, ...options.assembler })
+          const made = UtMetadata.make(expected, size, { ...UtMetadata.defaultOptions, ...options.assembler })
           if (Either.isLeft(made)) return drop(peer, `metadata_size ${size}: ${made.left.message}`)
           assembler = made.right
         }
@@ -163,7 +253,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         assembler = next
         switch (outcome._tag) {
           case "Done":
-            Deferred.unsafeDone(done, Effect.succeed(outcome.info))
+            onInfo(outcome.info)
             return
           case "Invalid":
             drop(peer, `bad metadata: ${outcome.detail}`)
@@ -181,7 +271,11 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
 
     const handle: TorrentHandle = {
       infoHash: options.infoHash,
+      v2InfoHash: options.v2InfoHash,
       peerId: options.peerId,
+      // BEP 52: the v2 bit, so peers answer (and we decode) hash requests; theirs are rejected (we have nothing yet)
+      v2Hashes: v2 ? () => undefined : undefined,
+      onHashes,
       pieceCount: 0,
       metadataOnly: true,
       features: { fast: true, extensionProtocol: true, dht: options.dht !== undefined },
@@ -191,6 +285,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       onConnected: (peer, info, control) => {
         controls.set(peer, control)
         ext.connected(peer, info, control)
+        pumpLayers(peer)
         progress()
       },
       onPeerBitfield: () => false,
@@ -209,7 +304,9 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         sources.delete(peer)
         ext.closed(peer)
         if (assembler !== undefined) assembler = UtMetadata.peerLeft(assembler, peer)
+        if (layerPhase !== undefined) layerPhase.fetch = LayerFetch.peerLeft(layerPhase.fetch, peer)
         pump()
+        pumpLayers()
         progress()
       },
       onExtended: ext.onExtended
@@ -235,6 +332,28 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
         pump()
         progress()
         ext.tick(now())
+        const phase = layerPhase
+        if (phase !== undefined) {
+          const [next, late] = LayerFetch.expire(phase.fetch, now())
+          phase.fetch = next
+          if (late.length > 0) yield* Effect.logDebug(`piece-layer requests timed out at ${late.join(", ")}`)
+          pumpLayers()
+          if (now() - phase.lastProgress < noPeersMs) continue
+          const files = phase.fetch.files.length
+          if (phase.hybrid) {
+            yield* Effect.logWarning(
+              `no peer sent the piece layers of ${files} file(s) within ${Duration.format(Duration.millis(noPeersMs))}: ` +
+                "going on with the hybrid's SHA-1 piece hashes alone"
+            )
+            finish(phase.info, new Map())
+          } else {
+            const detail = `no peer sent the piece layers (BEP 52 hashes) of ${files} file(s) of this v2 torrent within ${
+              Duration.format(Duration.millis(noPeersMs))
+            }`
+            Deferred.unsafeDone(done, Effect.fail(new TorrentError({ reason: "no-peers", detail })))
+          }
+          return
+        }
         if (sources.size > 0) lastSource = now()
         else if (!swarm.trackerAnswered() && now() - lastSource >= noPeersMs) {
           const detail = `no peer sent the metadata of this magnet link within ${
@@ -265,6 +384,6 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       }))
     }
     if (options.lsd !== undefined) yield* options.lsd.register(options.infoHash, (host, port) => swarm.add(host, port, "lsd"))
-    const info = yield* Deferred.await(done)
-    return { info, peers: swarm.addresses() }
+    const got = yield* Deferred.await(done)
+    return { ...got, peers: swarm.addresses() }
   }))

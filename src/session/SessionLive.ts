@@ -679,9 +679,11 @@ export const make = (options: Options): Effect.Effect<Session.SessionShape, neve
         if (source._tag === "Magnet") {
           const parsed = Magnet.parse(source.uri, { mode: "lenient" })
           if (Either.isLeft(parsed)) return yield* fail("invalid-source", parsed.left.message)
-          const v1 = parsed.right.infoHashes.v1
-          if (v1 === undefined) return yield* fail("unsupported", "v2-only magnet links are not supported yet")
-          return { infoHash: v1, magnet: parsed.right, metainfo: undefined, bytes: undefined }
+          // keyed by the swarm's 20-byte id: the v1 info-hash, else (btmh only, BEP 52) the truncated v2 one,
+          // which is a v2-only torrent's `infoHash` once its metadata is in
+          const { v1, v2 } = parsed.right.infoHashes
+          const infoHash = v1 ?? InfoHash.truncatedV2(v2!)
+          return { infoHash, magnet: parsed.right, metainfo: undefined, bytes: undefined }
         }
         const bytes = source._tag === "Url" ? yield* fetchTorrent(source.url) : source.bytes
         // v2-only torrents too (BEP 52: verified by their Merkle roots; keyed, as everywhere, by the 20-byte id —

@@ -4,21 +4,25 @@
  * full v2 hash), the piece layers by `hash request`s to libtorrent (each answer's proof checked against the file's
  * root), then the download verifies every piece by its Merkle root: byte-identical on disk, no piece failing, and
  * the `.torrent` written by `--save-torrent` complete (every piece layer present, loadable by libtorrent). The CLI
- * (the built bundle) is run once as a user would. A missing python3-libtorrent skips loudly outside CI.
+ * (the built bundle) is run once as a user would, and the daemon's session takes a btmh magnet. A missing python3-libtorrent skips loudly outside CI.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Bytes from "../../src/core/Bytes.ts"
 import * as Magnet from "../../src/metainfo/Magnet.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
 import * as Client from "../../src/session/Client.ts"
+import * as Session from "../../src/session/Session.ts"
+import * as SessionLive from "../../src/session/SessionLive.ts"
 import type * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
 import { bundle, cli } from "../support/cli.ts"
 import { tempDir, testClient } from "../support/download.ts"
@@ -143,4 +147,27 @@ describe.runIf(shouldRun("BEP 52 magnets with libtorrent"))("btmh magnets from a
       const check = keep(yield* Effect.promise(() => Lt.start()))
       yield* Effect.promise(() => check.seed("again", { ...built, bytes: Fs.readFileSync(save) }))
     }))
+
+  it.live("the daemon's session takes a btmh magnet of a v2-only torrent: fetched, downloaded, seeding", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const built = tree("daemon-btmh", "v2")
+      const lt = keep(yield* Effect.promise(() => Lt.start()))
+      yield* Effect.promise(() => lt.seed("t", built))
+      const dir = tempDir("btmh-daemon")
+      const stateDir = tempDir("btmh-daemon-state")
+      const session = yield* Effect.provide(
+        Session.Session,
+        yield* Layer.build(SessionLive.layer({ stateDir, settings: { downloadDir: dir } }).pipe(Layer.provide(testClient({ stateDir }))))
+      )
+      const uri = `magnet:?xt=urn:btmh:1220${Bytes.toHex(built.metainfo.infoHashV2!)}&x.pe=127.0.0.1:${lt.port}`
+      const added = yield* session.add({ _tag: "Magnet", uri })
+      expect(added.infoHash).toBe(Bytes.toHex(built.metainfo.infoHash))
+      for (let i = 0; ; i++) {
+        const d = yield* session.get(added.id)
+        if (d.state === "seeding") break
+        if (i > 600) throw new Error(`still ${d.state}`)
+        yield* Effect.sleep(Duration.millis(50))
+      }
+      sameFiles(built, dir)
+    })))
 })

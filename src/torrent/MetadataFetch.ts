@@ -366,22 +366,27 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
     })
 
     const tiers = options.trackers ?? []
-    const announces = swarm.announce({
-      tiers,
-      infoHash: options.infoHash,
-      peerId: options.peerId,
-      port: options.port ?? 6881,
-      stats: { uploaded: Effect.succeed(0), downloaded: Effect.succeed(0), left: Effect.succeed(16 * 1024) }
-    })
+    // a hybrid's magnet with both hashes: asked in both swarms (as libtorrent does)
+    const swarmIds = options.v2InfoHash === undefined ? [options.infoHash] : [options.infoHash, options.v2InfoHash]
+    const announcesOf = (infoHash: InfoHashV1) =>
+      swarm.announce({
+        tiers,
+        infoHash,
+        peerId: options.peerId,
+        port: options.port ?? 6881,
+        stats: { uploaded: Effect.succeed(0), downloaded: Effect.succeed(0), left: Effect.succeed(16 * 1024) }
+      })
 
     yield* swarm.start
     yield* Effect.forkScoped(ticker)
-    if (tiers.length > 0) yield* Effect.forkScoped(announces)
-    if (options.dht !== undefined) {
-      yield* Effect.forkScoped(swarm.dht(options.dht, {
-        infoHash: options.infoHash,
-        interval: () => options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60)
-      }))
+    for (const infoHash of swarmIds) {
+      if (tiers.length > 0) yield* Effect.forkScoped(announcesOf(infoHash))
+      if (options.dht !== undefined) {
+        yield* Effect.forkScoped(swarm.dht(options.dht, {
+          infoHash,
+          interval: () => options.dhtInterval ?? Duration.seconds(sources.size === 0 ? 15 : 60)
+        }))
+      }
     }
     if (options.lsd !== undefined) yield* options.lsd.register(options.infoHash, (host, port) => swarm.add(host, port, "lsd"))
     const got = yield* Deferred.await(done)

@@ -53,7 +53,7 @@ import * as Bitfield from "../core/Bitfield.ts"
 import type * as DhtNode from "../dht/Node.ts"
 import type * as Lsd from "../net/Lsd.ts"
 import * as InfoHash from "../core/InfoHash.ts"
-import type { PeerId } from "../core/InfoHash.ts"
+import type { InfoHashV1, PeerId } from "../core/InfoHash.ts"
 import * as Metainfo from "../metainfo/Metainfo.ts"
 import type * as Tcp from "../net/Tcp.ts"
 import type * as PeerSession from "../peer/PeerSession.ts"
@@ -515,9 +515,13 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         ),
       scrape: tracker.scrape
     })
-    const announces = swarm.announce({
+    // A hybrid is announced in its v2 swarm too (the truncated v2 hash, as libtorrent does): peers that know only its
+    // v2 hash (a btmh magnet) find us. That stream has its own board (the trackers' states shown are the v1 ones).
+    const v2Swarm = m.version === "hybrid" && m.infoHashV2 !== undefined ? InfoHash.truncatedV2(m.infoHashV2) : undefined
+    const v2Board = v2Swarm === undefined || options.trackers === false ? undefined : yield* Announcer.makeBoard(m.trackers)
+    const announcesOf = (infoHash: InfoHashV1, onBoard: Announcer.Board) => swarm.announce({
       tiers: m.trackers,
-      infoHash: m.infoHash,
+      infoHash,
       peerId: options.peerId,
       port: options.port ?? 6881,
       currentPort: options.externalPort,
@@ -537,10 +541,13 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         const starving = () => peers.size === 0 && !finished
         return starving() ? Effect.void : Effect.sleep(Duration.seconds(1)).pipe(Effect.repeat({ until: starving }))
       }),
-      board
+      board: onBoard
     }, (batch) => {
       if (batch.warning !== undefined) publish(TorrentEvent.TrackerWarning({ url: batch.url, message: batch.warning }))
     }).pipe(Effect.provideService(Tracker, observed))
+    const announces = v2Swarm === undefined || v2Board === undefined
+      ? announcesOf(m.infoHash, board)
+      : Effect.all([announcesOf(m.infoHash, board), announcesOf(v2Swarm, v2Board)], { concurrency: 2, discard: true })
 
     const progressMs = Duration.toMillis(options.progressInterval ?? Duration.seconds(1))
     const ticker = Effect.gen(function*() {
@@ -686,12 +693,15 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
         yield* Effect.forkScoped(auditor)
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
         if (dht !== undefined) {
-          yield* Effect.forkScoped(swarm.dht(dht, {
-            infoHash: m.infoHash,
-            interval: () =>
-              options.dhtInterval ?? (peers.size < swarm.maxPeers() / 2 ? Duration.minutes(5) : Duration.minutes(15)),
-            announcePort: options.listenPort
-          }))
+          // a hybrid in both swarms, as with trackers
+          for (const infoHash of v2Swarm === undefined ? [m.infoHash] : [m.infoHash, v2Swarm]) {
+            yield* Effect.forkScoped(swarm.dht(dht, {
+              infoHash,
+              interval: () =>
+                options.dhtInterval ?? (peers.size < swarm.maxPeers() / 2 ? Duration.minutes(5) : Duration.minutes(15)),
+              announcePort: options.listenPort
+            }))
+          }
         }
         if (options.lsd !== undefined && !m.private) {
           const lsd = options.lsd
@@ -849,6 +859,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       setPriorities,
       prioritize,
       whenVerified,
-      reannounce: () => Effect.sync(board.reannounce)
+      reannounce: () =>
+        Effect.sync(() => {
+          board.reannounce()
+          v2Board?.reannounce()
+        })
     }
   })

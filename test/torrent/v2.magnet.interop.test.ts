@@ -24,7 +24,11 @@ import * as Client from "../../src/session/Client.ts"
 import * as Session from "../../src/session/Session.ts"
 import * as SessionLive from "../../src/session/SessionLive.ts"
 import type * as TorrentEvent from "../../src/torrent/TorrentEvent.ts"
+import * as Hasher from "../../src/storage/Hasher.ts"
+import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
 import { bundle, cli } from "../support/cli.ts"
+import { writeData } from "../support/data.ts"
+import * as Opentracker from "../support/opentracker.ts"
 import { tempDir, testClient } from "../support/download.ts"
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
@@ -171,3 +175,33 @@ describe.runIf(shouldRun("BEP 52 magnets with libtorrent"))("btmh magnets from a
       sameFiles(built, dir)
     })))
 })
+
+describe.runIf(shouldRun("hybrid swarms with libtorrent") && Opentracker.shouldRun("hybrid swarms via opentracker"))(
+  "a hybrid is announced in both swarms",
+  { timeout: 90_000 },
+  () => {
+    it.live("we seed a hybrid announced to opentracker; a libtorrent peer knowing only its v2 hash (btmh magnet) finds us there and downloads it", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const built = tree("both-swarms", "hybrid")
+        const v1 = Bytes.toHex(built.metainfo.infoHash)
+        const v2 = Bytes.toHex(built.metainfo.infoHashV2!).slice(0, 40)
+        // whitelist-only: both swarm ids are admitted
+        const ot = keep(yield* Effect.promise(() => Opentracker.start([v1, v2])))
+        const data = tempDir("both-swarms-seed")
+        writeData(built, data)
+        const layer = Client.layerWith({ listen: { host: "127.0.0.1", port: 0 } }).pipe(
+          Layer.provide(TrackerLive.layer()),
+          Layer.provide(Hasher.layerInline)
+        )
+        const context = yield* Layer.build(layer)
+        // trackers are outside the info dict: the same torrent, announced to this one
+        const metainfo = { ...built.metainfo, trackers: [[ot.httpUrl]] }
+        yield* Client.seed(metainfo, { dataDir: data }).pipe(Effect.provide(context))
+        const lt = keep(yield* Effect.promise(() => Lt.start()))
+        const uri = `magnet:?xt=urn:btmh:1220${Bytes.toHex(built.metainfo.infoHashV2!)}&tr=${encodeURIComponent(ot.httpUrl)}`
+        const save = yield* Effect.promise(() => lt.magnet("t", uri))
+        yield* Effect.promise(() => lt.waitFor("t", (st) => st.seeding, 60_000))
+        sameFiles(built, save)
+      })))
+  }
+)

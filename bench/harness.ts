@@ -225,7 +225,7 @@ export const infoHashOf = (torrentPath: string): string =>
 // ---------------------------------------------------------------------------------------------------------------
 // python3-libtorrent scripts
 
-const LOOPBACK_SETTINGS = `{"allow_multiple_connections_per_ip": True,
+export const LOOPBACK_SETTINGS = `{"allow_multiple_connections_per_ip": True,
   "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
   "enable_incoming_utp": False, "enable_outgoing_utp": False, "in_enc_policy": 2, "out_enc_policy": 2,
   "min_reconnect_time": 1}`
@@ -377,20 +377,26 @@ export interface Timed {
   readonly maxRssKiB: number
 }
 
-/** Runs `argv` under `/usr/bin/time -f "%e %U %S %M"`, killed (by PID) after `timeoutMs`. */
+/**
+ * Runs `argv` under `/usr/bin/time -f "%e %U %S %M"`, killed (by PID) after `timeoutMs`; its stdout goes to ours, or
+ * into the file `stdoutFile`.
+ */
 export const runTimed = async (
   argv: ReadonlyArray<string>,
   env: NodeJS.ProcessEnv,
   timeFile: string,
   timeoutMs: number,
-  name: string
+  name: string,
+  stdoutFile?: string
 ): Promise<Timed> => {
   Fs.rmSync(timeFile, { force: true })
   const t0 = performance.now()
+  const out = stdoutFile === undefined ? "inherit" : Fs.openSync(stdoutFile, "w")
   const child = spawn(TIME, ["-f", "%e %U %S %M", "-o", timeFile, ...argv], {
     env,
-    stdio: ["ignore", "inherit", "inherit"]
+    stdio: ["ignore", out, "inherit"]
   })
+  if (typeof out === "number") Fs.closeSync(out)
   const code = await new Promise<number | null>((resolve) => {
     const timer = setTimeout(() => {
       console.error(`${name}: timed out after ${timeoutMs / 1000} s, killing pid ${child.pid}`)

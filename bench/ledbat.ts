@@ -2,15 +2,16 @@
  * LEDBAT against TCP, measured (not a test; issue 19 item 1, docs/UTP.md): does our uTP flow yield when a TCP flow
  * fills the same bottleneck, and take the link back when it leaves?
  *
- *   sudo npx tsx bench/ledbat.ts [--rate 8mbit] [--queue-ms 500] [--cc cubic] [--phase 20] [--target-ms 100]
+ *   sudo npx tsx bench/ledbat.ts [--rate 8mbit] [--queue-ms 500] [--cc reno] [--phase 20] [--target-ms 100]
  *
  * Three network namespaces made (and removed) by the script: a sender, a router and a receiver, joined by two veth
  * pairs. The router's egress toward the receiver is the bottleneck: `tbf rate R latency Q` (a queue of about R·Q
  * bytes, tail drop), like a home router's uplink buffer. The bottleneck must sit in a router: on the sender's own
  * interface, Linux TCP Small Queues keep a socket's bytes in the local qdisc short, so TCP never fills the buffer
  * (that, and this machine's default congestion control BBR, which aims at an empty queue, is why an earlier attempt
- * on a namespace's loopback showed no back-off). The sender's TCP uses `--cc` (cubic by default: loss-based, it
- * fills the buffer until a drop, as most TCP stacks do).
+ * on a namespace's loopback showed no back-off). The sender's TCP uses `--cc`, reno by default: loss-based, it fills
+ * the buffer until a drop, as most TCP stacks do (cubic too, but a namespace may only take a default from
+ * `net.ipv4.tcp_allowed_congestion_control`, here "reno bbr"; `--cc bbr` shows the machine's default).
  *
  * The sender runs one uTP connection (our UtpSocket) and, in some phases, one TCP connection to the receiver, both
  * writing as fast as allowed; the receiver counts bytes every 250 ms. A small UDP echo every 100 ms crosses the
@@ -32,7 +33,7 @@ const PORTS = { utp: 7001, tcp: 7002, echo: 7003 }
 
 const rate = argValue("--rate") ?? "8mbit"
 const queueMs = Number(argValue("--queue-ms") ?? "500")
-const cc = argValue("--cc") ?? "cubic"
+const cc = argValue("--cc") ?? "reno"
 const phaseS = Number(argValue("--phase") ?? "20")
 const targetMs = Number(argValue("--target-ms") ?? "100")
 const SETTLE_S = 5
@@ -181,7 +182,12 @@ const startRole = (ns: string, role: string, onLine: (o: Record<string, unknown>
 const orchestrate = async () => {
   if (process.getuid?.() !== 0) throw new Error("needs root (network namespaces)")
   console.log(`bottleneck: tbf ${rate}, queue ${queueMs} ms, sender TCP ${cc}, uTP target ${targetMs} ms, phases of ${phaseS} s`)
-  setupNet()
+  try {
+    setupNet()
+  } catch (e) {
+    teardownNet()
+    throw e
+  }
   const counts: Array<{ t: number; utp: number; tcp: number }> = []
   const rtts: Array<{ t: number; rtt: number }> = []
   const phases: Array<{ name: string; t: number }> = []

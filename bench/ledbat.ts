@@ -2,7 +2,7 @@
  * LEDBAT against TCP, measured (not a test; issue 19 item 1, docs/UTP.md): does our uTP flow yield when a TCP flow
  * fills the same bottleneck, and take the link back when it leaves?
  *
- *   sudo npx tsx bench/ledbat.ts [--rate 8mbit] [--queue-ms 500] [--cc reno] [--phase 20] [--target-ms 100]
+ *   npm run bench:ledbat -- [--rate 8mbit] [--queue-ms 500] [--cc reno] [--phase 20] [--target-ms 100]
  *
  * Three network namespaces made (and removed) by the script: a sender, a router and a receiver, joined by two veth
  * pairs. The router's egress toward the receiver is the bottleneck: `tbf rate R latency Q` (a queue of about R·Q

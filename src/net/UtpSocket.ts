@@ -100,6 +100,15 @@ const normalize = (address: string): string => {
   return a.startsWith("::ffff:") && a.includes(".") ? a.slice(7) : a
 }
 
+/** An IPv6 literal in the kernel's form (lower case, zeros compressed): "0:0::1" → "::1". */
+const canonicalIpv6 = (host: string): string => {
+  try {
+    return new URL(`http://[${host}]/`).hostname.slice(1, -1)
+  } catch {
+    return host.toLowerCase()
+  }
+}
+
 const keyOf = (host: string, port: number, recvId: number): string => `${normalize(host)}|${port}|${recvId}`
 
 const nowMicros = (): number => performance.now() * 1000
@@ -416,18 +425,26 @@ export const make = (options: Options = {}): Effect.Effect<UtpSocket, UtpError, 
       const failed = (reason: "connect-failed" | "connect-timeout", cause: UtpError) =>
         new Tcp.TcpError({ reason, address, cause })
       const handshake = Effect.async<Entry, Tcp.TcpError>((resume) => {
-        if (Net.isIP(o.host) === 0) {
+        const ipVersion = Net.isIP(o.host)
+        if (ipVersion === 0) {
           resume(Effect.fail(failed("connect-failed", new UtpError({ reason: "address", detail: "not an IP address" }))))
           return
         }
+        if ((ipVersion === 6) !== (family === "udp6")) {
+          const detail = `an IPv${ipVersion} address on this ${family === "udp6" ? "IPv6" : "IPv4"} socket`
+          resume(Effect.fail(failed("connect-failed", new UtpError({ reason: "address", detail }))))
+          return
+        }
+        // The key must match the sender address the kernel reports (RFC 5952 form) for the answers to find us.
+        const host = ipVersion === 6 ? canonicalIpv6(o.host) : o.host
         if (!open) {
           resume(Effect.fail(failed("connect-failed", new UtpError({ reason: "closed", detail: "socket closed" }))))
           return
         }
         let recvId = random16()
-        while (entries.has(keyOf(o.host, o.port, recvId))) recvId = random16()
+        while (entries.has(keyOf(host, o.port, recvId))) recvId = random16()
         const [state, actions] = UtpConnection.connect(config, { recvId, seqNr: random16() }, nowMicros())
-        const e = entry(keyOf(o.host, o.port, recvId), o.host, o.port, state)
+        const e = entry(keyOf(host, o.port, recvId), host, o.port, state)
         e.onHandshake = (error) => {
           if (error === undefined) resume(Effect.succeed(e))
           else {

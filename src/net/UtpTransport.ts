@@ -10,6 +10,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Net from "node:net"
 import * as Tcp from "./Tcp.ts"
 import type * as UtpSocket from "./UtpSocket.ts"
 
@@ -25,6 +26,11 @@ export interface DialerOptions {
   readonly transport: Transport
   /** The uTP socket (needed for "utp" and "both"; without one they dial TCP). */
   readonly utp: Effect.Effect<UtpSocket.UtpSocket | undefined>
+  /**
+   * The IPv6 uTP socket, for IPv6 peers (UDP sockets are of one family). Without one, "both" dials IPv6 peers over
+   * TCP and "utp" fails them (the IPv4 socket refuses an IPv6 address).
+   */
+  readonly utp6?: Effect.Effect<UtpSocket.UtpSocket | undefined> | undefined
   /**
    * With "both": how long uTP has alone before TCP is dialled as well (the first to connect wins, the other is
    * abandoned). Default 1 s: the SYN's first retransmission timeout. TCP starts at once when uTP fails (refused).
@@ -51,8 +57,12 @@ export const dialer = (options: DialerOptions): Dial => {
       if (tcpOnly.size >= MEMORY) tcpOnly.clear()
       tcpOnly.add(key)
     })
+  const socketFor = (host: string): Effect.Effect<UtpSocket.UtpSocket | undefined> =>
+    Net.isIPv6(host)
+      ? options.utp6 ?? (options.transport === "utp" ? options.utp : Effect.succeed(undefined))
+      : options.utp
   return (a) =>
-    Effect.flatMap(options.utp, (utp) => {
+    Effect.flatMap(socketFor(a.host), (utp) => {
       if (utp === undefined) return tcp(a)
       if (options.transport === "utp") return utp.dial({ ...a, timeout: Duration.infinity })
       const key = `${a.host}|${a.port}`

@@ -205,6 +205,11 @@ export interface ClientShape {
   readonly encryption: Encryption.Outbound
   /** The uTP socket, opened on first use (undefined with transport "tcp", or when it could not be bound). */
   readonly utp: Effect.Effect<UtpSocket.UtpSocket | undefined>
+  /**
+   * The IPv6 uTP socket (UDP sockets are of one family), opened on first use on the listener's IPv6 address (or
+   * "::") and port; undefined with transport "tcp", a listener on a specific IPv4 address, or no IPv6 here.
+   */
+  readonly utp6: Effect.Effect<UtpSocket.UtpSocket | undefined>
   /** How torrents dial peers (the `transport` option). */
   readonly dial: UtpTransport.Dial
 }
@@ -270,6 +275,26 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         }).pipe(
           Effect.catchAll((e) =>
             Effect.as(Effect.logWarning(`uTP disabled: ${e.message}`), undefined as UtpSocket.UtpSocket | undefined)
+          )
+        )
+      )
+      const host6 = listenHost6(listen)
+      const utp6 = yield* Effect.cached(
+        transport === "tcp" || host6 === undefined ? Effect.succeed(undefined) : Effect.gen(function*() {
+          const bound = Option.getOrUndefined(yield* Effect.option(listener))
+          const make = (port: number | undefined) =>
+            UtpSocket.make({ family: "udp6", host: host6, port, backlog: bound === undefined ? 0 : 64 })
+          const wanted = bound?.address.port
+          const socket = yield* make(wanted).pipe(
+            Effect.catchAll((e) => (wanted !== undefined && wanted !== 0 ? make(0) : Effect.fail(e))),
+            Scope.extend(scope)
+          )
+          if (bound !== undefined) yield* bound.serve(socket.accept).pipe(Scope.extend(scope))
+          return socket
+        }).pipe(
+          // A machine without IPv6: IPv6 peers go over TCP (transport both), as before.
+          Effect.catchAll((e) =>
+            Effect.as(Effect.logDebug(`IPv6 uTP off: ${e.message}`), undefined as UtpSocket.UtpSocket | undefined)
           )
         )
       )
@@ -356,7 +381,8 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
         portMapping,
         encryption,
         utp,
-        dial: UtpTransport.dialer({ transport, utp })
+        utp6,
+        dial: UtpTransport.dialer({ transport, utp, utp6 })
       }
     })
   )
@@ -365,6 +391,13 @@ const listenHost = (listen: ListenOptions | undefined): string => {
   const h = listen?.host ?? "0.0.0.0"
   // The DHT socket is IPv4 (BEP 5); a dual-stack listener still takes IPv4 datagrams on all interfaces.
   return h.includes(":") ? "0.0.0.0" : h
+}
+
+/** Where the IPv6 uTP socket binds: the listener's IPv6 address, "::" for a wildcard one, none for a specific IPv4. */
+const listenHost6 = (listen: ListenOptions | undefined): string | undefined => {
+  const h = listen?.host ?? "0.0.0.0"
+  if (h.includes(":")) return h
+  return h === "0.0.0.0" ? "::" : undefined
 }
 
 export interface DownloadOptions {
@@ -571,6 +604,8 @@ const start = (
     const dht = m.private ? undefined : yield* client.dht
     const lsd = m.private ? undefined : yield* client.lsd
     const mapping = yield* client.portMapping
+    // The uTP sockets listen from the first torrent on (not only once something dials out or the DHT starts).
+    if (listener !== undefined) yield* Effect.all([client.utp, client.utp6], { discard: true })
     const events = hub?.events ?? (yield* Torrent.makeEvents())
     const first = hub?.first ?? (yield* PubSub.subscribe(events))
     const torrent = yield* Torrent.start({

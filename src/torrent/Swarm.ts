@@ -75,6 +75,8 @@ export interface Options {
   readonly close: (peer: PeerKey, why: string) => void
   /** A peer was banned (already logged); e.g. publish an event. */
   readonly onBanned?: ((addr: string, reason: string) => void) | undefined
+  /** A dial failed before any handshake (refused, unreachable, no answer): e.g. try a hole punch (BEP 55). */
+  readonly onDialFailed?: ((host: string, port: number) => void) | undefined
 }
 
 export interface DhtOptions {
@@ -90,6 +92,12 @@ export interface Swarm {
   readonly add: (host: string, port: number, source: PeerSource.PeerSource) => void
   /** The sources that named the candidate `peer` (a `host:port` as dialled); undefined for one never named. */
   readonly origin: (peer: PeerKey) => PeerSource.Origin | undefined
+  /**
+   * Dial `host:port` now, ahead of the queue and of its reconnect backoff (a BEP 55 `connect`: the other side dials
+   * us at the same moment; its source is "pex", as libtorrent files it). Nothing for a banned peer or one already
+   * dialling or connected.
+   */
+  readonly punch: (host: string, port: number) => void
   /** Bans `addr` (never dialled again), closes its session, logs and reports it once. */
   readonly ban: (addr: string, reason: string) => Effect.Effect<void>
   readonly isBanned: (addr: string) => boolean
@@ -247,6 +255,9 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
         c.connected = false
         lastAttempt = `${c.addr}: ${error.message}`
         if (c.banned || !open()) return
+        if (!wasConnected && (error.reason === "connect-failed" || error.reason === "connect-timeout")) {
+          options.onDialFailed?.(c.host, c.port)
+        }
         if (neverAgain.has(error.reason)) {
           if (error.reason === "self-connection") {
             c.banned = true
@@ -416,9 +427,23 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
         Effect.never
       )
 
+    const punch = (host: string, port: number) => {
+      add(host, port, "pex")
+      const c = candidates.get(formatAddress(host, port))
+      if (c === undefined || c.banned || c.active) return
+      // Waiting out a backoff: the retry finds it queued or active and does nothing.
+      c.waiting = false
+      c.givenUp = false
+      if (c.queued) queue.splice(queue.indexOf(c), 1)
+      c.queued = true
+      queue.unshift(c)
+      wake.unsafeOffer(undefined)
+    }
+
     return {
       add,
       origin: (peer) => candidates.get(peer)?.origin,
+      punch,
       ban,
       isBanned: (addr) => candidates.get(addr)?.banned === true,
       markBanned: (addr) => {

@@ -45,6 +45,7 @@ import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Mailbox from "effect/Mailbox"
 import * as PubSub from "effect/PubSub"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -363,8 +364,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       reqq: PeerState.config(options.peerConfig).maxPipeline,
       onPeers: (_from, found) => {
         for (const p of found) swarm.add(p.ip, p.port, "pex")
-      }
+      },
+      onPunch: (_from, to) => swarm.punch(to.host, to.port),
+      onHolepunchLog: (line) => void holepunchLog.unsafeOffer(line)
     }, nowMs)
+    /** BEP 55 lines from the synchronous handlers, logged by a fiber (started with the swarm). */
+    const holepunchLog = yield* Mailbox.make<string>({ capacity: 256, strategy: "dropping" })
     let lastPeerSeen = nowMs()
     const download = Download.make({
       metainfo: m,
@@ -458,7 +463,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       open: () => !finished || seed,
       seeding: () => finished,
       close: (peer, why) => peers.get(peer)?.control.close(why),
-      onBanned: (addr, reason) => publish(TorrentEvent.PeerBanned({ addr, reason }))
+      onBanned: (addr, reason) => publish(TorrentEvent.PeerBanned({ addr, reason })),
+      onDialFailed: (host, port) => void ext.dialFailed({ host, port })
     })
 
     let webSeeds: WebSeed.WebSeeds | undefined
@@ -689,6 +695,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           })
         ))
         yield* Effect.forkScoped(ticker)
+        yield* Effect.forkScoped(
+          holepunchLog.take.pipe(Effect.flatMap((line) => Effect.logInfo(line)), Effect.forever, Effect.ignore)
+        )
         if (saver !== undefined) yield* Effect.forkScoped(saver.run)
         yield* Effect.forkScoped(auditor)
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)

@@ -52,13 +52,15 @@ while True:
                 handles[c["id"]].set_download_limit(c["down"])
             elif op == "connect":
                 handles[c["id"]].connect_peer((c["ip"], c["port"]))
+            elif op == "settings":
+                ses.apply_settings(c["settings"])
             elif op == "dht_node":
                 ses.add_dht_node((c["ip"], c["port"]))
             elif op == "dht_announce":
                 handles[c["id"]].force_dht_announce()
             elif op == "status":
                 st = handles[c["id"]].status()
-                peers = [{"ip": p.ip[0], "port": p.ip[1], "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else str(p.client), "source": int(p.source)} for p in handles[c["id"]].get_peer_info()]
+                peers = [{"ip": p.ip[0], "port": p.ip[1], "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else str(p.client), "source": int(p.source), "down": p.total_download} for p in handles[c["id"]].get_peer_info()]
                 out({"event": "status", "req": c["req"], "progress": st.progress, "state": str(st.state),
                      "hasMetadata": st.has_metadata, "seeding": st.is_seeding, "peers": peers,
                      "uploaded": st.all_time_upload, "downloaded": st.all_time_download})
@@ -77,6 +79,8 @@ export interface PeerInfo {
   readonly client: string
   /** libtorrent's peer_info source bits: 1 tracker, 2 DHT, 4 PEX, 8 LSD, 16 resume data, 32 incoming. */
   readonly source: number
+  /** Payload bytes downloaded from this peer. */
+  readonly down: number
 }
 
 export interface Status {

@@ -13,8 +13,9 @@
  *   with the `p` of its handshake) is offered to the others with `UtPex.tick` (at most once a minute per
  *   connection, bounded, a peer never both added and dropped); peers arriving in a peer's ut_pex go to `onPeers`,
  *   at most one message per peer every 30 s is taken (a flood is ignored, not trusted). Flags we send: seed
- *   (BEP 21 upload_only), prefers encryption (it spoke MSE with us), holepunch (its handshake has ut_holepunch),
- *   reachable (we dialled it — but not when the connection exists only because a relay had us punch through to it).
+ *   (BEP 21 upload_only), prefers encryption (it spoke MSE with us), uTP (the connection is uTP), holepunch (its
+ *   handshake has ut_holepunch), reachable (we dialled it — but not when the connection exists only because a relay
+ *   had us punch through to it).
  * - ut_holepunch (BEP 55, policy in Holepunch.ts): as the relay, a rendezvous for a connected peer that speaks
  *   ut_holepunch gets `connect` to both (each told the other's address), otherwise `error` (NoSuchPeer for an
  *   address that is no endpoint, NoSelf for the asker itself or us, NotConnected, NoSupport); as the initiator,
@@ -161,12 +162,13 @@ export const make = (options: Options, now: () => number): Extensions => {
   const sameEndpoint = (a: Host | undefined, b: UtPex.Endpoint) =>
     a !== undefined && a.port === b.port && normalizeHost(a.host) === b.ip
   /**
-   * Where the other peer should send its uTP SYN to reach `p`: its listening address (what PEX handed out); for a
-   * peer that dialled us and gave no port, the connection's far end.
+   * Where the other peer should send its uTP SYN to reach `p`: for a peer that dialled us over uTP, the far end of
+   * that connection (its NAT's mapping of the very UDP socket it will dial from; libtorrent's `remote()`); otherwise
+   * its listening address (what PEX handed out), or the far end when it gave no port.
    */
   const punchAddress = (p: PeerExt): Host => {
     const remote = { host: normalizeHost(p.info.remote.host), port: p.info.remote.port }
-    return listenAddress(p) ?? remote
+    return p.info.transport === "utp" ? remote : listenAddress(p) ?? remote
   }
   const sendHolepunch = (p: PeerExt, m: UtHolepunch.Message): boolean => {
     const payload = UtHolepunch.encode(m)
@@ -187,7 +189,8 @@ export const make = (options: Options, now: () => number): Extensions => {
         sendHolepunch(p, UtHolepunch.error(m, code))
       }
       const ours = p.handshake?.yourip
-      const isUs = options.listenPort === target.port && ours !== undefined &&
+      const ourPorts = [options.listenPort, options.externalPort?.()]
+      const isUs = ourPorts.includes(target.port) && ours !== undefined &&
         UtPex.keyOf({ ip: target.ip, port: 1 }) === UtPex.keyOf({ ip: ipText(ours), port: 1 })
       if (UtPex.keyOf(target) === undefined || target.ip === "0.0.0.0" || target.ip === "::") {
         return fail(UtHolepunch.ErrorCode.NoSuchPeer)
@@ -280,7 +283,8 @@ export const make = (options: Options, now: () => number): Extensions => {
         // It spoke MSE with us (rc4 or plaintext after the handshake), so others may open encrypted connections to it.
         const encrypts = p.info.encryption === "none" ? 0 : UtPex.Flags.PrefersEncryption
         const punchable = speaksHolepunch(p) ? UtPex.Flags.Holepunch : 0
-        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable | encrypts | punchable } })
+        const utp = p.info.transport === "utp" ? UtPex.Flags.SupportsUtp : 0
+        all.push({ key, peer: { ip: a.host, port: a.port, flags: seed | reachable | encrypts | punchable | utp } })
       }
       for (const [key, p] of peers) {
         if (ExtensionHandshake.theirId(p.registry, ExtensionHandshake.UtPex) === undefined) continue

@@ -15,7 +15,13 @@ const HP = 5
 const ourHp = ExtensionHandshake.ourId(ExtensionHandshake.defaultRegistry(), ExtensionHandshake.UtHolepunch)!
 const ourPex = ExtensionHandshake.ourId(ExtensionHandshake.defaultRegistry(), ExtensionHandshake.UtPex)!
 
-const peerInfo = (direction: "outbound" | "inbound", host: string, port: number): PeerInfo => ({
+const peerInfo = (
+  direction: "outbound" | "inbound",
+  host: string,
+  port: number,
+  transport: "tcp" | "utp" = "tcp"
+): PeerInfo => ({
+  transport,
   peerId: new Uint8Array(20) as PeerId,
   fast: true,
   extensionProtocol: true,
@@ -100,6 +106,15 @@ describe("Extensions: ut_holepunch relay", () => {
     expect(ends(a.holepunch()).at(-1)).toBe("Connect 192.0.2.9:5555 0")
   })
 
+  it("a peer that dialled us over uTP is given as the far end of that connection (its NAT's mapping), not host + p", () => {
+    const { ext, peer } = setup()
+    const a = peer("a", peerInfo("inbound", "203.0.113.1", 40001, "utp"), { p: 6881 })
+    const b = peer("b", peerInfo("outbound", "198.51.100.2", 7000))
+    ext.onExtended("a", ourHp, rendezvous("198.51.100.2", 7000))
+    expect(ends(b.holepunch())).toEqual(["Connect 203.0.113.1:40001 0"])
+    expect(ends(a.holepunch())).toEqual(["Connect 198.51.100.2:7000 0"])
+  })
+
   it("answers errors: NotConnected, NoSupport, NoSelf (the asker, or us by its yourip), NoSuchPeer", () => {
     const { ext, peer } = setup()
     const a = peer("a", peerInfo("outbound", "10.0.0.1", 6881), { yourip: Uint8Array.of(10, 0, 0, 99) })
@@ -142,14 +157,14 @@ describe("Extensions: ut_holepunch relay", () => {
     const { ext, now, peer } = setup()
     const a = peer("a", peerInfo("outbound", "10.0.0.1", 6881))
     peer("b", peerInfo("inbound", "10.0.0.2", 40000), { p: 7000, holepunch: false })
-    peer("c", peerInfo("outbound", "10.0.0.3", 7001))
+    peer("c", peerInfo("outbound", "10.0.0.3", 7001, "utp"))
     // d: we dialled it because a relay said so
     ext.onExtended("a", ourHp, UtHolepunch.encode(UtHolepunch.connect({ ip: "10.0.0.4", port: 7002 }))!)
     peer("d", peerInfo("outbound", "10.0.0.4", 7002))
     ext.tick(now())
     const flags = Object.fromEntries(a.pex()[0]!.added.map((p) => [p.ip, p.flags]))
-    const { Holepunch: H, Reachable: R } = UtPex.Flags
-    expect(flags).toEqual({ "10.0.0.2": 0, "10.0.0.3": H | R, "10.0.0.4": H })
+    const { Holepunch: H, Reachable: R, SupportsUtp: U } = UtPex.Flags
+    expect(flags).toEqual({ "10.0.0.2": 0, "10.0.0.3": H | R | U, "10.0.0.4": H })
   })
 })
 

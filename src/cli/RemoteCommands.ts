@@ -190,7 +190,7 @@ const show = Command.make("show", { ...common, ref: Args.text({ name: "id|info-h
           ...peers.map((p) =>
             `    ${p.address.padEnd(22)} ${sanitizeText(p.client).slice(0, 20).padEnd(20)} ${(p.progress * 100).toFixed(0).padStart(3)}% down ${
               rate(p.downloadRate)
-            } up ${rate(p.uploadRate)}`
+            } up ${rate(p.uploadRate)} ${p.transport === "utp" ? "uTP" : "TCP"} from ${p.source}`
           )
         ])
       ]

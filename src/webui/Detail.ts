@@ -133,18 +133,20 @@ export const make = (handlers: Handlers) => {
     }
     const rows = peers.map((p) =>
       h("tr", { "data-address": p.address },
-        h("td", { class: "mono p-address" }, p.address),
+        // Under the address, how we reach it and where it came from (every source in the tooltip).
+        h("td", { class: "p-address" },
+          h("span", { class: "mono" }, p.address),
+          h("small", { class: "p-route", title: `sources: ${p.sources.map((s) => sourceLabel[s]).join(", ")}` },
+            h("span", { class: "p-transport" }, p.transport === "utp" ? "uTP" : "TCP"),
+            " · ",
+            h("span", { class: "p-source" }, sourceLabel[p.source]))),
         h("td", { class: "p-client" }, p.client === "" ? "?" : p.client),
         h("td", { class: "num" }, Format.rate(p.downloadRate)),
         h("td", { class: "num" }, Format.rate(p.uploadRate)),
         h("td", { class: "num" }, Format.percent(p.progress)),
         h("td", { class: "mono p-flags" }, peerFlags(p)),
-        h("td", { class: "p-encrypted" }, encryptionLabel(p.encryption)),
-        h("td", { class: "p-transport" }, p.transport === "utp" ? "uTP" : "TCP"),
-        h("td", { class: "p-source", title: p.sources.join(", ") }, sourceLabel[p.source])))
-    panels.peers.replaceChildren(
-      table(["Address", "Client", "Down", "Up", "Has", "Flags", "Encrypted", "Via", "Source"], rows, "peers")
-    )
+        h("td", { class: "p-encrypted" }, encryptionLabel(p.encryption))))
+    panels.peers.replaceChildren(table(["Address", "Client", "Down", "Up", "Has", "Flags", "Encrypted"], rows, "peers"))
   }
 
   const renderTrackers = (trackers: ReadonlyArray<TrackerInfo>) => {

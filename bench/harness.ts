@@ -20,8 +20,12 @@ export const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.m
 export const CLI_BASE = process.env["ET_BENCH_CLI_BASE"]
 /** Node flags for our process (e.g. "--cpu-prof --cpu-prof-dir=D"). */
 export const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
-/** A command our leecher runs under, for investigation (e.g. `strace -f -c -o /tmp/st.txt`); its CPU counts too. */
+/**
+ * A command our leecher runs under, for investigation (e.g. `strace -f -c -o /tmp/st.txt`, `perf record -g --`); its
+ * CPU counts too. `ET_BENCH_WRAP_ALL=1` wraps the other leechers as well.
+ */
 export const wrapArgs = (process.env["ET_BENCH_WRAP"] ?? "").split(" ").filter(Boolean)
+const wrapOthers = process.env["ET_BENCH_WRAP_ALL"] === "1" ? wrapArgs : []
 /**
  * THROUGHPUT.md rule 9, as the launcher sets it; ET_BENCH_MALLOC_DEFAULT=1 leaves glibc's default. Loopback only: the
  * benchmarks' swarms are on 127.0.0.1, so no DHT bootstrap or LSD multicast leaves the machine.
@@ -357,7 +361,7 @@ export const leecherCommand = async (
         env: { ...process.env }
       }
     case "libtorrent":
-      return { argv: [PYTHON, Path.join(dir, "leech.py"), torrentPath, out, String(await freePort())], env: { ...process.env } }
+      return { argv: [...wrapOthers, PYTHON, Path.join(dir, "leech.py"), torrentPath, out, String(await freePort())], env: { ...process.env } }
     case "webtorrent":
       ensureWebTorrent()
       return {

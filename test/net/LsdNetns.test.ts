@@ -111,9 +111,14 @@ describe.runIf(canRun)("LSD with libtorrent across a veth pair", () => {
     // Inside the namespaces we created, not loopback: the loopback-only guard (which turns LSD off) is lifted.
     const env = { ...cliEnv, EFFECT_TORRENT_LOOPBACK_ONLY: "" }
     const r = await exec(inB[0]!, [...inB.slice(1), process.execPath, bundle, "download", torrent, "-o", outDir, "--no-dht",
-      "--port", "7001", "--quiet"], { env, timeout: 90_000 })
+      "--port", "7001", "--json"], { env, timeout: 90_000 })
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
+    // --json says where each peer came from: dialled because LSD named it, or libtorrent dialling us (it heard ours)
+    const connected = r.stdout.split("\n").filter((l) => l.includes('"PeerConnected"'))
+      .map((l) => JSON.parse(l) as { source: string; transport: string })
+    expect(connected.length).toBeGreaterThanOrEqual(1)
+    for (const e of connected) expect(["lsd tcp", "incoming tcp"]).toContain(`${e.source} ${e.transport}`)
     built.metainfo.files.forEach((f, i) => {
       const got = readFileSync(Path.join(outDir, ...f.path))
       expect(Buffer.compare(got, Buffer.from(built.files[i]!))).toBe(0)

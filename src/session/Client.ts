@@ -601,8 +601,6 @@ const start = (
       }
     }
     const listener = yield* client.listener
-    // Bound now, not at the first dial: a torrent that never dials (a seed, a relay) still accepts inbound uTP.
-    yield* client.utp
     const dht = m.private ? undefined : yield* client.dht
     const lsd = m.private ? undefined : yield* client.lsd
     const mapping = yield* client.portMapping

@@ -170,6 +170,12 @@ export const make = (options: Options, now: () => number): Extensions => {
     const remote = { host: normalizeHost(p.info.remote.host), port: p.info.remote.port }
     return p.info.transport === "utp" ? remote : listenAddress(p) ?? remote
   }
+  /** `target` is our own endpoint as `p` sees us (its `yourip`, our listening or mapped port). */
+  const isOurs = (target: UtPex.Endpoint, p: PeerExt): boolean => {
+    const ours = p.handshake?.yourip
+    return ours !== undefined && [options.listenPort, options.externalPort?.()].includes(target.port) &&
+      UtPex.keyOf({ ip: target.ip, port: 1 }) === UtPex.keyOf({ ip: ipText(ours), port: 1 })
+  }
   const sendHolepunch = (p: PeerExt, m: UtHolepunch.Message): boolean => {
     const payload = UtHolepunch.encode(m)
     return payload !== undefined && send(p, ExtensionHandshake.UtHolepunch, payload)
@@ -188,10 +194,7 @@ export const make = (options: Options, now: () => number): Extensions => {
         hpLog(`holepunch: rendezvous from ${peer} for ${target.ip}:${target.port} refused: ${UtHolepunch.errorName(code)}`)
         sendHolepunch(p, UtHolepunch.error(m, code))
       }
-      const ours = p.handshake?.yourip
-      const ourPorts = [options.listenPort, options.externalPort?.()]
-      const isUs = ourPorts.includes(target.port) && ours !== undefined &&
-        UtPex.keyOf({ ip: target.ip, port: 1 }) === UtPex.keyOf({ ip: ipText(ours), port: 1 })
+      const isUs = isOurs(target, p)
       if (UtPex.keyOf(target) === undefined || target.ip === "0.0.0.0" || target.ip === "::") {
         return fail(UtHolepunch.ErrorCode.NoSuchPeer)
       }
@@ -306,6 +309,8 @@ export const make = (options: Options, now: () => number): Extensions => {
     dialFailed: (to) => {
       if (options.isPrivate) return undefined
       const target = { ip: normalizeHost(to.host), port: to.port }
+      // ourselves, handed back to us by PEX (a NAT does not loop our own address back to us): no rendezvous
+      for (const p of peers.values()) if (isOurs(target, p)) return undefined
       const relay = holepunch.rendezvousVia(target, now(), (k) => {
         const r = peers.get(k)
         return r !== undefined && speaksHolepunch(r)

@@ -156,6 +156,8 @@ interface Candidate {
   known: boolean
   /** Waiting for the backoff before the next attempt. */
   waiting: boolean
+  /** Backoff waits begun; a wait acts only if it is the latest (`punch` dials during one, and may begin another). */
+  waits: number
   /** Its schedule ended: not dialled again unless handed out again (and `retryGivenUp`). */
   givenUp: boolean
   /** The backoff since the last successful handshake (its delays grow with each failed attempt). */
@@ -224,6 +226,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           connected: false,
           known: false,
           waiting: false,
+          waits: 0,
           givenUp: false,
           backoff: undefined
         }
@@ -279,12 +282,14 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
         }
         const driver = c.backoff
         c.waiting = true
+        const wait = ++c.waits
         yield* FiberSet.run(
           retrySet,
           driver.next(undefined).pipe(
             Effect.matchEffect({
               onFailure: () =>
                 Effect.sync(() => {
+                  if (c.waits !== wait) return
                   // Schedule over: give the peer up (a source handing it out again starts afresh).
                   c.waiting = false
                   c.backoff = undefined
@@ -292,6 +297,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
                 }),
               onSuccess: () =>
                 Effect.sync(() => {
+                  if (c.waits !== wait) return
                   c.waiting = false
                   enqueue(c)
                 })
@@ -431,8 +437,9 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       add(host, port, "pex")
       const c = candidates.get(formatAddress(host, port))
       if (c === undefined || c.banned || c.active) return
-      // Waiting out a backoff: the retry finds it queued or active and does nothing.
+      // Waiting out a backoff: that wait no longer acts (the punched dial's end begins the next one).
       c.waiting = false
+      c.waits++
       c.givenUp = false
       if (c.queued) queue.splice(queue.indexOf(c), 1)
       c.queued = true

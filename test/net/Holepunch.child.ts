@@ -2,7 +2,8 @@
  * Run by Holepunch.test.ts inside a network namespace (`ip netns exec`): one effect-torrent client (transport uTP,
  * listening on `port`, no DHT/LSD/port mapping/trackers) that downloads (or seeds, with `seed`) the torrent in
  * `torrent` into `dir`, dialling `peers`. Its log lines (the BEP 55 ones included) go to stdout; JSON lines say
- * `{"event":"ready"}` once listening and `{"event":"done"}` when the download completed. It stays (serving) until
+ * `{"event":"ready"}` once listening and `{"event":"done","transfers":[{address,downloaded}]}` when the download
+ * completed. It stays (serving) until
  * stdin closes.
  */
 import { readFileSync } from "node:fs"
@@ -38,7 +39,10 @@ const program = Effect.scoped(Effect.gen(function*() {
     process.stdin.on("end", () => resume(Effect.void))
     process.stdin.resume()
   })
-  const done = args.seed ? Effect.never : Effect.andThen(d.done, Effect.sync(() => console.log(JSON.stringify({ event: "done" }))))
+  const done = args.seed ? Effect.never : Effect.andThen(
+    d.done,
+    Effect.sync(() => console.log(JSON.stringify({ event: "done", transfers: d.transfers().map(({ address, downloaded }) => ({ address, downloaded })) })))
+  )
   yield* Effect.raceFirst(Effect.andThen(done, Effect.never), stdinEnd)
 })).pipe(
   Effect.provide(

@@ -43,6 +43,7 @@ const LAN1 = `hp-lan1-${tag}`
 const LAN2 = `hp-lan2-${tag}`
 const ALL = [PUB, GW1, GW2, LAN1, LAN2]
 const GW1_EXT = "6.6.1.2"
+const GW2_EXT = "6.6.2.2"
 const sh = (args: ReadonlyArray<string>) => execFileSync(args[0]!, args.slice(1), { stdio: "pipe" }).toString()
 const netns = (ns: string) => ["ip", "netns", "exec", ns]
 
@@ -204,6 +205,56 @@ describe.runIf(canRun)("hole punching (BEP 55) through namespace NATs", () => {
       await relay.stop()
       await a.stop()
       await b.stop()
+    }
+  }, 180_000)
+
+  it("initiator and target over uTP: our client behind one NAT downloads from a libtorrent seeder behind another, through a libtorrent relay", async () => {
+    const built = payload("hp-initiator")
+    const torrent = Path.join(dir, "initiator.torrent")
+    writeFileSync(torrent, built.bytes)
+    // the relay: libtorrent in the middle, downloading slowly itself (what we get, we get from the seeder)
+    const relay = await LibtorrentSession.start({ ...ltSettings, listen_interfaces: "0.0.0.0:6891", download_rate_limit: 8192 }, netns(PUB))
+    // other ports than the first test's: the gateways' conntrack still holds that test's mappings for minutes
+    const seeder = await LibtorrentSession.start(
+      { ...ltSettings, listen_interfaces: "0.0.0.0:6886", upload_rate_limit: 1_000_000 },
+      netns(LAN2)
+    )
+    const out = Path.join(dir, "initiator-data")
+    let client: Child | undefined
+    try {
+      await seeder.seed("t", built)
+      await relay.leech("t", built)
+      await seeder.command({ op: "connect", id: "t", ip: "6.6.2.1", port: 6891 })
+      await seeder.waitFor("t", (st) => st.peers.length > 0, 20_000)
+      // the seeder dials nobody from now on (else its dial, crossing ours after the relay's PEX, would open both NATs)
+      await seeder.command({ op: "settings", settings: { seeding_outgoing_connections: false } })
+      // No direct way in: a uTP SYN from lan1 to the seeder's NAT address goes unanswered.
+      expect(synProbe(LAN1, GW2_EXT, 6886)).toBe("silence")
+      client = ours(LAN1, { torrent, dir: out, port: 6885, peers: [{ host: "6.6.1.1", port: 6891 }], seed: false })
+      // our direct dial of the address the relay's PEX gave fails first; then the rendezvous, the relay's connect
+      await client.waitFor(/holepunch: dialling 6\.6\.2\.2:6886 failed; rendezvous sent through 6\.6\.1\.1:6891/, 60_000)
+      await client.waitFor(/holepunch: connect from 6\.6\.1\.1:6891 to 6\.6\.2\.2:6886/, 30_000)
+      await client.waitFor(/"event":"done"/, 90_000)
+      const done = JSON.parse(client.output().split("\n").find((l) => l.includes('"event":"done"'))!) as {
+        transfers: ReadonlyArray<{ address: string; downloaded: number }>
+      }
+      console.log(`our client's log:\n${client.output().split("\n").filter((l) => l.includes("holepunch")).join("\n")}`)
+      console.log(`downloaded from: ${JSON.stringify(done.transfers)}`)
+      const fromSeeder = done.transfers.filter((t) => t.address.startsWith(`${GW2_EXT}:`)).reduce((n, t) => n + t.downloaded, 0)
+      expect(fromSeeder).toBeGreaterThan(built.payload.length / 2)
+      expect(readFileSync(Path.join(out, ...built.metainfo.files[0]!.path)).equals(built.payload)).toBe(true)
+      expect(relay.log()).toMatch(/<== HOLEPUNCH \[ msg: ?rendezvous to: 6\.6\.2\.2/)
+    } catch (e) {
+      if (process.env["HP_DEBUG"]) {
+        writeFileSync(Path.join(process.env["HP_DEBUG"], "relay-lt.log"), relay.log())
+        writeFileSync(Path.join(process.env["HP_DEBUG"], "seeder-lt.log"), seeder.log())
+        writeFileSync(Path.join(process.env["HP_DEBUG"], "client.log"), client?.output() ?? "")
+      }
+      throw e
+    } finally {
+      await client?.stop()
+      await relay.stop()
+      await seeder.stop()
     }
   }, 180_000)
 })

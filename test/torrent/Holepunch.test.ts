@@ -1,13 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
-import type { PeerId } from "../../src/core/InfoHash.ts"
+import * as Schedule from "effect/Schedule"
+import * as TestClock from "effect/TestClock"
+import type { InfoHashV1, PeerId } from "../../src/core/InfoHash.ts"
+import * as Tcp from "../../src/net/Tcp.ts"
 import type { PeerControl, PeerInfo } from "../../src/peer/TorrentHandle.ts"
 import * as Extensions from "../../src/torrent/Extensions.ts"
 import * as Holepunch from "../../src/torrent/Holepunch.ts"
+import * as Swarm from "../../src/torrent/Swarm.ts"
 import * as ExtensionHandshake from "../../src/wire/ExtensionHandshake.ts"
 import * as UtHolepunch from "../../src/wire/UtHolepunch.ts"
 import * as UtPex from "../../src/wire/UtPex.ts"
+import { TestTorrent } from "../peer/support.ts"
 
 /** The peers' extension ids: ut_pex 4, ut_holepunch 5 (ours come from the default registry). */
 const PEX = 4
@@ -195,6 +201,13 @@ describe("Extensions: ut_holepunch initiator and target", () => {
     expect(ext.holepunchStats().rendezvousSent).toBe(2)
   })
 
+  it("no rendezvous for our own address (a peer's yourip and our port)", () => {
+    const { ext, peer } = setup()
+    peer("r", peerInfo("outbound", "10.0.0.1", 6881), { yourip: Uint8Array.of(10, 9, 0, 7) })
+    pexFrom(ext, "r", [{ ip: "10.9.0.7", port: 6881, flags: UtPex.Flags.Holepunch }])
+    expect(ext.dialFailed({ host: "10.9.0.7", port: 6881 })).toBeUndefined()
+  })
+
   it("the introducer must still be connected and speak ut_holepunch; the next introducer is used", () => {
     const { ext, peer } = setup()
     peer("r1", peerInfo("outbound", "10.0.0.1", 6881))
@@ -296,4 +309,50 @@ describe("Holepunch policy properties", () => {
     const s = h.stats()
     expect(s.rendezvousSent).toBe([...sent.values()].reduce((n, t) => n + t.length, 0))
   })
+})
+
+describe("Swarm: the dial side of hole punching (TestClock)", () => {
+  const refused = (o: Tcp.DialOptions) =>
+    Effect.fail(new Tcp.TcpError({ reason: "connect-timeout", address: `${o.host}:${o.port}`, cause: "no answer" }))
+  /** Lets the swarm's fibers run until `cond` holds (no clock involved). */
+  const until = (cond: () => boolean) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 1000 && !cond(); i++) yield* Effect.yieldNow()
+      expect(cond()).toBe(true)
+    })
+
+  it.scoped("a failed dial is reported; punch dials at once, ahead of the backoff, and the skipped wait does not act", () =>
+    Effect.gen(function*() {
+      const dials: Array<number> = []
+      const failed: Array<string> = []
+      const swarm = yield* Swarm.make({
+        handle: new TestTorrent({ payload: new Uint8Array(100), pieceLength: 64, infoHash: new Uint8Array(20) as InfoHashV1 }),
+        maxPeers: 5,
+        dial: (o) => Effect.suspend(() => {
+          dials.push(0)
+          return refused(o)
+        }),
+        reconnect: Schedule.spaced("10 seconds").pipe(Schedule.intersect(Schedule.recurs(5))),
+        reconnectKnown: Swarm.defaultReconnectKnown,
+        close: () => {},
+        onDialFailed: (host, port) => void failed.push(`${host}:${port}`)
+      })
+      yield* swarm.start
+      swarm.add("10.0.0.9", 7000, "pex")
+      yield* until(() => failed.length === 1)
+      expect(dials.length).toBe(1)
+      // waiting out 10 s of backoff; a punch dials now
+      yield* TestClock.adjust("3 seconds")
+      expect(dials.length).toBe(1)
+      swarm.punch("10.0.0.9", 7000)
+      yield* until(() => failed.length === 2)
+      expect(dials.length).toBe(2)
+      // the wait begun before the punch (due at 10 s) does nothing; the one begun by the punched dial's end does (13 s)
+      yield* TestClock.adjust("7 seconds")
+      yield* until(() => true)
+      expect(dials.length).toBe(2)
+      yield* TestClock.adjust("3 seconds")
+      yield* until(() => dials.length === 3)
+      expect(failed).toEqual(["10.0.0.9:7000", "10.0.0.9:7000", "10.0.0.9:7000"])
+    }))
 })

@@ -146,6 +146,8 @@ const make = (options: Options, address: string, direction: "outbound" | "inboun
   })
 
 const E = PeerState.Event
+/** Leaf-level hash requests a session has being answered from disk at once; more are rejected. */
+const maxPendingHashAnswers = 8
 // Taken once: each property read of the `Data.taggedEnum` Proxy makes a new constructor (PeerState.ts).
 const BlockReceived = E.BlockReceived
 const RequestsChosen = E.RequestsChosen
@@ -166,6 +168,8 @@ class Session implements FrameDecoder.Handler {
   holding = 0
   /** Bytes of `hashes` answers queued since the last flush (BEP 52; counted against `maxWriteBacklog`). */
   queuedHashBytes = 0
+  /** Leaf-level hash requests being answered from the data (BEP 52). */
+  pendingHashAnswers = 0
   pendingHandshake: Uint8Array | undefined = undefined
   /** What the connection negotiated (reported to the torrent in `onConnected`). */
   encryption: Encryption.Negotiated = "none"
@@ -385,11 +389,36 @@ class Session implements FrameDecoder.Handler {
     this.dispatch(E.MessageReceived({ message }))
   }
 
-  /** BEP 52: `hashes` from the torrent's trees, or `hash reject` (only when we set the v2 bit). */
+  /**
+   * BEP 52: `hashes` from the torrent's trees, or `hash reject` (only when we set the v2 bit). Leaf-level requests
+   * the torrent answers from its data come back later (at most {@link maxPendingHashAnswers} at once, the rest
+   * rejected).
+   */
   answerHashRequest(request: Extract<Message.Control, { readonly _tag: "HashRequest" }>): void {
     if (this.state.phase === "Closed") return
-    const { piecesRoot, base, index, length, proofLayers } = request
     const hashes = this.handle.v2Hashes?.(request)
+    const later = this.handle.v2HashesLater
+    if (hashes === undefined && later !== undefined && this.pendingHashAnswers < maxPendingHashAnswers) {
+      this.pendingHashAnswers++
+      let answered = false
+      const waiting = later(request, (h) => {
+        if (answered) return
+        answered = true
+        this.pendingHashAnswers--
+        this.guard(() => this.sendHashAnswer(request, h))
+      })
+      if (waiting) return
+      if (!answered) {
+        answered = true
+        this.pendingHashAnswers--
+      }
+    }
+    this.sendHashAnswer(request, hashes)
+  }
+
+  sendHashAnswer(request: Extract<Message.Control, { readonly _tag: "HashRequest" }>, hashes: Uint8Array | undefined): void {
+    if (this.state.phase === "Closed") return
+    const { piecesRoot, base, index, length, proofLayers } = request
     // answers (up to 256 KiB each, for 49 bytes asked) count against the write budget like blocks, those queued
     // since the last flush included: a peer asking without reading is dropped
     const size = hashes?.length ?? 0

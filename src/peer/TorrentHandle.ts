@@ -107,6 +107,13 @@ export interface TorrentHandle {
    * `undefined` to reject it. With it, our handshake sets the v2 bit and `hash request`s are decoded and answered.
    */
   readonly v2Hashes?: ((request: Metainfo.HashRequest) => Uint8Array | undefined) | undefined
+  /**
+   * BEP 52: a request `v2Hashes` did not answer that can be answered later (leaf hashes, from the data on disk):
+   * returns `true` and calls `answer` once (with `undefined` to reject), or `false` to reject now.
+   */
+  readonly v2HashesLater?:
+    | ((request: Metainfo.HashRequest, answer: (hashes: Uint8Array | undefined) => void) => boolean)
+    | undefined
   /** Our DHT node's UDP port, sent in a BEP 5 `port` message to peers that set the DHT bit. */
   readonly dhtPort?: number | undefined
   /** Our pieces now, for the introduction (bitfield, have-all or have-none). */

@@ -152,6 +152,15 @@ export interface Picker {
    */
   pieceFailed(piece: number): ReadonlyArray<string>
   /**
+   * BEP 52 per-block blame: Verifying → InFlight with only the `bad` blocks (indices in the piece) open again, the
+   * others kept as received (→ Missing when every block is bad). `blamed` (their senders) each get a strike supplied alone; nobody else is struck and
+   * the piece is not put on parole. Returns `false`, changing nothing, when the piece is not Verifying, not wanted,
+   * or `bad` is empty or names no block of it.
+   */
+  pieceFailedBlocks(piece: number, bad: ReadonlyArray<number>, blamed: ReadonlyArray<string>): boolean
+  /** Whether `peer` has announced `piece`. */
+  peerHasPiece(peer: string, piece: number): boolean
+  /**
    * The ban rule: `soleStrikesToBan` failed pieces this peer supplied alone, or one such piece and `strikesToBan`
    * failed pieces in all. A failure shared by several peers blames them all equally, so shared failures alone never
    * ban (an honest peer that shared pieces with a liar would be banned with it); parole turns the liar's next
@@ -829,6 +838,48 @@ class PickerImpl implements Picker {
     this.setState(piece, this.wanted[piece] === 1 ? MISSING : NOT_WANTED)
     this.reconcileEndgame()
     return contributors
+  }
+
+  pieceFailedBlocks(piece: number, bad: ReadonlyArray<number>, blamed: ReadonlyArray<string>): boolean {
+    if (!this.validPiece(piece) || this.state[piece] !== VERIFYING || this.wanted[piece] !== 1) return false
+    const blocks = this.blocksIn(piece)
+    const open = [...new Set(bad)].filter((b) => Number.isInteger(b) && b >= 0 && b < blocks)
+    if (open.length === 0) return false
+    const contributors = this.verifying.get(piece) ?? new Set<string>()
+    this.verifying.delete(piece)
+    for (const c of new Set(blamed)) {
+      const s = this.book(c)
+      s.strikes++
+      s.sole++
+    }
+    if (open.length === blocks) {
+      // every block bad: nothing kept, the piece is Missing again (picked by rarity)
+      this.setState(piece, MISSING)
+      this.reconcileEndgame()
+      return true
+    }
+    const received = new Uint8Array(blocks).fill(1)
+    for (const b of open) received[b] = 0
+    const part: InFlightPiece = {
+      piece,
+      blocks,
+      received,
+      receivedCount: blocks - open.length,
+      open: open.length,
+      requests: 0,
+      holders: new Array<Array<Req> | undefined>(blocks).fill(undefined),
+      contributors: new Set([...contributors].filter((c) => !blamed.includes(c))),
+      owner: undefined
+    }
+    this.partials.set(piece, part)
+    this.setState(piece, IN_FLIGHT)
+    this.reconcileEndgame()
+    return true
+  }
+
+  peerHasPiece(id: string, piece: number): boolean {
+    const peer = this.peers.get(id)
+    return peer !== undefined && this.validPiece(piece) && Bitfield.has(peer.bits, piece)
   }
 
   private book(id: string): Strikes {

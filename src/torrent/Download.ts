@@ -36,10 +36,17 @@ export interface Options {
   readonly v2Hashes?: TorrentHandle["v2Hashes"]
   /** A hybrid's truncated v2 info-hash (with `v2Hashes`): peers may use it in their handshake. */
   readonly v2InfoHash?: TorrentHandle["v2InfoHash"]
+  /** BEP 52 hash requests answered later (leaf-level ones, from the data). */
+  readonly v2HashesLater?: TorrentHandle["v2HashesLater"]
+  /** BEP 52 answers to our hash requests. */
+  readonly onHashes?: TorrentHandle["onHashes"]
   /** Every wanted piece is verified: nothing is requested, nobody is interesting. */
   readonly finished: () => boolean
-  /** A piece is complete in `data` (ownership passes): verify and write it. */
-  readonly onPiece: (index: number, data: Uint8Array) => void
+  /**
+   * A piece is complete in `data` (ownership passes): verify and write it. `senders[b]` sent block `b` (for BEP 52
+   * per-block blame).
+   */
+  readonly onPiece: (index: number, data: Uint8Array, senders: ReadonlyArray<PeerKey | undefined>) => void
   /** The hash/write backlog holds reading now (a new session starts paused). */
   readonly paused: () => boolean
   /** A session's handshake checked out. */
@@ -124,6 +131,16 @@ export interface Download {
   readonly setPaused: (paused: boolean) => void
   /** Forgets a dropped partial piece's buffer (not pooled again: a session may still be copying into it). */
   readonly dropSlot: (index: number) => void
+  /**
+   * BEP 52 per-block blame: piece `index` is in flight again (Picker `pieceFailedBlocks`) with its good blocks
+   * kept in `buf` (`received[b]` 1), the others to be fetched into it. `senders` of the kept blocks stay known.
+   */
+  readonly restoreSlot: (
+    index: number,
+    buf: Uint8Array,
+    received: Uint8Array,
+    senders: ReadonlyArray<PeerKey | undefined>
+  ) => void
   /** Payload bytes of accepted blocks. */
   readonly downloaded: () => number
   /** Accepted bytes per peer address in this run, peers gone since included; most first. */
@@ -144,6 +161,8 @@ interface Slot {
   readonly buf: Uint8Array
   readonly received: Uint8Array
   readonly writers: Array<PeerKey | undefined>
+  /** Who sent each received block. */
+  readonly senders: Array<PeerKey | undefined>
 }
 
 export const make = (options: Options): Download => {
@@ -212,6 +231,8 @@ export const make = (options: Options): Download => {
     features: { fast: true, extensionProtocol: true, dht: options.dhtPort !== undefined },
     v2Hashes: options.v2Hashes,
     v2InfoHash: options.v2InfoHash,
+    v2HashesLater: options.v2HashesLater,
+    onHashes: options.onHashes,
     bitfield: () => Bitfield.copy(have),
     extensionHandshake: ext.handshake,
     dhtPort: options.dhtPort,
@@ -280,7 +301,12 @@ export const make = (options: Options): Download => {
       let slot = slots.get(index)
       if (slot === undefined) {
         const blocks = Math.ceil(size / BLOCK)
-        slot = { buf: pool.acquire(size), received: new Uint8Array(blocks), writers: new Array(blocks) }
+        slot = {
+          buf: pool.acquire(size),
+          received: new Uint8Array(blocks),
+          writers: new Array(blocks),
+          senders: new Array(blocks)
+        }
         slots.set(index, slot)
       }
       const b = begin / BLOCK
@@ -307,11 +333,12 @@ export const make = (options: Options): Download => {
       sendCancels(r.cancels)
       if (r.kind === "ignored") return false
       slot.received[b] = 1
+      slot.senders[b] = peer
       downloaded += length
       downloadedBy.set(peer, (downloadedBy.get(peer) ?? 0) + length)
       if (r.kind === "piece-complete") {
         slots.delete(index)
-        options.onPiece(index, slot.buf)
+        options.onPiece(index, slot.buf, slot.senders)
       }
       return true
     },
@@ -357,6 +384,9 @@ export const make = (options: Options): Download => {
     sendCancels,
     setPaused,
     dropSlot: (index) => void slots.delete(index),
+    restoreSlot: (index, buf, received, senders) => {
+      slots.set(index, { buf, received, writers: new Array(received.length), senders: [...senders] })
+    },
     downloaded: () => downloaded,
     downloadedFrom: () =>
       [...downloadedBy].map(([address, bytes]) => ({ address, bytes })).sort((a, b) => b.bytes - a.bytes),

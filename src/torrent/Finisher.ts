@@ -51,6 +51,15 @@ export interface Options {
   readonly failStorage: (e: Storage.StorageError) => Effect.Effect<void>
   /** Storage failed already: pieces are dropped, not written. */
   readonly storageFailed: () => boolean
+  /**
+   * BEP 52 per-block blame of a failed piece (run in its own fiber, the piece staying Verifying meanwhile): `true` when it found the bad blocks, blamed their senders and put the piece back
+   * in flight with the good blocks kept (it owns `data` then); `false` to fail the piece as usual.
+   */
+  readonly repair?: ((
+    index: number,
+    data: Uint8Array,
+    senders: ReadonlyArray<string | undefined>
+  ) => Effect.Effect<boolean>) | undefined
 }
 
 interface Completed {
@@ -59,11 +68,13 @@ interface Completed {
   readonly data: Uint8Array
   /** Bytes this piece added to the backlog (its length when queued: `data` may be detached by then). */
   readonly bytes: number
+  /** Who sent each block (when known). */
+  readonly senders: ReadonlyArray<string | undefined> | undefined
 }
 
 export interface Finisher {
-  /** A piece is complete in `data` (synchronous: from `onBlock`). */
-  readonly offer: (index: number, data: Uint8Array) => void
+  /** A piece is complete in `data` (synchronous: from `onBlock`); `senders[b]` sent block `b`. */
+  readonly offer: (index: number, data: Uint8Array, senders?: ReadonlyArray<string | undefined>) => void
   /** Bytes of pieces waiting for hash/write. */
   readonly backlog: () => number
   /** Whether the backlog holds reading now. */
@@ -75,6 +86,7 @@ export interface Finisher {
 export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Scope> =>
   Effect.gen(function*() {
     const queue = yield* Mailbox.make<Completed>()
+    const scope = yield* Effect.scope
     const budget = options.budget
     const pool = options.pool
     let backlog = 0
@@ -84,6 +96,21 @@ export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Sco
       paused = p
       options.onBacklog(p)
     }
+
+    /** The piece failed: its contributors struck (and banned by the picker's rule), its blocks open again. */
+    const failed = Effect.fnUntraced(function*(index: number, data: Uint8Array) {
+      const p = options.picker()
+      pool.release(data)
+      const contributors = p.pieceFailed(index)
+      options.publish(TorrentEvent.PieceFailed({ index, peers: contributors }))
+      yield* Effect.logWarning(`piece ${index} failed its hash check`).pipe(
+        Effect.annotateLogs({ peers: contributors.join(",") })
+      )
+      for (const peer of contributors) {
+        if (p.shouldBan(peer)) yield* options.ban(peer, "sent data that failed hash checks")
+      }
+      options.kickAll()
+    })
 
     const finishPiece = Effect.fnUntraced(function*(done: Completed) {
       const p = options.picker()
@@ -97,16 +124,18 @@ export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Sco
         options.publish(TorrentEvent.PieceVerified({ index: done.index }))
         options.onVerified(done.index)
       } else {
-        pool.release(verified.data)
-        const contributors = p.pieceFailed(done.index)
-        options.publish(TorrentEvent.PieceFailed({ index: done.index, peers: contributors }))
-        yield* Effect.logWarning(`piece ${done.index} failed its hash check`).pipe(
-          Effect.annotateLogs({ peers: contributors.join(",") })
-        )
-        for (const peer of contributors) {
-          if (p.shouldBan(peer)) yield* options.ban(peer, "sent data that failed hash checks")
-        }
-        options.kickAll()
+        const senders = new Set(done.senders?.filter((s) => s !== undefined))
+        const repair = options.repair
+        if (repair !== undefined && senders.size > 0) {
+          // asking a peer for the leaf hashes takes a round trip: not in this finisher's way
+          yield* Effect.forkIn(
+            Effect.flatMap(repair(done.index, verified.data, done.senders!), (handled) =>
+              handled
+                ? Effect.catchAll(options.after, () => Effect.void)
+                : Effect.zipRight(failed(done.index, verified.data), Effect.catchAll(options.after, () => Effect.void))),
+            scope
+          )
+        } else yield* failed(done.index, verified.data)
       }
       // Not `done.data.length`: a piece over the hasher's inline limit (64 KiB) was transferred to a worker, which
       // detached `done.data` (length 0), so the backlog never shrank and reading stayed paused once it passed the
@@ -125,9 +154,9 @@ export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Sco
     }).pipe(Effect.catchAll(() => Effect.void))
 
     return {
-      offer: (index, data) => {
+      offer: (index, data, senders) => {
         backlog += data.length
-        queue.unsafeOffer({ index, data, bytes: data.length })
+        queue.unsafeOffer({ index, data, bytes: data.length, senders })
         if (!paused && backlog > budget) setPaused(true)
       },
       backlog: () => backlog,

@@ -70,6 +70,8 @@ import * as DownLimit from "./DownLimit.ts"
 import * as Extensions from "./Extensions.ts"
 import * as Download from "./Download.ts"
 import * as Finisher from "./Finisher.ts"
+import * as HashExchange from "./HashExchange.ts"
+import * as LeafBlame from "./LeafBlame.ts"
 import * as Integrity from "./Integrity.ts"
 import type * as RateLimit from "./RateLimit.ts"
 import * as PieceWaiters from "./PieceWaiters.ts"
@@ -371,6 +373,14 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     /** BEP 55 lines from the synchronous handlers, logged by a fiber (started with the swarm). */
     const holepunchLog = yield* Mailbox.make<string>({ capacity: 256, strategy: "dropping" })
     let lastPeerSeen = nowMs()
+    // BEP 52 beyond the piece layers: leaf hashes answered from our data, and asked of peers to blame bad blocks
+    const exchange = m.version === "v1" ? undefined : yield* HashExchange.make({
+      metainfo: m,
+      readPiece: storage.readPiece,
+      have,
+      peers: () => download.peers,
+      hasPiece: (peer, index) => download.picker()?.peerHasPiece(peer, index) ?? false
+    })
     const download = Download.make({
       metainfo: m,
       peerId: options.peerId,
@@ -381,8 +391,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       // truncated v2 hash in its handshake (libtorrent answers our v1 handshake with it), which is accepted
       v2Hashes: Metainfo.hashServer(m),
       v2InfoHash: m.version === "hybrid" && m.infoHashV2 !== undefined ? InfoHash.truncatedV2(m.infoHashV2) : undefined,
+      v2HashesLater: exchange?.later,
+      onHashes: exchange?.onHashes,
       finished: () => finished,
-      onPiece: (index, data) => finisher.offer(index, data),
+      onPiece: (index, data, senders) => finisher.offer(index, data, senders),
       paused: () => finisher.paused(),
       onConnected: (peer) => {
         swarm.connected(peer)
@@ -508,8 +520,49 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       onVerified: waiters.verified,
       after: Effect.zipRight(Effect.sync(download.updateInterest), completeIfDone),
       failStorage,
-      storageFailed: () => storageFailed
+      storageFailed: () => storageFailed,
+      repair: exchange === undefined ? undefined : (index, data, senders) => repairPiece(exchange, index, data, senders)
     })
+
+    /**
+     * BEP 52 per-block blame: the failed piece's leaf hashes (from a peer, verified) name its bad blocks; only their
+     * senders are blamed (and banned: the hashes prove them wrong), the good blocks stay and the rest is fetched.
+     */
+    function repairPiece(
+      ex: HashExchange.HashExchange,
+      index: number,
+      data: Uint8Array,
+      senders: ReadonlyArray<string | undefined>
+    ): Effect.Effect<boolean> {
+      return Effect.gen(function*() {
+        const p = Metainfo.v2Piece(m, index)
+        const pk = picker()
+        if (p === undefined || pk === undefined) return false
+        const suspects = [...new Set(senders.filter((s): s is string => s !== undefined))]
+        // one sender and nobody else to ask: it is blamed alone anyway (the usual way)
+        if (suspects.length < 2 && !ex.canAsk(index, suspects)) return false
+        const leaves = yield* ex.askLeaves(index, suspects)
+        if (leaves === undefined) return false
+        const bad = LeafBlame.badBlocks(data, p.dataLength, leaves)
+        const blamed = [...new Set(bad.flatMap((b) => (senders[b] === undefined ? [] : [senders[b]!])))]
+        if (bad.length === 0 || !pk.pieceFailedBlocks(index, bad, blamed)) return false
+        const received = new Uint8Array(senders.length).fill(1)
+        const kept = [...senders]
+        for (const b of bad) {
+          received[b] = 0
+          kept[b] = undefined
+        }
+        if (bad.length < senders.length) download.restoreSlot(index, data, received, kept)
+        else download.pool.release(data)
+        publish(TorrentEvent.PieceFailed({ index, peers: blamed, blocks: bad }))
+        yield* Effect.logWarning(`piece ${index}: blocks ${bad.join(", ")} failed their leaf hashes`).pipe(
+          Effect.annotateLogs({ peers: blamed.join(",") })
+        )
+        for (const peer of blamed) yield* swarm.ban(peer, "sent a block that failed its BEP 52 leaf hash")
+        download.kickAll()
+        return true
+      })
+    }
 
     // --- trackers ---
     const board = yield* Announcer.makeBoard(options.trackers === false ? [] : m.trackers)

@@ -20,8 +20,15 @@ export type TorrentEvent = Data.TaggedEnum<{
   /** The check is done; downloading starts. */
   Started: { readonly pieces: number; readonly have: number; readonly bytesLeft: number }
   PieceVerified: { readonly index: number }
-  /** The piece's hash did not match; `peers` contributed blocks to it. */
-  PieceFailed: { readonly index: number; readonly peers: ReadonlyArray<string> }
+  /**
+   * The piece's hash did not match; `peers` contributed blocks to it. With `blocks` (BEP 52 per-block blame): those
+   * blocks failed their leaf hashes, `peers` sent them, and the piece's other blocks were kept.
+   */
+  PieceFailed: {
+    readonly index: number
+    readonly peers: ReadonlyArray<string>
+    readonly blocks?: ReadonlyArray<number> | undefined
+  }
   /**
    * `encryption`: "rc4" or "plaintext" after an MSE handshake (docs/ENCRYPTION.md), "none" for plain BitTorrent.
    * `transport`: TCP or uTP. `source`: where the peer came from first (PeerSource.ts), `sources` all that named it.

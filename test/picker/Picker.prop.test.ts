@@ -207,6 +207,12 @@ describe("Picker invariants under random events", () => {
             if (x % 2 === 0) {
               expect(p.pieceVerified(v)).toBe(true)
               expect(p.pieceState(v)).toBe("Have")
+            } else if (x % 3 === 0 && p.isWanted(v)) {
+              // BEP 52 per-block blame: only the bad blocks open again, the others kept
+              const bad = [y % blocksOf(v)]
+              expect(p.pieceFailedBlocks(v, bad, [peer])).toBe(true)
+              expect(p.pieceState(v)).toBe(blocksOf(v) === 1 ? "Missing" : "InFlight")
+              expect(p.strikes(peer).sole).toBeGreaterThan(0)
             } else {
               expect(p.pieceFailed(v).length).toBeGreaterThan(0)
               expect(["Missing", "NotWanted"]).toContain(p.pieceState(v))

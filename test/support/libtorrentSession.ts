@@ -50,6 +50,8 @@ while True:
                 handles[c["id"]] = ses.add_torrent(p)
             elif op == "limit":
                 handles[c["id"]].set_download_limit(c["down"])
+            elif op == "uplimit":
+                handles[c["id"]].set_upload_limit(c["up"])
             elif op == "connect":
                 handles[c["id"]].connect_peer((c["ip"], c["port"]))
             elif op == "settings":

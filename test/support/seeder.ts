@@ -85,6 +85,8 @@ export interface SeederOptions {
   readonly pieces?: ReadonlyArray<number>
   /** Corrupt every block it sends (flips a byte). */
   readonly corrupt?: boolean
+  /** Corrupt only the blocks at this index within each piece (begin = 16 KiB × it). */
+  readonly corruptBlock?: number
   /** Never answer requests (after unchoking). */
   readonly stall?: boolean
   /** Stop serving (close every connection and the listener) after this many blocks. */
@@ -170,7 +172,8 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
           if (options.stall === true || stopped || !Bitfield.has(has, msg.index)) return
           const start = msg.index * m.pieceLength + msg.begin
           const block = new Uint8Array(built.payload.subarray(start, start + msg.length))
-          if (options.corrupt === true && block.length > 0) block[0] = block[0]! ^ 0xff
+          const bad = options.corrupt === true || options.corruptBlock === msg.begin / 16384
+          if (bad && block.length > 0) block[0] = block[0]! ^ 0xff
           const answer = () => {
             if (stopped || socket.destroyed) return
             served++

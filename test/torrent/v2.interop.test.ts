@@ -76,7 +76,7 @@ const ourSeeder = (built: Built, peerConfig: Client.ClientOptions["peerConfig"] 
   })
 
 describe("v2: hash requests answered from the piece layers", () => {
-  it.live("a v2-capable peer gets the piece layer with its proof, verified against the root; a leaf request is rejected", () =>
+  it.live("a v2-capable peer gets the piece layer with its proof, verified against the root; leaf hashes from the data; an unknown root is rejected", () =>
     Effect.scoped(Effect.gen(function*() {
       const built = tree("hash-requests", "v2", 32768)
       const m = built.metainfo
@@ -87,6 +87,7 @@ describe("v2: hash requests answered from the piece layers", () => {
       const layerLength = Merkle.nextPowerOfTwo(big.pieceLayer!.length / 32)
       const request = { piecesRoot: big.piecesRoot!, base, index: 0, length: layerLength, proofLayers: Merkle.proofLayersToRoot(base, blocks) }
       const leaves = { ...request, base: 0, length: 2, proofLayers: 0 }
+      const unknown = { ...request, piecesRoot: new Uint8Array(32).fill(1) }
       const got: Array<Message.Control> = []
       yield* Effect.async<void, Error>((resume) => {
         const socket = Net.connect(port, "127.0.0.1")
@@ -94,7 +95,7 @@ describe("v2: hash requests answered from the piece layers", () => {
           onMessage: (message) => {
             if (message._tag !== "Hashes" && message._tag !== "HashReject") return
             got.push(message)
-            if (got.length === 2) {
+            if (got.length === 3) {
               socket.destroy()
               resume(Effect.void)
             }
@@ -112,6 +113,7 @@ describe("v2: hash requests answered from the piece layers", () => {
             expect(Handshake.supportsV2(p.handshake.reserved)).toBe(true)
             socket.write(Message.encode(Message.HashRequest(request)))
             socket.write(Message.encode(Message.HashRequest(leaves)))
+            socket.write(Message.encode(Message.HashRequest(unknown)))
             chunk = p.rest
           }
           const e = decoder.push(chunk)
@@ -124,14 +126,20 @@ describe("v2: hash requests answered from the piece layers", () => {
           peerId: new Uint8Array(20).fill(7) as never
         }))
       }).pipe(Effect.timeout("10 seconds"))
-      const hashes = got.find((g) => g._tag === "Hashes")
+      const hashes = got.find((g) => g._tag === "Hashes" && g.base === base)
       expect(hashes?._tag).toBe("Hashes")
       if (hashes?._tag === "Hashes") {
         expect(Merkle.verify(big.piecesRoot!, blocks, request, hashes.hashes)).toBe(true)
         expect(Bytes.toHex(hashes.hashes.subarray(0, big.pieceLayer!.length))).toBe(Bytes.toHex(big.pieceLayer!))
       }
+      // leaves (answered from the data on disk): the SHA-256 of big.bin's first two blocks
+      const leafAnswer = got.find((g) => g._tag === "Hashes" && g.base === 0)
+      expect(leafAnswer?._tag).toBe("Hashes")
+      const bigIndex = m.files.indexOf(big)
+      const firstTwo = Merkle.leafHashes(built.files[bigIndex]!.subarray(0, 2 * 16384))
+      if (leafAnswer?._tag === "Hashes") expect(Bytes.toHex(leafAnswer.hashes)).toBe(Bytes.toHex(firstTwo))
       const reject = got.find((g) => g._tag === "HashReject")
-      expect(reject?._tag === "HashReject" && reject.base).toBe(0)
+      expect(reject?._tag === "HashReject" && Bytes.toHex(reject.piecesRoot)).toBe(Bytes.toHex(unknown.piecesRoot))
     })))
 })
 

@@ -8,6 +8,7 @@ import * as Bitfield from "../../src/core/Bitfield.ts"
 import * as FileStorage from "../../src/storage/FileStorage.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import type * as Storage from "../../src/storage/Storage.ts"
+import * as Syscalls from "../../src/storage/Syscalls.ts"
 import {
   fileContent,
   layoutArb,
@@ -145,6 +146,32 @@ describe("FileStorage files on disk", () => {
       expect(st.blocks * 512).toBeLessThan(4 * pieceLength)
       expect(yield* s.readBlock(0, 0, 16)).toEqual(new Uint8Array(16))
       expect(sameBytes(yield* s.readPiece(63), last)).toBe("same")
+    }))
+
+  it.scopedLive("a piece is written in calls of at most WRITE_CHUNK bytes, across file boundaries too", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      // 1 MiB pieces over a 1.5 MiB file and a 700 KiB one: piece 1 spans both files
+      const t = torrent([{ length: 1536 * 1024 }, { length: 700 * 1024 }], 1 << 20)
+      const calls: Array<number> = []
+      const s = yield* open(dir, t, {
+        syscalls: {
+          ...Syscalls.node,
+          write: (fd, buffer, offset, length, position, cb) => {
+            calls.push(length)
+            Syscalls.node.write(fd, buffer, offset, length, position, cb)
+          }
+        }
+      })
+      for (let i = 0; i < 3; i++) yield* s.writePiece(i, pieceOf(t, i))
+      expect(Math.max(...calls)).toBe(FileStorage.WRITE_CHUNK)
+      expect(calls.reduce((a, b) => a + b, 0)).toBe(t.payload.length)
+      // piece 0: 8 calls; piece 1: 512 KiB of each file, 4 + 4; piece 2: the last 188 KiB, 128 + 60
+      expect(calls.length).toBe(8 + 4 + 4 + 2)
+      for (let f = 0; f < 2; f++) {
+        expect(sameBytes(new Uint8Array(Fs.readFileSync(Path.join(dir, t.files[f]!.path.join("/")))), fileContent(t, f)))
+          .toBe("same")
+      }
     }))
 
   it.scopedLive("unselected files are never created, not even their directories", () =>

@@ -98,6 +98,11 @@ export interface SeederOptions {
    * flipped byte, so the assembled dict fails its SHA-1).
    */
   readonly metadata?: "honest" | "liar"
+  /**
+   * BEP 52: answer `hash request`s for piece layers (v2 and hybrid torrents) from the torrent's layers: "honest", or
+   * "liar" (a flipped bit in every answer, so its proof fails), or "reject" (a `hash reject` to each).
+   */
+  readonly hashes?: "honest" | "liar" | "reject"
   /** Keep every peer choked until this settles (the download waits; no request deadline runs meanwhile). */
   readonly unchokeWhen?: Promise<unknown>
   /** Listen on this port (default 0: any free port), e.g. to come back where a stopped seeder was. */
@@ -114,6 +119,8 @@ export interface Seeder {
   readonly connections: () => number
   /** ut_metadata data messages sent so far. */
   readonly metadataServed: () => number
+  /** BEP 52 hash requests received so far. */
+  readonly hashRequests: () => number
   readonly stop: () => Promise<void>
 }
 
@@ -127,6 +134,8 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
   }
   let served = 0
   let metadataServed = 0
+  let hashRequests = 0
+  const hashServer = Metainfo.hashServer(m)
   const UT_METADATA = 3
   const perPiece = new Array<number>(m.pieceCount).fill(0)
   let connections = 0
@@ -147,6 +156,18 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
     const handler: FrameDecoder.Handler = {
       onBlock: () => {},
       onMessage: (msg) => {
+        if (msg._tag === "HashRequest" && options.hashes !== undefined) {
+          hashRequests++
+          const hashes = options.hashes === "reject" ? undefined : hashServer?.(msg)?.slice()
+          if (hashes !== undefined && options.hashes === "liar") hashes[0] = hashes[0]! ^ 1
+          const { piecesRoot, base, index, length, proofLayers } = msg
+          send([
+            hashes === undefined
+              ? Message.HashReject({ piecesRoot, base, index, length, proofLayers })
+              : Message.Hashes({ piecesRoot, base, index, length, proofLayers, hashes })
+          ])
+          return
+        }
         if (msg._tag === "Extended" && msg.id === UT_METADATA && options.metadata !== undefined) {
           const req = UtMetadata.decode(msg.payload)
           if (Either.isLeft(req) || req.right._tag !== "Request") return
@@ -195,6 +216,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
       if (p instanceof WireError) return void socket.destroy()
       if (p._tag === "NeedMore") return
       if (Buffer.compare(p.handshake.infoHash, m.infoHash) !== 0) return void socket.destroy()
+      const v2 = options.hashes !== undefined
       const ext = options.metadata !== undefined
       const hs = { reserved: Handshake.reserved({ extensionProtocol: ext }), infoHash: m.infoHash, peerId: peerId as never }
       socket.write(Handshake.encode(hs))
@@ -206,7 +228,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
         })
         send([Message.Extended({ id: 0, payload })])
       }
-      decoder = FrameDecoder.make(handler, { pieceCount: m.pieceCount, fast: false, extensionProtocol: ext })
+      decoder = FrameDecoder.make(handler, { pieceCount: m.pieceCount, fast: false, extensionProtocol: ext, v2 })
       if (p.rest.length > 0 && decoder.push(p.rest) !== undefined) socket.destroy()
     })
   })
@@ -225,6 +247,7 @@ export const seed = (built: Built, options: SeederOptions = {}): Promise<Seeder>
         servedOf: (index) => perPiece[index] ?? 0,
         connections: () => connections,
         metadataServed: () => metadataServed,
+        hashRequests: () => hashRequests,
         stop
       })
     })

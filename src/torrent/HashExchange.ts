@@ -80,6 +80,13 @@ export const make = (options: Options): Effect.Effect<HashExchange, never, Scope
             return LeafBlame.leafProof(m, request, (p) => leaves.get(p))
           }),
           Effect.catchAll(() => Effect.succeed(undefined)),
+          Effect.tap((hashes) =>
+            Effect.logDebug(
+              `leaf hashes ${hashes === undefined ? "rejected" : "answered"}: base ${request.base}, ${request.index}..${
+                request.index + request.length - 1
+              }, ${request.proofLayers} proof layers`
+            )
+          ),
           Effect.flatMap((hashes) => Effect.sync(() => answer(hashes)))
         )
       )

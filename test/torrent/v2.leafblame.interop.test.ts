@@ -2,7 +2,9 @@
  * BEP 52 per-block blame against python3-libtorrent 2.0.8: a v2 piece failing its Merkle check has its leaf hashes
  * asked of a peer (libtorrent, which checked its data and so holds them), the bad 16 KiB blocks found, and only
  * their sender blamed and banned; the good blocks are kept and the download completes byte-identical. The other
- * way, our seeder answers leaf-level hash requests with proofs that verify against the file's root.
+ * way, our seeder answers leaf-level hash requests with proofs that verify against the file's root: a raw peer's,
+ * and libtorrent's own (leeching from us and a block-corrupting peer, it asks us for a failed piece's leaves and
+ * bans the liar, never us).
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
@@ -11,6 +13,8 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Merkle from "../../src/core/Merkle.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
@@ -95,6 +99,46 @@ describe.runIf(shouldRun("BEP 52 per-block blame with libtorrent"))("v2 per-bloc
       }
       expect(banned).toContain(liarKey)
     }))
+})
+
+describe.runIf(shouldRun("BEP 52 leaf requests from libtorrent"))("libtorrent asks us for leaf hashes", { timeout: 90_000 }, () => {
+  it.live("libtorrent leeching from our seeder and a block-corrupting peer: its leaf requests to us get proofs it accepts; it completes byte-identical", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const built = tree("lt-asks-leaves")
+      const m = built.metainfo
+      const data = tempDir("lt-asks-leaves")
+      writeData(built, data)
+      const logs: Array<string> = []
+      const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => {
+        logs.push(String(Array.isArray(message) ? message.join(" ") : message))
+      }))
+      const layer = Client.layerWith({ listen: { host: "127.0.0.1", port: 0 } }).pipe(
+        Layer.provide(noTracker),
+        Layer.provide(Hasher.layerInline)
+      )
+      const context = yield* Layer.build(layer)
+      yield* Client.seed(m, { dataDir: data, trackers: false }).pipe(
+        Effect.provide(context),
+        Effect.provide(capture),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      const port = (yield* Effect.flatMap(Client.Client, (c) => c.listener).pipe(Effect.provide(context)))!.address.port
+      const liar = keep(yield* Effect.promise(() => fakeSeed(built, { corruptBlock: 3 })))
+      const lt = keep(yield* Effect.promise(() => Lt.start()))
+      const save = yield* Effect.promise(() => lt.leech("l", built))
+      yield* Effect.promise(() => lt.command({ op: "connect", id: "l", ip: "127.0.0.1", port: liar.port }))
+      yield* Effect.promise(() => lt.command({ op: "connect", id: "l", ip: "127.0.0.1", port }))
+      yield* Effect.promise(() => lt.waitFor("l", (s) => s.seeding, 60_000))
+      sameFiles(built, save)
+      // our seeder answered libtorrent's leaf requests (a failed piece's 8 leaves, proofs to the root) and refused none
+      const answered = logs.filter((l) => l.includes("leaf hashes answered"))
+      expect(answered.length).toBeGreaterThan(0)
+      expect(logs.filter((l) => l.includes("leaf hashes rejected"))).toEqual([])
+      // libtorrent pinned the bad blocks on the liar with them: it banned the liar, never us
+      const bans = lt.log().split("\n").filter((l) => l.includes("banned peer"))
+      expect(bans.some((l) => l.includes(`127.0.0.1:${liar.port}`))).toBe(true)
+      expect(bans.filter((l) => l.includes(`127.0.0.1:${port}`))).toEqual([])
+    })))
 })
 
 describe("v2: leaf-level hash requests answered from our data", () => {

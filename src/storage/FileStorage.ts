@@ -60,6 +60,8 @@ export interface Options extends Storage.MakeOptions {
   readonly maxOpenFiles?: number | undefined
   /** The file-system calls (default `node:fs`). */
   readonly syscalls?: Syscalls.Syscalls | undefined
+  /** Bytes per write call (default `WRITE_CHUNK`; tests make it small to interleave the calls of one write). */
+  readonly writeChunk?: number | undefined
 }
 
 export interface FileStorage extends Storage.StorageShape {
@@ -150,6 +152,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const layout = yield* Storage.layoutOf(options.files, options.pieceLength)
     const root = Path.resolve(options.outputDir)
     const sys = options.syscalls ?? Syscalls.node
+    const writeChunk = Math.max(1, Math.floor(options.writeChunk ?? WRITE_CHUNK))
     const fileCount = options.files.length
 
     // Every path is resolved and checked up front: an unsafe one refuses the whole storage before any I/O.
@@ -385,7 +388,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
           if (foreign !== undefined) return finish(foreign)
           started = true
           const step = (): void => {
-            sys.write(h.fd, data, done, Math.min(WRITE_CHUNK, data.length - done), position + done, (err, n) => {
+            sys.write(h.fd, data, done, Math.min(writeChunk, data.length - done), position + done, (err, n) => {
               if (err !== null) return finish(fromErrno("write", path, err))
               if (n === 0) return finish(fromErrno("write", path, new Error("write made no progress")))
               done += n

@@ -46,6 +46,8 @@ interface Case {
   /** Close the storage's scope after this many completed calls (undefined: after every fiber is done). */
   readonly closeAfter: number | undefined
   readonly rootExists: boolean
+  /** Bytes per write call: a piece's extent written in several calls, other fibers running between them. */
+  readonly writeChunk: number | undefined
   readonly choices: ReadonlyArray<number>
 }
 
@@ -73,6 +75,7 @@ const caseArb: FastCheck.Arbitrary<Case> = FastCheck.record({
   others: FastCheck.array(FastCheck.array(opArb, { maxLength: 8 }), { maxLength: 3 }),
   closeAfter: FastCheck.option(FastCheck.nat(120), { nil: undefined, freq: 3 }),
   rootExists: FastCheck.boolean(),
+  writeChunk: FastCheck.option(FastCheck.constantFrom(37, 100, 300), { nil: undefined }),
   choices: FastCheck.array(FastCheck.nat(), { maxLength: 400 })
 }).chain((c) => {
   const total = c.files.reduce((n, f) => n + f.length, 0)
@@ -179,7 +182,8 @@ const runCase = async (c: Case): Promise<Array<string>> => {
       pieceLength: t.pieceLength,
       pieceHashes: t.hashes,
       maxOpenFiles: c.maxOpen,
-      syscalls: kernel.syscalls
+      syscalls: kernel.syscalls,
+      writeChunk: c.writeChunk
     }).pipe(Effect.provide(Hasher.layerInline), Scope.extend(scope))
     const closeNow = yield* Deferred.make<void>()
     trigger = () => Deferred.unsafeDone(closeNow, Exit.void)

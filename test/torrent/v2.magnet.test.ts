@@ -85,4 +85,25 @@ describe("btmh magnets: piece layers from fake peers", () => {
       if (Either.isLeft(saved)) throw new Error(saved.left.message)
       expect(Metainfo.pieceLayerStatus(saved.right)).toEqual({ needed: 6, present: 6 })
     }))
+
+  it.live("the layers are kept with the metadata in the state directory: a second run of the magnet, with no peer left, verifies the data on disk by Merkle roots and is complete", () =>
+    Effect.gen(function*() {
+      const honest = yield* Effect.promise(() => started(built, { metadata: "honest", hashes: "honest" }))
+      const dir = tempDir("btmh-resume")
+      const stateDir = tempDir("btmh-resume-state")
+      const run = (ports: ReadonlyArray<number>) =>
+        Effect.scoped(Effect.gen(function*() {
+          const d = yield* Client.download(magnet(ports), { outputDir: dir, trackers: false })
+          yield* d.done
+          return yield* d.metainfo
+        })).pipe(Effect.provide(testClient({ stateDir })))
+      yield* run([honest.port])
+      yield* Effect.promise(() => honest.stop())
+      const again = yield* run([])
+      expect(Metainfo.pieceLayerStatus(again)).toEqual({ needed: 6, present: 6 })
+      built.metainfo.files.forEach((f, i) => {
+        if (f.pad) return
+        expect(sha(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha(built.files[i]!))
+      })
+    }))
 })

@@ -4,7 +4,10 @@
  * CLI over uTP (`--transport utp`), and effect-torrent over TCP for reference. The sender is libtorrent's uTP in both
  * uTP cases, so the first two compare receivers.
  *
- *   npm run bench:utp -- [--size 64MiB] [--runs 3] [--clients lt-utp,effect-utp,effect-tcp] [--timeout 120] [--max-load 1.0]
+ *   npm run bench:utp -- [--size 64MiB] [--runs 3] [--clients lt-utp,effect-utp,effect-tcp,upload] [--timeout 120] [--max-load 1.0]
+ *
+ * `upload` is the other direction: our CLI seeds (`seed --transport utp`) and libtorrent's uTP-only leecher downloads
+ * from it; its CPU and peak RSS are the seeder's (ours) over the run, from /proc.
  *
  * Needs: `npm run build` (dist/cli.mjs), /usr/bin/time, mktorrent, opentracker, /usr/bin/python3 with libtorrent.
  * Per run: wall seconds (spawn to exit after completion), MB/s, CPU seconds (user+sys of the leecher's process tree)
@@ -14,7 +17,8 @@
  * seeder every 2 s while it has no peer, and every run is killed after `--timeout` seconds: such a run is reported
  * as hung (and left out of the medians) instead of blocking the benchmark.
  */
-import { type ChildProcess } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Net from "node:net"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -23,6 +27,7 @@ import {
   argValue,
   CLI,
   effectEnv,
+  freePort,
   HZ,
   infoHashOf,
   libtorrentVersion,
@@ -35,18 +40,21 @@ import {
   parseSize,
   PYTHON,
   processJiffies,
+  resetPeakRss,
+  sleep,
   runTimed,
   SEEDER_PY,
   sha256File,
   startLibtorrentSeeder,
   stopChild,
   TIME,
+  vmKiB,
   waitForQuiet,
   writePayload
 } from "./harness.ts"
 
-type ClientName = "lt-utp" | "effect-utp" | "effect-tcp"
-const ALL: ReadonlyArray<ClientName> = ["lt-utp", "effect-utp", "effect-tcp"]
+type ClientName = "lt-utp" | "effect-utp" | "effect-tcp" | "upload"
+const ALL: ReadonlyArray<ClientName> = ["lt-utp", "effect-utp", "effect-tcp", "upload"]
 
 const size = parseSize(argValue("--size") ?? "64MiB")
 const runs = Number(argValue("--runs") ?? "3")
@@ -90,6 +98,7 @@ del ses
 
 interface Setup {
   readonly dir: string
+  readonly dataDir: string
   readonly torrentPath: string
   readonly sha256: string
   readonly tracker: Opentracker.Opentracker
@@ -111,7 +120,7 @@ const setup = async (): Promise<Setup> => {
   makeTorrent(payloadPath, torrentPath, tracker.httpUrl)
   const { child: seeder, port: seederPort } = await startLibtorrentSeeder(dir, torrentPath, dataDir)
   console.log(`payload ${size} bytes; seeder python3-libtorrent ${libtorrentVersion()} (TCP and uTP) pid ${seeder.pid} on 127.0.0.1:${seederPort}`)
-  return { dir, torrentPath, sha256, tracker, seeder, seederPort }
+  return { dir, dataDir, torrentPath, sha256, tracker, seeder, seederPort }
 }
 
 const teardown = async (s: Setup | undefined) => {
@@ -121,9 +130,39 @@ const teardown = async (s: Setup | undefined) => {
   Fs.rmSync(s.dir, { recursive: true, force: true })
 }
 
-const command = (client: ClientName, s: Setup, out: string): { argv: Array<string>; env: NodeJS.ProcessEnv } =>
-  client === "lt-utp"
-    ? { argv: [PYTHON, Path.join(s.dir, "leech-utp.py"), s.torrentPath, out, String(s.seederPort)], env: { ...process.env } }
+/** Our CLI seeding the payload over uTP only (no tracker: only the leecher we point at it); resolves once it listens. */
+const startOurSeeder = async (s: Setup): Promise<{ child: ChildProcess; port: number }> => {
+  const port = await freePort()
+  const child = spawn(process.execPath, [
+    ...nodeArgs, CLI, "seed", s.torrentPath, s.dataDir, "--transport", "utp", "--encryption", "off", "--port", String(port),
+    "--no-trackers", "--quiet", "--state-dir", Path.join(s.dir, "seed-state")
+  ], { env: effectEnv(), stdio: ["ignore", "inherit", "inherit"] })
+  const deadline = Date.now() + 60_000
+  while (!(await canConnect(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error("our seeder did not start listening")
+    await sleep(200)
+  }
+  return { child, port }
+}
+
+const canConnect = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const c = Net.connect(port, "127.0.0.1")
+    c.once("connect", () => (c.destroy(), resolve(true)))
+    c.once("error", () => resolve(false))
+  })
+
+const command = (
+  client: ClientName,
+  s: Setup,
+  out: string,
+  ourPort: number
+): { argv: Array<string>; env: NodeJS.ProcessEnv } =>
+  client === "lt-utp" || client === "upload"
+    ? {
+      argv: [PYTHON, Path.join(s.dir, "leech-utp.py"), s.torrentPath, out, String(client === "upload" ? ourPort : s.seederPort)],
+      env: { ...process.env }
+    }
     : {
       argv: [
         process.execPath, ...nodeArgs, CLI, "download", s.torrentPath, "-o", out, "--json", "--state-dir", `${out}.state`,
@@ -162,14 +201,24 @@ const connections = (file: string): string => {
 
 const runOnce = async (client: ClientName, run: number, s: Setup): Promise<Result> => {
   const out = Fs.mkdtempSync(Path.join(s.dir, `out-${client}-`))
+  const ours = client === "upload" ? await startOurSeeder(s) : undefined
   const load = await waitForQuiet(maxLoad)
-  const { argv, env } = command(client, s, out)
-  const s0 = processJiffies(s.seeder.pid!)
+  const { argv, env } = command(client, s, out, ours?.port ?? 0)
+  const seederPid = ours?.child.pid ?? s.seeder.pid!
+  if (ours !== undefined) resetPeakRss(seederPid)
+  const s0 = processJiffies(seederPid)
   const events = Path.join(s.dir, "events.jsonl")
-  const t = await runTimed(argv, env, Path.join(s.dir, "time.txt"), timeoutMs, client, client === "lt-utp" ? undefined : events)
+  const byLibtorrent = client === "lt-utp" || client === "upload"
+  let t = await runTimed(argv, env, Path.join(s.dir, "time.txt"), timeoutMs, client, byLibtorrent ? undefined : events)
   // Which connections carried it (the --json PeerConnected events: transport and source, issue 19 item 5).
-  const via = client === "lt-utp" ? "utp (TCP off)" : connections(events)
-  const seederCpu = (processJiffies(s.seeder.pid!) - s0) / HZ
+  const via = byLibtorrent ? "utp (TCP off)" : connections(events)
+  const seederCpu = (processJiffies(seederPid) - s0) / HZ
+  if (ours !== undefined) {
+    // The row is about our seeder: its CPU over the run and its peak RSS.
+    t = { ...t, user: seederCpu, sys: 0, maxRssKiB: vmKiB(seederPid, "VmHWM") }
+    await stopChild(ours.child, "SIGTERM")
+    Fs.rmSync(Path.join(s.dir, "seed-state"), { recursive: true, force: true })
+  }
   const hung = t.code === null
   if (!hung && t.code !== 0) throw new Error(`${client} run ${run} exited with ${t.code}`)
   if (!hung) {
@@ -235,6 +284,10 @@ const main = async () => {
     console.log(`effect-utp / lt-utp wall ${(ours / lt).toFixed(2)} (below 1: we receive libtorrent's uTP faster than libtorrent does)`)
   }
   if (ours !== undefined && tcp !== undefined) console.log(`effect-utp / effect-tcp wall ${(ours / tcp).toFixed(2)}`)
+  const up = walls.get("upload")
+  if (lt !== undefined && up !== undefined) {
+    console.log(`upload / lt-utp wall ${(up / lt).toFixed(2)} (the same uTP-only libtorrent leecher, from our seeder instead of libtorrent's)`)
+  }
   console.log(`load average now ${Os.loadavg().map((l) => l.toFixed(2)).join(" ")}`)
 }
 

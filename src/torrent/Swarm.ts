@@ -19,6 +19,11 @@
  *   request deadlines) and a peer answering with our own peer id as info. Ordinary session ends and repeats are
  *   debug lines. An inbound peer's port is ephemeral, so its misbehaviour is logged once per host and reason; it
  *   is not banned by address.
+ * - One session per remote address: an inbound connection from an address we are dialling (uTP's simultaneous open
+ *   in a hole punch: the SYNs cross, and a uTP peer's source port is its listening port) interrupts the dial, or is
+ *   refused when that dial already connected; nothing is dialled while an inbound session from its address runs.
+ *   (Two sessions under one peer key shared the torrent's per-peer state: the first to end took the other's along —
+ *   seen as an upload that stopped mid-torrent.)
  * - `open()` says whether new connections are wanted at all (a torrent that finished without seeding stops
  *   dialing, accepting and retrying).
  * - Each candidate remembers which sources named it (PeerSource.ts: the first, and all as flags) for the peer list;
@@ -189,6 +194,8 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
     const restart = options.restartBackoffOnConnect !== false
     const retryGivenUp = options.retryGivenUp !== false
     const candidates = new Map<string, Candidate>()
+    /** Remote addresses of the inbound sessions running. */
+    const inboundFrom = new Set<string>()
     const queue: Array<Candidate> = []
     const wake = yield* Queue.sliding<void>(1)
     const dhtPings = yield* Queue.dropping<{ readonly host: string; readonly port: number }>(64)
@@ -329,7 +336,8 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
         const map = sessions // set before the dialer starts
         while (map !== undefined && active < maxPeers && queue.length > 0 && open()) {
           const c = queue[0]!
-          if (c.banned) {
+          if (c.banned || inboundFrom.has(c.addr)) {
+            // (an inbound session from this very address is running: see `accept`)
             queue.shift()
             c.queued = false
             continue
@@ -374,12 +382,32 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       encryption?: PeerInfo["encryption"]
     ) =>
       Effect.suspend(() => {
-        if (sessions === undefined || !open() || active >= maxPeers) return Effect.succeed(false)
+        const map = sessions
+        if (map === undefined || !open()) return Effect.succeed(false)
+        // uTP's simultaneous open (a hole punch): the peer's SYN and ours cross, so its connection comes from the very
+        // address we dial. Two sessions under one peer key would share the torrent's per-peer state (the first to
+        // end would take the other's with it), so one stays: a dial still in progress gives way, a connected one not.
+        const from = connection.remoteAddress
+        const dialling = candidates.get(from)
+        if (dialling?.active === true && dialling.connected) return Effect.succeed(false)
+        const giveWay = dialling?.active === true ? FiberMap.remove(map, from) : Effect.void
+        return Effect.andThen(giveWay, Effect.suspend(() => acceptNow(map, connection, prefix, release, encryption)))
+      })
+    const acceptNow = (
+      map: FiberMap.FiberMap<string, void, never>,
+      connection: Tcp.Connection,
+      prefix: Uint8Array,
+      release: Effect.Effect<void>,
+      encryption?: PeerInfo["encryption"]
+    ) =>
+      Effect.suspend(() => {
+        if (!open() || active >= maxPeers) return Effect.succeed(false)
         if (budget !== undefined && !budget.tryAcquire()) return Effect.succeed(false)
         active++
         const key = `in:${connection.remoteAddress}`
+        inboundFrom.add(connection.remoteAddress)
         return FiberMap.run(
-          sessions,
+          map,
           key,
           PeerSession.accept({
             connection,
@@ -392,6 +420,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
             Effect.ensuring(Effect.andThen(
               Effect.sync(() => {
                 active--
+                inboundFrom.delete(connection.remoteAddress)
                 budget?.release()
               }),
               release

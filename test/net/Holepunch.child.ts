@@ -24,13 +24,20 @@ interface Args {
   readonly seed: boolean
   /** Download limit, bytes/s (default none). */
   readonly downLimit?: number
+  /** Upload limit, bytes/s (default none). */
+  readonly upLimit?: number
 }
 const args = JSON.parse(process.argv[2]!) as Args
 
 const program = Effect.scoped(Effect.gen(function*() {
   const m = yield* Metainfo.decodeEffect(new Uint8Array(readFileSync(args.torrent)))
   const d = args.seed
-    ? yield* Client.seed(m, { dataDir: args.dir, peers: args.peers, trackers: false })
+    ? yield* Client.seed(m, {
+      dataDir: args.dir,
+      peers: args.peers,
+      trackers: false,
+      ...(args.upLimit === undefined ? {} : { upLimit: args.upLimit })
+    })
     : yield* Client.download(m, { outputDir: args.dir, peers: args.peers, trackers: false, seed: true, noPeersTimeout: "120 seconds",
       ...(args.downLimit === undefined ? {} : { downLimit: args.downLimit })
     })

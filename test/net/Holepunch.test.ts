@@ -11,7 +11,7 @@
  * Skipped loudly without root, ip, iptables-legacy or python3-libtorrent.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { createInterface } from "node:readline"
@@ -255,6 +255,58 @@ describe.runIf(canRun)("hole punching (BEP 55) through namespace NATs", () => {
       await client?.stop()
       await relay.stop()
       await seeder.stop()
+    }
+  }, 180_000)
+
+  it("target over uTP: a libtorrent leecher behind one NAT downloads from our seeder behind another, through a libtorrent relay", async () => {
+    const built = payload("hp-target")
+    const torrent = Path.join(dir, "target.torrent")
+    writeFileSync(torrent, built.bytes)
+    const data = Path.join(dir, "target-data")
+    mkdirSync(data, { recursive: true })
+    writeFileSync(Path.join(data, ...built.metainfo.files[0]!.path), built.payload)
+    // Fresh ports (the gateways still hold the earlier tests' mappings). libtorrent sends a connection its first PEX
+    // once the torrent has another peer, then once a minute. A bystander on the relay's loopback (an address nobody
+    // else can dial) makes the relay's first PEX to our seeder go out before the leecher exists, so our seeder hears
+    // of the leecher only a minute later and cannot dial it first (its SYN would cross the leecher's and punch both
+    // NATs with no rendezvous): the leecher's rendezvous, and the relay's connect to us, are what connect them.
+    const relay = await LibtorrentSession.start({ ...ltSettings, listen_interfaces: "0.0.0.0:6892", download_rate_limit: 8192 }, netns(PUB))
+    const bystander = await LibtorrentSession.start({ ...ltSettings, listen_interfaces: "0.0.0.0:6893", download_rate_limit: 8192 }, netns(PUB))
+    const leecher = await LibtorrentSession.start({ ...ltSettings, listen_interfaces: "0.0.0.0:6887" }, netns(LAN1))
+    let seeder: Child | undefined
+    try {
+      await relay.leech("t", built)
+      await bystander.leech("t", built)
+      await bystander.command({ op: "connect", id: "t", ip: "127.0.0.1", port: 6892 })
+      await relay.waitFor("t", (st) => st.peers.length > 0, 20_000)
+      seeder = ours(LAN2, { torrent, dir: data, port: 6888, peers: [{ host: "6.6.2.1", port: 6892 }], seed: true, upLimit: 1_000_000 })
+      await relay.waitForLog((l) => /\[6\.6\.2\.2:6888\] ==> PEX_FULL/.test(l), 30_000)
+      const save = await leecher.leech("t", built)
+      await leecher.command({ op: "connect", id: "t", ip: "6.6.1.1", port: 6892 })
+      // the relay's connect names the leecher; we did not ask for it (no rendezvous of ours for that address)
+      await seeder.waitFor(/holepunch: connect from [0-9.:]+ to 6\.6\.1\.2:6887/, 60_000)
+      const during = await leecher.waitFor("t", (st) => st.peers.some((p) => p.ip === GW2_EXT && p.down > 0) || st.progress >= 1, 60_000)
+      const s = await leecher.waitFor("t", (st) => st.progress >= 1, 60_000)
+      expect(during.peers.map((p) => `${p.ip}:${p.port}`)).toContain(`${GW2_EXT}:6888`)
+      const log = seeder.output().split("\n").filter((l) => l.includes("holepunch"))
+      console.log(`our seeder's log:\n${log.join("\n")}\nleecher's peers while downloading: ${JSON.stringify(during.peers)}`)
+      expect(log.some((l) => /dialling 6\.6\.1\.2:6887 failed/.test(l))).toBe(false)
+      expect(leecher.log()).toMatch(/==> HOLEPUNCH \[ msg: rendezvous to: 6\.6\.2\.2/)
+      expect(readFileSync(Path.join(save, ...built.metainfo.files[0]!.path)).equals(built.payload)).toBe(true)
+      const fromMiddle = s.peers.filter((p) => p.ip.startsWith("6.6.") && p.ip !== GW2_EXT).reduce((n, p) => n + p.down, 0)
+      expect(fromMiddle).toBeLessThan(built.payload.length / 4)
+    } catch (e) {
+      if (process.env["HP_DEBUG"]) {
+        writeFileSync(Path.join(process.env["HP_DEBUG"], "t-relay.log"), relay.log())
+        writeFileSync(Path.join(process.env["HP_DEBUG"], "t-leecher.log"), leecher.log())
+        writeFileSync(Path.join(process.env["HP_DEBUG"], "t-seeder.log"), seeder?.output() ?? "")
+      }
+      throw e
+    } finally {
+      await seeder?.stop()
+      await relay.stop()
+      await bystander.stop()
+      await leecher.stop()
     }
   }, 180_000)
 })

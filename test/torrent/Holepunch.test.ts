@@ -13,7 +13,7 @@ import * as Swarm from "../../src/torrent/Swarm.ts"
 import * as ExtensionHandshake from "../../src/wire/ExtensionHandshake.ts"
 import * as UtHolepunch from "../../src/wire/UtHolepunch.ts"
 import * as UtPex from "../../src/wire/UtPex.ts"
-import { TestTorrent } from "../peer/support.ts"
+import { memoryConnection, TestTorrent } from "../peer/support.ts"
 
 /** The peers' extension ids: ut_pex 4, ut_holepunch 5 (ours come from the default registry). */
 const PEX = 4
@@ -311,15 +311,16 @@ describe("Holepunch policy properties", () => {
   })
 })
 
+/** Lets the swarm's fibers run until `cond` holds (no clock involved). */
+const until = (cond: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 1000 && !cond(); i++) yield* Effect.yieldNow()
+    expect(cond()).toBe(true)
+  })
+
 describe("Swarm: the dial side of hole punching (TestClock)", () => {
   const refused = (o: Tcp.DialOptions) =>
     Effect.fail(new Tcp.TcpError({ reason: "connect-timeout", address: `${o.host}:${o.port}`, cause: "no answer" }))
-  /** Lets the swarm's fibers run until `cond` holds (no clock involved). */
-  const until = (cond: () => boolean) =>
-    Effect.gen(function*() {
-      for (let i = 0; i < 1000 && !cond(); i++) yield* Effect.yieldNow()
-      expect(cond()).toBe(true)
-    })
 
   it.scoped("a failed dial is reported; punch dials at once, ahead of the backoff, and the skipped wait does not act", () =>
     Effect.gen(function*() {
@@ -354,5 +355,44 @@ describe("Swarm: the dial side of hole punching (TestClock)", () => {
       yield* TestClock.adjust("3 seconds")
       yield* until(() => dials.length === 3)
       expect(failed).toEqual(["10.0.0.9:7000", "10.0.0.9:7000", "10.0.0.9:7000"])
+    }))
+})
+
+describe("Swarm: crossing connections of a hole punch", () => {
+  it.scoped("an inbound connection from the address we are dialling: the dial gives way, and none starts while it runs", () =>
+    Effect.gen(function*() {
+      let dials = 0
+      let interrupted = 0
+      const swarm = yield* Swarm.make({
+        handle: new TestTorrent({ payload: new Uint8Array(100), pieceLength: 64, infoHash: new Uint8Array(20) as InfoHashV1 }),
+        maxPeers: 5,
+        // a uTP SYN that is not answered yet
+        dial: () => Effect.suspend(() => {
+          dials++
+          return Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => void interrupted++)))
+        }),
+        reconnect: Swarm.defaultReconnect,
+        reconnectKnown: Swarm.defaultReconnectKnown,
+        close: () => {}
+      })
+      yield* swarm.start
+      swarm.add("10.0.0.1", 6881, "pex")
+      yield* until(() => dials === 1)
+      // the peer's SYN crossed ours: its connection comes from the address we dial (uTP: one port for both)
+      const conn = yield* memoryConnection()
+      expect(conn.remoteAddress).toBe("10.0.0.1:6881")
+      expect(yield* swarm.accept(conn, new Uint8Array(0), Effect.void)).toBe(true)
+      expect(interrupted).toBe(1)
+      expect(swarm.active()).toBe(1)
+      // a relay's connect (or any source) naming it again does not dial it while the inbound session runs
+      swarm.punch("10.0.0.1", 6881)
+      swarm.add("10.0.0.1", 6881, "tracker")
+      yield* until(() => true)
+      expect(dials).toBe(1)
+      // once it ends, the address may be dialled again
+      conn.end()
+      yield* until(() => swarm.active() === 0)
+      swarm.punch("10.0.0.1", 6881)
+      yield* until(() => dials === 2)
     }))
 })

@@ -314,6 +314,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
 
     const swarm = yield* Swarm.make({
       handle,
+      v2Swarm: options.v2InfoHash,
       maxPeers: options.maxPeers ?? 30,
       peerConfig: options.peerConfig,
       dial: options.dial,

@@ -37,6 +37,7 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Bytes from "../core/Bytes.ts"
 import type { InfoHashV1 } from "../core/InfoHash.ts"
 import type * as DhtNode from "../dht/Node.ts"
 import * as Destination from "../net/Destination.ts"
@@ -82,6 +83,12 @@ export interface Options {
   readonly onBanned?: ((addr: string, reason: string) => void) | undefined
   /** A dial failed before any handshake (refused, unreachable, no answer): e.g. try a hole punch (BEP 55). */
   readonly onDialFailed?: ((host: string, port: number) => void) | undefined
+  /**
+   * A hybrid's truncated v2 info-hash (BEP 52), announced beside the v1 one: peers found only under it (its
+   * announces and DHT lookups) are dialled with it, since a peer that knows only the v2 hash (after a `btmh`
+   * magnet) refuses the v1 one.
+   */
+  readonly v2Swarm?: InfoHashV1 | undefined
 }
 
 export interface DhtOptions {
@@ -167,6 +174,8 @@ interface Candidate {
   givenUp: boolean
   /** The backoff since the last successful handshake (its delays grow with each failed attempt). */
   backoff: Schedule.ScheduleDriver<unknown, unknown> | undefined
+  /** Named only in the hybrid's v2 swarm (`v2Swarm`): dialled with that hash. */
+  v2Only: boolean
 }
 
 export const formatAddress = (host: string, port: number): string =>
@@ -216,10 +225,11 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       yield* Effect.addFinalizer(() => Effect.sync(off))
     }
 
-    const add = (host: string, port: number, source: PeerSource.PeerSource) => {
+    const add = (host: string, port: number, source: PeerSource.PeerSource, swarm?: Uint8Array) => {
       if (!Number.isInteger(port) || port <= 0 || port > 65535) return
       if (loopbackOnly && !Destination.isLoopbackHost(host)) return
       const addr = formatAddress(host, port)
+      const v2Only = options.v2Swarm !== undefined && swarm !== undefined && Bytes.equals(swarm, options.v2Swarm)
       let c = candidates.get(addr)
       if (c === undefined) {
         c = {
@@ -235,10 +245,14 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           waiting: false,
           waits: 0,
           givenUp: false,
-          backoff: undefined
+          backoff: undefined,
+          v2Only
         }
         candidates.set(addr, c)
-      } else c.origin = PeerSource.note(c.origin, source)
+      } else {
+        c.origin = PeerSource.note(c.origin, source)
+        if (!v2Only) c.v2Only = false
+      }
       enqueue(c)
     }
     const enqueue = (c: Candidate) => {
@@ -313,11 +327,15 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
         )
       })
 
+    /** The handle of sessions dialled in the hybrid's v2 swarm: its truncated v2 hash first, the v1 one accepted. */
+    const v2Handle: TorrentHandle | undefined = options.v2Swarm === undefined
+      ? undefined
+      : { ...options.handle, infoHash: options.v2Swarm, v2InfoHash: options.handle.infoHash }
     const session = (c: Candidate) =>
       PeerSession.connect({
         host: c.host,
         port: c.port,
-        handle: options.handle,
+        handle: c.v2Only && v2Handle !== undefined ? v2Handle : options.handle,
         config: options.peerConfig,
         dial: options.dial,
         encryption: options.encryption
@@ -436,7 +454,7 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
           Effect.sync(() => {
             trackerAnswered = true
             onBatch?.(batch)
-            for (const p of batch.peers) add(p.ip, p.port, "tracker")
+            for (const p of batch.peers) add(p.ip, p.port, "tracker", announcer.infoHash)
           })
         )
       )
@@ -450,8 +468,8 @@ export const make = (options: Options): Effect.Effect<Swarm, never, Scope.Scope>
       Effect.gen(function*() {
         for (;;) {
           // Peers announced to our own node (a lookup never asks ourselves), then an iterative get_peers.
-          for (const a of yield* node.storedPeers(o.infoHash)) add(a.ip, a.port, "dht")
-          yield* Stream.runForEach(node.lookup(o.infoHash), (a) => Effect.sync(() => add(a.ip, a.port, "dht")))
+          for (const a of yield* node.storedPeers(o.infoHash)) add(a.ip, a.port, "dht", o.infoHash)
+          yield* Stream.runForEach(node.lookup(o.infoHash), (a) => Effect.sync(() => add(a.ip, a.port, "dht", o.infoHash)))
           if (o.announcePort !== undefined && o.announcePort > 0) yield* node.announce(o.infoHash, o.announcePort)
           yield* Effect.sleep(o.interval())
         }

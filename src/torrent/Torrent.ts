@@ -465,6 +465,8 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     // --- peers ---
     const swarm = yield* Swarm.make({
       handle: served,
+      // a hybrid's v2-swarm peers are dialled with its v2 hash (announced in both swarms below)
+      v2Swarm: m.version === "hybrid" && m.infoHashV2 !== undefined ? InfoHash.truncatedV2(m.infoHashV2) : undefined,
       maxPeers: options.maxPeers ?? 50,
       peerConfig: options.peerConfig,
       dial: options.dial,

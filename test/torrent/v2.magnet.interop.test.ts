@@ -29,6 +29,7 @@ import * as TrackerLive from "../../src/tracker/TrackerLive.ts"
 import { bundle, cli } from "../support/cli.ts"
 import { writeData } from "../support/data.ts"
 import * as Opentracker from "../support/opentracker.ts"
+import { freePort } from "../support/realSeeders.ts"
 import { tempDir, testClient } from "../support/download.ts"
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
@@ -200,6 +201,31 @@ describe.runIf(shouldRun("hybrid swarms with libtorrent") && Opentracker.shouldR
         const lt = keep(yield* Effect.promise(() => Lt.start()))
         const uri = `magnet:?xt=urn:btmh:1220${Bytes.toHex(built.metainfo.infoHashV2!)}&tr=${encodeURIComponent(ot.httpUrl)}`
         const save = yield* Effect.promise(() => lt.magnet("t", uri))
+        yield* Effect.promise(() => lt.waitFor("t", (st) => st.seeding, 60_000))
+        sameFiles(built, save)
+      })))
+
+    it.live("we seed a hybrid with no listener: the libtorrent peer found in its v2 swarm (it knows only the btmh magnet) is dialled with the v2 hash and downloads it", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const built = tree("dial-v2-swarm", "hybrid")
+        const v1 = Bytes.toHex(built.metainfo.infoHash)
+        const v2 = Bytes.toHex(built.metainfo.infoHashV2!).slice(0, 40)
+        const ot = keep(yield* Effect.promise(() => Opentracker.start([v1, v2])))
+        // libtorrent announces first (it finds nobody), so our announce is answered with it
+        const lt = keep(yield* Effect.promise(() => Lt.start()))
+        const uri = `magnet:?xt=urn:btmh:1220${Bytes.toHex(built.metainfo.infoHashV2!)}&tr=${encodeURIComponent(ot.httpUrl)}`
+        const save = yield* Effect.promise(() => lt.magnet("t", uri))
+        yield* Effect.sleep("1 second")
+        const data = tempDir("dial-v2-seed")
+        writeData(built, data)
+        // no listener: libtorrent cannot reach us (the port announced is closed), we must dial it
+        const unreachable = yield* Effect.promise(() => freePort())
+        const layer = Client.layerWith({ port: unreachable }).pipe(
+          Layer.provide(TrackerLive.layer()),
+          Layer.provide(Hasher.layerInline)
+        )
+        const context = yield* Layer.build(layer)
+        yield* Client.seed({ ...built.metainfo, trackers: [[ot.httpUrl]] }, { dataDir: data }).pipe(Effect.provide(context))
         yield* Effect.promise(() => lt.waitFor("t", (st) => st.seeding, 60_000))
         sameFiles(built, save)
       })))

@@ -19,6 +19,7 @@ import * as Handshake from "../src/wire/Handshake.ts"
 import * as Message from "../src/wire/Message.ts"
 import * as ExtensionHandshake from "../src/wire/ExtensionHandshake.ts"
 import * as Mse from "../src/wire/Mse.ts"
+import * as UtHolepunch from "../src/wire/UtHolepunch.ts"
 import * as UtMetadata from "../src/wire/UtMetadata.ts"
 import * as UtPex from "../src/wire/UtPex.ts"
 import * as Krpc from "../src/dht/Krpc.ts"
@@ -191,7 +192,8 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
         ExtensionHandshake.decode(b),
         ExtensionHandshake.decode(b, { lenient: true }),
         UtMetadata.decode(b),
-        UtPex.decode(b)
+        UtPex.decode(b),
+        UtHolepunch.decode(b)
       ],
       corpus: [
         ExtensionHandshake.encode(
@@ -202,7 +204,9 @@ export const targets = (fixturesDir?: string): ReadonlyArray<Target> => {
         UtPex.encode({
           added: [{ ip: "127.0.0.1", port: 6881, flags: 0x10 }, { ip: "::1", port: 51413, flags: 0x01 }],
           dropped: [{ ip: "127.0.0.2", port: 1 }]
-        })
+        }),
+        UtHolepunch.encode(UtHolepunch.rendezvous({ ip: "10.0.0.1", port: 6881 }))!,
+        UtHolepunch.encode(UtHolepunch.error({ ip: "2001:db8::1", port: 51413 }, UtHolepunch.ErrorCode.NoSupport))!
       ]
     },
     {

@@ -23,6 +23,7 @@
  *   Not for a private torrent (no PEX there, so no introductions).
  */
 import * as Either from "effect/Either"
+import * as Destination from "../net/Destination.ts"
 import type { PeerControl, PeerInfo, PeerKey } from "../peer/TorrentHandle.ts"
 import * as ExtensionHandshake from "../wire/ExtensionHandshake.ts"
 import * as UtHolepunch from "../wire/UtHolepunch.ts"
@@ -311,9 +312,11 @@ export const make = (options: Options, now: () => number): Extensions => {
       const target = { ip: normalizeHost(to.host), port: to.port }
       // ourselves, handed back to us by PEX (a NAT does not loop our own address back to us): no rendezvous
       for (const p of peers.values()) if (isOurs(target, p)) return undefined
+      // A loopback address is no way through a NAT: only a relay on our own machine could mean it.
+      const loopback = Destination.isLoopbackHost(target.ip)
       const relay = holepunch.rendezvousVia(target, now(), (k) => {
         const r = peers.get(k)
-        return r !== undefined && speaksHolepunch(r)
+        return r !== undefined && speaksHolepunch(r) && (!loopback || Destination.isLoopbackHost(r.info.remote.host))
       })
       if (relay === undefined) return undefined
       sendHolepunch(peers.get(relay)!, UtHolepunch.rendezvous(target))

@@ -208,6 +208,16 @@ describe("Extensions: ut_holepunch initiator and target", () => {
     expect(ext.dialFailed({ host: "10.9.0.7", port: 6881 })).toBeUndefined()
   })
 
+  it("no rendezvous for a loopback address through a relay that is not on our machine", () => {
+    const { ext, peer } = setup()
+    peer("r", peerInfo("outbound", "10.0.0.1", 6881))
+    pexFrom(ext, "r", [{ ip: "127.0.0.1", port: 6893, flags: UtPex.Flags.Holepunch }])
+    expect(ext.dialFailed({ host: "127.0.0.1", port: 6893 })).toBeUndefined()
+    peer("local", peerInfo("outbound", "127.0.0.1", 7000))
+    pexFrom(ext, "local", [{ ip: "127.0.0.1", port: 6893, flags: UtPex.Flags.Holepunch }])
+    expect(ext.dialFailed({ host: "127.0.0.1", port: 6893 })).toBe("local")
+  })
+
   it("the introducer must still be connected and speak ut_holepunch; the next introducer is used", () => {
     const { ext, peer } = setup()
     peer("r1", peerInfo("outbound", "10.0.0.1", 6881))

@@ -174,10 +174,11 @@ export const make = (options: Options): Download => {
   const pieceSize = (i: number) => Math.min(m.pieceLength, m.totalLength - i * m.pieceLength)
   let picker: Picker.Picker | undefined
   const slots = new Map<number, Slot>()
-  // Idle piece buffers kept for reuse: 32 (of 1 MiB) cover the pieces in flight plus those waiting for hash/write at
-  // full speed from a few peers; more only raises peak RSS (docs/PERFORMANCE.md). Bounded in bytes too, so big
-  // pieces (4–16 MiB) keep at most 32 MiB idle, not 32 pieces.
-  const pool = PiecePool.make({ maxFree: 32, maxFreeBytes: 32 * 1024 * 1024 })
+  // Idle piece buffers kept for reuse: 16 (of 1 MiB) cover the pieces in flight plus those waiting for hash/write at
+  // full speed from a few peers; more only raises peak RSS (32 with a 48 MiB backlog: 152–163 MiB peak against
+  // 141–146 with 16 and 24 MiB, same wall and CPU: docs/PERFORMANCE.md). Bounded in bytes too, so big pieces
+  // (4–16 MiB) keep at most 16 MiB idle, not 16 pieces.
+  const pool = PiecePool.make({ maxFree: 16, maxFreeBytes: 16 * 1024 * 1024 })
   const peers = new Map<PeerKey, PeerRecord>()
   let downloaded = 0
   /** Accepted payload bytes per peer key, kept after the peer left. */

@@ -103,7 +103,7 @@ export interface Options {
   readonly trackers?: boolean | undefined
   /** See the no-peers rule above (default 60 s). */
   readonly noPeersTimeout?: Duration.DurationInput | undefined
-  /** Bytes of pieces waiting for hash/write before sessions stop reading (default 48 MiB). */
+  /** Bytes of pieces waiting for hash/write before sessions stop reading (default 24 MiB). */
   readonly backlogBudget?: number | undefined
   /** Completed pieces verified and written at the same time (default 4). */
   readonly finishConcurrency?: number | undefined
@@ -510,7 +510,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       picker: () => picker()!,
       have,
       pool: download.pool,
-      budget: options.backlogBudget ?? 48 * 1024 * 1024,
+      budget: options.backlogBudget ?? 24 * 1024 * 1024,
       concurrency: options.finishConcurrency ?? 4,
       publish,
       sendHave: (index) => {

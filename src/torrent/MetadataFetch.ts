@@ -132,6 +132,8 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
     const sources = new Set<PeerKey>()
     let assembler: UtMetadata.Assembler | undefined
     let lastSource = now()
+    /** The info dict is in. */
+    let gotInfo = false
     /** Once the info dict is in and piece layers are missing. */
     let layerPhase: { info: Uint8Array; fetch: LayerFetch.State; hybrid: boolean; lastProgress: number } | undefined
 
@@ -150,8 +152,10 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
       }
     }
 
-    /** The info dict checked out: done, or on to its piece layers. */
+    /** The info dict checked out: done, or on to its piece layers (no more metadata is asked meanwhile). */
     const onInfo = (info: Uint8Array) => {
+      gotInfo = true
+      assembler = undefined
       if (!v2) return finish(info, new Map())
       const decoded = Metainfo.decode(TorrentFile.encode(info), { v2Only: true })
       // not a valid torrent: the caller reports it
@@ -232,6 +236,7 @@ export const fetch = (options: Options): Effect.Effect<Fetched, TorrentError, Sc
           return
         }
         // The first source's size is fetched; a peer announcing another size gets its data refused as invalid.
+        if (gotInfo) return
         if (assembler === undefined) {
           const made = UtMetadata.make(expected, size, { ...UtMetadata.defaultOptions, ...options.assembler })
           if (Either.isLeft(made)) return drop(peer, `metadata_size ${size}: ${made.left.message}`)

@@ -106,4 +106,34 @@ describe("btmh magnets: piece layers from fake peers", () => {
         expect(sha(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha(built.files[i]!))
       })
     }))
+
+  it.live("a hybrid by btih+btmh whose peers refuse the layers goes on after the no-peers timeout, verified by its SHA-1s", () =>
+    Effect.gen(function*() {
+      const hybrid = buildV2({
+        name: "fake-hybrid",
+        format: "hybrid",
+        pieceLength: 32768,
+        files: [{ path: ["a.bin"], length: 3 * 32768 + 5 }, { path: ["b"], length: 10 }]
+      })
+      const rejecter = yield* Effect.promise(() => started(hybrid, { metadata: "honest", hashes: "reject" }))
+      const m = hybrid.metainfo
+      const uri = `magnet:?xt=urn:btih:${Bytes.toHex(m.infoHash)}&xt=urn:btmh:1220${Bytes.toHex(m.infoHashV2!)}` +
+        `&x.pe=127.0.0.1:${rejecter.port}`
+      const parsed = Magnet.parse(uri)
+      if (Either.isLeft(parsed)) throw new Error(parsed.left.message)
+      const fetched = yield* Client.fetchMetadata(parsed.right, { trackers: false, timeout: "2 seconds" }).pipe(
+        Effect.provide(testClient())
+      )
+      expect(rejecter.hashRequests()).toBeGreaterThan(0)
+      expect(Metainfo.pieceLayerStatus(fetched.metainfo)).toEqual({ needed: 1, present: 0 })
+      const dir = tempDir("fake-hybrid")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const d = yield* Client.download(fetched.metainfo, { outputDir: dir, trackers: false, peers: [{ host: "127.0.0.1", port: rejecter.port }] })
+        yield* d.done
+      })).pipe(Effect.provide(testClient()))
+      hybrid.metainfo.files.forEach((f, i) => {
+        if (f.pad) return
+        expect(sha(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha(hybrid.files[i]!))
+      })
+    }))
 })

@@ -259,12 +259,13 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
           )
       )
       const transport = options.transport ?? "tcp"
-      const utp = yield* Effect.cached(
-        transport === "tcp" ? Effect.succeed(undefined) : Effect.gen(function*() {
+      // A uTP socket on the listener's port (UDP), serving inbound uTP to the listener; without a listener any port,
+      // and every inbound SYN refused (its port is not the one announced).
+      const bindUtp = (family: "udp4" | "udp6", host: string) =>
+        Effect.gen(function*() {
           const bound = Option.getOrUndefined(yield* Effect.option(listener))
-          // Inbound uTP only with a listener (its port is the one announced); else every SYN is refused.
           const make = (port: number | undefined) =>
-            UtpSocket.make({ host: listenHost(listen), port, backlog: bound === undefined ? 0 : 64 })
+            UtpSocket.make({ family, host, port, backlog: bound === undefined ? 0 : 64 })
           const wanted = bound?.address.port
           const socket = yield* make(wanted).pipe(
             Effect.catchAll((e) => (wanted !== undefined && wanted !== 0 ? make(0) : Effect.fail(e))),
@@ -272,7 +273,9 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
           )
           if (bound !== undefined) yield* bound.serve(socket.accept).pipe(Scope.extend(scope))
           return socket
-        }).pipe(
+        })
+      const utp = yield* Effect.cached(
+        transport === "tcp" ? Effect.succeed(undefined) : bindUtp("udp4", listenHost(listen)).pipe(
           Effect.catchAll((e) =>
             Effect.as(Effect.logWarning(`uTP disabled: ${e.message}`), undefined as UtpSocket.UtpSocket | undefined)
           )
@@ -280,18 +283,7 @@ export const layerWith = (options: ClientOptions = {}): Layer.Layer<Client, neve
       )
       const host6 = listenHost6(listen)
       const utp6 = yield* Effect.cached(
-        transport === "tcp" || host6 === undefined ? Effect.succeed(undefined) : Effect.gen(function*() {
-          const bound = Option.getOrUndefined(yield* Effect.option(listener))
-          const make = (port: number | undefined) =>
-            UtpSocket.make({ family: "udp6", host: host6, port, backlog: bound === undefined ? 0 : 64 })
-          const wanted = bound?.address.port
-          const socket = yield* make(wanted).pipe(
-            Effect.catchAll((e) => (wanted !== undefined && wanted !== 0 ? make(0) : Effect.fail(e))),
-            Scope.extend(scope)
-          )
-          if (bound !== undefined) yield* bound.serve(socket.accept).pipe(Scope.extend(scope))
-          return socket
-        }).pipe(
+        transport === "tcp" || host6 === undefined ? Effect.succeed(undefined) : bindUtp("udp6", host6).pipe(
           // A machine without IPv6: IPv6 peers go over TCP (transport both), as before.
           Effect.catchAll((e) =>
             Effect.as(Effect.logDebug(`IPv6 uTP off: ${e.message}`), undefined as UtpSocket.UtpSocket | undefined)

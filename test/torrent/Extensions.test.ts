@@ -1,33 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import type { PeerId } from "../../src/core/InfoHash.ts"
-import type { PeerControl, PeerInfo } from "../../src/peer/TorrentHandle.ts"
+import type { PeerInfo } from "../../src/peer/TorrentHandle.ts"
 import * as Extensions from "../../src/torrent/Extensions.ts"
 import * as ExtensionHandshake from "../../src/wire/ExtensionHandshake.ts"
 import * as UtMetadata from "../../src/wire/UtMetadata.ts"
 import * as UtPex from "../../src/wire/UtPex.ts"
+import { recordingControl } from "../support/peerControl.ts"
 
 const info = new Uint8Array(40_000).map((_, i) => i % 251)
 
-const control = () => {
-  const sent: Array<{ id: number; payload: Uint8Array }> = []
-  const c: PeerControl = {
-    sendHave: () => {},
-    setInterested: () => {},
-    requestMore: () => {},
-    cancel: () => {},
-    choke: () => {},
-    unchoke: () => {},
-    sendBlock: () => false,
-    reject: () => {},
-    sendExtended: (id, payload) => void sent.push({ id, payload }),
-    allowFast: () => {},
-    pauseReading: () => {},
-    resumeReading: () => {},
-    close: () => {}
-  }
-  return { c, sent }
-}
+const control = recordingControl
 
 const peerInfo = (
   direction: "outbound" | "inbound",

@@ -6,7 +6,7 @@ import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
 import type { InfoHashV1, PeerId } from "../../src/core/InfoHash.ts"
 import * as Tcp from "../../src/net/Tcp.ts"
-import type { PeerControl, PeerInfo } from "../../src/peer/TorrentHandle.ts"
+import type { PeerInfo } from "../../src/peer/TorrentHandle.ts"
 import * as Extensions from "../../src/torrent/Extensions.ts"
 import * as Holepunch from "../../src/torrent/Holepunch.ts"
 import * as Swarm from "../../src/torrent/Swarm.ts"
@@ -14,6 +14,7 @@ import * as ExtensionHandshake from "../../src/wire/ExtensionHandshake.ts"
 import * as UtHolepunch from "../../src/wire/UtHolepunch.ts"
 import * as UtPex from "../../src/wire/UtPex.ts"
 import { memoryConnection, TestTorrent } from "../peer/support.ts"
+import { recordingControl } from "../support/peerControl.ts"
 
 /** The peers' extension ids: ut_pex 4, ut_holepunch 5 (ours come from the default registry). */
 const PEX = 4
@@ -38,22 +39,7 @@ const peerInfo = (
 })
 
 const control = () => {
-  const sent: Array<{ id: number; payload: Uint8Array }> = []
-  const c: PeerControl = {
-    sendHave: () => {},
-    setInterested: () => {},
-    requestMore: () => {},
-    cancel: () => {},
-    choke: () => {},
-    unchoke: () => {},
-    sendBlock: () => false,
-    reject: () => {},
-    sendExtended: (id, payload) => void sent.push({ id, payload }),
-    allowFast: () => {},
-    pauseReading: () => {},
-    resumeReading: () => {},
-    close: () => {}
-  }
+  const { c, sent } = recordingControl()
   const holepunch = () =>
     sent.filter((s) => s.id === HP).map((s) => Either.getOrThrow(UtHolepunch.decode(s.payload)))
   const pex = () => sent.filter((s) => s.id === PEX).map((s) => Either.getOrThrow(UtPex.decode(s.payload)))

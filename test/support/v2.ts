@@ -4,7 +4,10 @@
  * `metainfo/Create.ts`, the layout libtorrent 2.0.8 writes) or from a real torrent ({@link regenerate}: its names
  * and layout kept, its hashes recomputed), decoded back as every reader does.
  */
-import { randomBytes } from "node:crypto"
+import { expect } from "@effect/vitest"
+import { createHash, randomBytes } from "node:crypto"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import * as Either from "effect/Either"
 import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
@@ -116,3 +119,12 @@ export const regenerate = (bytes: Uint8Array): Either.Either<Built, string> => {
   if (Either.isLeft(decoded)) return Either.left(decoded.left.message)
   return Either.right({ metainfo: decoded.right, bytes: rewritten, payload, files })
 }
+
+/** Every (non-pad) file of `built` under `dir`, byte for byte (compared by SHA-256, so a failure stays short). */
+export const sameFiles = (built: Built, dir: string): void =>
+  built.metainfo.files.forEach((f, i) => {
+    if (f.pad) return
+    expect(sha256(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha256(built.files[i]!))
+  })
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")

@@ -7,7 +7,7 @@
  * Our client announces a port where nothing listens, so every session is one it dialled, at the listening address
  * the tracker gave for a seeder: `downloadedFrom()` then names each seeder by that address.
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -20,13 +20,9 @@ import * as Opentracker from "../support/opentracker.ts"
 import * as Real from "../support/realSeeders.ts"
 import { build, type Built, deadPort, seed } from "../support/seeder.ts"
 import * as Tracked from "../support/tracked.ts"
+import { stopAfterAll } from "../support/stopAfterAll.ts"
 
-const running: Array<{ stop: () => Promise<void> }> = []
-afterAll(() => Promise.all(running.map((r) => r.stop())))
-const keep = <A extends { stop: () => Promise<void> }>(a: A): A => {
-  running.push(a)
-  return a
-}
+const keep = stopAfterAll()
 
 const MB = 1_000_000
 

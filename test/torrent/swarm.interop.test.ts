@@ -29,13 +29,9 @@ import * as Lt from "../support/libtorrentSession.ts"
 import * as Real from "../support/realSeeders.ts"
 import { build, type Built } from "../support/seeder.ts"
 import * as Tracked from "../support/tracked.ts"
+import { stopAfterAll } from "../support/stopAfterAll.ts"
 
-const running: Array<{ stop: () => Promise<void> }> = []
-afterAll(() => Promise.all(running.map((r) => r.stop())))
-const keep = <A extends { stop: () => Promise<void> }>(a: A): A => {
-  running.push(a)
-  return a
-}
+const keep = stopAfterAll()
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
 const host = "127.0.0.1"

@@ -5,8 +5,7 @@
  * on both its SHA-1 and its Merkle root; a peer sending corrupt blocks gets its pieces refused while an honest
  * libtorrent seeder completes the download. A missing python3-libtorrent skips loudly outside CI.
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { createHash } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
@@ -25,26 +24,15 @@ import { download, noTracker, tempDir, testClient } from "../support/download.ts
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import { type Built, seed as fakeSeed } from "../support/seeder.ts"
-import { buildV2 } from "../support/v2.ts"
+import { buildV2, sameFiles } from "../support/v2.ts"
 import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
 import * as Handshake from "../../src/wire/Handshake.ts"
 import * as Message from "../../src/wire/Message.ts"
+import { stopAfterAll } from "../support/stopAfterAll.ts"
 
-const running: Array<{ stop: () => Promise<void> }> = []
-afterAll(() => Promise.all(running.map((r) => r.stop())))
-const keep = <A extends { stop: () => Promise<void> }>(a: A): A => {
-  running.push(a)
-  return a
-}
+const keep = stopAfterAll()
 
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
 
-/** Every (non-pad) file of `built` under `dir`, byte for byte. */
-const sameFiles = (built: Built, dir: string) =>
-  built.metainfo.files.forEach((f, i) => {
-    if (f.pad) return
-    expect(sha(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha(built.files[i]!))
-  })
 
 const tree = (name: string, format: "v2" | "hybrid", pieceLength = 32768) =>
   buildV2({

@@ -6,8 +6,7 @@
  * and libtorrent's own (leeching from us and a block-corrupting peer, it asks us for a failed piece's leaves and
  * bans the liar, never us).
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { createHash } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
@@ -26,21 +25,11 @@ import { download, noTracker, tempDir, testClient } from "../support/download.ts
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import { type Built, seed as fakeSeed } from "../support/seeder.ts"
-import { buildV2 } from "../support/v2.ts"
+import { buildV2, sameFiles } from "../support/v2.ts"
+import { stopAfterAll } from "../support/stopAfterAll.ts"
 
-const running: Array<{ stop: () => Promise<void> }> = []
-afterAll(() => Promise.all(running.map((r) => r.stop())))
-const keep = <A extends { stop: () => Promise<void> }>(a: A): A => {
-  running.push(a)
-  return a
-}
+const keep = stopAfterAll()
 
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
-const sameFiles = (built: Built, dir: string) =>
-  built.metainfo.files.forEach((f, i) => {
-    if (f.pad) return
-    expect(sha(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha(built.files[i]!))
-  })
 
 /** 128 KiB pieces (8 blocks each): a 21-piece file, a one-piece file of 3 blocks, a one-block file. */
 const tree = (name: string) =>

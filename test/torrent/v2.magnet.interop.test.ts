@@ -6,8 +6,7 @@
  * the `.torrent` written by `--save-torrent` complete (every piece layer present, loadable by libtorrent). The CLI
  * (the built bundle) is run once as a user would, and the daemon's session takes a btmh magnet. A missing python3-libtorrent skips loudly outside CI.
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { createHash } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Chunk from "effect/Chunk"
@@ -34,22 +33,12 @@ import { tempDir, testClient } from "../support/download.ts"
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import type { Built } from "../support/seeder.ts"
-import { buildV2 } from "../support/v2.ts"
+import { buildV2, sameFiles } from "../support/v2.ts"
+import { stopAfterAll } from "../support/stopAfterAll.ts"
 
-const running: Array<{ stop: () => Promise<void> }> = []
-afterAll(() => Promise.all(running.map((r) => r.stop())))
-const keep = <A extends { stop: () => Promise<void> }>(a: A): A => {
-  running.push(a)
-  return a
-}
+const keep = stopAfterAll()
 
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
 
-const sameFiles = (built: Built, dir: string) =>
-  built.metainfo.files.forEach((f, i) => {
-    if (f.pad) return
-    expect(sha(Fs.readFileSync(Path.join(dir, ...f.path))), f.path.join("/")).toBe(sha(built.files[i]!))
-  })
 
 /**
  * Files longer than a piece with piece counts that are not powers of two (libtorrent's last request of a layer is

@@ -30,11 +30,12 @@ describe("Client.download", () => {
       expect((yield* Effect.flip(d.metainfo)).reason).toBe("no-peers")
     }).pipe(Effect.provide(testClient())))
 
-  it.scoped("a v2-only magnet link fails with a clear error", () =>
+  it.scoped("a v2-only (btmh) magnet link is taken: its swarm is named by the truncated v2 hash", () =>
     Effect.gen(function*() {
-      const magnet = { infoHashes: { v2: new Uint8Array(32) as never }, trackers: [], webSeeds: [], peers: [] }
-      const e = yield* Effect.flip(Client.download(magnet, { outputDir: tempDir("magnet2") }))
-      expect(e.message).toContain("v2-only")
+      const v2 = Uint8Array.from({ length: 32 }, (_, i) => i + 1)
+      const magnet = { infoHashes: { v2: v2 as never }, trackers: [], webSeeds: [], peers: [] }
+      const d = yield* Client.download(magnet, { outputDir: tempDir("magnet2") })
+      expect([...d.infoHash]).toEqual([...v2.subarray(0, 20)])
     }).pipe(Effect.provide(testClient())))
 
   it.scoped("a selection naming no file fails with invalid-selection", () =>

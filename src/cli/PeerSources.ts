@@ -24,7 +24,7 @@ export const noPexOpt = Options.boolean("no-pex").pipe(
   Options.withDescription("do not exchange peers with peers (PEX; private torrents never do)")
 )
 export const noPortMappingOpt = Options.boolean("no-port-mapping").pipe(
-  Options.withDescription("do not ask the router to forward the listening port (NAT-PMP, UPnP)")
+  Options.withDescription("do not ask the router to forward the listening port (PCP, NAT-PMP, UPnP)")
 )
 export const noLsdOpt = Options.boolean("no-lsd").pipe(
   Options.withDescription("do not announce torrents on the local network or look for peers there (BEP 14 local " +

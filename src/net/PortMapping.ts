@@ -1,14 +1,17 @@
 /**
- * Port mapping on the home router, so peers outside can connect to us: NAT-PMP (RFC 6886) to the default gateway
- * first, UPnP IGD (SSDP discovery, SOAP AddPortMapping) when NAT-PMP gets no answer. The listening port is mapped
+ * Port mapping on the home router, so peers outside can connect to us: PCP (RFC 6887) to the default gateway first,
+ * NAT-PMP (RFC 6886) when the gateway answers that it speaks only NAT-PMP, UPnP IGD (SSDP discovery, SOAP
+ * AddPortMapping) when neither answers (PCP and NAT-PMP share the gateway's port 5351: silence there is not asked
+ * twice). The listening port is mapped
  * for TCP (peers) and UDP (uTP, the DHT), with the external port asked equal to the internal one; the gateway's
  * answer decides (NAT-PMP may grant another port: that one is what `current` reports and trackers are told).
  *
- * Leases: NAT-PMP mappings for 2 hours renewed at half-life; UPnP ones for 1 hour renewed every 30 minutes (a
+ * Leases: PCP and NAT-PMP mappings for 2 hours renewed at half-life (a PCP renewal repeats the mapping's nonce); UPnP ones for 1 hour renewed every 30 minutes (a
  * gateway that forgot them, e.g. after a reboot, gets them again). A renewal that fails is retried, and the mapping
  * is given up (`current` undefined, said once) only when the gateway stops answering. Closing the scope removes the
- * mappings (NAT-PMP lifetime 0, UPnP DeletePortMapping), bounded by 2 s.
+ * mappings (PCP and NAT-PMP lifetime 0, UPnP DeletePortMapping), bounded by 2 s.
  */
+import { randomBytes } from "node:crypto"
 import * as Dgram from "node:dgram"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
@@ -20,17 +23,18 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Igd from "./Igd.ts"
 import * as NatPmp from "./NatPmp.ts"
+import * as Pcp from "./Pcp.ts"
 
-export type Method = "natpmp" | "upnp"
+export type Method = "pcp" | "natpmp" | "upnp"
 
 export interface Options {
   /** The port we listen on (TCP, and UDP when `udp`). */
   readonly port: number
   /** Map the UDP port too (uTP, DHT); default true. */
   readonly udp?: boolean | undefined
-  /** Which methods, in order (default both: NAT-PMP, then UPnP). */
+  /** Which methods, in order (default all three: PCP, then NAT-PMP, then UPnP). */
   readonly methods?: ReadonlyArray<Method> | undefined
-  /** The NAT-PMP gateway (default: the default route's, from /proc/net/route). */
+  /** The PCP / NAT-PMP gateway (default: the default route's, from /proc/net/route). */
   readonly gateway?: string | undefined
   readonly description?: string | undefined
 }
@@ -50,6 +54,7 @@ export interface PortMapping {
 }
 
 const NATPMP_LIFETIME = 7200
+const METHOD_NAMES: Record<Method, string> = { pcp: "PCP", natpmp: "NAT-PMP", upnp: "UPnP" }
 const UPNP_LEASE = 3600
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -197,6 +202,59 @@ const natPmpMap = (gateway: string, options: Options, externalPort: number) =>
   })
 
 // ---------------------------------------------------------------------------------------------------------------
+// PCP
+
+/** Why PCP did not map: the gateway is silent on 5351 (NAT-PMP would be too), speaks only NAT-PMP, or refused. */
+type PcpFailure = { readonly _tag: "Silent" | "NatPmpOnly" | "Refused"; readonly detail: string }
+
+const pcpMap = (gateway: string, options: Options, externalPort: number, nonce: Uint8Array) =>
+  Effect.gen(function*() {
+    const client = yield* localAddressToward(gateway)
+    if (client === undefined) return Either.left<PcpFailure>({ _tag: "Silent", detail: "no local address toward " + gateway })
+    const map = (protocol: Pcp.Protocol, suggested: number, lifetime: number, tries = 4) => {
+      const request = Pcp.mapRequest({ nonce, protocol, internalPort: options.port, suggestedPort: suggested, lifetime, clientAddress: client })
+      if (Either.isLeft(request)) return Effect.succeed(Option.none<Pcp.Response>())
+      return udpExchange(gateway, Pcp.PORT, request.right, (d) => {
+        const r = Pcp.decode(d)
+        if (Either.isLeft(r)) return undefined
+        if (r.right._tag === "NatPmpOnly") return r.right
+        const m = r.right
+        // the answer to this request: our nonce, protocol and port (an error answer may not echo the port)
+        const ours = m.nonce.every((x, i) => x === nonce[i]) && m.protocol === protocol &&
+          (m.internalPort === options.port || m.result !== 0)
+        return ours ? m : undefined
+      }, tries)
+    }
+    const tcp = yield* map("tcp", externalPort, NATPMP_LIFETIME)
+    if (Option.isNone(tcp)) return Either.left<PcpFailure>({ _tag: "Silent", detail: "no PCP or NAT-PMP answer from " + gateway })
+    const t = tcp.value
+    if (t._tag === "NatPmpOnly") return Either.left<PcpFailure>({ _tag: "NatPmpOnly", detail: gateway + " speaks NAT-PMP, not PCP" })
+    if (t.result !== 0) return Either.left<PcpFailure>({ _tag: "Refused", detail: `PCP refused: ${Pcp.resultText(t.result)}` })
+    const granted = t.externalPort
+    if (options.udp !== false) {
+      const udp = yield* map("udp", granted, NATPMP_LIFETIME)
+      if (Option.isSome(udp) && udp.value._tag === "Map" && udp.value.result !== 0) {
+        yield* Effect.logDebug(`port mapping: PCP refused UDP ${granted}: ${Pcp.resultText(udp.value.result)}`)
+      }
+    }
+    const lease: Lease = {
+      mapping: {
+        method: "pcp",
+        externalAddress: /^\d+\.\d+\.\d+\.\d+$/.test(t.externalAddress) && t.externalAddress !== "0.0.0.0"
+          ? t.externalAddress
+          : undefined,
+        externalPort: granted
+      },
+      renewIn: Math.max(60, Math.floor(t.lifetime / 2)),
+      remove: Effect.all([map("tcp", granted, 0, 2), options.udp !== false ? map("udp", granted, 0, 2) : Effect.void], {
+        concurrency: "unbounded",
+        discard: true
+      })
+    }
+    return Either.right(lease)
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
 // UPnP IGD
 
 /** Sends the SSDP searches and collects answers for `wait`; the first gateway location that answered. */
@@ -278,24 +336,40 @@ const upnpMap = (options: Options, externalPort: number, description: string) =>
 
 export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const methods = options.methods ?? ["natpmp", "upnp"]
+    const methods = options.methods ?? ["pcp", "natpmp", "upnp"]
     const description = options.description ?? `effect-torrent ${options.port}`
     const first = yield* Deferred.make<Mapping | undefined>()
+    // One nonce for our PCP mappings: renewals and the removal repeat it (RFC 6887 §11.2).
+    const nonce = new Uint8Array(randomBytes(Pcp.NONCE_LENGTH))
     let lease: Lease | undefined
 
     /** One attempt by every method in order; the failures, for the log, when none mapped. */
     const attempt = (externalPort: number) =>
       Effect.gen(function*() {
         const reasons: Array<string> = []
+        // PCP heard nothing on the gateway's port 5351: NAT-PMP, on the same port, is not asked too.
+        let silent = false
         for (const method of methods) {
-          const gateway = method === "natpmp" ? natPmpGateway(options) : undefined
-          if (method === "natpmp" && gateway === undefined) {
-            reasons.push("no default gateway for NAT-PMP")
+          if (method === "upnp") {
+            const r = yield* upnpMap(options, externalPort, description)
+            if (Either.isRight(r)) return Either.right(r.right)
+            reasons.push(r.left)
             continue
           }
-          const r = method === "natpmp"
-            ? yield* natPmpMap(gateway!, options, externalPort)
-            : yield* upnpMap(options, externalPort, description)
+          const gateway = natPmpGateway(options)
+          if (gateway === undefined) {
+            reasons.push(`no default gateway for ${method === "pcp" ? "PCP" : "NAT-PMP"}`)
+            continue
+          }
+          if (method === "pcp") {
+            const r = yield* pcpMap(gateway, options, externalPort, nonce)
+            if (Either.isRight(r)) return Either.right(r.right)
+            silent = r.left._tag === "Silent"
+            reasons.push(r.left.detail)
+            continue
+          }
+          if (silent) continue
+          const r = yield* natPmpMap(gateway, options, externalPort)
           if (Either.isRight(r)) return Either.right(r.right)
           reasons.push(r.left)
         }
@@ -313,7 +387,7 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
           if (was === undefined || was.externalPort !== m.externalPort || was.method !== m.method) {
             yield* Effect.logInfo(
               `port mapping: ${options.udp !== false ? "TCP and UDP" : "TCP"} ${options.port} → ` +
-                `${m.externalAddress ?? "?"}:${m.externalPort} (${m.method === "natpmp" ? "NAT-PMP" : "UPnP"})`
+                `${m.externalAddress ?? "?"}:${m.externalPort} (${METHOD_NAMES[m.method]})`
             )
           }
           failures = 0

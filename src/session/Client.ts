@@ -127,9 +127,9 @@ export interface ClientOptions {
    */
   readonly lsd?: boolean | Omit<Lsd.Options, "port"> | undefined
   /**
-   * Map the listening port on the router (docs/PORTMAPPING.md): NAT-PMP, then UPnP IGD; TCP, and UDP when uTP or the
-   * DHT use it. The mapped external port is what trackers are told. Off when `EFFECT_TORRENT_LOOPBACK_ONLY` is set or
-   * there is no listener. Default: off (the CLI turns it on).
+   * Map the listening port on the router (docs/PORTMAPPING.md): PCP (NAT-PMP for gateways that speak only that),
+   * then UPnP IGD; TCP, and UDP when uTP or the DHT use it. The mapped external port is what trackers are told.
+   * Off when `EFFECT_TORRENT_LOOPBACK_ONLY` is set or there is no listener. Default: off (the CLI turns it on).
    */
   readonly portMapping?: boolean | Omit<PortMapping.Options, "port" | "udp"> | undefined
   /**

@@ -213,7 +213,7 @@ export const Settings = Schema.Struct({
   lsd: Schema.Boolean,
   /** Transport of outgoing connections (uTP listened for unless "tcp"). Fixed at start. */
   transport: Schema.Literal("tcp", "utp", "both"),
-  /** The listening port is mapped on the router (NAT-PMP / UPnP). Fixed at start. */
+  /** The listening port is mapped on the router (PCP, NAT-PMP or UPnP). Fixed at start. */
   portMapping: Schema.Boolean
 })
 export type Settings = typeof Settings.Type

@@ -1,14 +1,14 @@
 /**
- * Port mapping against a real gateway: Debian's miniupnpd (its iptables backend, NAT-PMP and UPnP IGD on) as the NAT
+ * Port mapping against a real gateway: Debian's miniupnpd (its iptables backend, PCP/NAT-PMP and UPnP IGD on) as the NAT
  * router of a home network built from three network namespaces (created and removed here; root needed):
  *
  *     LAN host 10.88.0.2 ──veth── 10.88.0.1 [gateway: miniupnpd, masquerade] 5.5.5.1 ──veth── 5.5.5.2 outside
  *
  * (5.5.5.0/24 is only ever routed between these namespaces; miniupnpd refuses private or reserved addresses as its
  * external one.) Nothing outside can reach the LAN host until a mapping exists.
- * - PortMapping by NAT-PMP and by UPnP: TCP and UDP mapped, the external address reported, a connection from
+ * - PortMapping by PCP, by NAT-PMP and by UPnP: TCP and UDP mapped, the external address reported, a connection from
  *   outside reaches a server on the LAN host through it, and the mapping is gone when the scope closes.
- * - `effect-torrent seed` on the LAN host maps its port by itself; a libtorrent leecher outside connects to the
+ * - `effect-torrent seed` on the LAN host maps its port by itself (PCP, the first method); a libtorrent leecher outside connects to the
  *   gateway's address and downloads the torrent byte-identical; SIGTERM removes the mapping.
  * Skipped loudly without root, ip, iptables-legacy, miniupnpd (miniupnpd-iptables) or python3-libtorrent.
  */
@@ -156,7 +156,7 @@ describe.runIf(canRun)("port mapping through miniupnpd", () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  for (const [method, port] of [["natpmp", 7100], ["upnp", 7101]] as const) {
+  for (const [method, port] of [["pcp", 7103], ["natpmp", 7100], ["upnp", 7101]] as const) {
     it(`${method}: maps TCP and UDP, outside reaches the LAN host through it, removed when the scope closes`, async () => {
       const server = await greeter(port)
       try {
@@ -209,7 +209,7 @@ describe.runIf(canRun)("port mapping through miniupnpd", () => {
     const lt = await LibtorrentSession.start({ listen_interfaces: "5.5.5.2:0" }, netns(WAN))
     try {
       // The signal: the seeder logs its mapping once the gateway granted it.
-      for (let waited = 0; !/port mapping: .*→ 5\.5\.5\.1:7102/.test(output); waited += 100) {
+      for (let waited = 0; !/port mapping: .*→ 5\.5\.5\.1:7102 \(PCP\)/.test(output); waited += 100) {
         if (waited > 20_000 || seeder.exitCode !== null) throw new Error(`no port mapping logged: ${output}`)
         await new Promise((r) => setTimeout(r, 100))
       }

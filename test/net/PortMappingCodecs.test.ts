@@ -1,5 +1,6 @@
 /**
- * The pure halves of port mapping: NAT-PMP responses round-trip and never throw on arbitrary bytes, requests have
+ * The pure halves of port mapping: PCP MAP requests and responses round-trip, have RFC 6887's layout, a NAT-PMP
+ * "unsupported version" answer is told apart, and decoding never throws; NAT-PMP responses round-trip and never throw on arbitrary bytes, requests have
  * RFC 6886's layout, the default gateway is read from /proc/net/route text; UPnP's SSDP answers, device
  * descriptions (service preference, URLBase and relative control URLs) and SOAP answers and faults are read, and
  * none of these readers throws on arbitrary text.
@@ -9,6 +10,7 @@ import * as Either from "effect/Either"
 import * as FastCheck from "effect/FastCheck"
 import * as Igd from "../../src/net/Igd.ts"
 import * as NatPmp from "../../src/net/NatPmp.ts"
+import * as Pcp from "../../src/net/Pcp.ts"
 
 const u16 = FastCheck.integer({ min: 0, max: 0xffff })
 const u32 = FastCheck.integer({ min: 0, max: 0xffffffff })
@@ -77,6 +79,46 @@ const description = (services: ReadonlyArray<{ type: string; control: string }>,
   `<device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType><serviceList>` +
   services.map((s) => `<service><serviceType>${s.type}</serviceType><controlURL>${s.control}</controlURL></service>`).join("") +
   `</serviceList></device></root>`
+
+describe("PCP MAP codec", () => {
+  const nonce = FastCheck.uint8Array({ minLength: 12, maxLength: 12 })
+  const protocol = FastCheck.constantFrom("udp" as const, "tcp" as const)
+
+  it("a request has RFC 6887's layout: version 2, MAP, lifetime, our address as ::ffff:a.b.c.d, nonce, protocol, ports", () => {
+    const n = Uint8Array.from({ length: 12 }, (_, i) => i + 1)
+    const b = Either.getOrThrow(Pcp.mapRequest({ nonce: n, protocol: "tcp", internalPort: 6881, suggestedPort: 6882, lifetime: 7200, clientAddress: "10.0.0.2" }))
+    expect(Buffer.from(b).toString("hex")).toBe(
+      "0201" + "0000" + "00001c20" + "00000000000000000000ffff0a000002" +
+        "0102030405060708090a0b0c" + "06" + "000000" + "1ae1" + "1ae2" + "00000000000000000000ffff00000000"
+    )
+  })
+
+  it("requests round-trip through what a gateway reads", () =>
+    FastCheck.assert(FastCheck.property(nonce, protocol, u16, u16, u32, ipv4, (n, p, internalPort, suggestedPort, lifetime, clientAddress) => {
+      const b = Either.getOrThrow(Pcp.mapRequest({ nonce: n, protocol: p, internalPort, suggestedPort, lifetime, clientAddress }))
+      expect(Pcp.readRequest(b)).toEqual({ nonce: n, protocol: p === "tcp" ? 6 : 17, internalPort, lifetime, client: clientAddress })
+    })))
+
+  it("responses round-trip", () =>
+    FastCheck.assert(FastCheck.property(nonce, protocol, FastCheck.integer({ min: 0, max: 255 }), u32, u32, u16, u16, ipv4, (n, p, result, lifetime, epoch, internalPort, externalPort, externalAddress) => {
+      const r = { result, lifetime, epoch, nonce: n, protocol: p, internalPort, externalPort, externalAddress }
+      expect(Either.getOrThrow(Pcp.decode(Pcp.mapResponse(r)))).toEqual({ _tag: "Map", ...r })
+    })))
+
+  it("a NAT-PMP gateway's 'unsupported version' answer means NAT-PMP only; other NAT-PMP answers and requests are not answers", () => {
+    expect(Pcp.decode(new Uint8Array([0, 129, 0, 1, 0, 0, 0, 9]))).toEqual(Either.right({ _tag: "NatPmpOnly" }))
+    expect(Either.isLeft(Pcp.decode(new Uint8Array([0, 129, 0, 0, 0, 0, 0, 9])))).toBe(true)
+    const request = Either.getOrThrow(Pcp.mapRequest({ nonce: new Uint8Array(12), protocol: "udp", internalPort: 1, suggestedPort: 0, lifetime: 1, clientAddress: "1.2.3.4" }))
+    expect(Either.isLeft(Pcp.decode(request))).toBe(true)
+    expect(Either.isLeft(Pcp.mapRequest({ nonce: new Uint8Array(12), protocol: "udp", internalPort: 1, suggestedPort: 0, lifetime: 1, clientAddress: "::1" }))).toBe(true)
+  })
+
+  it("decoding never throws on arbitrary bytes", () =>
+    FastCheck.assert(FastCheck.property(FastCheck.uint8Array({ maxLength: 200 }), (b) => {
+      Pcp.decode(b)
+      Pcp.readRequest(b)
+    })))
+})
 
 describe("UPnP IGD texts", () => {
   it("reads an SSDP answer's location, only from a 200 with an http URL", () => {

@@ -83,7 +83,7 @@ export interface Options {
   readonly upLimit?: number | undefined
   /** A bucket shared with other torrents (the session's upload limit), charged as well. */
   readonly sharedUp?: RateLimit.Bucket | undefined
-  /** Default 32 MiB. */
+  /** Default 16 MiB (32 MiB only raised the seeder's peak RSS, 149 against 136 MiB, at the same wall and CPU). */
   readonly cacheBytes?: number | undefined
   /** Queued requests per peer (default 500). */
   readonly maxQueued?: number | undefined
@@ -192,7 +192,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
     const now = () => clock.unsafeCurrentTimeMillis()
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const storage = options.storage
-    const cacheBytes = Math.max(options.cacheBytes ?? 32 * 1024 * 1024, options.pieceLength)
+    const cacheBytes = Math.max(options.cacheBytes ?? 16 * 1024 * 1024, options.pieceLength)
     const maxQueued = options.maxQueued ?? 500
     const readConcurrency = Math.max(1, options.readConcurrency ?? 4)
     const own = RateLimit.makeAdjustable(options.upLimit ?? 0, { now: now() })

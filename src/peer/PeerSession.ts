@@ -146,8 +146,14 @@ const make = (options: Options, address: string, direction: "outbound" | "inboun
   })
 
 const E = PeerState.Event
-/** Leaf-level hash requests a session has being answered from disk at once; more are rejected. */
+/** Leaf-level hash requests a session has being answered from disk at once; more wait in line. */
 const maxPendingHashAnswers = 8
+/**
+ * Leaf-level hash requests waiting in line, at most; more are rejected. libtorrent asks one per failed piece and,
+ * when its requests are rejected, blames every peer that sent blocks of those pieces (it banned an honest seeder of
+ * ours whose 8 answers were still being read when more pieces failed).
+ */
+const maxQueuedHashRequests = 256
 // Taken once: each property read of the `Data.taggedEnum` Proxy makes a new constructor (PeerState.ts).
 const BlockReceived = E.BlockReceived
 const RequestsChosen = E.RequestsChosen
@@ -168,8 +174,9 @@ class Session implements FrameDecoder.Handler {
   holding = 0
   /** Bytes of `hashes` answers queued since the last flush (BEP 52; counted against `maxWriteBacklog`). */
   queuedHashBytes = 0
-  /** Leaf-level hash requests being answered from the data (BEP 52). */
+  /** Leaf-level hash requests being answered from the data (BEP 52), and those waiting for one of those to end. */
   pendingHashAnswers = 0
+  queuedHashRequests: Array<Extract<Message.Control, { readonly _tag: "HashRequest" }>> = []
   pendingHandshake: Uint8Array | undefined = undefined
   /** What the connection negotiated (reported to the torrent in `onConnected`). */
   encryption: Encryption.Negotiated = "none"
@@ -391,27 +398,35 @@ class Session implements FrameDecoder.Handler {
 
   /**
    * BEP 52: `hashes` from the torrent's trees, or `hash reject` (only when we set the v2 bit). Leaf-level requests
-   * the torrent answers from its data come back later (at most {@link maxPendingHashAnswers} at once, the rest
-   * rejected).
+   * the torrent answers from its data come back later (at most {@link maxPendingHashAnswers} at once, then up to
+   * {@link maxQueuedHashRequests} waiting in line, the rest rejected).
    */
   answerHashRequest(request: Extract<Message.Control, { readonly _tag: "HashRequest" }>): void {
     if (this.state.phase === "Closed") return
     const hashes = this.handle.v2Hashes?.(request)
     const later = this.handle.v2HashesLater
-    if (hashes === undefined && later !== undefined && this.pendingHashAnswers < maxPendingHashAnswers) {
+    if (hashes === undefined && later !== undefined) {
+      if (this.pendingHashAnswers >= maxPendingHashAnswers) {
+        if (this.queuedHashRequests.length < maxQueuedHashRequests) return void this.queuedHashRequests.push(request)
+        return this.sendHashAnswer(request, undefined)
+      }
       this.pendingHashAnswers++
       let answered = false
+      const done = () => {
+        answered = true
+        this.pendingHashAnswers--
+        const next = this.queuedHashRequests.shift()
+        if (next !== undefined) this.answerHashRequest(next)
+      }
       const waiting = later(request, (h) => {
         if (answered) return
-        answered = true
-        this.pendingHashAnswers--
-        this.guard(() => this.sendHashAnswer(request, h))
+        this.guard(() => {
+          this.sendHashAnswer(request, h)
+          done()
+        })
       })
-      if (waiting) return
-      if (!answered) {
-        answered = true
-        this.pendingHashAnswers--
-      }
+      if (waiting || answered) return
+      done()
     }
     this.sendHashAnswer(request, hashes)
   }

@@ -7,13 +7,18 @@
 import { expect } from "@effect/vitest"
 import { createHash, randomBytes } from "node:crypto"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Bencode from "../../src/bencode/Bencode.ts"
 import * as Bytes from "../../src/core/Bytes.ts"
 import * as Merkle from "../../src/core/Merkle.ts"
 import * as Create from "../../src/metainfo/Create.ts"
 import * as Metainfo from "../../src/metainfo/Metainfo.ts"
+import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
+import * as Handshake from "../../src/wire/Handshake.ts"
+import * as Message from "../../src/wire/Message.ts"
 import type { Built } from "./seeder.ts"
 
 export const buildV2 = (options: {
@@ -128,3 +133,50 @@ export const sameFiles = (built: Built, dir: string): void =>
   })
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
+
+/**
+ * A raw v2 peer: dials 127.0.0.1:`port`, handshakes for `metainfo` with the v2 bit, sends `requests` (BEP 52 hash
+ * requests) once the answer handshake is in, and gives that handshake and the first `requests.length` hash answers
+ * (`hashes` or `hash reject`), within 10 s.
+ */
+export const askHashes = (
+  port: number,
+  metainfo: Metainfo.Metainfo,
+  requests: ReadonlyArray<Parameters<typeof Message.HashRequest>[0]>
+): Effect.Effect<{ readonly handshake: Handshake.Handshake; readonly answers: ReadonlyArray<Message.Control> }, unknown> =>
+  Effect.async<{ readonly handshake: Handshake.Handshake; readonly answers: ReadonlyArray<Message.Control> }, unknown>((resume) => {
+    const answers: Array<Message.Control> = []
+    let handshake: Handshake.Handshake | undefined
+    const socket = Net.connect(port, "127.0.0.1")
+    const decoder = FrameDecoder.make({
+      onMessage: (message) => {
+        if (message._tag !== "Hashes" && message._tag !== "HashReject") return
+        answers.push(message)
+        if (answers.length === requests.length) {
+          socket.destroy()
+          resume(Effect.succeed({ handshake: handshake!, answers }))
+        }
+      },
+      onBlock: () => {}
+    }, { pieceCount: metainfo.pieceCount, fast: true, extensionProtocol: true, v2: true })
+    const reader = Handshake.reader()
+    socket.on("data", (chunk: Uint8Array) => {
+      if (handshake === undefined) {
+        const p = reader.push(chunk)
+        if (p instanceof Error) return resume(Effect.fail(p))
+        if (p._tag === "NeedMore") return
+        handshake = p.handshake
+        for (const r of requests) socket.write(Message.encode(Message.HashRequest(r)))
+        chunk = p.rest
+      }
+      const e = decoder.push(chunk)
+      if (e !== undefined) resume(Effect.fail(e))
+    })
+    socket.on("error", (e) => resume(Effect.fail(e)))
+    socket.write(Handshake.encode({
+      reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
+      infoHash: metainfo.infoHash,
+      peerId: new Uint8Array(20).fill(7) as never
+    }))
+    return Effect.sync(() => socket.destroy())
+  }).pipe(Effect.timeout("10 seconds"))

@@ -24,7 +24,7 @@ import { download, noTracker, tempDir, testClient } from "../support/download.ts
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import { type Built, seed as fakeSeed } from "../support/seeder.ts"
-import { buildV2, sameFiles } from "../support/v2.ts"
+import { askHashes, buildV2, sameFiles } from "../support/v2.ts"
 import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
 import * as Handshake from "../../src/wire/Handshake.ts"
 import * as Message from "../../src/wire/Message.ts"
@@ -76,44 +76,8 @@ describe("v2: hash requests answered from the piece layers", () => {
       const request = { piecesRoot: big.piecesRoot!, base, index: 0, length: layerLength, proofLayers: Merkle.proofLayersToRoot(base, blocks) }
       const leaves = { ...request, base: 0, length: 2, proofLayers: 0 }
       const unknown = { ...request, piecesRoot: new Uint8Array(32).fill(1) }
-      const got: Array<Message.Control> = []
-      yield* Effect.async<void, Error>((resume) => {
-        const socket = Net.connect(port, "127.0.0.1")
-        const decoder = FrameDecoder.make({
-          onMessage: (message) => {
-            if (message._tag !== "Hashes" && message._tag !== "HashReject") return
-            got.push(message)
-            if (got.length === 3) {
-              socket.destroy()
-              resume(Effect.void)
-            }
-          },
-          onBlock: () => {}
-        }, { pieceCount: m.pieceCount, fast: true, extensionProtocol: true, v2: true })
-        const reader = Handshake.reader()
-        let handshaken = false
-        socket.on("data", (chunk: Uint8Array) => {
-          if (!handshaken) {
-            const p = reader.push(chunk)
-            if (p instanceof Error) return resume(Effect.fail(p))
-            if (p._tag === "NeedMore") return
-            handshaken = true
-            expect(Handshake.supportsV2(p.handshake.reserved)).toBe(true)
-            socket.write(Message.encode(Message.HashRequest(request)))
-            socket.write(Message.encode(Message.HashRequest(leaves)))
-            socket.write(Message.encode(Message.HashRequest(unknown)))
-            chunk = p.rest
-          }
-          const e = decoder.push(chunk)
-          if (e !== undefined) resume(Effect.fail(e))
-        })
-        socket.on("error", (e) => resume(Effect.fail(e)))
-        socket.write(Handshake.encode({
-          reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
-          infoHash: m.infoHash,
-          peerId: new Uint8Array(20).fill(7) as never
-        }))
-      }).pipe(Effect.timeout("10 seconds"))
+      const { answers: got, handshake } = yield* askHashes(port, m, [request, leaves, unknown])
+      expect(Handshake.supportsV2(handshake.reserved)).toBe(true)
       const hashes = got.find((g) => g._tag === "Hashes" && g.base === base)
       expect(hashes?._tag).toBe("Hashes")
       if (hashes?._tag === "Hashes") {

@@ -8,7 +8,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -17,15 +16,12 @@ import * as LogLevel from "effect/LogLevel"
 import * as Merkle from "../../src/core/Merkle.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
-import * as FrameDecoder from "../../src/wire/FrameDecoder.ts"
-import * as Handshake from "../../src/wire/Handshake.ts"
-import * as Message from "../../src/wire/Message.ts"
 import { writeData } from "../support/data.ts"
 import { download, noTracker, tempDir, testClient } from "../support/download.ts"
 import { shouldRun } from "../support/libtorrentSeeder.ts"
 import * as Lt from "../support/libtorrentSession.ts"
 import { type Built, seed as fakeSeed } from "../support/seeder.ts"
-import { buildV2, sameFiles } from "../support/v2.ts"
+import { askHashes, buildV2, sameFiles } from "../support/v2.ts"
 import { stopAfterAll } from "../support/stopAfterAll.ts"
 
 const keep = stopAfterAll()
@@ -171,41 +167,7 @@ describe("v2: leaf-level hash requests answered from our data", () => {
           proofLayers: Merkle.proofLayersToRoot(base, Merkle.blockCount(f.length))
         }
       }))
-      const got: Array<Message.Control> = []
-      yield* Effect.async<void, Error>((resume) => {
-        const socket = Net.connect(port, "127.0.0.1")
-        const decoder = FrameDecoder.make({
-          onMessage: (message) => {
-            if (message._tag !== "Hashes" && message._tag !== "HashReject") return
-            got.push(message)
-            if (got.length === requests.length) {
-              socket.destroy()
-              resume(Effect.void)
-            }
-          },
-          onBlock: () => {}
-        }, { pieceCount: m.pieceCount, fast: true, extensionProtocol: true, v2: true })
-        const reader = Handshake.reader()
-        let handshaken = false
-        socket.on("data", (chunk: Uint8Array) => {
-          if (!handshaken) {
-            const p = reader.push(chunk)
-            if (p instanceof Error) return resume(Effect.fail(p))
-            if (p._tag === "NeedMore") return
-            handshaken = true
-            for (const r of requests) socket.write(Message.encode(Message.HashRequest(r.request)))
-            chunk = p.rest
-          }
-          const e = decoder.push(chunk)
-          if (e !== undefined) resume(Effect.fail(e))
-        })
-        socket.on("error", (e) => resume(Effect.fail(e)))
-        socket.write(Handshake.encode({
-          reserved: Handshake.reserved({ fast: true, extensionProtocol: true, v2: true }),
-          infoHash: m.infoHash,
-          peerId: new Uint8Array(20).fill(7) as never
-        }))
-      }).pipe(Effect.timeout("10 seconds"))
+      const got = (yield* askHashes(port, m, requests.map((r) => r.request))).answers
       for (const { file, request } of requests) {
         const answer = got.find((g) => g._tag === "Hashes" && g.index === request.index && g.base === request.base && g.length === request.length && Buffer.compare(g.piecesRoot, request.piecesRoot) === 0)
         expect(answer?._tag, JSON.stringify({ ...request, piecesRoot: undefined })).toBe("Hashes")

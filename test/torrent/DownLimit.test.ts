@@ -3,29 +3,18 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
 import type { PeerId } from "../../src/core/InfoHash.ts"
-import type { PeerControl } from "../../src/peer/TorrentHandle.ts"
 import * as DownLimit from "../../src/torrent/DownLimit.ts"
 import * as RateLimit from "../../src/torrent/RateLimit.ts"
 import { TestTorrent } from "../peer/support.ts"
+import { recordingControl } from "../support/peerControl.ts"
 
 const fake = () => {
   const f = {
     paused: false,
-    control: {
-      sendHave: () => {},
-      setInterested: () => {},
-      requestMore: () => {},
-      cancel: () => {},
-      choke: () => {},
-      unchoke: () => {},
-      sendBlock: () => false,
-      reject: () => {},
-      sendExtended: () => {},
-      allowFast: () => {},
+    control: recordingControl({
       pauseReading: () => void (f.paused = true),
-      resumeReading: () => void (f.paused = false),
-      close: () => {}
-    } satisfies PeerControl
+      resumeReading: () => void (f.paused = false)
+    }).c
   }
   return f
 }

@@ -207,24 +207,37 @@ const natPmpMap = (gateway: string, options: Options, externalPort: number) =>
 /** Why PCP did not map: the gateway is silent on 5351 (NAT-PMP would be too), speaks only NAT-PMP, or refused. */
 type PcpFailure = { readonly _tag: "Silent" | "NatPmpOnly" | "Refused"; readonly detail: string }
 
+/** One PCP MAP exchange with `gateway` for our `options.port`: the answer to this request, if any came. */
+const pcpRequest = (
+  gateway: string,
+  client: string,
+  nonce: Uint8Array,
+  options: Options,
+  protocol: Pcp.Protocol,
+  suggested: number,
+  lifetime: number,
+  tries: number
+) => {
+  const request = Pcp.mapRequest({ nonce, protocol, internalPort: options.port, suggestedPort: suggested, lifetime, clientAddress: client })
+  if (Either.isLeft(request)) return Effect.succeed(Option.none<Pcp.Response>())
+  return udpExchange(gateway, Pcp.PORT, request.right, (d) => {
+    const r = Pcp.decode(d)
+    if (Either.isLeft(r)) return undefined
+    if (r.right._tag === "NatPmpOnly") return r.right
+    const m = r.right
+    // the answer to this request: our nonce, protocol and port (an error answer may not echo the port)
+    const ours = m.nonce.every((x, i) => x === nonce[i]) && m.protocol === protocol &&
+      (m.internalPort === options.port || m.result !== 0)
+    return ours ? m : undefined
+  }, tries)
+}
+
 const pcpMap = (gateway: string, options: Options, externalPort: number, nonce: Uint8Array) =>
   Effect.gen(function*() {
     const client = yield* localAddressToward(gateway)
     if (client === undefined) return Either.left<PcpFailure>({ _tag: "Silent", detail: "no local address toward " + gateway })
-    const map = (protocol: Pcp.Protocol, suggested: number, lifetime: number, tries = 4) => {
-      const request = Pcp.mapRequest({ nonce, protocol, internalPort: options.port, suggestedPort: suggested, lifetime, clientAddress: client })
-      if (Either.isLeft(request)) return Effect.succeed(Option.none<Pcp.Response>())
-      return udpExchange(gateway, Pcp.PORT, request.right, (d) => {
-        const r = Pcp.decode(d)
-        if (Either.isLeft(r)) return undefined
-        if (r.right._tag === "NatPmpOnly") return r.right
-        const m = r.right
-        // the answer to this request: our nonce, protocol and port (an error answer may not echo the port)
-        const ours = m.nonce.every((x, i) => x === nonce[i]) && m.protocol === protocol &&
-          (m.internalPort === options.port || m.result !== 0)
-        return ours ? m : undefined
-      }, tries)
-    }
+    const map = (protocol: Pcp.Protocol, suggested: number, lifetime: number, tries = 4) =>
+      pcpRequest(gateway, client, nonce, options, protocol, suggested, lifetime, tries)
     const tcp = yield* map("tcp", externalPort, NATPMP_LIFETIME)
     if (Option.isNone(tcp)) return Either.left<PcpFailure>({ _tag: "Silent", detail: "no PCP or NAT-PMP answer from " + gateway })
     const t = tcp.value
@@ -252,6 +265,29 @@ const pcpMap = (gateway: string, options: Options, externalPort: number, nonce: 
       })
     }
     return Either.right(lease)
+  })
+
+/**
+ * Removes what an attempt interrupted half-way may have made: the gateway may have granted a request whose answer
+ * never reached us (or reached us just before the interruption). PCP deletes by nonce and internal port, NAT-PMP by
+ * internal port: neither needs the external port granted.
+ */
+const abandonAttempt = (gateway: string, options: Options, method: "pcp" | "natpmp", externalPort: number, nonce: Uint8Array) =>
+  Effect.gen(function*() {
+    const protocols: ReadonlyArray<Pcp.Protocol> = options.udp !== false ? ["tcp", "udp"] : ["tcp"]
+    if (method === "natpmp") {
+      return yield* Effect.forEach(protocols, (p) =>
+        udpExchange(gateway, NatPmp.PORT, NatPmp.mappingRequest(p, options.port, 0, 0), () => true, 2), {
+        concurrency: "unbounded",
+        discard: true
+      })
+    }
+    const client = yield* localAddressToward(gateway)
+    if (client === undefined) return
+    yield* Effect.forEach(protocols, (p) => pcpRequest(gateway, client, nonce, options, p, externalPort, 0, 2), {
+      concurrency: "unbounded",
+      discard: true
+    })
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -342,6 +378,11 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
     // One nonce for our PCP mappings: renewals and the removal repeat it (RFC 6887 §11.2).
     const nonce = new Uint8Array(randomBytes(Pcp.NONCE_LENGTH))
     let lease: Lease | undefined
+    /**
+     * A PCP or NAT-PMP attempt under way, cleared only once its outcome is in `lease` (or it failed): closing the scope
+     * in between removes what it may have mapped (`abandonAttempt`). UPnP needs the granted port to delete: not covered.
+     */
+    let inFlight: { readonly gateway: string; readonly method: "pcp" | "natpmp"; readonly externalPort: number } | undefined
 
     /** One attempt by every method in order; the failures, for the log, when none mapped. */
     const attempt = (externalPort: number) =>
@@ -362,15 +403,19 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
             continue
           }
           if (method === "pcp") {
+            inFlight = { gateway, method, externalPort }
             const r = yield* pcpMap(gateway, options, externalPort, nonce)
             if (Either.isRight(r)) return Either.right(r.right)
+            inFlight = undefined
             silent = r.left._tag === "Silent"
             reasons.push(r.left.detail)
             continue
           }
           if (silent) continue
+          inFlight = { gateway, method, externalPort }
           const r = yield* natPmpMap(gateway, options, externalPort)
           if (Either.isRight(r)) return Either.right(r.right)
+          inFlight = undefined
           reasons.push(r.left)
         }
         return Either.left(reasons.join("; "))
@@ -383,6 +428,7 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
         if (Either.isRight(r)) {
           const was = lease?.mapping
           lease = r.right
+          inFlight = undefined
           const m = r.right.mapping
           if (was === undefined || was.externalPort !== m.externalPort || was.method !== m.method) {
             yield* Effect.logInfo(
@@ -408,9 +454,17 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
       }
     })
     // Finalizers run last-added first: the renewals stop, then the mappings are removed.
-    yield* Effect.addFinalizer(() =>
-      lease === undefined ? Effect.void : lease.remove.pipe(Effect.timeout(Duration.seconds(2)), Effect.ignore)
-    )
+    yield* Effect.addFinalizer(() => {
+      const attempt = inFlight
+      const removals = [
+        ...(lease === undefined ? [] : [lease.remove]),
+        ...(attempt === undefined ? [] : [abandonAttempt(attempt.gateway, options, attempt.method, attempt.externalPort, nonce)])
+      ]
+      return Effect.all(removals, { concurrency: "unbounded", discard: true }).pipe(
+        Effect.timeout(Duration.seconds(2)),
+        Effect.ignore
+      )
+    })
     yield* Effect.forkScoped(run)
     return { current: () => lease?.mapping, ready: Deferred.await(first) }
   })

@@ -2,10 +2,14 @@
  * PCP's negotiation with gateways that are not miniupnpd (PortMapping.test.ts runs the real one): in-process UDP
  * gateways on loopback addresses of their own, port 5351 — one that speaks only NAT-PMP (answers PCP with NAT-PMP's
  * "unsupported version": we fall back to NAT-PMP), one that speaks PCP (the mapping, then its removal with the same
- * nonce), and one that never answers (NAT-PMP, on the same port, is not asked as well).
+ * nonce), and one that never answers (NAT-PMP, on the same port, is not asked as well). And the scope closed at each
+ * point of an attempt (as the gateway takes each request, before its answer is back): nothing stays mapped.
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import * as Dgram from "node:dgram"
 import * as PortMapping from "../../src/net/PortMapping.ts"
 import * as Pcp from "../../src/net/Pcp.ts"
@@ -109,4 +113,44 @@ describe("port mapping: PCP first, NAT-PMP when the gateway speaks only that, no
       expect(seen.length).toBeGreaterThanOrEqual(2)
       expect(seen.every((d) => d[0] === 2)).toBe(true)
     }), { timeout: 20_000 })
+  for (const method of ["pcp", "natpmp"] as const) {
+    for (const k of [1, 2]) {
+      it.live(`${method}: the scope closed as the gateway takes request ${k} of an attempt leaves nothing mapped there`, () =>
+        Effect.gen(function*() {
+          const host = `127.0.0.${method === "pcp" ? 10 + k : 20 + k}`
+          // the gateway's table: (protocol, internal port) → external port
+          const table = new Map<string, number>()
+          const scope = yield* Scope.make()
+          const closed = yield* Deferred.make<void>()
+          let n = 0
+          yield* Effect.promise(() =>
+            gateway(host, (d) => {
+              const pcp = Pcp.readRequest(d)
+              const protocol = pcp !== undefined ? (pcp.protocol === 6 ? "tcp" : "udp") : d[1] === 2 ? "tcp" : "udp"
+              if (pcp === undefined && (d[0] !== 0 || d[1] === 0)) return d[0] === 0 ? undefined : natPmpOnly(d)
+              const internal = pcp?.internalPort ?? u16(d, 4)
+              const lifetime = pcp?.lifetime ?? u32(d, 8)
+              const key = `${protocol}/${internal}`
+              if (lifetime > 0) table.set(key, internal)
+              else table.delete(key)
+              if (++n === k) Effect.runFork(Scope.close(scope, Exit.void).pipe(Effect.zipRight(Deferred.succeed(closed, undefined))))
+              if (pcp === undefined) return natPmpOnly(d)
+              return Pcp.mapResponse({
+                result: 0,
+                lifetime,
+                epoch: 5,
+                nonce: pcp.nonce,
+                protocol,
+                internalPort: internal,
+                externalPort: internal,
+                externalAddress: "7.7.7.7"
+              })
+            })
+          )
+          yield* PortMapping.make({ port: 6200 + k, gateway: host, methods: [method] }).pipe(Scope.extend(scope))
+          yield* Deferred.await(closed)
+          expect([...table.keys()]).toEqual([])
+        }))
+    }
+  }
 })

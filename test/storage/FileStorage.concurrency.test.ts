@@ -5,7 +5,9 @@
  * storage's scope closes. Invariants: every byte lands in its own file at its own offset, no descriptor is used
  * after close or closed twice or closed under a pending call, flushed data is durable, reads see what was
  * written, no deadlock, nothing left open, never more than maxOpenFiles descriptors, and our own writes are never
- * mistaken for a change by another process (no "changed" error, from writes or from `audit`).
+ * mistaken for a change by another process (no "changed" error, from writes or from `audit`). A piece's write goes
+ * out in 1, 2 or 8 calls at once, the kernel sometimes writes half of each call, and the caller scribbles over its
+ * buffer as soon as the write returns: a call still pending then would put the scribble on disk.
  */
 import { describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
@@ -48,6 +50,10 @@ interface Case {
   readonly rootExists: boolean
   /** Bytes per write call: a piece's extent written in several calls, other fibers running between them. */
   readonly writeChunk: number | undefined
+  /** Calls of one write issued at once. */
+  readonly writesInFlight: number
+  /** The kernel writes half of what each call asks (the storage must loop). */
+  readonly shortWrites: boolean
   readonly choices: ReadonlyArray<number>
 }
 
@@ -76,6 +82,8 @@ const caseArb: FastCheck.Arbitrary<Case> = FastCheck.record({
   closeAfter: FastCheck.option(FastCheck.nat(120), { nil: undefined, freq: 3 }),
   rootExists: FastCheck.boolean(),
   writeChunk: FastCheck.option(FastCheck.constantFrom(37, 100, 300), { nil: undefined }),
+  writesInFlight: FastCheck.constantFrom(1, 2, 8),
+  shortWrites: FastCheck.boolean(),
   choices: FastCheck.array(FastCheck.nat(), { maxLength: 400 })
 }).chain((c) => {
   const total = c.files.reduce((n, f) => n + f.length, 0)
@@ -96,6 +104,7 @@ const runCase = async (c: Case): Promise<Array<string>> => {
   const t = torrent(c.files.map((f, i) => ({ length: f.length, path: pathOf(i, f) })), c.pieceLength, 11)
   const layout = Either.getOrThrow(FileLayout.make(t.files, t.pieceLength))
   const kernel = makeKernel()
+  kernel.shortWrites = c.shortWrites
   kernel.mkdirp(c.rootExists ? ROOT : "/")
   const problems: Array<string> = []
   const state: Array<"unwritten" | "writing" | "written"> = Array.from({ length: t.pieceCount }, () => "unwritten")
@@ -130,9 +139,14 @@ const runCase = async (c: Case): Promise<Array<string>> => {
           `write ${piece}`,
           Effect.suspend(() => {
             state[piece] = "writing"
-            return Effect.tap(s.writePiece(piece, pieceOf(t, piece)), () => {
+            const data = pieceOf(t, piece)
+            return Effect.tap(s.writePiece(piece, data), () => {
               state[piece] = "written"
-            })
+            }).pipe(
+              // The buffer is ours again once the write returned (the pool reuses it): a call of the write still
+              // pending would put these bytes on disk.
+              Effect.ensuring(Effect.sync(() => data.fill(0xee)))
+            )
           })
         )
       case "read":
@@ -183,7 +197,8 @@ const runCase = async (c: Case): Promise<Array<string>> => {
       pieceHashes: t.hashes,
       maxOpenFiles: c.maxOpen,
       syscalls: kernel.syscalls,
-      writeChunk: c.writeChunk
+      writeChunk: c.writeChunk,
+      writesInFlight: c.writesInFlight
     }).pipe(Effect.provide(Hasher.layerInline), Scope.extend(scope))
     const closeNow = yield* Deferred.make<void>()
     trigger = () => Deferred.unsafeDone(closeNow, Exit.void)

@@ -22,7 +22,8 @@ const t = torrent(Array.from({ length: 4 }, (_, i) => ({ length: 1000, path: [`f
 const run = <A, E>(
   kernel: Kernel,
   body: (s: FileStorage.FileStorage) => Effect.Effect<A, E>,
-  maxOpenFiles = 4
+  maxOpenFiles = 4,
+  more: Pick<FileStorage.Options, "writeChunk" | "writesInFlight"> = {}
 ): Promise<Exit.Exit<A, E | Storage.StorageError>> => {
   kernel.mkdirp("/out")
   return drive(
@@ -34,7 +35,8 @@ const run = <A, E>(
           pieceLength: t.pieceLength,
           pieceHashes: t.hashes,
           maxOpenFiles,
-          syscalls: kernel.syscalls
+          syscalls: kernel.syscalls,
+          ...more
         }).pipe(Effect.provide(Hasher.layerInline)),
         body
       )
@@ -61,6 +63,26 @@ const clean = (kernel: Kernel) => {
 }
 
 describe("FileStorage: failures that poison the storage", () => {
+  it("EIO on one call of a write with others in flight: the write fails once every call has returned", async () => {
+    const kernel = makeKernel()
+    let calls = 0
+    kernel.faults.push({ when: (call) => call === "write" && ++calls === 2, code: "EIO" })
+    const pendingWrites = () => kernel.pending.filter((p) => p.label.startsWith("write")).map((p) => p.label)
+    const exit = await run(kernel, (s) =>
+      Effect.gen(function*() {
+        // 500 bytes in calls of 50, 4 at once: calls 1–4 go out together, call 2 fails. In FIFO order call 5 goes
+        // out as call 1 returns, before call 2's failure is back; none of calls 6–10 after it.
+        const e = yield* Effect.flip(write(s, 0))
+        return { e, pendingAtFailure: pendingWrites() }
+      }), 4, { writeChunk: 50, writesInFlight: 4 })
+    const { e, pendingAtFailure } = valueOf(exit)
+    expect(e.reason).toBe("write")
+    expect(e.message).toMatch(/EIO/)
+    expect(pendingAtFailure).toEqual([]) // the caller's buffer is no longer read by anyone
+    expect(calls).toBe(5)
+    clean(kernel)
+  })
+
   it("EIO on a write fails it, and every later operation, with the same typed error", async () => {
     const kernel = makeKernel()
     kernel.faults.push({ when: (call, path) => call === "write" && path === "/out/f1.bin", code: "EIO" })

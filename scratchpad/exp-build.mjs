@@ -3,7 +3,7 @@
 import { build } from "esbuild"
 const out = process.argv[2] ?? "/tmp/exp"
 await build({
-  absWorkingDir: "/work/main", bundle: true, platform: "node", format: "esm", target: "node20", minify: true,
+  absWorkingDir: process.cwd(), bundle: true, platform: "node", format: "esm", target: "node20", minify: true,
   legalComments: "none", logLevel: "warning", entryPoints: ["src/cli/main.ts"], outfile: `${out}/dist/cli.mjs`,
   banner: { js: 'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);' }
 })

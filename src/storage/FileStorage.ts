@@ -121,11 +121,12 @@ export const WRITE_CHUNK = 128 * 1024
  * Calls of one write issued at once (its chunks; the file's next write still waits for the whole of this one). One
  * call at a time, each chunk's completion had to reach the main thread before the next chunk went out, and the main
  * thread is busy with sockets during a download: the writer of a one-file torrent was busy 2.6–3.2 s of a 3.0–3.5 s
- * 1 GiB download and reading sat paused on the backlog for 1.5–2.1 s of it. With 8 at once (the kernel still copies
- * one at a time under the inode lock, libuv's 4 threads queue them), 1.6–2.2 s busy, paused 0.35–0.75 s, the
- * download 15–25 % shorter (docs/PERFORMANCE.md, issue 16, 2026-12-05).
+ * 1 GiB download and reading sat paused on the backlog for 1.5–2.1 s of it. The kernel copies one call at a time
+ * anyway (the inode lock), so two suffice: one copying, the next waiting. Interleaved A/B, 1 GiB: 2 at once 0.90 × the
+ * wall of 1 at once, CPU 0.95 ×; 4 at once the same as 2; 8 at once doubled the system time in some runs (threads
+ * spinning on the inode lock on 2 cores). docs/PERFORMANCE.md, issue 16, 2026-12-05.
  */
-export const WRITES_IN_FLIGHT = 8
+export const WRITES_IN_FLIGHT = 2
 
 export const fromErrno = (op: "open" | "mkdir" | "read" | "write" | "close", path: string, err: unknown): Storage.StorageError => {
   const code = codeOf(err)

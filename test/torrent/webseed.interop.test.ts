@@ -161,7 +161,10 @@ describe("web seeds (nginx)", () => {
     Effect.gen(function*() {
       const b = multi("missing")
       const partial = served(b, "/part").filter((f) => !f.path.endsWith("d.bin"))
-      const n = yield* run([...partial, ...served(b, "/full")])
+      // The full copy is slow (64 KiB/s a connection): the partial server, fast, gets to ask for d.bin's pieces (and
+      // learns it lacks the file) long before the full one could have served them all — without the limit the full
+      // server sometimes served every piece of d.bin first and the partial never asked.
+      const n = yield* run([...partial, ...served(b, "/full")], "location /full/ { limit_rate 64k; }")
       const dir = tempDir("ws-missing")
       const partUrl = n.url("/part/")
       const out = yield* fetch(withSeeds(b, [partUrl, n.url("/full/")]), dir)

@@ -112,22 +112,22 @@ const codeOf = (err: unknown): string =>
  * Bytes per write system call. A 1 MiB piece written in one `pwrite` cost this VM (Linux 6.18, ext4) 2.1–2.6 sys s
  * per GiB, nearly all of it in the kernel's copy into the page cache, against 0.9–1.4 s in 128 KiB calls, one after
  * the other (bench/download.ts, interleaved A/B, docs/PERFORMANCE.md): a large write gets large page-cache folios,
- * whose fresh pages are costlier to touch here (libtorrent, writing 16 KiB blocks, paid ~0.13 s). But each call is
- * a round trip through the main thread, busy with sockets during a download: ~300 µs from issue to callback for
- * ~70 µs in `pwrite`, and the writer of a one-file 1 GiB download was busy 2.6–3.2 s of its 3.0–3.5 s, reading
- * paused on the backlog 1.5–2.1 s of it. 256 KiB halves the round trips: interleaved A/B (1 GiB, 5 runs each),
- * 256 KiB calls took the wall time of two 128 KiB calls in flight with 0.93 × the CPU; 512 KiB the same as 256.
+ * whose fresh pages are costlier to touch here (libtorrent, writing 16 KiB blocks, paid ~0.13 s). 256 KiB calls,
+ * one at a time, cost 1.30 × the CPU of 128 KiB ones (system time 1.6 against 0.8 s per GiB, 5 interleaved runs).
  */
-export const WRITE_CHUNK = 256 * 1024
+export const WRITE_CHUNK = 128 * 1024
 
 /**
- * Calls of one write issued at once (its chunks; the file's next write still waits for the whole of this one).
- * More than one removes round trips but not the kernel's serialization (the inode lock), and on 2 cores the threads
- * waiting for that lock spin on it (`rwsem_spin_on_owner`): 2 at once in 128 KiB calls took 0.92 × the wall of 1
- * and 1.06 × its CPU, 8 at once doubled the system time in some runs (docs/PERFORMANCE.md, issue 16, 2026-12-05).
- * Hence 1, with bigger calls (`WRITE_CHUNK`).
+ * Calls of one write issued at once (its chunks; the file's next write still waits for the whole of this one). One
+ * at a time, each call's completion had to reach the main thread, busy with sockets during a download, before the
+ * next went out: ~300 µs from issue to callback for ~70 µs in `pwrite`, and the writer of a one-file 1 GiB download
+ * was busy 2.6–3.2 s of its 3.0–3.5 s while reading sat paused on the backlog for 1.5–2.1 s. Two at once: one is
+ * copied while the next waits. Interleaved A/B against one at a time, 1 GiB, three benches: wall 0.90 / 0.92 / 0.90,
+ * CPU 0.95 / 1.06 / 1.00. More gain nothing: the kernel copies one call at a time under the inode lock, and the
+ * threads waiting for it spin (`rwsem_spin_on_owner`); 8 at once took 1.22 × the wall and 1.40 × the CPU of 2.
+ * docs/PERFORMANCE.md, issue 16, 2026-12-05.
  */
-export const WRITES_IN_FLIGHT = 1
+export const WRITES_IN_FLIGHT = 2
 
 export const fromErrno = (op: "open" | "mkdir" | "read" | "write" | "close", path: string, err: unknown): Storage.StorageError => {
   const code = codeOf(err)

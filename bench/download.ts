@@ -6,7 +6,9 @@
  *   npx tsx bench/download.ts [--size 1GiB] [--files 1] [--runs 3] [--clients effect,aria2,libtorrent,webtorrent] [--max-load 1.0]
  *
  * `--files N` (N > 1) splits the payload into N files of equal size in one folder (a multi-file torrent). The client
- * `effect-base` runs a second build (`ET_BENCH_CLI_BASE=path/cli.mjs`) in the same run, to compare two builds.
+ * `effect-base` runs a second build (`ET_BENCH_CLI_BASE=path/cli.mjs`) in the same run, to compare two builds. The
+ * client `floor` (bench/floor-leech.mjs, one-file torrents) is the least a plain Node 20 leecher does: what Node itself
+ * costs on the machine, against libtorrent in the same run.
  *
  * Needs: `npm run build` (dist/cli.mjs), /usr/bin/time (apt-get install time), mktorrent, opentracker, aria2c,
  * /usr/bin/python3 with libtorrent. Per run it reports wall seconds (spawn to exit after verified completion), CPU
@@ -49,7 +51,7 @@ import {
 const RUN_TIMEOUT_MS = 180_000
 
 type ClientName = LeecherName
-const ALL_CLIENTS: ReadonlyArray<ClientName> = ["effect", "aria2", "libtorrent", "webtorrent", "effect-base"]
+const ALL_CLIENTS: ReadonlyArray<ClientName> = ["effect", "aria2", "libtorrent", "webtorrent", "effect-base", "floor"]
 
 const size = parseSize(argValue("--size") ?? "1GiB")
 const runs = Number(argValue("--runs") ?? "3")
@@ -236,6 +238,11 @@ const main = async () => {
     if (a !== undefined) {
       console.log(`effect/aria2c wall ${(e.wall / a.wall).toFixed(2)} (target <= 0.6): ${e.wall / a.wall <= 0.6 ? "met" : "MISSED"}`)
       console.log(`effect/aria2c CPU  ${(e.cpu / a.cpu).toFixed(2)} (target <= 2): ${e.cpu / a.cpu <= 2 ? "met" : "MISSED"}`)
+    }
+    const f = med.floor
+    if (f !== undefined && l !== undefined) {
+      console.log(`floor/libtorrent wall ${(f.wall / l.wall).toFixed(2)}, CPU ${(f.cpu / l.cpu).toFixed(2)} (plain Node, bench/floor-leech.mjs)`)
+      console.log(`effect/floor wall ${(e.wall / f.wall).toFixed(2)}, CPU ${(e.cpu / f.cpu).toFixed(2)}`)
     }
     const b = med["effect-base"]
     if (b !== undefined) {

@@ -314,7 +314,7 @@ export const startLibtorrentSeeder = async (
 // ---------------------------------------------------------------------------------------------------------------
 // Leechers
 
-export type LeecherName = "effect" | "effect-base" | "aria2" | "libtorrent" | "webtorrent"
+export type LeecherName = "effect" | "effect-base" | "aria2" | "libtorrent" | "webtorrent" | "floor"
 
 /** WebTorrent's version for the bench, installed on first use into `.tmp/bench-webtorrent` (not a project dependency). */
 export const WEBTORRENT_VERSION = "3.0.21"
@@ -362,6 +362,12 @@ export const leecherCommand = async (
       }
     case "libtorrent":
       return { argv: [...wrapOthers, PYTHON, Path.join(dir, "leech.py"), torrentPath, out, String(await freePort())], env: { ...process.env } }
+    case "floor":
+      // bench/floor-leech.mjs: the least a plain Node leecher does (one-file torrents only), what Node itself costs
+      return {
+        argv: [...wrapOthers, process.execPath, Path.join(ROOT, "bench", "floor-leech.mjs"), torrentPath, out, String(await freePort())],
+        env: effectEnv()
+      }
     case "webtorrent":
       ensureWebTorrent()
       return {

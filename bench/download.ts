@@ -59,6 +59,10 @@ const maxLoad = Number(argValue("--max-load") ?? "1.0")
 // (effect-base only when asked for)
 const clients = argValue("--clients") === undefined ? ALL_CLIENTS.slice(0, 4) : listArg("--clients", ALL_CLIENTS)
 const files = Number(argValue("--files") ?? "1")
+if (files > 1 && clients.includes("floor")) {
+  console.error("bench/download.ts: the floor client (bench/floor-leech.mjs) takes one-file torrents only: drop it or --files")
+  process.exit(2)
+}
 /** A run during which the hypervisor stole more than this many CPU seconds is discarded and repeated (≤ 3 tries). */
 const maxSteal = Number(argValue("--max-steal") ?? "Infinity")
 /** Size of file `i` of a multi-file payload: equal parts, the last one takes the rest. */

@@ -106,7 +106,10 @@ const writePiece = (index, data) => {
 const pieceDone = (index, data) => {
   backlog -= data.length
   if (data.length === pieceLength) free.push(data)
-  if (backlog < BACKLOG / 2 && socket.isPaused()) socket.resume()
+  if (backlog < BACKLOG / 2 && socket.isPaused()) {
+    stats.pausedMs += performance.now() - stats.since
+    socket.resume()
+  }
   if (++written === pieceCount) {
     Fs.closeSync(fd)
     void hasher.terminate()
@@ -118,9 +121,19 @@ hasher.on("message", (m) => {
   if (!Buffer.from(m.digest).equals(hashes.subarray(m.index * 20, m.index * 20 + 20))) die(`piece ${m.index} failed its hash`)
   writePiece(m.index, data)
 })
+// FLOOR_STATS=1: how long reading sat paused on the backlog, printed at exit (to compare with effect-torrent's
+// scratchpad/pause-probe.patch).
+const stats = { pauses: 0, pausedMs: 0, since: 0, t0: performance.now() }
+if (process.env.FLOOR_STATS) {
+  process.on("exit", () => process.stderr.write(`FLOOR pauses=${stats.pauses} pausedMs=${stats.pausedMs.toFixed(0)} life=${(performance.now() - stats.t0).toFixed(0)}\n`))
+}
 const completed = (index, data) => {
   backlog += data.length
-  if (backlog > BACKLOG) socket.pause()
+  if (backlog > BACKLOG && !socket.isPaused()) {
+    stats.pauses++
+    stats.since = performance.now()
+    socket.pause()
+  }
   hasher.postMessage({ index, buffer: data.buffer, length: data.length }, [data.buffer])
 }
 

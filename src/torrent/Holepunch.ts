@@ -10,11 +10,11 @@
  *   introducers that is still connected and speaks ut_holepunch to relay: at most `maxAttempts` rendezvous per
  *   address, `retryAfterMs` apart (the swarm's own reconnect backoff decides when dials happen at all).
  * - **Target** (and initiator, when the relay answers): a `connect` names an address to dial over uTP at once.
- *   A connect for an address we asked about is always followed; others (we are the target) at most
+ *   A connect from the relay we asked about that address (its answer still awaited) is always followed; others (we are the target) at most
  *   `connectsPerMinute` a minute per relay, so a relay cannot make us dial the world.
  *
  * Memory is bounded: at most `maxTargets` introduced addresses (the oldest forgotten first), and a relay's state
- * goes when it disconnects (`forget`).
+ * goes when it disconnects (`forget`: its rate windows, its introductions, and the rendezvous awaiting its answer).
  */
 import type { PeerKey } from "../peer/TorrentHandle.ts"
 import * as UtPex from "../wire/UtPex.ts"
@@ -48,8 +48,8 @@ interface Target {
   readonly introducers: Array<PeerKey>
   attempts: number
   lastAttemptAt: number | undefined
-  /** A rendezvous for it is out (cleared by its connect or error). */
-  asked: boolean
+  /** The relay whose answer to our rendezvous is awaited (cleared by its connect or error, or when it leaves). */
+  askedVia: PeerKey | undefined
 }
 
 export interface Stats {
@@ -65,6 +65,9 @@ export interface Stats {
   readonly connectsIgnored: number
   /** Errors relays answered us with. */
   readonly errorsReceived: number
+  /** State held now: addresses remembered (introduced, or a rendezvous out), and peers' rate-limit windows. */
+  readonly targets: number
+  readonly peerWindows: number
 }
 
 export interface Holepunch {
@@ -136,7 +139,7 @@ export const make = (config: Partial<Config> = {}): Holepunch => {
         let t = targets.get(k)
         if (t === undefined) {
           if (targets.size >= c.maxTargets) targets.delete(targets.keys().next().value!)
-          t = { endpoint: { ip: p.ip, port: p.port }, introducers: [], attempts: 0, lastAttemptAt: undefined, asked: false }
+          t = { endpoint: { ip: p.ip, port: p.port }, introducers: [], attempts: 0, lastAttemptAt: undefined, askedVia: undefined }
           targets.set(k, t)
         }
         if (!t.introducers.includes(from)) t.introducers.push(from)
@@ -154,7 +157,7 @@ export const make = (config: Partial<Config> = {}): Holepunch => {
       t.introducers.push(relay)
       t.attempts++
       t.lastAttemptAt = now
-      t.asked = true
+      t.askedVia = relay
       stats.rendezvousSent++
       return relay
     },
@@ -162,8 +165,10 @@ export const make = (config: Partial<Config> = {}): Holepunch => {
       const k = UtPex.keyOf(target)
       if (k === undefined) return false
       const t = targets.get(k)
-      const follow = t?.asked === true || take(connectWindow, from, now, c.connectsPerMinute)
-      if (t !== undefined) t.asked = false
+      // Only the relay we asked answers for it; a connect from any other is unsolicited (limited).
+      const asked = t !== undefined && t.askedVia === from
+      if (asked) t.askedVia = undefined
+      const follow = asked || take(connectWindow, from, now, c.connectsPerMinute)
       if (!follow) {
         stats.connectsIgnored++
         return false
@@ -173,11 +178,11 @@ export const make = (config: Partial<Config> = {}): Holepunch => {
       stats.connectsFollowed++
       return true
     },
-    onError: (_from, target) => {
+    onError: (from, target) => {
       stats.errorsReceived++
       const k = UtPex.keyOf(target)
       const t = k === undefined ? undefined : targets.get(k)
-      if (t !== undefined) t.asked = false
+      if (t !== undefined && t.askedVia === from) t.askedVia = undefined
     },
     punched: (target) => {
       const k = UtPex.keyOf(target)
@@ -189,9 +194,11 @@ export const make = (config: Partial<Config> = {}): Holepunch => {
       for (const [k, t] of targets) {
         const i = t.introducers.indexOf(peer)
         if (i >= 0) t.introducers.splice(i, 1)
-        if (t.introducers.length === 0 && !t.asked) targets.delete(k)
+        // Its answer can no longer come: without this, an address asked of a relay that then left stayed for good.
+        if (t.askedVia === peer) t.askedVia = undefined
+        if (t.introducers.length === 0 && t.askedVia === undefined) targets.delete(k)
       }
     },
-    stats: () => ({ ...stats })
+    stats: () => ({ ...stats, targets: targets.size, peerWindows: relayWindow.size + connectWindow.size })
   }
 }

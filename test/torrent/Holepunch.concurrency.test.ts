@@ -3,12 +3,13 @@
  * wired as Torrent.ts wires them (a failed dial → `dialFailed` → rendezvous; a relay's `connect` → `swarm.punch`).
  * fast-check generates what the peers do (PEX introductions, relays connecting and disconnecting, stray connects and
  * errors, our dials, the scope closing); its scheduler decides when each dial fails and when each relay's answer to a
- * rendezvous arrives, interleaved with all of that.
+ * rendezvous arrives, interleaved with all of that. Relays also ask us to introduce them to each other (the relay role).
  *
  * What must hold whatever the order: a rendezvous goes only to a connected relay that speaks ut_holepunch and
  * introduced the address; a `connect` is followed (dialled) exactly when it comes from the relay we asked and still
  * wait on (unsolicited connects are limited to 0 here), so an answer from a relay that left, or for an address whose
- * rendezvous is over, is ignored without error; nothing is dialled after the scope closed; no call throws; and once
+ * rendezvous is over, is ignored without error; a rendezvous asked of us is answered once (connect to both, or an
+ * error) and only to peers still connected; nothing is dialled after the scope closed; no call throws; and once
  * every relay has left, the policy holds no state (no address, no rate window).
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -45,10 +46,12 @@ type Step =
   | { readonly op: "leave"; readonly relay: number }
   | { readonly op: "join"; readonly relay: number }
   | { readonly op: "stray"; readonly relay: number; readonly target: number; readonly connect: boolean }
+  | { readonly op: "ask"; readonly relay: number; readonly other: number }
 
 const relayArb = FastCheck.nat(relays.length - 1)
 const targetArb = FastCheck.nat(targets.length - 1)
 const stepArb: FastCheck.Arbitrary<Step> = FastCheck.oneof(
+  { weight: 2, arbitrary: FastCheck.record({ op: FastCheck.constant("ask" as const), relay: relayArb, other: relayArb }) },
   { weight: 4, arbitrary: FastCheck.record({ op: FastCheck.constant("pex" as const), relay: relayArb, target: targetArb }) },
   { weight: 5, arbitrary: FastCheck.record({ op: FastCheck.constant("dial" as const), target: targetArb }) },
   { weight: 2, arbitrary: FastCheck.record({ op: FastCheck.constant("leave" as const), relay: relayArb }) },
@@ -92,6 +95,9 @@ describe("hole punching under any order of dial outcomes and relay answers (mode
           let closed = false
           let dialsAfterClose = 0
           let answersUsed = 0
+          /** Connects and errors we sent as the relay; rendezvous peers asked of us. */
+          const relayed = { connects: 0, errors: 0 }
+          let askedOfUs = 0
           /** The model: relays connected (with the epoch of their connection), who introduced what, rendezvous out. */
           const epoch = new Map<string, number>()
           let epochs = 0
@@ -123,9 +129,10 @@ describe("hole punching under any order of dial outcomes and relay answers (mode
               sendExtended: (id, payload) => {
                 if (id !== HP) return
                 const m = Either.getOrThrow(UtHolepunch.decode(payload))
-                if (m._tag !== "Rendezvous") return void problems.push(`${relay} was sent a ${m._tag}`)
                 const to = tkey(m)
-                if (epoch.get(relay) !== myEpoch) problems.push(`rendezvous for ${to} sent to ${relay}, which left`)
+                if (epoch.get(relay) !== myEpoch) problems.push(`${m._tag} for ${to} sent to ${relay}, which left`)
+                // as the relay: our connects and errors answer a rendezvous a connected peer sent us
+                if (m._tag !== "Rendezvous") return void (m._tag === "Error" ? relayed.errors++ : relayed.connects++)
                 if (introducers.get(to)?.has(relay) !== true) {
                   problems.push(`rendezvous for ${to} sent to ${relay}, which did not introduce it`)
                 }
@@ -155,7 +162,7 @@ describe("hole punching under any order of dial outcomes and relay answers (mode
               swarm.punch(to.host, to.port)
             },
             // unsolicited connects are never followed, so "followed" means "asked of this relay"
-            holepunch: { connectsPerMinute: 0, maxAttempts: 3, retryAfterMs: 0 }
+            holepunch: { connectsPerMinute: 0, maxAttempts: 3, retryAfterMs: 0, relayPerMinute: 2 }
           }, () => now)
 
           const scope = Effect.runSync(Scope.make())
@@ -225,6 +232,13 @@ describe("hole punching under any order of dial outcomes and relay answers (mode
               } else if (step.op === "dial") swarm.add(targets[step.target]!.ip, targets[step.target]!.port, "pex")
               else if (step.op === "leave") leave(relays[step.relay]!)
               else if (step.op === "join") join(step.relay)
+              else if (step.op === "ask") {
+                // a relay asks us to introduce it to another (itself: NoSelf; one that left: NotConnected)
+                const r = relays[step.relay]!
+                if (epoch.has(r)) askedOfUs++
+                const other = relayInfo(step.other).remote
+                ext.onExtended(r, ourHp, UtHolepunch.encode(UtHolepunch.rendezvous({ ip: other.host, port: other.port }))!)
+              }
               else {
                 const t = targets[step.target]!
                 const r = relays[step.relay]!
@@ -249,6 +263,8 @@ describe("hole punching under any order of dial outcomes and relay answers (mode
           expect(problems).toEqual([])
           expect(dialsAfterClose).toBe(0)
           const stats = ext.holepunchStats()
+          // each rendezvous asked of us answered once (connect to both ends, or an error to the asker), or limited
+          expect(relayed.connects / 2 + relayed.errors + stats.relayLimited).toBe(askedOfUs)
           expect({ targets: stats.targets, peerWindows: stats.peerWindows }).toEqual({ targets: 0, peerWindows: 0 })
         }
       ),

@@ -57,6 +57,8 @@ export interface Options {
   readonly addresses?: (() => ReadonlyArray<LocalAddress>) | undefined
   readonly schedule?: LsdPacing.ScheduleConfig | undefined
   readonly intake?: LsdPacing.IntakeConfig | undefined
+  /** Opens the sockets (default {@link Udp.make}; the concurrency test passes in-memory ones). */
+  readonly udp?: ((options: Udp.Options) => Effect.Effect<Udp.MulticastSocket, Udp.UdpError, Scope.Scope>) | undefined
 }
 
 export interface Lsd {
@@ -83,6 +85,7 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
     const scope = yield* Effect.scope
     const families: ReadonlyArray<4 | 6> = options.ipv6 === false ? [4] : [4, 6]
     const addressesOf = options.addresses ?? localAddresses
+    const openSocket = options.udp ?? Udp.make
     const cookie = (Math.floor(Math.random() * 0x7fffffff) + 1).toString(16)
     const handlers = new Map<string, (host: string, port: number) => void>()
     const schedule = LsdPacing.makeSchedule<Uint8Array>(options.schedule)
@@ -116,7 +119,7 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
     // Datagrams arrive in a node callback, outside any fiber: the intake's rate limit runs on the wall clock.
     const runtimeNow = () => Date.now()
     for (const family of families) {
-      const socket = yield* Udp.make({
+      const socket = yield* openSocket({
         family: family === 4 ? "udp4" : "udp6",
         port: LsdMessage.PORT,
         reuseAddr: true
@@ -158,7 +161,7 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
         }
         if (senders.has(key) || options.port === undefined) continue
         const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const socket = yield* Udp.make({
+        const socket = yield* openSocket({
           family: a.family === 4 ? "udp4" : "udp6",
           address: a.family === 4 ? a.address : `${a.address}`,
           multicast: { ttl: 32, loopback: true, interface: ifaceOf(a) }

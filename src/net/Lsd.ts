@@ -177,8 +177,11 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
 
     const announce = (infoHash: Uint8Array, port: number) =>
       Effect.gen(function*() {
+        const hex = Bytes.toHex(infoHash)
         yield* refresh
         for (const { local, socket } of senders.values()) {
+          // Each send yields: the torrent may have been released meanwhile, and is then no longer announced.
+          if (!handlers.has(hex)) return
           const datagram = LsdMessage.encode({ port, infoHashes: [infoHash], cookie }, local.family)
           const r = yield* Effect.either(socket.send(datagram, LsdMessage.PORT, groupOf(local.family)))
           // An interface going down between the refresh and the send: said once at debug level, tried next time.

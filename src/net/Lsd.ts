@@ -87,7 +87,10 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
     const addressesOf = options.addresses ?? localAddresses
     const openSocket = options.udp ?? Udp.make
     const cookie = (Math.floor(Math.random() * 0x7fffffff) + 1).toString(16)
-    const handlers = new Map<string, (host: string, port: number) => void>()
+    // Per info-hash, every live registration's handler (one object each: the same function may be registered twice).
+    // Two registrations of one hash (a magnet's metadata fetch and then its torrent) are both handed its peers, and
+    // releasing one leaves the other registered.
+    const handlers = new Map<string, Set<{ readonly onPeer: (host: string, port: number) => void }>>()
     const schedule = LsdPacing.makeSchedule<Uint8Array>(options.schedule)
     const intake = LsdPacing.makeIntake(options.intake)
     const wake = yield* Queue.sliding<void>(1)
@@ -109,10 +112,12 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
       if (Either.isLeft(decoded) || decoded.right.cookie === cookie) return
       received++
       for (const h of decoded.right.infoHashes) {
-        const handler = handlers.get(Bytes.toHex(h))
-        if (handler === undefined) continue
-        peers++
-        handler(host, decoded.right.port)
+        const registered = handlers.get(Bytes.toHex(h))
+        if (registered === undefined) continue
+        for (const r of [...registered]) {
+          peers++
+          r.onPeer(host, decoded.right.port)
+        }
       }
     }
 
@@ -208,15 +213,21 @@ export const make = (options: Options = {}): Effect.Effect<Lsd, Udp.UdpError, Sc
     return {
       register: (infoHash, onPeer) => {
         const hex = Bytes.toHex(infoHash)
+        const registration = { onPeer }
         return Effect.acquireRelease(
           Effect.gen(function*() {
             const now = yield* Clock.currentTimeMillis
-            handlers.set(hex, onPeer)
+            const registered = handlers.get(hex) ?? new Set()
+            registered.add(registration)
+            handlers.set(hex, registered)
             LsdPacing.register(schedule, hex, infoHash, now)
             yield* Queue.offer(wake, undefined)
           }),
           () =>
             Effect.sync(() => {
+              const registered = handlers.get(hex)
+              registered?.delete(registration)
+              if (registered === undefined || registered.size > 0) return
               handlers.delete(hex)
               LsdPacing.unregister(schedule, hex)
             })

@@ -3,7 +3,7 @@
  * and each leecher (effect-torrent's CLI, aria2c, a libtorrent leecher, WebTorrent 3) downloading it into a fresh
  * directory. WebTorrent is installed on first use into `.tmp/bench-webtorrent` (bench/harness.ts).
  *
- *   npx tsx bench/download.ts [--size 1GiB] [--files 1] [--runs 3] [--clients effect,aria2,libtorrent,webtorrent] [--max-load 1.0]
+ *   npx tsx bench/download.ts [--size 1GiB] [--files 1] [--runs 3] [--clients effect,aria2,libtorrent,webtorrent,floor,effect-base] [--max-load 1.0]
  *
  * `--files N` (N > 1) splits the payload into N files of equal size in one folder (a multi-file torrent). The client
  * `effect-base` runs a second build (`ET_BENCH_CLI_BASE=path/cli.mjs`) in the same run, to compare two builds. The

@@ -60,13 +60,17 @@ const UPNP_LEASE = 3600
 // ---------------------------------------------------------------------------------------------------------------
 // small I/O helpers (node callbacks wrapped once)
 
-/** One UDP exchange: sends `request` to host:port, resends on RFC 6886's schedule (250 ms doubling), `tries` times. */
+/**
+ * One UDP exchange: sends `request` to host:port, resends on RFC 6886's schedule (250 ms doubling), `tries` times.
+ * Any datagram from `host` adds it to `heard` (it answers, even if not this request).
+ */
 const udpExchange = <A>(
   host: string,
   port: number,
   request: Uint8Array,
   accept: (datagram: Uint8Array) => A | undefined,
-  tries: number
+  tries: number,
+  heard?: Set<string>
 ): Effect.Effect<Option.Option<A>> =>
   Effect.async<Option.Option<A>>((resume) => {
     const socket = Dgram.createSocket("udp4")
@@ -82,6 +86,7 @@ const udpExchange = <A>(
     socket.on("error", () => finish(Option.none()))
     socket.on("message", (msg, rinfo) => {
       if (rinfo.address !== host) return
+      heard?.add(host)
       const a = accept(new Uint8Array(msg.buffer, msg.byteOffset, msg.length))
       if (a !== undefined) finish(Option.some(a))
     })
@@ -92,6 +97,22 @@ const udpExchange = <A>(
     }
     socket.bind(0, () => attempt(0))
     return Effect.sync(() => finish(Option.none()))
+  })
+
+/** Sends `request` to host:port once and waits for no answer (it ends once the datagram is handed to the kernel). */
+const udpSend = (host: string, port: number, request: Uint8Array): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    const socket = Dgram.createSocket("udp4")
+    let done = false
+    const finish = () => {
+      if (done) return
+      done = true
+      socket.close()
+      resume(Effect.void)
+    }
+    socket.on("error", finish)
+    socket.bind(0, () => socket.send(request, port, host, finish))
+    return Effect.sync(finish)
   })
 
 /** Which local address the kernel would use to reach `host` (a connected UDP socket sends nothing). */
@@ -166,7 +187,7 @@ const natPmpGateway = (options: Options): string | undefined => {
   }
 }
 
-const natPmpMap = (gateway: string, options: Options, externalPort: number) =>
+const natPmpMap = (gateway: string, options: Options, externalPort: number, heard: Set<string>) =>
   Effect.gen(function*() {
     const map = (protocol: NatPmp.Protocol, external: number, lifetime: number, tries = 4) =>
       udpExchange(gateway, NatPmp.PORT, NatPmp.mappingRequest(protocol, options.port, external, lifetime), (d) => {
@@ -175,7 +196,7 @@ const natPmpMap = (gateway: string, options: Options, externalPort: number) =>
             (r.right.internalPort === options.port || r.right.result !== 0)
           ? r.right
           : undefined
-      }, tries)
+      }, tries, heard)
     const tcp = yield* map("tcp", externalPort, NATPMP_LIFETIME)
     if (Option.isNone(tcp)) return Either.left("no NAT-PMP answer from " + gateway)
     if (tcp.value.result !== 0) return Either.left(`NAT-PMP refused: ${NatPmp.resultText(tcp.value.result)}`)
@@ -216,7 +237,8 @@ const pcpRequest = (
   protocol: Pcp.Protocol,
   suggested: number,
   lifetime: number,
-  tries: number
+  tries: number,
+  heard?: Set<string>
 ) => {
   const request = Pcp.mapRequest({ nonce, protocol, internalPort: options.port, suggestedPort: suggested, lifetime, clientAddress: client })
   if (Either.isLeft(request)) return Effect.succeed(Option.none<Pcp.Response>())
@@ -229,15 +251,15 @@ const pcpRequest = (
     const ours = m.nonce.every((x, i) => x === nonce[i]) && m.protocol === protocol &&
       (m.internalPort === options.port || m.result !== 0)
     return ours ? m : undefined
-  }, tries)
+  }, tries, heard)
 }
 
-const pcpMap = (gateway: string, options: Options, externalPort: number, nonce: Uint8Array) =>
+const pcpMap = (gateway: string, options: Options, externalPort: number, nonce: Uint8Array, heard: Set<string>) =>
   Effect.gen(function*() {
     const client = yield* localAddressToward(gateway)
     if (client === undefined) return Either.left<PcpFailure>({ _tag: "Silent", detail: "no local address toward " + gateway })
     const map = (protocol: Pcp.Protocol, suggested: number, lifetime: number, tries = 4) =>
-      pcpRequest(gateway, client, nonce, options, protocol, suggested, lifetime, tries)
+      pcpRequest(gateway, client, nonce, options, protocol, suggested, lifetime, tries, heard)
     const tcp = yield* map("tcp", externalPort, NATPMP_LIFETIME)
     if (Option.isNone(tcp)) return Either.left<PcpFailure>({ _tag: "Silent", detail: "no PCP or NAT-PMP answer from " + gateway })
     const t = tcp.value
@@ -271,23 +293,35 @@ const pcpMap = (gateway: string, options: Options, externalPort: number, nonce: 
  * Removes what an attempt interrupted half-way may have made: the gateway may have granted a request whose answer
  * never reached us (or reached us just before the interruption). PCP deletes by nonce and internal port, NAT-PMP by
  * internal port: neither needs the external port granted.
+ *
+ * `answers`: the gateway has answered us; its acknowledgements are then awaited (and the removals resent). One that
+ * has not (no gateway there, the usual case on a network without PCP or NAT-PMP) gets each removal once, not waited
+ * for: waiting for its silence held every exit for 0.75 s. A removal lost on the way leaves a mapping that expires.
  */
-const abandonAttempt = (gateway: string, options: Options, method: "pcp" | "natpmp", externalPort: number, nonce: Uint8Array) =>
+const abandonAttempt = (
+  gateway: string,
+  options: Options,
+  method: "pcp" | "natpmp",
+  externalPort: number,
+  nonce: Uint8Array,
+  answers: boolean
+) =>
   Effect.gen(function*() {
     const protocols: ReadonlyArray<Pcp.Protocol> = options.udp !== false ? ["tcp", "udp"] : ["tcp"]
+    const all = { concurrency: "unbounded", discard: true } as const
     if (method === "natpmp") {
-      return yield* Effect.forEach(protocols, (p) =>
-        udpExchange(gateway, NatPmp.PORT, NatPmp.mappingRequest(p, options.port, 0, 0), () => true, 2), {
-        concurrency: "unbounded",
-        discard: true
-      })
+      return yield* Effect.forEach(protocols, (p) => {
+        const request = NatPmp.mappingRequest(p, options.port, 0, 0)
+        return answers ? udpExchange(gateway, NatPmp.PORT, request, () => true, 2) : udpSend(gateway, NatPmp.PORT, request)
+      }, all)
     }
     const client = yield* localAddressToward(gateway)
     if (client === undefined) return
-    yield* Effect.forEach(protocols, (p) => pcpRequest(gateway, client, nonce, options, p, externalPort, 0, 2), {
-      concurrency: "unbounded",
-      discard: true
-    })
+    yield* Effect.forEach(protocols, (p) => {
+      if (answers) return pcpRequest(gateway, client, nonce, options, p, externalPort, 0, 2)
+      const request = Pcp.mapRequest({ nonce, protocol: p, internalPort: options.port, suggestedPort: externalPort, lifetime: 0, clientAddress: client })
+      return Either.isLeft(request) ? Effect.void : udpSend(gateway, Pcp.PORT, request.right)
+    }, all)
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -383,6 +417,8 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
      * in between removes what it may have mapped (`abandonAttempt`). UPnP needs the granted port to delete: not covered.
      */
     let inFlight: { readonly gateway: string; readonly method: "pcp" | "natpmp"; readonly externalPort: number } | undefined
+    /** Gateways that answered us (anything) on 5351. */
+    const heard = new Set<string>()
 
     /** One attempt by every method in order; the failures, for the log, when none mapped. */
     const attempt = (externalPort: number) =>
@@ -404,7 +440,7 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
           }
           if (method === "pcp") {
             inFlight = { gateway, method, externalPort }
-            const r = yield* pcpMap(gateway, options, externalPort, nonce)
+            const r = yield* pcpMap(gateway, options, externalPort, nonce, heard)
             if (Either.isRight(r)) return Either.right(r.right)
             inFlight = undefined
             silent = r.left._tag === "Silent"
@@ -413,7 +449,7 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
           }
           if (silent) continue
           inFlight = { gateway, method, externalPort }
-          const r = yield* natPmpMap(gateway, options, externalPort)
+          const r = yield* natPmpMap(gateway, options, externalPort, heard)
           if (Either.isRight(r)) return Either.right(r.right)
           inFlight = undefined
           reasons.push(r.left)
@@ -458,7 +494,9 @@ export const make = (options: Options): Effect.Effect<PortMapping, never, Scope.
       const attempt = inFlight
       const removals = [
         ...(lease === undefined ? [] : [lease.remove]),
-        ...(attempt === undefined ? [] : [abandonAttempt(attempt.gateway, options, attempt.method, attempt.externalPort, nonce)])
+        ...(attempt === undefined
+          ? []
+          : [abandonAttempt(attempt.gateway, options, attempt.method, attempt.externalPort, nonce, heard.has(attempt.gateway))])
       ]
       return Effect.all(removals, { concurrency: "unbounded", discard: true }).pipe(
         Effect.timeout(Duration.seconds(2)),

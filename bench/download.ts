@@ -1,11 +1,13 @@
 /**
- * Download benchmark (not a test): one python3-libtorrent seeder and opentracker on 127.0.0.1, a random payload,
+ * Download benchmark (not a test): python3-libtorrent seeders (one by default) and opentracker on 127.0.0.1, a random payload,
  * and each leecher (effect-torrent's CLI, aria2c, a libtorrent leecher, WebTorrent 3) downloading it into a fresh
  * directory. WebTorrent is installed on first use into `.tmp/bench-webtorrent` (bench/harness.ts).
  *
- *   npx tsx bench/download.ts [--size 1GiB] [--files 1] [--runs 3] [--clients effect,aria2,libtorrent,webtorrent,floor,effect-base] [--max-load 1.0]
+ *   npx tsx bench/download.ts [--size 1GiB] [--files 1] [--seeders 1] [--runs 3] [--clients effect,aria2,libtorrent,webtorrent,floor,effect-base] [--max-load 1.0]
  *
- * `--files N` (N > 1) splits the payload into N files of equal size in one folder (a multi-file torrent). The client
+ * `--files N` (N > 1) splits the payload into N files of equal size in one folder (a multi-file torrent).
+ * `--seeders N` starts N libtorrent seeders of the same data (each its own process and port, all on the tracker):
+ * the leechers download from all of them at once, and the seeder CPU reported is theirs in all. The client
  * `effect-base` runs a second build (`ET_BENCH_CLI_BASE=path/cli.mjs`) in the same run, to compare two builds. The
  * client `floor` (bench/floor-leech.mjs, one-file torrents) is the least a plain Node 20 leecher does: what Node itself
  * costs on the machine, against libtorrent in the same run.
@@ -59,8 +61,13 @@ const maxLoad = Number(argValue("--max-load") ?? "1.0")
 // (effect-base only when asked for)
 const clients = argValue("--clients") === undefined ? ALL_CLIENTS.slice(0, 4) : listArg("--clients", ALL_CLIENTS)
 const files = Number(argValue("--files") ?? "1")
-if (files > 1 && clients.includes("floor")) {
-  console.error("bench/download.ts: the floor client (bench/floor-leech.mjs) takes one-file torrents only: drop it or --files")
+const seederCount = Number(argValue("--seeders") ?? "1")
+if (!Number.isInteger(seederCount) || seederCount < 1 || seederCount > 16) {
+  console.error("bench/download.ts: --seeders takes 1 to 16")
+  process.exit(2)
+}
+if ((files > 1 || seederCount > 1) && clients.includes("floor")) {
+  console.error("bench/download.ts: the floor client (bench/floor-leech.mjs) takes one-file torrents from one peer only: drop it, --files or --seeders")
   process.exit(2)
 }
 /** A run during which the hypervisor stole more than this many CPU seconds is discarded and repeated (≤ 3 tries). */
@@ -81,8 +88,8 @@ interface Setup {
   /** SHA-256 of each file, by its path under the output directory. */
   readonly sha256: ReadonlyMap<string, string>
   readonly tracker: Opentracker.Opentracker
-  readonly seeder: ChildProcess
-  readonly seederPort: number
+  /** The libtorrent seeders (`--seeders`), each seeding the data in `dir/data`. */
+  readonly seeders: ReadonlyArray<ChildProcess>
 }
 
 const setup = async (): Promise<Setup> => {
@@ -110,14 +117,24 @@ const setup = async (): Promise<Setup> => {
   const tracker = await Opentracker.start([infoHash])
   makeTorrent(payloadPath, torrentPath, tracker.httpUrl)
   console.log(`torrent: ${torrentPath}, info-hash ${infoHash}, tracker ${tracker.httpUrl} (pid ${tracker.pid})`)
-  const { child: seeder, port: seederPort } = await startLibtorrentSeeder(dir, torrentPath, dataDir)
-  console.log(`seeder: python3-libtorrent ${libtorrentVersion()} pid ${seeder.pid} on 127.0.0.1:${seederPort}`)
-  return { dir, payloadPath, torrentPath, sha256, tracker, seeder, seederPort }
+  const seeders: Array<ChildProcess> = []
+  try {
+    for (let i = 0; i < seederCount; i++) {
+      const { child, port } = await startLibtorrentSeeder(dir, torrentPath, dataDir)
+      seeders.push(child)
+      console.log(`seeder ${i + 1}: python3-libtorrent ${libtorrentVersion()} pid ${child.pid} on 127.0.0.1:${port}`)
+    }
+  } catch (e) {
+    for (const c of seeders) await stopChild(c, "stdin")
+    await tracker.stop()
+    throw e
+  }
+  return { dir, payloadPath, torrentPath, sha256, tracker, seeders }
 }
 
 const teardown = async (s: Setup | undefined) => {
   if (s === undefined) return
-  await stopChild(s.seeder, "stdin")
+  for (const c of s.seeders) await stopChild(c, "stdin")
   await s.tracker.stop()
   Fs.rmSync(s.dir, { recursive: true, force: true })
 }
@@ -143,10 +160,11 @@ const runOnce = async (client: ClientName, run: number, s: Setup): Promise<Resul
   const load = await waitForQuiet(maxLoad)
   const { argv, env } = await leecherCommand(client, s.dir, s.torrentPath, out)
   const m0 = machineJiffies()
-  const s0 = processJiffies(s.seeder.pid!)
+  const seederJiffies = () => s.seeders.reduce((sum, c) => sum + processJiffies(c.pid!), 0)
+  const s0 = seederJiffies()
   const t = await runTimed(argv, env, timeFile, RUN_TIMEOUT_MS, client)
   const m1 = machineJiffies()
-  const s1 = processJiffies(s.seeder.pid!)
+  const s1 = seederJiffies()
   if (t.code !== 0) throw new Error(`${client} run ${run} exited with ${t.code}`)
   const wall = t.wall
   const cpu = t.user + t.sys
@@ -207,7 +225,8 @@ const main = async () => {
     await teardown(s)
   }
   const mib = size / 2 ** 20
-  console.log(`\n${mib} MiB in ${files} file(s), ${runs} run(s) each, medians (all runs in brackets):\n`)
+  const from = seederCount === 1 ? "one seeder" : `${seederCount} seeders`
+  console.log(`\n${mib} MiB in ${files} file(s) from ${from}, ${runs} run(s) each, medians (all runs in brackets):\n`)
   console.log("| client | wall s | CPU s | peak RSS MiB | MB/s | seeder CPU s | steal s |")
   console.log("|---|---|---|---|---|---|---|")
   const med: Partial<Record<ClientName, { wall: number; cpu: number; rss: number }>> = {}

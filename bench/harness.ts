@@ -347,7 +347,11 @@ export const leecherCommand = async (
       if (cli === undefined) throw new Error("effect-base needs ET_BENCH_CLI_BASE=path/to/cli.mjs")
       return {
         // The resume record goes beside the output (and is deleted with it), never into the user's state directory.
-        argv: [...wrapArgs, process.execPath, ...nodeArgs, cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`],
+        // As the libtorrent leecher is set up (LOOPBACK_SETTINGS): loopback only, no DHT, LSD, port mapping or MSE.
+        argv: [
+          ...wrapArgs, process.execPath, ...nodeArgs, cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`,
+          "--bind", "127.0.0.1", "--no-dht", "--no-lsd", "--no-port-mapping", "--encryption", "off"
+        ],
         env: effectEnv()
       }
     }

@@ -141,7 +141,7 @@ const startSeeder = async (
   if (cli === undefined) throw new Error("effect-base needs ET_BENCH_CLI_BASE=path/to/cli.mjs")
   const argv = [
     ...nodeArgs, cli, "seed", torrentPath, dataDir, "--port", String(port), "--bind", "127.0.0.1", "--no-dht",
-    "--quiet", "--state-dir", Path.join(dir, `state-${name}`)
+    "--no-lsd", "--no-port-mapping", "--quiet", "--state-dir", Path.join(dir, `state-${name}`)
   ]
   const child = spawn(process.execPath, argv, { env: effectEnv(), stdio: ["ignore", "inherit", "inherit"] })
   await untilSeeded(tracker, infoHash, child)

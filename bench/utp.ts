@@ -135,7 +135,7 @@ const startOurSeeder = async (s: Setup): Promise<{ child: ChildProcess; port: nu
   const port = await freePort()
   const child = spawn(process.execPath, [
     ...nodeArgs, CLI, "seed", s.torrentPath, s.dataDir, "--transport", "utp", "--encryption", "off", "--port", String(port),
-    "--no-trackers", "--quiet", "--state-dir", Path.join(s.dir, "seed-state")
+    "--no-trackers", "--no-dht", "--no-lsd", "--no-port-mapping", "--quiet", "--state-dir", Path.join(s.dir, "seed-state")
   ], { env: effectEnv(), stdio: ["ignore", "inherit", "inherit"] })
   const deadline = Date.now() + 60_000
   while (!(await canConnect(port))) {
@@ -169,7 +169,7 @@ const command = (
         "--transport", client === "effect-utp" ? "utp" : "tcp", "--encryption", "off",
         // the seeder only, and only dialled by us: through a tracker the seeder would dial our TCP listener too, and
         // a uTP run could download over that inbound TCP connection
-        "--no-trackers", "--peer", `127.0.0.1:${s.seederPort}`
+        "--no-trackers", "--no-dht", "--no-lsd", "--no-port-mapping", "--peer", `127.0.0.1:${s.seederPort}`
       ],
       env: effectEnv()
     }

@@ -6,11 +6,12 @@
  * fstat here pins its handle for exactly the duration of its system call. Waiting for a descriptor is
  * interruptible; a system call, once issued, is waited for (the caller's buffer stays in use until it returns).
  *
- * I/O: one positional `fs.write` per data extent of a piece, in calls of at most `WRITE_CHUNK` bytes, up to
- * `WRITES_IN_FLIGHT` of them at once (callback form inside `Effect.async`, short writes looped; THROUGHPUT.md rule
- * 10); one extent's write per file at a time (the others queue in order: writes from several pieces to one file only
+ * I/O: one positional write per data extent of a piece, in calls of at most `WRITE_CHUNK` bytes, short writes looped;
+ * one extent's write per file at a time (the others queue in order: writes from several pieces to one file only
  * contend for its inode lock; one piece at a time cut the threadpool's CPU per GiB from 0.75–0.97 to 0.63–0.69 s
- * here); `fs.read` the same way for reads but concurrently.
+ * here); reads the same way but concurrently. The calls are made inline, on the calling thread, while they are fast
+ * (internal/InlineIo.ts says why, and how a slow disk sends them back to the pool), else through libuv's thread pool
+ * in callback form inside `Effect.async` (THROUGHPUT.md rule 10), a write's calls up to `WRITES_IN_FLIGHT` at once.
  *
  * Files and directories are created lazily, on the first write that lands in them; files that are not wanted and
  * pad files are never created. Nothing is ever zero-filled: a piece written at the end of a file leaves a hole
@@ -51,6 +52,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { Hasher } from "./Hasher.ts"
 import * as DescriptorCache from "./internal/DescriptorCache.ts"
+import * as InlineIo from "./internal/InlineIo.ts"
 import * as Storage from "./Storage.ts"
 import * as Syscalls from "./Syscalls.ts"
 
@@ -62,8 +64,14 @@ export interface Options extends Storage.MakeOptions {
   readonly syscalls?: Syscalls.Syscalls | undefined
   /** Bytes per write call (default `WRITE_CHUNK`; tests make it small to interleave the calls of one write). */
   readonly writeChunk?: number | undefined
-  /** Write calls in flight at once for one write (default `WRITES_IN_FLIGHT`; tests vary it). */
+  /** Write calls in flight at once for one write through the pool (default `WRITES_IN_FLIGHT`; tests vary it). */
   readonly writesInFlight?: number | undefined
+  /**
+   * Inline I/O (internal/InlineIo.ts): `enabled` (default true; false: every call through the pool), the time (ms) an
+   * inline call may take before I/O goes to the pool (`slowMs`, default 10) and for how long (`backoffMs`, default
+   * 30 s), and the clock (`now`, monotonic ms).
+   */
+  readonly inlineIo?: Partial<InlineIo.Options> | undefined
 }
 
 export interface FileStorage extends Storage.StorageShape {
@@ -168,6 +176,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const sys = options.syscalls ?? Syscalls.node
     const writeChunk = Math.max(1, Math.floor(options.writeChunk ?? WRITE_CHUNK))
     const writesInFlight = Math.max(1, Math.floor(options.writesInFlight ?? WRITES_IN_FLIGHT))
+    const inlineIo = InlineIo.make(options.inlineIo)
     const fileCount = options.files.length
 
     // Every path is resolved and checked up front: an unsafe one refuses the whole storage before any I/O.
@@ -207,6 +216,8 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
 
     /** What we last saw of each file we write (after our own latest change), to tell changes we did not make. */
     const seen: Array<Syscalls.Stat | undefined> = new Array(fileCount)
+    /** Bumped whenever `seen[f]` moves (a write of ours ended), to tell a stat by path taken before it. */
+    const seenMoves = new Uint32Array(fileCount)
     /** Files written since the last flush. */
     const dirty = new Set<number>()
     /** One write in flight per file; the next ones wait here in order. */
@@ -385,7 +396,10 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
               // What our write did (a failed one may have written part of its bytes) is ours: not a foreign change.
               const after = fstatOf(h.fd, f)
               if (after instanceof Storage.StorageError) e ??= after
-              else seen[f] = after
+              else {
+                seen[f] = after
+                seenMoves[f] = seenMoves[f]! + 1
+              }
             }
             writing[f] = 0
             if (e === undefined) dirty.add(f)
@@ -401,6 +415,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
           const foreign = foreignChange(f, before, true)
           if (foreign !== undefined) return finish(foreign)
           started = true
+          if (inlineIo.inline()) return finish(writeInline(h, path, data, position))
           // Up to `writesInFlight` calls at once (WRITES_IN_FLIGHT says why). The write ends when every call has
           // returned, even after one failed: the others still read `data`, which is the caller's again once we resume.
           let next = 0
@@ -433,9 +448,32 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         q.push(run)
       })
 
+    /** All of `data` at `position` through `h`, on this thread, in calls of `writeChunk` (short writes looped). */
+    const writeInline = (h: Handle, path: string, data: Uint8Array, position: number): Storage.StorageError | undefined => {
+      for (let at = 0; at < data.length;) {
+        const started = inlineIo.now()
+        let n: number
+        try {
+          n = sys.writeSync(h.fd, data, at, Math.min(writeChunk, data.length - at), position + at)
+        } catch (err) {
+          return fromErrno("write", path, err)
+        } finally {
+          inlineIo.done(started)
+        }
+        if (n === 0) return fromErrno("write", path, new Error("write made no progress"))
+        at += n
+      }
+      return undefined
+    }
+
     /** Reads into `into` from `position` until full or end of file, then unpins `h`; returns the bytes read. */
     const readOn = (h: Handle, f: number, into: Uint8Array, position: number) =>
       Effect.async<number, Storage.StorageError>((resume) => {
+        if (inlineIo.inline()) {
+          const r = readInline(h, f, into, position)
+          cache.release(h)
+          return resume(typeof r === "number" ? Effect.succeed(r) : Effect.fail(r.reason === "internal" ? stick(r) : r))
+        }
         let done = 0
         const step = (): void =>
           sys.read(h.fd, into, done, into.length - done, position + done, (err, n) => {
@@ -454,6 +492,25 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
           resume(Effect.succeed(0))
         } else step()
       })
+
+    /** Fills `into` from `position` through `h` on this thread (until full or end of file): the bytes read. */
+    const readInline = (h: Handle, f: number, into: Uint8Array, position: number): number | Storage.StorageError => {
+      let done = 0
+      while (done < into.length) {
+        const started = inlineIo.now()
+        let n: number
+        try {
+          n = sys.readSync(h.fd, into, done, into.length - done, position + done)
+        } catch (err) {
+          return fromErrno("read", paths[f]!, err)
+        } finally {
+          inlineIo.done(started)
+        }
+        if (n === 0) break
+        done += n
+      }
+      return done
+    }
 
     /** fdatasync of every handle (pinned by the caller); each is unpinned as its call returns. */
     const syncAll = (handles: ReadonlyArray<Handle>) =>
@@ -561,13 +618,23 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
             const expectWhole = complete(f) && (options.wanted?.(f) ?? true)
             if (paths[f] === "" || (seen[f] === undefined && !expectWhole)) return
             const path = paths[f]!
-            const st = yield* lstatE(path)
+            // A write of ours that ends while the lstat runs moves `seen` past what it saw (a file "shorter" than
+            // we wrote is then only older): stat again; if our writes keep racing it, its size proves nothing.
+            let moved = seenMoves[f]
+            let st = yield* lstatE(path)
+            for (let tries = 0; tries < 4 && seenMoves[f] !== moved; tries++) {
+              moved = seenMoves[f]
+              st = yield* lstatE(path)
+            }
+            const raced = seenMoves[f] !== moved
             if (st === undefined) {
               return yield* stick(changed(path, "deleted"))
             }
             if (st.kind !== "file") return yield* stick(changed(path, "replaced with something that is not a file"))
             if (seen[f] !== undefined) {
-              const foreign = foreignChange(f, st, false)
+              const foreign = raced
+                ? (st.identity !== seen[f]!.identity ? changed(path, "replaced") : undefined)
+                : foreignChange(f, st, false)
               if (foreign !== undefined) return yield* stick(foreign)
             }
             if (expectWhole && st.size !== lengthOf(f)) {

@@ -54,6 +54,11 @@ interface Case {
   readonly writesInFlight: number
   /** The kernel writes half of what each call asks (the storage must loop). */
   readonly shortWrites: boolean
+  /**
+   * Inline I/O (internal/InlineIo.ts): never, always, or with every third inline call slow, so that reads and writes
+   * move between the calling thread and the pool mid-run (the clock moves one ms per driver step).
+   */
+  readonly inline: "off" | "on" | "flaky"
   readonly choices: ReadonlyArray<number>
 }
 
@@ -84,6 +89,7 @@ const caseArb: FastCheck.Arbitrary<Case> = FastCheck.record({
   writeChunk: FastCheck.option(FastCheck.constantFrom(37, 100, 300), { nil: undefined }),
   writesInFlight: FastCheck.constantFrom(1, 2, 8),
   shortWrites: FastCheck.boolean(),
+  inline: FastCheck.constantFrom("off" as const, "on" as const, "flaky" as const),
   choices: FastCheck.array(FastCheck.nat(), { maxLength: 400 })
 }).chain((c) => {
   const total = c.files.reduce((n, f) => n + f.length, 0)
@@ -105,6 +111,11 @@ const runCase = async (c: Case): Promise<Array<string>> => {
   const layout = Either.getOrThrow(FileLayout.make(t.files, t.pieceLength))
   const kernel = makeKernel()
   kernel.shortWrites = c.shortWrites
+  let clock = 0
+  let inlineCalls = 0
+  kernel.onInline = () => {
+    if (c.inline === "flaky" && ++inlineCalls % 3 === 0) clock += 20
+  }
   kernel.mkdirp(c.rootExists ? ROOT : "/")
   const problems: Array<string> = []
   const state: Array<"unwritten" | "writing" | "written"> = Array.from({ length: t.pieceCount }, () => "unwritten")
@@ -198,7 +209,8 @@ const runCase = async (c: Case): Promise<Array<string>> => {
       maxOpenFiles: c.maxOpen,
       syscalls: kernel.syscalls,
       writeChunk: c.writeChunk,
-      writesInFlight: c.writesInFlight
+      writesInFlight: c.writesInFlight,
+      inlineIo: c.inline === "off" ? { enabled: false } : { now: () => clock, slowMs: 10, backoffMs: 5 }
     }).pipe(Effect.provide(Hasher.layerInline), Scope.extend(scope))
     const closeNow = yield* Deferred.make<void>()
     trigger = () => Deferred.unsafeDone(closeNow, Exit.void)
@@ -219,6 +231,7 @@ const runCase = async (c: Case): Promise<Array<string>> => {
   let k = 0
   const exit = await drive(program, kernel, () => c.choices[k++] ?? 0, (n) => {
     steps = n
+    clock++
     if (c.closeAfter !== undefined && steps === c.closeAfter) trigger?.()
   })
   if (Exit.isFailure(exit)) problems.push(`program failed: ${String(exit.cause)}`)

@@ -23,7 +23,7 @@ const run = <A, E>(
   kernel: Kernel,
   body: (s: FileStorage.FileStorage) => Effect.Effect<A, E>,
   maxOpenFiles = 4,
-  more: Pick<FileStorage.Options, "writeChunk" | "writesInFlight"> = {}
+  more: Pick<FileStorage.Options, "writeChunk" | "writesInFlight" | "inlineIo"> = {}
 ): Promise<Exit.Exit<A, E | Storage.StorageError>> => {
   kernel.mkdirp("/out")
   return drive(
@@ -74,7 +74,7 @@ describe("FileStorage: failures that poison the storage", () => {
         // out as call 1 returns, before call 2's failure is back; none of calls 6–10 after it.
         const e = yield* Effect.flip(write(s, 0))
         return { e, pendingAtFailure: pendingWrites() }
-      }), 4, { writeChunk: 50, writesInFlight: 4 })
+      }), 4, { writeChunk: 50, writesInFlight: 4, inlineIo: { enabled: false } })
     const { e, pendingAtFailure } = valueOf(exit)
     expect(e.reason).toBe("write")
     expect(e.message).toMatch(/EIO/)

@@ -148,18 +148,25 @@ describe("FileStorage files on disk", () => {
       expect(sameBytes(yield* s.readPiece(63), last)).toBe("same")
     }))
 
-  it.scopedLive("a piece is written in calls of at most WRITE_CHUNK bytes, across file boundaries too", () =>
+  for (const inline of [true, false]) {
+  it.scopedLive(`a piece is written in calls of at most WRITE_CHUNK bytes, across file boundaries too (${inline ? "inline" : "through the pool"})`, () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
       // 1 MiB pieces over a 1.5 MiB file and a 700 KiB one: piece 1 spans both files
       const t = torrent([{ length: 1536 * 1024 }, { length: 700 * 1024 }], 1 << 20)
       const calls: Array<number> = []
+      const other: Array<number> = []
       const s = yield* open(dir, t, {
+        inlineIo: { enabled: inline },
         syscalls: {
           ...Syscalls.node,
           write: (fd, buffer, offset, length, position, cb) => {
-            calls.push(length)
+            ;(inline ? other : calls).push(length)
             Syscalls.node.write(fd, buffer, offset, length, position, cb)
+          },
+          writeSync: (fd, buffer, offset, length, position) => {
+            ;(inline ? calls : other).push(length)
+            return Syscalls.node.writeSync(fd, buffer, offset, length, position)
           }
         }
       })
@@ -173,7 +180,9 @@ describe("FileStorage files on disk", () => {
         expect(sameBytes(new Uint8Array(Fs.readFileSync(Path.join(dir, t.files[f]!.path.join("/")))), fileContent(t, f)))
           .toBe("same")
       }
+      expect(other).toEqual([])
     }))
+  }
 
   it.scopedLive("unselected files are never created, not even their directories", () =>
     Effect.gen(function*() {

@@ -81,6 +81,10 @@ export interface Kernel {
   readonly faults: Array<Fault>
   /** Writes of more than one byte write only their first half (rounded up) and say so, as a kernel may. */
   shortWrites: boolean
+  /** Reads and writes made inline (`readSync`, `writeSync`): they take effect at once, not when the driver says. */
+  inlineCalls: number
+  /** Called as each inline call begins (e.g. to move a test's clock). */
+  onInline: ((label: string) => void) | undefined
 }
 
 export const makeKernel = (): Kernel => {
@@ -129,6 +133,34 @@ export const makeKernel = (): Kernel => {
     return inode === undefined ? undefined : statOf("file", inode)
   }
 
+  /** A write taking effect now: the bytes written (a short write takes the first part), or the error. */
+  const writeNow = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number | Syscalls.Errno => {
+    const f = lookupFd("write", fd)
+    if (f instanceof Error) return f
+    const fault = faultOf("write", f.path)
+    if (fault !== undefined) return errno(fault, "write", f.path)
+    if (!f.writable) {
+      violations.push(`write through read-only descriptor ${fd} (${f.path})`)
+      return errno("EBADF", "write", f.path)
+    }
+    const n = kernel.shortWrites && length > 1 ? Math.ceil(length / 2) : length
+    const inode = f.inode
+    inode.data = grow(inode.data, position + n)
+    inode.data.set(buffer.subarray(offset, offset + n), position)
+    inode.size = Math.max(inode.size, position + n)
+    inode.changes++
+    return n
+  }
+  const readNow = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number | Syscalls.Errno => {
+    const f = lookupFd("read", fd)
+    if (f instanceof Error) return f
+    const fault = faultOf("read", f.path)
+    if (fault !== undefined) return errno(fault, "read", f.path)
+    const n = Math.max(0, Math.min(length, f.inode.size - position))
+    buffer.set(f.inode.data.subarray(position, position + n), offset)
+    return n
+  }
+
   const syscalls: Syscalls.Syscalls = {
     open: (path, flags, _mode, cb) =>
       later(`open ${path}`, undefined, () => {
@@ -159,35 +191,31 @@ export const makeKernel = (): Kernel => {
     },
     write: (fd, buffer, offset, length, position, cb) => {
       later(`write fd ${fd} @${position}+${length}`, fd, () => {
-        const f = lookupFd("write", fd)
-        if (f instanceof Error) return () => cb(f, 0)
-        const fault = faultOf("write", f.path)
-        if (fault !== undefined) return () => cb(errno(fault, "write", f.path), 0)
-        if (!f.writable) {
-          violations.push(`write through read-only descriptor ${fd} (${f.path})`)
-          return () => cb(errno("EBADF", "write", f.path), 0)
-        }
         // The caller's buffer as it is when the call runs (not as issued): a caller that reused it too early
-        // writes what it put there since. A short write takes the first part.
-        const n = kernel.shortWrites && length > 1 ? Math.ceil(length / 2) : length
-        const inode = f.inode
-        inode.data = grow(inode.data, position + n)
-        inode.data.set(buffer.subarray(offset, offset + n), position)
-        inode.size = Math.max(inode.size, position + n)
-        inode.changes++
-        return () => cb(null, n)
+        // writes what it put there since.
+        const r = writeNow(fd, buffer, offset, length, position)
+        return () => (typeof r === "number" ? cb(null, r) : cb(r, 0))
       })
     },
     read: (fd, buffer, offset, length, position, cb) =>
       later(`read fd ${fd} @${position}+${length}`, fd, () => {
-        const f = lookupFd("read", fd)
-        if (f instanceof Error) return () => cb(f, 0)
-        const fault = faultOf("read", f.path)
-        if (fault !== undefined) return () => cb(errno(fault, "read", f.path), 0)
-        const n = Math.max(0, Math.min(length, f.inode.size - position))
-        buffer.set(f.inode.data.subarray(position, position + n), offset)
-        return () => cb(null, n)
+        const r = readNow(fd, buffer, offset, length, position)
+        return () => (typeof r === "number" ? cb(null, r) : cb(r, 0))
       }),
+    writeSync: (fd, buffer, offset, length, position) => {
+      kernel.inlineCalls++
+      kernel.onInline?.(`write fd ${fd} @${position}+${length}`)
+      const r = writeNow(fd, buffer, offset, length, position)
+      if (typeof r !== "number") throw r
+      return r
+    },
+    readSync: (fd, buffer, offset, length, position) => {
+      kernel.inlineCalls++
+      kernel.onInline?.(`read fd ${fd} @${position}+${length}`)
+      const r = readNow(fd, buffer, offset, length, position)
+      if (typeof r !== "number") throw r
+      return r
+    },
     fdatasync: (fd, cb) =>
       later(`fdatasync fd ${fd}`, fd, () => {
         const f = lookupFd("fdatasync", fd)
@@ -273,7 +301,9 @@ export const makeKernel = (): Kernel => {
       inode.changes++
     },
     faults,
-    shortWrites: false
+    shortWrites: false,
+    inlineCalls: 0,
+    onInline: undefined
   }
   return kernel
 }

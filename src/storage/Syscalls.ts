@@ -46,8 +46,6 @@ export interface Syscalls {
   ) => void
   /** pwrite(2) on the calling thread (FileStorage's inline I/O, internal/InlineIo.ts); returns the bytes written. */
   readonly writeSync: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number
-  /** pread(2) on the calling thread; returns the bytes read (0 at end of file). */
-  readonly readSync: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number
   readonly fdatasync: (fd: number, cb: (err: Errno | null) => void) => void
   readonly ftruncate: (fd: number, length: number, cb: (err: Errno | null) => void) => void
   /** fstat(2), synchronous (atomic with the caller's own bookkeeping of `fd`). */
@@ -81,7 +79,6 @@ export const node: Syscalls = {
   write: (fd, buffer, offset, length, position, cb) => Fs.write(fd, buffer, offset, length, position, cb),
   read: (fd, buffer, offset, length, position, cb) => Fs.read(fd, buffer, offset, length, position, cb),
   writeSync: (fd, buffer, offset, length, position) => Fs.writeSync(fd, buffer, offset, length, position),
-  readSync: (fd, buffer, offset, length, position) => Fs.readSync(fd, buffer, offset, length, position),
   fdatasync: (fd, cb) => Fs.fdatasync(fd, cb),
   ftruncate: (fd, length, cb) => Fs.ftruncate(fd, length, cb),
   fstatSync: (fd) => statOf(Fs.fstatSync(fd, { bigint: true })),

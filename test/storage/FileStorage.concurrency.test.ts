@@ -55,8 +55,8 @@ interface Case {
   /** The kernel writes half of what each call asks (the storage must loop). */
   readonly shortWrites: boolean
   /**
-   * Inline I/O (internal/InlineIo.ts): never, always, or with every third inline call slow, so that reads and writes
-   * move between the calling thread and the pool mid-run (the clock moves one ms per driver step).
+   * Inline writes (internal/InlineIo.ts): never, always, or with every third inline call slow, so that writes move
+   * between the calling thread and the pool mid-run (the clock moves one ms per driver step).
    */
   readonly inline: "off" | "on" | "flaky"
   readonly choices: ReadonlyArray<number>

@@ -81,7 +81,7 @@ export interface Kernel {
   readonly faults: Array<Fault>
   /** Writes of more than one byte write only their first half (rounded up) and say so, as a kernel may. */
   shortWrites: boolean
-  /** Reads and writes made inline (`readSync`, `writeSync`): they take effect at once, not when the driver says. */
+  /** Writes made inline (`writeSync`): they take effect at once, not when the driver says. */
   inlineCalls: number
   /** Called as each inline call begins (e.g. to move a test's clock). */
   onInline: ((label: string) => void) | undefined
@@ -209,13 +209,7 @@ export const makeKernel = (): Kernel => {
       if (typeof r !== "number") throw r
       return r
     },
-    readSync: (fd, buffer, offset, length, position) => {
-      kernel.inlineCalls++
-      kernel.onInline?.(`read fd ${fd} @${position}+${length}`)
-      const r = readNow(fd, buffer, offset, length, position)
-      if (typeof r !== "number") throw r
-      return r
-    },
+
     fdatasync: (fd, cb) =>
       later(`fdatasync fd ${fd}`, fd, () => {
         const f = lookupFd("fdatasync", fd)

@@ -1,14 +1,15 @@
 /**
- * When FileStorage makes a piece's reads and writes synchronously on the calling (event-loop) thread, and when
- * through libuv's thread pool. Plain state, no Effect: it is consulted per system call.
+ * When FileStorage makes a piece's writes synchronously on the calling (event-loop) thread, and when through libuv's
+ * thread pool. Plain state, no Effect: it is consulted per system call.
  *
  * Inline is the default: a write that lands in the page cache takes ~30 µs per 128 KiB, less than a trip through
  * the pool costs (a pool thread woken per call, its completion handed back through the event loop, the data copied on
  * another core). Downloading 1 GiB here, inline writes took 0.86–0.90 × the wall time and ~0.9 × the CPU of pooled
- * ones (docs/PERFORMANCE.md, issue 16). Transmission and aria2 do all their disk I/O on their event loop.
+ * ones (docs/PERFORMANCE.md, issue 16). Transmission and aria2 do all their disk I/O on their event loop. (Reads stay
+ * in the pool: inline, they made seeding slower.)
  *
- * But a call that blocks (a disk that cannot keep up: the kernel throttles the writer of dirty pages; a read that
- * misses the cache on a spinning disk; a network file system) would stall every peer and timer with it. So each
+ * But a call that blocks (a disk that cannot keep up: the kernel throttles the writer of dirty pages; a network file
+ * system) would stall every peer and timer with it. So each
  * inline call is timed, and one that took `slowMs` or more sends I/O back to the pool for `backoffMs`; then inline
  * is tried again. The worst an inline call can cost the event loop is one such call per `backoffMs`.
  */

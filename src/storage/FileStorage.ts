@@ -416,10 +416,13 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
           const foreign = foreignChange(f, before, true)
           if (foreign !== undefined) return finish(foreign)
           started = true
-          if (inlineIo.inline()) return finish(writeInline(h, path, data, position))
+          // Inline while the calls are fast; what a slow one leaves goes through the pool.
+          const inline = writeInline(h, path, data, position)
+          if (typeof inline !== "number") return finish(inline)
+          if (inline === data.length && data.length > 0) return finish(undefined)
           // Up to `writesInFlight` calls at once (WRITES_IN_FLIGHT says why). The write ends when every call has
           // returned, even after one failed: the others still read `data`, which is the caller's again once we resume.
-          let next = 0
+          let next = inline
           let inFlight = 0
           let error: Storage.StorageError | undefined
           const chunk = (at: number, end: number): void => {
@@ -449,9 +452,13 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         q.push(run)
       })
 
-    /** All of `data` at `position` through `h`, on this thread, in calls of `writeChunk` (short writes looped). */
-    const writeInline = (h: Handle, path: string, data: Uint8Array, position: number): Storage.StorageError | undefined => {
-      for (let at = 0; at < data.length;) {
+    /**
+     * `data` at `position` through `h`, on this thread, in calls of `writeChunk` (short writes looped), while inline
+     * I/O is on: the bytes written (all of them, or where a slow call stopped it), or the error.
+     */
+    const writeInline = (h: Handle, path: string, data: Uint8Array, position: number): number | Storage.StorageError => {
+      let at = 0
+      while (at < data.length && inlineIo.inline()) {
         const started = inlineIo.now()
         let n: number
         try {
@@ -464,7 +471,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
         if (n === 0) return fromErrno("write", path, new Error("write made no progress"))
         at += n
       }
-      return undefined
+      return at
     }
 
     /** Reads into `into` from `position` until full or end of file, then unpins `h`; returns the bytes read. */

@@ -184,6 +184,41 @@ describe("FileStorage files on disk", () => {
     }))
   }
 
+  it.scopedLive("a slow inline write call sends the rest of its write, and later writes, to the pool until the back-off ends", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const t = torrent([{ length: 3 << 20 }], 1 << 20)
+      let clock = 0
+      let syncCalls = 0
+      const calls: Array<"inline" | "pool"> = []
+      const s = yield* open(dir, t, {
+        inlineIo: { now: () => clock, slowMs: 10, backoffMs: 1000 },
+        syscalls: {
+          ...Syscalls.node,
+          write: (fd, buffer, offset, length, position, cb) => {
+            calls.push("pool")
+            Syscalls.node.write(fd, buffer, offset, length, position, cb)
+          },
+          writeSync: (fd, buffer, offset, length, position) => {
+            calls.push("inline")
+            if (++syncCalls === 2) clock += 50 // the second call is slow
+            return Syscalls.node.writeSync(fd, buffer, offset, length, position)
+          }
+        }
+      })
+      const per = (1 << 20) / FileStorage.WRITE_CHUNK
+      yield* s.writePiece(0, pieceOf(t, 0))
+      expect(calls).toEqual(["inline", "inline", ...Array<"pool">(per - 2).fill("pool")])
+      calls.length = 0
+      yield* s.writePiece(1, pieceOf(t, 1))
+      expect(calls).toEqual(Array<"pool">(per).fill("pool"))
+      calls.length = 0
+      clock += 1000
+      yield* s.writePiece(2, pieceOf(t, 2))
+      expect(calls).toEqual(Array<"inline">(per).fill("inline"))
+      expect(sameBytes(new Uint8Array(Fs.readFileSync(Path.join(dir, t.files[0]!.path.join("/")))), fileContent(t, 0))).toBe("same")
+    }))
+
   it.scopedLive("unselected files are never created, not even their directories", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

@@ -43,6 +43,11 @@ export interface Options {
   /** Every wanted piece is verified: nothing is requested, nobody is interesting. */
   readonly finished: () => boolean
   /**
+   * Idle piece buffers kept for reuse, in bytes (default 16 MiB). The torrent passes its buffer budget: buffers let go
+   * when the backlog drains are allocated again when it fills, and freed ones stay in the process's heap meanwhile.
+   */
+  readonly idleBufferBytes?: number | undefined
+  /**
    * A piece is complete in `data` (ownership passes): verify and write it. `senders[b]` sent block `b` (for BEP 52
    * per-block blame).
    */
@@ -122,6 +127,8 @@ export interface Download {
   readonly peers: ReadonlyMap<PeerKey, PeerRecord>
   /** Piece buffers (the finisher gives them back after the write). */
   readonly pool: PiecePool.PiecePool
+  /** Bytes of the buffers of pieces in flight (partly received). */
+  readonly inFlightBytes: () => number
   /** Sessions should ask for requests again. */
   readonly kickAll: () => void
   /** Tells every peer whether we are interested in it now. */
@@ -174,11 +181,12 @@ export const make = (options: Options): Download => {
   const pieceSize = (i: number) => Math.min(m.pieceLength, m.totalLength - i * m.pieceLength)
   let picker: Picker.Picker | undefined
   const slots = new Map<number, Slot>()
-  // Idle piece buffers kept for reuse: 16 (of 1 MiB) cover the pieces in flight plus those waiting for hash/write at
-  // full speed from a few peers; more only raises peak RSS (32 with a 48 MiB backlog: 152–163 MiB peak against
-  // 141–146 with 16 and 24 MiB, same wall and CPU: docs/PERFORMANCE.md). Bounded in bytes too, so big pieces
-  // (4–16 MiB) keep at most 16 MiB idle, not 16 pieces.
-  const pool = PiecePool.make({ maxFree: 16, maxFreeBytes: 16 * 1024 * 1024 })
+  // Idle piece buffers kept for reuse, bounded in bytes (big pieces, 4–16 MiB, keep that many bytes, not that many
+  // pieces). The torrent passes its buffer budget (the pieces in flight and waiting for hash/write stay within it), so
+  // a backlog that drains and fills again reuses its buffers: with 16 MiB kept of a 24 MiB backlog plus the pieces in
+  // flight, four seeders made 162 allocations of 1 MiB per GiB and a 165–183 MiB peak (docs/PERFORMANCE.md).
+  const idleBytes = options.idleBufferBytes ?? 16 * 1024 * 1024
+  const pool = PiecePool.make({ maxFree: Math.max(16, Math.ceil(idleBytes / Math.max(1, m.pieceLength))), maxFreeBytes: idleBytes })
   const peers = new Map<PeerKey, PeerRecord>()
   let downloaded = 0
   /** Accepted payload bytes per peer key, kept after the peer left. */
@@ -380,6 +388,11 @@ export const make = (options: Options): Download => {
     },
     peers,
     pool,
+    inFlightBytes: () => {
+      let n = 0
+      for (const slot of slots.values()) n += slot.buf.byteLength
+      return n
+    },
     kickAll,
     updateInterest,
     sendCancels,

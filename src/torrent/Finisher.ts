@@ -9,8 +9,10 @@
  *   what one loopback seeder sends, so reading sat paused on the backlog half of a download. Long-lived finishers
  *   pulling from the mailbox, not a fork and a semaphore per piece (THROUGHPUT.md rule 6): ~40 fewer runtime ops
  *   per piece.
- * - Backpressure: while more than `budget` bytes of pieces wait for hash/write, `onBacklog(true)` (every session
- *   stops reading); below half of it, `onBacklog(false)`.
+ * - Backpressure: while the pieces waiting for hash/write and those in flight (`inFlightBytes`, partly received) hold
+ *   more than `budget` bytes of buffers, `onBacklog(true)` (every session stops reading); below half of it, or once
+ *   nothing waits (pieces in flight complete only while reading goes on), `onBacklog(false)`. Counting the pieces in
+ *   flight bounds the buffers whatever the number of peers: each fast peer keeps a few pieces in flight of its own.
  * - A storage failure goes to `failStorage` (the torrent fails) and no later piece is written. A defect (e.g. the
  *   hash worker died under a piece) ends `run` with it: the caller stops the torrent.
  */
@@ -31,8 +33,10 @@ export interface Options {
   readonly have: Bitfield.Bitfield
   /** Where piece buffers go back after their write. */
   readonly pool: PiecePool.PiecePool
-  /** Bytes of pieces waiting before reading pauses. */
+  /** Bytes of piece buffers (waiting for hash/write, and in flight) before reading pauses. */
   readonly budget: number
+  /** Bytes of the buffers of pieces in flight (default none). */
+  readonly inFlightBytes?: (() => number) | undefined
   /** Verified and written pieces at once (at least 1). */
   readonly concurrency: number
   readonly publish: (event: TorrentEvent.TorrentEvent) => void
@@ -88,6 +92,7 @@ export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Sco
     const queue = yield* Mailbox.make<Completed>()
     const scope = yield* Effect.scope
     const budget = options.budget
+    const inFlight = options.inFlightBytes ?? (() => 0)
     const pool = options.pool
     let backlog = 0
     let paused = false
@@ -141,7 +146,7 @@ export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Sco
       // detached `done.data` (length 0), so the backlog never shrank and reading stayed paused once it passed the
       // budget.
       backlog -= done.bytes
-      if (paused && backlog < budget / 2) setPaused(false)
+      if (paused && (backlog === 0 || backlog + inFlight() < budget / 2)) setPaused(false)
       yield* options.after
     })
     const finishGuarded = (done: Completed) =>
@@ -157,7 +162,7 @@ export const make = (options: Options): Effect.Effect<Finisher, never, Scope.Sco
       offer: (index, data, senders) => {
         backlog += data.length
         queue.unsafeOffer({ index, data, bytes: data.length, senders })
-        if (!paused && backlog > budget) setPaused(true)
+        if (!paused && backlog + inFlight() > budget) setPaused(true)
       },
       backlog: () => backlog,
       paused: () => paused,

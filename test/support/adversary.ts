@@ -33,6 +33,8 @@ export interface Peer {
   readonly stream: (next: () => Uint8Array | undefined) => void
   /** Our messages to it (decoded once its handshake went out). */
   readonly onMessage: (f: (message: Message.Control) => void) => void
+  /** Whole blocks (`piece` messages) we send it. */
+  readonly onBlock: (f: (index: number, begin: number) => void) => void
   /** Stops reading what we send (what we write then piles up on our side). */
   readonly pauseReading: () => void
   readonly destroy: () => void
@@ -70,6 +72,7 @@ export const adversary = (built: Built, options: AdversaryOptions = {}): Promise
     if (mode === "silent") return
     const reader = Handshake.reader()
     const listeners: Array<(message: Message.Control) => void> = []
+    const blockListeners: Array<(index: number, begin: number) => void> = []
     let decoder: FrameDecoder.FrameDecoder | undefined
     const write = (bytes: Uint8Array) => {
       if (!socket.destroyed) socket.write(bytes)
@@ -92,6 +95,7 @@ export const adversary = (built: Built, options: AdversaryOptions = {}): Promise
         pump()
       },
       onMessage: (f) => void listeners.push(f),
+      onBlock: (f) => void blockListeners.push(f),
       pauseReading: () => void socket.pause(),
       destroy: () => void socket.destroy(),
       destroyed: () => socket.destroyed
@@ -114,7 +118,9 @@ export const adversary = (built: Built, options: AdversaryOptions = {}): Promise
         onMessage: (message) => {
           for (const f of listeners) f(message)
         },
-        onBlock: () => {}
+        onBlock: (index, begin, length, offset, data) => {
+          if (offset + data.length === length) for (const f of blockListeners) f(index, begin)
+        }
       }, { pieceCount: m.pieceCount, fast: false, extensionProtocol: false })
       if (mode === "slow-loris") {
         let i = 0

@@ -133,19 +133,25 @@ const scenarios: ReadonlyArray<Scenario> = [
       script: (p) => {
         let unchoked = false
         let piece: number | undefined
-        let flooding = false
-        const maybeFlood = () => {
-          if (flooding || !unchoked || piece === undefined) return
-          flooding = true
-          p.pauseReading()
-          const reqs = Array.from({ length: 1024 }, (_, i) => block(piece!, (i % 2) * 16384))
-          p.stream(times(Message.encodeBatch(reqs), 20))
-        }
+        // One block is asked and read first: the piece is then in our upload cache and every request of the flood
+        // is answered as it arrives. Flooding while the piece was still being read filled the peer's queue (500)
+        // and had the rest rejected: 8 MiB left unread, a bound as well, but under the ban threshold.
+        let state: "waiting" | "asked" | "flooding" = "waiting"
         p.onMessage((m) => {
           if (m._tag === "Unchoke") unchoked = true
           if (m._tag === "Have") piece ??= m.index
           if (m._tag === "Bitfield") piece ??= m.bytes[0]! & 0x80 ? 0 : undefined
-          maybeFlood()
+          if (state === "waiting" && unchoked && piece !== undefined) {
+            state = "asked"
+            p.send([block(piece, 0)])
+          }
+        })
+        p.onBlock(() => {
+          if (state !== "asked") return
+          state = "flooding"
+          p.pauseReading()
+          const reqs = Array.from({ length: 1024 }, (_, i) => block(piece!, (i % 2) * 16384))
+          p.stream(times(Message.encodeBatch(reqs), 20))
         })
         p.send([Message.Interested()])
       }

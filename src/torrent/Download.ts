@@ -221,6 +221,11 @@ export const make = (options: Options): Download => {
     for (const b of blocks) picker.requestRejected(peer, b.index, b.begin)
     if (blocks.length > 0) kickAll()
   }
+  /** Whether a session other than `peer` is copying block `begin` of piece `index` into its buffer now. */
+  const isBeingCopied = (peer: PeerKey, index: number, begin: number): boolean => {
+    const w = slots.get(index)?.writers[Math.floor(begin / BLOCK)]
+    return w !== undefined && w !== peer
+  }
   const setPaused = (p: boolean) => {
     for (const r of peers.values()) p ? r.control.pauseReading() : r.control.resumeReading()
   }
@@ -301,7 +306,17 @@ export const make = (options: Options): Download => {
       // a web seed takes no endgame duplicates: it would fetch whole ranges twice (WebSeed.ts)
       const noDuplicates = peers.get(peer)?.info.webSeed === true
       const reqs = picker.nextRequests(peer, max, { only, prefer: suggested.get(peer), noDuplicates })
-      return reqs.map((r) => ({ index: r.piece, begin: r.begin, length: r.length }))
+      const out: Array<BlockRef> = []
+      for (const r of reqs) {
+        // Another session is copying this block into the piece buffer now (its message half read, e.g. its reading
+        // paused by the download limit): `blockBuffer` refuses this peer's copy until that one is done, so asking
+        // would only fetch bytes to throw away. In endgame such a duplicate used to be asked for again after every
+        // block, at the line rate: the download limit stayed spent on discarded copies and the session holding the
+        // block was hardly ever read again (a throttled download stuck at its last piece, interop.aria2.test.ts).
+        if (isBeingCopied(peer, r.piece, r.begin)) picker.requestRejected(peer, r.piece, r.begin)
+        else out.push({ index: r.piece, begin: r.begin, length: r.length })
+      }
+      return out
     },
     blockBuffer: (peer, index, begin, length) => {
       if (picker === undefined || picker.pieceState(index) !== "InFlight" || begin % BLOCK !== 0) return undefined

@@ -367,7 +367,9 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       listenPort: options.listenPort,
       externalPort: options.externalPort,
       clientName: PeerState.config(options.peerConfig).clientName,
-      reqq: PeerState.config(options.peerConfig).maxPipeline,
+      // What the uploader queues per peer (not our own pipeline's depth, 250: advertised, it held a libtorrent leecher
+      // to 250 requests in flight to us, against 500 to a libtorrent seeder)
+      reqq: Uploader.MAX_QUEUED,
       onPeers: (_from, found) => {
         for (const p of found) swarm.add(p.ip, p.port, "pex")
       },

@@ -85,7 +85,7 @@ export interface Options {
   readonly sharedUp?: RateLimit.Bucket | undefined
   /** Default 16 MiB (32 MiB only raised the seeder's peak RSS, 149 against 136 MiB, at the same wall and CPU). */
   readonly cacheBytes?: number | undefined
-  /** Queued requests per peer (default 500). */
+  /** Queued requests per peer (default `MAX_QUEUED`). */
   readonly maxQueued?: number | undefined
   /** Piece reads in flight at once (default 4). */
   readonly readConcurrency?: number | undefined
@@ -147,6 +147,12 @@ export interface Uploader {
 }
 
 export const BLOCK_MAX = 16 * 1024
+/**
+ * Requests queued per peer by default: also the `reqq` we advertise (Extensions.ts), the number of requests a peer
+ * keeps in flight to us. 500 blocks are 8 MiB, half the write backlog a peer may leave unread (PeerState
+ * `maxWriteBacklog`), so a peer that asks for all of them and reads slowly is not taken for one that never reads.
+ */
+export const MAX_QUEUED = 500
 const BATCH = 64
 
 interface Peer {
@@ -193,7 +199,7 @@ export const make = (options: Options): Effect.Effect<Uploader, never, Scope.Sco
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const storage = options.storage
     const cacheBytes = Math.max(options.cacheBytes ?? 16 * 1024 * 1024, options.pieceLength)
-    const maxQueued = options.maxQueued ?? 500
+    const maxQueued = options.maxQueued ?? MAX_QUEUED
     const readConcurrency = Math.max(1, options.readConcurrency ?? 4)
     const own = RateLimit.makeAdjustable(options.upLimit ?? 0, { now: now() })
     const buckets = options.sharedUp === undefined ? [own] : [own, options.sharedUp]

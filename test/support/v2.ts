@@ -139,22 +139,31 @@ const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
  * requests) once the answer handshake is in, and gives that handshake and the first `requests.length` hash answers
  * (`hashes` or `hash reject`), within 10 s.
  */
+export interface AskedHashes {
+  readonly handshake: Handshake.Handshake
+  readonly answers: ReadonlyArray<Message.Control>
+  /** The payload of the seeder's BEP 10 handshake, when it came before the last answer. */
+  readonly extensions: Uint8Array | undefined
+}
+
 export const askHashes = (
   port: number,
   metainfo: Metainfo.Metainfo,
   requests: ReadonlyArray<Parameters<typeof Message.HashRequest>[0]>
-): Effect.Effect<{ readonly handshake: Handshake.Handshake; readonly answers: ReadonlyArray<Message.Control> }, unknown> =>
-  Effect.async<{ readonly handshake: Handshake.Handshake; readonly answers: ReadonlyArray<Message.Control> }, unknown>((resume) => {
+): Effect.Effect<AskedHashes, unknown> =>
+  Effect.async<AskedHashes, unknown>((resume) => {
     const answers: Array<Message.Control> = []
     let handshake: Handshake.Handshake | undefined
+    let extensions: Uint8Array | undefined
     const socket = Net.connect(port, "127.0.0.1")
     const decoder = FrameDecoder.make({
       onMessage: (message) => {
+        if (message._tag === "Extended" && message.id === 0) extensions ??= message.payload
         if (message._tag !== "Hashes" && message._tag !== "HashReject") return
         answers.push(message)
         if (answers.length === requests.length) {
           socket.destroy()
-          resume(Effect.succeed({ handshake: handshake!, answers }))
+          resume(Effect.succeed({ handshake: handshake!, answers, extensions }))
         }
       },
       onBlock: () => {}

@@ -16,6 +16,8 @@ import * as LogLevel from "effect/LogLevel"
 import * as Merkle from "../../src/core/Merkle.ts"
 import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
+import * as Uploader from "../../src/torrent/Uploader.ts"
+import * as ExtensionHandshake from "../../src/wire/ExtensionHandshake.ts"
 import { writeData } from "../support/data.ts"
 import { download, noTracker, tempDir, testClient } from "../support/download.ts"
 import { shouldRun } from "../support/libtorrentSeeder.ts"
@@ -167,7 +169,12 @@ describe("v2: leaf-level hash requests answered from our data", () => {
           proofLayers: Merkle.proofLayersToRoot(base, Merkle.blockCount(f.length))
         }
       }))
-      const got = (yield* askHashes(port, m, requests.map((r) => r.request))).answers
+      const asked = yield* askHashes(port, m, requests.map((r) => r.request))
+      const got = asked.answers
+      // the requests it may keep in flight to us (`reqq`): what our uploader queues per peer, not our own pipeline's
+      // depth (advertising 250 held a libtorrent leecher to half the requests it keeps in flight to its own seeder)
+      const ours = asked.extensions === undefined ? undefined : ExtensionHandshake.decode(asked.extensions)
+      expect(ours?._tag === "Right" ? ours.right.reqq : undefined).toBe(Uploader.MAX_QUEUED)
       for (const { file, request } of requests) {
         const answer = got.find((g) => g._tag === "Hashes" && g.index === request.index && g.base === request.base && g.length === request.length && Buffer.compare(g.piecesRoot, request.piecesRoot) === 0)
         expect(answer?._tag, JSON.stringify({ ...request, piecesRoot: undefined })).toBe("Hashes")

@@ -143,8 +143,11 @@ describe.runIf(shouldRun("swarm interop with libtorrent"))("swarm interop", () =
       yield* Effect.promise(() => a.command({ op: "connect", id: "t", ip: host, port: other.port }))
       yield* Effect.promise(() => a.waitFor("t", (s) => s.peers.some((p) => p.port === other.port), 20_000))
       const dir = tempDir("pex")
-      // Throttled so the connection lives for several of libtorrent's one-second PEX ticks.
-      const events = yield* downloadMagnet(`magnet:?xt=urn:btih:${hex(b)}&x.pe=${host}:${a.port}`, dir, "60 seconds", 600_000)
+      // Throttled so the connection lives well past A's first PEX message to it (~14 s): libtorrent sends it at a
+      // one-second tick once two peers are connected, and spaces PEX messages of all its connections at least 3 s
+      // apart (its `global_last`), so ours may wait for the one to the other peer; at 600 kB/s (7 s) a loaded CI
+      // machine once finished the download first.
+      const events = yield* downloadMagnet(`magnet:?xt=urn:btih:${hex(b)}&x.pe=${host}:${a.port}`, dir, "60 seconds", 300_000)
       const connected = events.filter(TorrentEvent.$is("PeerConnected")).map((e) => e.addr)
       expect(connected).toContain(`${host}:${other.port}`)
       const sourceOf = (port: number) =>

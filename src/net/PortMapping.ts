@@ -61,8 +61,9 @@ const UPNP_LEASE = 3600
 // small I/O helpers (node callbacks wrapped once)
 
 /**
- * One UDP exchange: sends `request` to host:port, resends on RFC 6886's schedule (250 ms doubling), `tries` times.
- * Any datagram from `host` adds it to `heard` (it answers, even if not this request).
+ * One UDP exchange: sends `request` to host:port, resends on RFC 6886's schedule (250 ms doubling), `tries` times;
+ * `tries` 0 sends it once and awaits no answer (it ends once the datagram is handed to the kernel). Any datagram from
+ * `host` adds it to `heard` (it answers, even if not this request).
  */
 const udpExchange = <A>(
   host: string,
@@ -91,28 +92,12 @@ const udpExchange = <A>(
       if (a !== undefined) finish(Option.some(a))
     })
     const attempt = (n: number) => {
-      if (n >= tries) return finish(Option.none())
-      socket.send(request, port, host, (e) => e !== null && e !== undefined && finish(Option.none()))
-      timer = setTimeout(() => attempt(n + 1), 250 * 2 ** n)
+      if (n >= Math.max(1, tries)) return finish(Option.none())
+      socket.send(request, port, host, (e) => (tries === 0 || (e !== null && e !== undefined)) && finish(Option.none()))
+      if (tries > 0) timer = setTimeout(() => attempt(n + 1), 250 * 2 ** n)
     }
     socket.bind(0, () => attempt(0))
     return Effect.sync(() => finish(Option.none()))
-  })
-
-/** Sends `request` to host:port once and waits for no answer (it ends once the datagram is handed to the kernel). */
-const udpSend = (host: string, port: number, request: Uint8Array): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    const socket = Dgram.createSocket("udp4")
-    let done = false
-    const finish = () => {
-      if (done) return
-      done = true
-      socket.close()
-      resume(Effect.void)
-    }
-    socket.on("error", finish)
-    socket.bind(0, () => socket.send(request, port, host, finish))
-    return Effect.sync(finish)
   })
 
 /** Which local address the kernel would use to reach `host` (a connected UDP socket sends nothing). */
@@ -309,19 +294,14 @@ const abandonAttempt = (
   Effect.gen(function*() {
     const protocols: ReadonlyArray<Pcp.Protocol> = options.udp !== false ? ["tcp", "udp"] : ["tcp"]
     const all = { concurrency: "unbounded", discard: true } as const
+    const tries = answers ? 2 : 0
     if (method === "natpmp") {
-      return yield* Effect.forEach(protocols, (p) => {
-        const request = NatPmp.mappingRequest(p, options.port, 0, 0)
-        return answers ? udpExchange(gateway, NatPmp.PORT, request, () => true, 2) : udpSend(gateway, NatPmp.PORT, request)
-      }, all)
+      return yield* Effect.forEach(protocols, (p) =>
+        udpExchange(gateway, NatPmp.PORT, NatPmp.mappingRequest(p, options.port, 0, 0), () => true, tries), all)
     }
     const client = yield* localAddressToward(gateway)
     if (client === undefined) return
-    yield* Effect.forEach(protocols, (p) => {
-      if (answers) return pcpRequest(gateway, client, nonce, options, p, externalPort, 0, 2)
-      const request = Pcp.mapRequest({ nonce, protocol: p, internalPort: options.port, suggestedPort: externalPort, lifetime: 0, clientAddress: client })
-      return Either.isLeft(request) ? Effect.void : udpSend(gateway, Pcp.PORT, request.right)
-    }, all)
+    yield* Effect.forEach(protocols, (p) => pcpRequest(gateway, client, nonce, options, p, externalPort, 0, tries), all)
   })
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -460,13 +460,13 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
       let at = 0
       while (at < data.length && inlineIo.inline()) {
         const started = inlineIo.now()
-        let n: number
+        let n = 0
         try {
           n = sys.writeSync(h.fd, data, at, Math.min(writeChunk, data.length - at), position + at)
         } catch (err) {
           return fromErrno("write", path, err)
         } finally {
-          inlineIo.done(started)
+          inlineIo.done(started, n)
         }
         if (n === 0) return fromErrno("write", path, new Error("write made no progress"))
         at += n

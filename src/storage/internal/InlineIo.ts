@@ -12,6 +12,13 @@
  * system) would stall every peer and timer with it. So each
  * inline call is timed, and one that took `slowMs` or more sends I/O back to the pool for `backoffMs`; then inline
  * is tried again. The worst an inline call can cost the event loop is one such call per `backoffMs`.
+ *
+ * And writes that are each quick but costly per byte move to the pool too. In some memory states of this machine's
+ * VM every new page-cache page costs a fault in the host: 128 KiB writes then take ~200 µs instead of ~30, half the
+ * event loop's time goes into them, and the pool was 0.90 × the wall time and 0.88 × the CPU of inline writes (the
+ * copy runs beside the event loop, and costs less there; docs/PERFORMANCE.md). So the inline calls of at least
+ * `costlyMinBytes` are summed over windows of `costlyWindowBytes`; a window that cost more than `costlyNsPerByte`
+ * sends I/O to the pool for `costlyBackoffMs`, after which the next window measures again.
  */
 
 export interface Options {
@@ -21,6 +28,14 @@ export interface Options {
   readonly slowMs: number
   /** How long (ms) I/O stays in the pool after a slow inline call. */
   readonly backoffMs: number
+  /** Inline calls of at least this many bytes are measured for cost per byte (smaller ones: mostly fixed cost). */
+  readonly costlyMinBytes: number
+  /** Measured bytes per window. */
+  readonly costlyWindowBytes: number
+  /** A window whose calls took more than this (ns per byte) sends I/O to the pool. */
+  readonly costlyNsPerByte: number
+  /** How long (ms) I/O stays in the pool after a costly window. */
+  readonly costlyBackoffMs: number
   /** Monotonic milliseconds (default `performance.now`). */
   readonly now: () => number
 }
@@ -30,33 +45,60 @@ export interface InlineIo {
   readonly inline: () => boolean
   /** Time now (ms), to time an inline call with. */
   readonly now: () => number
-  /** An inline call that began at `started` has returned (or thrown). */
-  readonly done: (started: number) => void
+  /** An inline call that began at `started` has returned (or thrown) after writing `bytes`. */
+  readonly done: (started: number, bytes: number) => void
   /** Inline calls that were slow so far (each began a back-off). */
   readonly slowCalls: () => number
+  /** Windows that were costly so far (each began a back-off). */
+  readonly costlyWindows: () => number
 }
 
 export const SLOW_MS = 10
 export const BACKOFF_MS = 30_000
+export const COSTLY_MIN_BYTES = 32 * 1024
+export const COSTLY_WINDOW_BYTES = 8 * 1024 * 1024
+/** ~160 µs per 128 KiB: cheap page-cache writes measured 0.25–0.9 ns per byte per 8 MiB window, costly ones 1.5–2.4. */
+export const COSTLY_NS_PER_BYTE = 1.2
+export const COSTLY_BACKOFF_MS = 5_000
 
 export const make = (options: Partial<Options> = {}): InlineIo => {
   const enabled = options.enabled ?? true
   const slowMs = options.slowMs ?? SLOW_MS
   const backoffMs = options.backoffMs ?? BACKOFF_MS
+  const costlyMinBytes = options.costlyMinBytes ?? COSTLY_MIN_BYTES
+  const costlyWindowBytes = options.costlyWindowBytes ?? COSTLY_WINDOW_BYTES
+  const costlyNsPerByte = options.costlyNsPerByte ?? COSTLY_NS_PER_BYTE
+  const costlyBackoffMs = options.costlyBackoffMs ?? COSTLY_BACKOFF_MS
   const now = options.now ?? (() => performance.now())
   /** Inline again from this time on. */
   let pooledUntil = Number.NEGATIVE_INFINITY
   let slow = 0
+  let costly = 0
+  /** The current window: measured bytes and their milliseconds. */
+  let windowBytes = 0
+  let windowMs = 0
   return {
     inline: () => enabled && now() >= pooledUntil,
     now,
-    done: (started) => {
+    done: (started, bytes) => {
       const end = now()
-      if (end - started >= slowMs) {
+      const ms = end - started
+      if (ms >= slowMs) {
         slow++
-        pooledUntil = end + backoffMs
+        pooledUntil = Math.max(pooledUntil, end + backoffMs)
       }
+      if (bytes < costlyMinBytes) return
+      windowBytes += bytes
+      windowMs += ms
+      if (windowBytes < costlyWindowBytes) return
+      if ((windowMs * 1e6) / windowBytes > costlyNsPerByte) {
+        costly++
+        pooledUntil = Math.max(pooledUntil, end + costlyBackoffMs)
+      }
+      windowBytes = 0
+      windowMs = 0
     },
-    slowCalls: () => slow
+    slowCalls: () => slow,
+    costlyWindows: () => costly
   }
 }

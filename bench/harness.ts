@@ -20,6 +20,8 @@ export const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.m
 export const CLI_BASE = process.env["ET_BENCH_CLI_BASE"]
 /** Node flags for our process (e.g. "--cpu-prof --cpu-prof-dir=D"). */
 export const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
+/** Node's flags for `effect-base` (default: ET_BENCH_NODE_ARGS), to compare V8 settings on one build. */
+export const nodeArgsBase = process.env["ET_BENCH_NODE_ARGS_BASE"]?.split(" ").filter(Boolean) ?? nodeArgs
 /**
  * A command our leecher runs under, for investigation (e.g. `strace -f -c -o /tmp/st.txt`, `perf record -g --`); its
  * CPU counts too. `ET_BENCH_WRAP_ALL=1` wraps the other leechers as well.
@@ -349,7 +351,7 @@ export const leecherCommand = async (
         // The resume record goes beside the output (and is deleted with it), never into the user's state directory.
         // As the libtorrent leecher is set up (LOOPBACK_SETTINGS): loopback only, no DHT, LSD, port mapping or MSE.
         argv: [
-          ...wrapArgs, process.execPath, ...nodeArgs, cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`,
+          ...wrapArgs, process.execPath, ...(client === "effect" ? nodeArgs : nodeArgsBase), cli, "download", torrentPath, "-o", out, "--quiet", "--state-dir", `${out}.state`,
           "--bind", "127.0.0.1", "--no-dht", "--no-lsd", "--no-port-mapping", "--encryption", "off"
         ],
         env: effectEnv()

@@ -13,7 +13,7 @@ export const loadProfile = (file) => {
 export const bundleModules = (bundle) => {
   const starts = []
   readFileSync(bundle, "utf8").split("\n").forEach((l, i) => {
-    const m = /^\/\/ ((?:node_modules|src)\/\S+)$/.exec(l)
+    const m = /^\/\/ (?:\.\.\/[^/]+\/)?((?:node_modules|src)\/\S+)$/.exec(l)
     if (m) starts.push([i, m[1]])
   })
   return (line) => {

@@ -1,8 +1,9 @@
 // Builds what the package ships (package.json `files`, `exports`, `bin`):
 // - dist/cli.mjs and dist/cli/: the CLI, every dependency inlined, so it needs nothing installed beside it. Bundled
-//   files load in ~0.2 s instead of ~0.5 s for Effect's ESM graph file by file (STACK.md §3); split so that the
-//   entry answers --help alone and each command loads only its own code (src/cli/Run.ts). The banner gives
-//   @effect/cli's CJS dependencies a `require`.
+//   files load in ~0.2 s instead of ~0.5 s for Effect's ESM graph file by file (STACK.md §3). The entry answers
+//   --help alone; the commands are dist/cli/run.cjs, CommonJS so that the entry can run it with V8's code cache
+//   (src/cli/CodeCache.ts: Node 20 caches no ES module's compilation), each command's modules started only when it
+//   runs (src/cli/Run.ts). Rebuilding removes dist/cli/, and with it the caches of the old bundle.
 // - dist/index.mjs and dist/api.mjs: the library's two entries (src/index.ts, src/api.ts) with their shared code in
 //   dist/chunks/ (one copy of each module, so a class is the same class from either entry), `effect` and
 //   `@effect/*` left as imports (peer dependencies): an application and the library share one copy of Effect.
@@ -39,8 +40,19 @@ await Promise.all([
     chunkNames: "cli/[name]-[hash]",
     outExtension: { ".js": ".mjs" },
     minify: true,
-    define: { EFFECT_TORRENT_VERSION: JSON.stringify(version) },
-    banner: { js: 'import{createRequire as __cr}from"node:module";const require=__cr(import.meta.url);' }
+    define: { EFFECT_TORRENT_VERSION: JSON.stringify(version), EFFECT_TORRENT_RUN_BUNDLE: JSON.stringify("./cli/run.cjs") }
+  }),
+  // The commands (src/cli/Run.ts and what it loads), CommonJS so that main.ts can run them with V8's code cache
+  // (src/cli/CodeCache.ts). Each command's module still starts only when that command runs (esbuild's lazy init).
+  build({
+    ...common,
+    entryPoints: { "cli/run": "src/cli/Run.ts" },
+    outdir: "dist",
+    format: "cjs",
+    outExtension: { ".js": ".cjs" },
+    minify: true,
+    define: { "import.meta.url": "__importMetaUrl" },
+    banner: { js: 'const __importMetaUrl=require("node:url").pathToFileURL(__filename).href;' }
   }),
   build({
     ...common,

@@ -8,6 +8,22 @@ import * as Help from "./Help.ts"
 // Set by scripts/build.mjs from package.json.
 declare const EFFECT_TORRENT_VERSION: string | undefined
 const version = typeof EFFECT_TORRENT_VERSION === "string" ? EFFECT_TORRENT_VERSION : "0.0.0-dev"
+// Set by scripts/build.mjs: the commands' CommonJS bundle, relative to this file, loaded with V8's code cache
+// (CodeCache.ts). From the TS sources (tsx, vitest) Run.ts is imported as it is.
+declare const EFFECT_TORRENT_RUN_BUNDLE: string | undefined
+
+type RunModule = typeof import("./Run.ts")
+const loadRun = async (command: string): Promise<RunModule> => {
+  if (typeof EFFECT_TORRENT_RUN_BUNDLE !== "string") return import("./Run.ts")
+  const { fileURLToPath } = await import("node:url")
+  const CodeCache = await import("./CodeCache.ts")
+  const loaded = CodeCache.load<RunModule>(fileURLToPath(new URL(EFFECT_TORRENT_RUN_BUNDLE, import.meta.url)), command)
+  // Only a run that succeeded leaves a cache: it holds what that command compiles, not an early failure's subset.
+  process.once("exit", (code) => {
+    if (code === 0) loaded.save()
+  })
+  return loaded.exports
+}
 
 /**
  * The seed clients' shorthand (aria2c, transmission-cli): `effect-torrent FILE` downloads into the current
@@ -45,7 +61,7 @@ switch (parsed._tag) {
     break
   case "Run": {
     try {
-      const { run } = await import("./Run.ts")
+      const { run } = await loadRun(parsed.command.name)
       await run([process.argv[0]!, process.argv[1]!, ...(args as ReadonlyArray<string>)], parsed.command.name, version)
     } catch (e) {
       // The commands' code is loaded on demand (one file per chunk): out of descriptors, loading it fails before any

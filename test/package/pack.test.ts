@@ -92,13 +92,14 @@ describe("the npm package", () => {
       { filename: string; files: Array<{ path: string }> }
     >
     const files = packed!.files.map((f) => f.path)
-    expect(files.filter((f) => /^(test|scratchpad|bench|\.ci|fuzz|src|stubs|docs)\//.test(f))).toEqual([])
+    expect(files.filter((f) => /^(test|scratchpad|bench|\.ci|fuzz|src|stubs|docs|dist\/cli\/code-cache)\//.test(f))).toEqual([])
     expect(files).toEqual(expect.arrayContaining([
       "LICENSE",
       "README.md",
       "package.json",
       "bin/effect-torrent.js",
       "dist/cli.mjs",
+      "dist/cli/run.cjs",
       "dist/index.mjs",
       "dist/api.mjs",
       "dist/types/index.d.ts",

@@ -210,7 +210,7 @@ const runCase = async (c: Case): Promise<Array<string>> => {
       syscalls: kernel.syscalls,
       writeChunk: c.writeChunk,
       writesInFlight: c.writesInFlight,
-      inlineIo: c.inline === "off" ? { enabled: false } : { now: () => clock, slowMs: 10, backoffMs: 5 }
+      inlineIo: c.inline === "off" ? { enabled: false } : { now: () => clock, slowMs: 10, slowCallsToPool: 1, backoffMs: 5 }
     }).pipe(Effect.provide(Hasher.layerInline), Scope.extend(scope))
     const closeNow = yield* Deferred.make<void>()
     trigger = () => Deferred.unsafeDone(closeNow, Exit.void)

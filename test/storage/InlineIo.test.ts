@@ -21,7 +21,7 @@ const stepArb: FastCheck.Arbitrary<Step> = FastCheck.oneof(
 )
 
 describe("InlineIo", () => {
-  it("inline exactly when neither a slow call nor a costly window ended within its back-off", () => {
+  it("inline exactly when neither enough slow calls nor a costly window ended within its back-off", () => {
     FastCheck.assert(
       FastCheck.property(
         FastCheck.array(stepArb, { maxLength: 80 }),
@@ -33,18 +33,24 @@ describe("InlineIo", () => {
           nsPerByte: FastCheck.double({ min: 0, max: 50, noNaN: true }),
           backoffMs: FastCheck.integer({ min: 0, max: 20_000 })
         }),
-        (steps, slowMs, backoffMs, c) => {
+        FastCheck.integer({ min: 1, max: 3 }),
+        FastCheck.integer({ min: 0, max: 3_000 }),
+        (steps, slowMs, backoffMs, c, slowCallsToPool, slowWindowMs) => {
           let clock = 1_000
           const io = InlineIo.make({
             now: () => clock,
             slowMs,
+            slowCallsToPool,
+            slowWindowMs,
             backoffMs,
             costlyMinBytes: c.minBytes,
             costlyWindowBytes: c.windowBytes,
             costlyNsPerByte: c.nsPerByte,
             costlyBackoffMs: c.backoffMs
           })
-          // The model: the ends of the last slow call and of the last costly window, and the open window.
+          // The model: the slow calls not yet counted toward a switch, the ends of the last switch for slow calls and
+          // of the last costly window, and the open window.
+          let pending: Array<number> = []
           let lastSlowEnd: number | undefined
           let lastCostlyEnd: number | undefined
           let slow = 0
@@ -59,8 +65,12 @@ describe("InlineIo", () => {
               io.done(started, s.bytes)
               const ms = clock - started // as the clock measures it (a tiny `s.ms` may not move it)
               if (ms >= slowMs) {
-                lastSlowEnd = clock
                 slow++
+                pending = [...pending.filter((t) => clock - t < slowWindowMs), clock]
+                if (pending.length >= slowCallsToPool) {
+                  lastSlowEnd = clock
+                  pending = []
+                }
               }
               if (s.bytes >= c.minBytes) {
                 wBytes += s.bytes
@@ -92,16 +102,26 @@ describe("InlineIo", () => {
     expect(io.inline()).toBe(false)
   })
 
-  it("defaults: 10 ms makes a call slow, 30 s of pool after it", () => {
+  it("defaults: 10 ms makes a call slow; one alone changes nothing, two within a second mean 30 s of pool", () => {
     let clock = 0
     const io = InlineIo.make({ now: () => clock })
     io.done(clock, 0)
     clock += 9
     io.done(0, 0)
     expect(io.inline()).toBe(true)
-    const t = clock
-    clock += 10
-    io.done(t, 0)
+    const slowCall = () => {
+      const t = clock
+      clock += 10
+      io.done(t, 0)
+    }
+    slowCall()
+    expect(io.inline()).toBe(true)
+    clock += 1_000 // the next is more than a second later: still one in the window
+    slowCall()
+    expect(io.inline()).toBe(true)
+    clock += 979
+    slowCall()
+    expect(io.slowCalls()).toBe(3)
     expect(io.inline()).toBe(false)
     clock += 29_999
     expect(io.inline()).toBe(false)

@@ -9,9 +9,12 @@
  * in the pool: inline, they made seeding slower.)
  *
  * But a call that blocks (a disk that cannot keep up: the kernel throttles the writer of dirty pages; a network file
- * system) would stall every peer and timer with it. So each
- * inline call is timed, and one that took `slowMs` or more sends I/O back to the pool for `backoffMs`; then inline
- * is tried again. The worst an inline call can cost the event loop is one such call per `backoffMs`.
+ * system) would stall every peer and timer with it. So each inline call is timed, and `slowCallsToPool` calls that
+ * took `slowMs` or more within `slowWindowMs` send I/O back to the pool for `backoffMs`; then inline is tried again.
+ * One slow call alone is not enough: on a busy machine a thread preempted in the middle of a quick write shows one now
+ * and then (a 10 ms call in a third of the 1 GiB downloads here, which then made most of their writes in the pool,
+ * ~6 % slower), while a disk that blocks makes every call slow. The worst inline calls can cost the event loop is
+ * `slowCallsToPool` such calls per `backoffMs`.
  *
  * And writes that are each quick but costly per byte move to the pool too. In some memory states of this machine's
  * VM every new page-cache page costs a fault in the host: 128 KiB writes then take ~200 µs instead of ~30, half the
@@ -24,8 +27,12 @@
 export interface Options {
   /** Whether inline I/O is allowed at all (false: always the pool). */
   readonly enabled: boolean
-  /** An inline call that took this long (ms) or longer sends I/O to the pool. */
+  /** An inline call that took this long (ms) or longer is slow. */
   readonly slowMs: number
+  /** This many slow calls within `slowWindowMs` send I/O to the pool. */
+  readonly slowCallsToPool: number
+  /** See `slowCallsToPool` (ms). */
+  readonly slowWindowMs: number
   /** How long (ms) I/O stays in the pool after a slow inline call. */
   readonly backoffMs: number
   /** Inline calls of at least this many bytes are measured for cost per byte (smaller ones: mostly fixed cost). */
@@ -54,6 +61,8 @@ export interface InlineIo {
 }
 
 export const SLOW_MS = 10
+export const SLOW_CALLS_TO_POOL = 2
+export const SLOW_WINDOW_MS = 1_000
 export const BACKOFF_MS = 30_000
 export const COSTLY_MIN_BYTES = 32 * 1024
 export const COSTLY_WINDOW_BYTES = 8 * 1024 * 1024
@@ -64,6 +73,8 @@ export const COSTLY_BACKOFF_MS = 5_000
 export const make = (options: Partial<Options> = {}): InlineIo => {
   const enabled = options.enabled ?? true
   const slowMs = options.slowMs ?? SLOW_MS
+  const slowCallsToPool = Math.max(1, options.slowCallsToPool ?? SLOW_CALLS_TO_POOL)
+  const slowWindowMs = options.slowWindowMs ?? SLOW_WINDOW_MS
   const backoffMs = options.backoffMs ?? BACKOFF_MS
   const costlyMinBytes = options.costlyMinBytes ?? COSTLY_MIN_BYTES
   const costlyWindowBytes = options.costlyWindowBytes ?? COSTLY_WINDOW_BYTES
@@ -73,6 +84,8 @@ export const make = (options: Partial<Options> = {}): InlineIo => {
   /** Inline again from this time on. */
   let pooledUntil = Number.NEGATIVE_INFINITY
   let slow = 0
+  /** When the recent slow calls ended (within `slowWindowMs` of the latest). */
+  let recentSlow: Array<number> = []
   let costly = 0
   /** The current window: measured bytes and their milliseconds. */
   let windowBytes = 0
@@ -85,7 +98,12 @@ export const make = (options: Partial<Options> = {}): InlineIo => {
       const ms = end - started
       if (ms >= slowMs) {
         slow++
-        pooledUntil = Math.max(pooledUntil, end + backoffMs)
+        recentSlow = recentSlow.filter((t) => end - t < slowWindowMs)
+        recentSlow.push(end)
+        if (recentSlow.length >= slowCallsToPool) {
+          pooledUntil = Math.max(pooledUntil, end + backoffMs)
+          recentSlow = []
+        }
       }
       if (bytes < costlyMinBytes) return
       windowBytes += bytes

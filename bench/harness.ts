@@ -19,9 +19,16 @@ export const CLI = process.env["ET_BENCH_CLI"] ?? Path.join(ROOT, "dist", "cli.m
 /** A second build run as the leecher "effect-base", beside "effect", to compare two builds in one run. */
 export const CLI_BASE = process.env["ET_BENCH_CLI_BASE"]
 /** Node flags for our process (e.g. "--cpu-prof --cpu-prof-dir=D"). */
-export const nodeArgs = (process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)
+/**
+ * Node's flags for our CLI: those bin/effect-torrent.js gives the commands that move data (the bench runs dist/cli.mjs
+ * directly, as the launcher's child, without its second start), then ET_BENCH_NODE_ARGS.
+ */
+export const LAUNCHER_NODE_ARGS: ReadonlyArray<string> = ["--max-semi-space-size=8"]
+export const nodeArgs = [...LAUNCHER_NODE_ARGS, ...(process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)]
 /** Node's flags for `effect-base` (default: ET_BENCH_NODE_ARGS), to compare V8 settings on one build. */
-export const nodeArgsBase = process.env["ET_BENCH_NODE_ARGS_BASE"]?.split(" ").filter(Boolean) ?? nodeArgs
+export const nodeArgsBase = process.env["ET_BENCH_NODE_ARGS_BASE"] === undefined
+  ? nodeArgs
+  : [...LAUNCHER_NODE_ARGS, ...process.env["ET_BENCH_NODE_ARGS_BASE"].split(" ").filter(Boolean)]
 /**
  * A command our leecher runs under, for investigation (e.g. `strace -f -c -o /tmp/st.txt`, `perf record -g --`); its
  * CPU counts too. `ET_BENCH_WRAP_ALL=1` wraps the other leechers as well.

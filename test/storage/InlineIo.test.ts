@@ -1,7 +1,8 @@
 /**
  * FileStorage's inline-I/O policy (src/storage/internal/InlineIo.ts) as a pure state machine: under any sequence of
- * calls and pauses it is inline exactly when no inline call that ended within the last `backoffMs` was slow and no
- * measured window that ended within the last `costlyBackoffMs` cost more than `costlyNsPerByte`.
+ * calls and pauses it is inline exactly when no `slowCallsToPool` slow calls within `slowWindowMs` ended within the
+ * last `backoffMs` and no window of the quick calls that ended within the last `costlyBackoffMs` cost more than
+ * `costlyNsPerByte`.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as FastCheck from "effect/FastCheck"
@@ -72,7 +73,7 @@ describe("InlineIo", () => {
                   pending = []
                 }
               }
-              if (s.bytes >= c.minBytes) {
+              if (s.bytes >= c.minBytes && ms < slowMs) {
                 wBytes += s.bytes
                 wMs += ms
                 if (wBytes >= c.windowBytes) {
@@ -145,5 +146,18 @@ describe("InlineIo", () => {
       clock += 1
       expect(io.inline()).toBe(true)
     }
+  })
+
+  it("defaults: one 15 ms call among quick ones changes nothing (neither rule)", () => {
+    let clock = 0
+    const io = InlineIo.make({ now: () => clock })
+    for (let i = 0; i < 64; i++) {
+      const started = clock
+      clock += i === 30 ? 15 : 0.04
+      io.done(started, 128 * 1024)
+    }
+    expect(io.slowCalls()).toBe(1)
+    expect(io.costlyWindows()).toBe(0)
+    expect(io.inline()).toBe(true)
   })
 })

@@ -118,13 +118,15 @@ const codeOf = (err: unknown): string =>
 
 /** The typed error of a failed system call `op` on `path`. */
 /**
- * Bytes per write system call. A 1 MiB piece written in one `pwrite` cost this VM (Linux 6.18, ext4) 2.1–2.6 sys s
- * per GiB, nearly all of it in the kernel's copy into the page cache, against 0.9–1.4 s in 128 KiB calls, one after
- * the other (bench/download.ts, interleaved A/B, docs/PERFORMANCE.md): a large write gets large page-cache folios,
- * whose fresh pages are costlier to touch here (libtorrent, writing 16 KiB blocks, paid ~0.13 s). 256 KiB calls,
- * one at a time, cost 1.30 × the CPU of 128 KiB ones (system time 1.6 against 0.8 s per GiB, 5 interleaved runs).
+ * Bytes per write system call: 16 KiB, a block, as libtorrent writes (one `pwrite64` per block, `strace`). ext4
+ * (Linux 6.18) gives a write page-cache folios as large as the call, and on this VM the fresh pages of large folios
+ * are often far dearer to touch (its free-page reporting hands the large free blocks back to the host; each page is
+ * then a fault in the host). A 1 MiB piece in one `pwrite` cost 2.1–2.6 sys s per GiB, in 128 KiB calls 0.8–2.7
+ * depending on that state, in 16 KiB calls 0.83–0.94 in every run of an interleaved A/B where 128 KiB calls cost
+ * 1.93–2.65 (1 GiB, 6 runs: 0.72 × the wall time, 0.66 × the CPU, user time the same; docs/PERFORMANCE.md). The
+ * calls are inline (internal/InlineIo.ts), so eight times as many cost little.
  */
-export const WRITE_CHUNK = 128 * 1024
+export const WRITE_CHUNK = 16 * 1024
 
 /**
  * Calls of one write issued at once (its chunks; the file's next write still waits for the whole of this one). One

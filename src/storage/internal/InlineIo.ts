@@ -17,7 +17,8 @@
  * `slowCallsToPool` such calls per `backoffMs`.
  *
  * And writes that are each quick but costly per byte move to the pool too. In some memory states of this machine's
- * VM every new page-cache page costs a fault in the host: 128 KiB writes then take ~200 µs instead of ~30, half the
+ * VM every new page-cache page costs a fault in the host (large folios most: hence FileStorage's 16 KiB calls, which
+ * mostly escape it): 128 KiB writes then took ~200 µs instead of ~30, half the
  * event loop's time goes into them, and the pool was 0.90 × the wall time and 0.88 × the CPU of inline writes (the
  * copy runs beside the event loop, and costs less there; docs/PERFORMANCE.md). So the inline calls of at least
  * `costlyMinBytes` are summed over windows of `costlyWindowBytes` (slow calls left out: they are the first rule's, and
@@ -65,7 +66,7 @@ export const SLOW_MS = 10
 export const SLOW_CALLS_TO_POOL = 2
 export const SLOW_WINDOW_MS = 1_000
 export const BACKOFF_MS = 30_000
-export const COSTLY_MIN_BYTES = 32 * 1024
+export const COSTLY_MIN_BYTES = 16 * 1024
 export const COSTLY_WINDOW_BYTES = 8 * 1024 * 1024
 /** ~160 µs per 128 KiB: cheap page-cache writes measured 0.25–0.9 ns per byte per 8 MiB window, costly ones 1.5–2.4. */
 export const COSTLY_NS_PER_BYTE = 1.2

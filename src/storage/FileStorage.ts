@@ -65,6 +65,8 @@ export interface Options extends Storage.MakeOptions {
   readonly syscalls?: Syscalls.Syscalls | undefined
   /** Bytes per write call (default `WRITE_CHUNK`; tests make it small to interleave the calls of one write). */
   readonly writeChunk?: number | undefined
+  /** Bytes per write call through the pool (default `writeChunk` when given, else `POOL_WRITE_CHUNK`). */
+  readonly poolWriteChunk?: number | undefined
   /** Write calls in flight at once for one write through the pool (default `WRITES_IN_FLIGHT`; tests vary it). */
   readonly writesInFlight?: number | undefined
   /**
@@ -129,6 +131,14 @@ const codeOf = (err: unknown): string =>
 export const WRITE_CHUNK = 16 * 1024
 
 /**
+ * Bytes per write call when writes go through libuv's pool (InlineIo sent them there: a disk that blocks, or
+ * costly pages). Each pooled call is a round trip through a pool thread and the event loop: in 16 KiB calls that
+ * cost 1 GiB downloads ~0.8 CPU s more (two slow runs of the first full run with 16 KiB writes), so the pool keeps
+ * the 128 KiB calls it had.
+ */
+export const POOL_WRITE_CHUNK = 128 * 1024
+
+/**
  * Calls of one write issued at once (its chunks; the file's next write still waits for the whole of this one). One
  * at a time, each call's completion had to reach the main thread, busy with sockets during a download, before the
  * next went out: ~300 µs from issue to callback for ~70 µs in `pwrite`, and the writer of a one-file 1 GiB download
@@ -178,6 +188,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
     const root = Path.resolve(options.outputDir)
     const sys = options.syscalls ?? Syscalls.node
     const writeChunk = Math.max(1, Math.floor(options.writeChunk ?? WRITE_CHUNK))
+    const poolWriteChunk = Math.max(1, Math.floor(options.poolWriteChunk ?? options.writeChunk ?? POOL_WRITE_CHUNK))
     const writesInFlight = Math.max(1, Math.floor(options.writesInFlight ?? WRITES_IN_FLIGHT))
     const inlineIo = InlineIo.make(options.inlineIo)
     const fileCount = options.files.length
@@ -440,7 +451,7 @@ export const make = (options: Options): Effect.Effect<FileStorage, Storage.Stora
           const pump = (): void => {
             while (error === undefined && inFlight < writesInFlight && next < data.length) {
               const at = next
-              next = Math.min(data.length, at + writeChunk)
+              next = Math.min(data.length, at + poolWriteChunk)
               chunk(at, next)
             }
             if (inFlight === 0 && (error !== undefined || next >= data.length)) finish(error)

@@ -149,8 +149,9 @@ describe("FileStorage files on disk", () => {
     }))
 
   for (const inline of [true, false]) {
-  it.scopedLive(`a piece is written in calls of at most WRITE_CHUNK bytes, across file boundaries too (${inline ? "inline" : "through the pool"})`, () =>
+  it.scopedLive(`a piece is written in calls of at most ${inline ? "WRITE_CHUNK" : "POOL_WRITE_CHUNK"} bytes, across file boundaries too (${inline ? "inline" : "through the pool"})`, () =>
     Effect.gen(function*() {
+      const size = inline ? FileStorage.WRITE_CHUNK : FileStorage.POOL_WRITE_CHUNK
       const dir = yield* tempDir
       // 1 MiB pieces over a 1.5 MiB file and a 700 KiB one: piece 1 spans both files
       const t = torrent([{ length: 1536 * 1024 }, { length: 700 * 1024 }], 1 << 20)
@@ -171,10 +172,10 @@ describe("FileStorage files on disk", () => {
         }
       })
       for (let i = 0; i < 3; i++) yield* s.writePiece(i, pieceOf(t, i))
-      expect(Math.max(...calls)).toBe(FileStorage.WRITE_CHUNK)
+      expect(Math.max(...calls)).toBe(size)
       expect(calls.reduce((a, b) => a + b, 0)).toBe(t.payload.length)
       // piece 0: 1 MiB in file 0; piece 1: 512 KiB of each file; piece 2: the last 188 KiB of file 1
-      const callsFor = (bytes: number) => Math.ceil(bytes / FileStorage.WRITE_CHUNK)
+      const callsFor = (bytes: number) => Math.ceil(bytes / size)
       expect(calls.length).toBe(callsFor(1 << 20) + 2 * callsFor(512 * 1024) + callsFor(188 * 1024))
       for (let f = 0; f < 2; f++) {
         expect(sameBytes(new Uint8Array(Fs.readFileSync(Path.join(dir, t.files[f]!.path.join("/")))), fileContent(t, f)))
@@ -207,11 +208,12 @@ describe("FileStorage files on disk", () => {
         }
       })
       const per = (1 << 20) / FileStorage.WRITE_CHUNK
+      const pooled = (bytes: number) => Math.ceil(bytes / FileStorage.POOL_WRITE_CHUNK) // bigger calls there
       yield* s.writePiece(0, pieceOf(t, 0))
-      expect(calls).toEqual(["inline", "inline", "inline", ...Array<"pool">(per - 3).fill("pool")])
+      expect(calls).toEqual(["inline", "inline", "inline", ...Array<"pool">(pooled((per - 3) * FileStorage.WRITE_CHUNK)).fill("pool")])
       calls.length = 0
       yield* s.writePiece(1, pieceOf(t, 1))
-      expect(calls).toEqual(Array<"pool">(per).fill("pool"))
+      expect(calls).toEqual(Array<"pool">(pooled(1 << 20)).fill("pool"))
       calls.length = 0
       clock += 1000
       yield* s.writePiece(2, pieceOf(t, 2))

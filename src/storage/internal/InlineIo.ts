@@ -16,11 +16,8 @@
  * ~6 % slower), while a disk that blocks makes every call slow. The worst inline calls can cost the event loop is
  * `slowCallsToPool` such calls per `backoffMs`.
  *
- * And writes that are each quick but costly per byte move to the pool too. In some memory states of this machine's
- * VM every new page-cache page costs a fault in the host (large folios most: hence FileStorage's 16 KiB calls, which
- * mostly escape it): 128 KiB writes then took ~200 µs instead of ~30, half the
- * event loop's time goes into them, and the pool was 0.90 × the wall time and 0.88 × the CPU of inline writes (the
- * copy runs beside the event loop, and costs less there; docs/PERFORMANCE.md). So the inline calls of at least
+ * And writes that are each quick but slow per byte move to the pool too: a disk that keeps up only at a fraction of
+ * the page cache's speed would otherwise take the event loop's time a call at a time. So the inline calls of at least
  * `costlyMinBytes` are summed over windows of `costlyWindowBytes` (slow calls left out: they are the first rule's, and
  * one 14 ms preemption alone costs 1.7 ns per byte of an 8 MiB window); a window that cost more than `costlyNsPerByte`
  * sends I/O to the pool for `costlyBackoffMs`, after which the next window measures again.
@@ -68,8 +65,13 @@ export const SLOW_WINDOW_MS = 1_000
 export const BACKOFF_MS = 30_000
 export const COSTLY_MIN_BYTES = 16 * 1024
 export const COSTLY_WINDOW_BYTES = 8 * 1024 * 1024
-/** ~160 µs per 128 KiB: cheap page-cache writes measured 0.25–0.9 ns per byte per 8 MiB window, costly ones 1.5–2.4. */
-export const COSTLY_NS_PER_BYTE = 1.2
+/**
+ * 5 ns per byte (200 MB/s into the page cache): a disk or file system in trouble, not this VM's page cost. 16 KiB calls
+ * measure 0.42–1.25 ns per byte per 8 MiB window here, cheap or costly state alike; the pool's 128 KiB calls would
+ * pay the costly state in full (FileStorage.WRITE_CHUNK), so it must not send them there. (With 128 KiB inline calls
+ * the limit was 1.2: cheap windows 0.25–0.9, costly 1.5–2.4, and the pool was then the cheaper.)
+ */
+export const COSTLY_NS_PER_BYTE = 5
 export const COSTLY_BACKOFF_MS = 5_000
 
 export const make = (options: Partial<Options> = {}): InlineIo => {

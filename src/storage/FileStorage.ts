@@ -120,21 +120,22 @@ const codeOf = (err: unknown): string =>
 
 /** The typed error of a failed system call `op` on `path`. */
 /**
- * Bytes per write system call: 16 KiB, a block, as libtorrent writes (one `pwrite64` per block, `strace`). ext4
- * (Linux 6.18) gives a write page-cache folios as large as the call, and on this VM the fresh pages of large folios
- * are often far dearer to touch (its free-page reporting hands the large free blocks back to the host; each page is
- * then a fault in the host). A 1 MiB piece in one `pwrite` cost 2.1–2.6 sys s per GiB, in 128 KiB calls 0.8–2.7
- * depending on that state, in 16 KiB calls 0.83–0.94 in every run of an interleaved A/B where 128 KiB calls cost
- * 1.93–2.65 (1 GiB, 6 runs: 0.72 × the wall time, 0.66 × the CPU, user time the same; docs/PERFORMANCE.md). The
- * calls are inline (internal/InlineIo.ts), so eight times as many cost little.
+ * Bytes per write system call: 32 KiB. ext4 (Linux 6.18) gives a buffered write page-cache folios as large as the
+ * call, and on this VM the fresh pages of large folios are often far dearer to touch (its free-page reporting hands
+ * the large free blocks back to the host; each page is then a fault in the host); folios of up to 32 KiB come from
+ * the per-CPU lists of recently freed pages. libtorrent writes one 16 KiB block per `pwrite64` (`strace`) and stays
+ * at ~1 s of system time per GiB in every state. Interleaved A/Bs (docs/PERFORMANCE.md): in a costly state, 16 KiB
+ * calls against 128 KiB, 1 GiB, 6 runs: system time 0.83–0.94 s against 1.93–2.65, 0.72 × the wall, 0.66 × the
+ * CPU (32 KiB: the same as 16 KiB within noise, 4 runs); in a cheap state, 512 MiB, 5 runs: 16 KiB calls 1.18 × the
+ * CPU of 128 KiB ones (eight times the calls), 32 KiB 1.05 ×. A 1 MiB piece in one call: 2.1–2.6 sys s per GiB.
  */
-export const WRITE_CHUNK = 16 * 1024
+export const WRITE_CHUNK = 32 * 1024
 
 /**
  * Bytes per write call when writes go through libuv's pool (InlineIo sent them there: a disk that blocks, or
  * costly pages). Each pooled call is a round trip through a pool thread and the event loop: in 16 KiB calls that
- * cost 1 GiB downloads ~0.8 CPU s more (two slow runs of the first full run with 16 KiB writes), so the pool keeps
- * the 128 KiB calls it had.
+ * cost 1 GiB downloads ~0.8 CPU s more (two slow runs of a full run with 16 KiB writes), so the pool keeps the
+ * 128 KiB calls it had.
  */
 export const POOL_WRITE_CHUNK = 128 * 1024
 

@@ -66,10 +66,10 @@ export const BACKOFF_MS = 30_000
 export const COSTLY_MIN_BYTES = 16 * 1024
 export const COSTLY_WINDOW_BYTES = 8 * 1024 * 1024
 /**
- * 5 ns per byte (200 MB/s into the page cache): a disk or file system in trouble, not this VM's page cost. 16 KiB calls
- * measure 0.42–1.25 ns per byte per 8 MiB window here, cheap or costly state alike; the pool's 128 KiB calls would
- * pay the costly state in full (FileStorage.WRITE_CHUNK), so it must not send them there. (With 128 KiB inline calls
- * the limit was 1.2: cheap windows 0.25–0.9, costly 1.5–2.4, and the pool was then the cheaper.)
+ * 5 ns per byte (200 MB/s into the page cache): a disk or file system in trouble, not this VM's page cost. Small
+ * inline calls (16 KiB) measured 0.42–1.25 ns per byte per 8 MiB window here, cheap or costly state alike; the pool's
+ * 128 KiB calls would pay the costly state in full (FileStorage.WRITE_CHUNK), so it must not send them there. (With
+ * 128 KiB inline calls the limit was 1.2: cheap windows 0.25–0.9, costly 1.5–2.4, and the pool was then the cheaper.)
  */
 export const COSTLY_NS_PER_BYTE = 5
 export const COSTLY_BACKOFF_MS = 5_000

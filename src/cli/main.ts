@@ -20,7 +20,11 @@ const loadRun = async (command: string): Promise<RunModule> => {
   const loaded = CodeCache.load<RunModule>(fileURLToPath(new URL(EFFECT_TORRENT_RUN_BUNDLE, import.meta.url)), command)
   // Only a run that succeeded leaves a cache: it holds what that command compiles, not an early failure's subset.
   process.once("exit", (code) => {
-    if (code === 0) loaded.save()
+    try {
+      if (code === 0) loaded.save()
+    } catch {
+      // a cache is only an optimisation: never a failure of the command that already succeeded
+    }
   })
   return loaded.exports
 }

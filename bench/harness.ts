@@ -24,11 +24,10 @@ export const CLI_BASE = process.env["ET_BENCH_CLI_BASE"]
  * directly, as the launcher's child, without its second start), then ET_BENCH_NODE_ARGS.
  */
 export const LAUNCHER_NODE_ARGS: ReadonlyArray<string> = ["--max-semi-space-size=8"]
-export const nodeArgs = [...LAUNCHER_NODE_ARGS, ...(process.env["ET_BENCH_NODE_ARGS"] ?? "").split(" ").filter(Boolean)]
+const withLauncherArgs = (extra: string) => [...LAUNCHER_NODE_ARGS, ...extra.split(" ").filter(Boolean)]
+export const nodeArgs = withLauncherArgs(process.env["ET_BENCH_NODE_ARGS"] ?? "")
 /** Node's flags for `effect-base` (default: ET_BENCH_NODE_ARGS), to compare V8 settings on one build. */
-export const nodeArgsBase = process.env["ET_BENCH_NODE_ARGS_BASE"] === undefined
-  ? nodeArgs
-  : [...LAUNCHER_NODE_ARGS, ...process.env["ET_BENCH_NODE_ARGS_BASE"].split(" ").filter(Boolean)]
+export const nodeArgsBase = withLauncherArgs(process.env["ET_BENCH_NODE_ARGS_BASE"] ?? process.env["ET_BENCH_NODE_ARGS"] ?? "")
 /**
  * A command our leecher runs under, for investigation (e.g. `strace -f -c -o /tmp/st.txt`, `perf record -g --`); its
  * CPU counts too. `ET_BENCH_WRAP_ALL=1` wraps the other leechers as well.

@@ -90,7 +90,7 @@ const readFirst = (dirs: ReadonlyArray<string>, name: string): Buffer | undefine
 export const load = <A>(file: string, key: string, dirs: ReadonlyArray<string> = defaultDirs(file)): Loaded<A> => {
   const source = Fs.readFileSync(file, "utf8")
   const name = cacheName(key, source)
-  const cachedData = dirs.length === 0 ? undefined : readFirst(dirs, name)
+  const cachedData = readFirst(dirs, name)
   // The wrapper stays on the bundle's first line, so line numbers in stack traces are the file's own. Strict, as the
   // ES modules it was bundled from (the bundle's own "use strict" follows its banner, so it is no directive).
   const script = new Vm.Script(`(function (exports, require, module, __filename, __dirname) {"use strict";${source}\n})`, {

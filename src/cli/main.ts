@@ -68,7 +68,7 @@ switch (parsed._tag) {
       const { run } = await loadRun(parsed.command.name)
       await run([process.argv[0]!, process.argv[1]!, ...(args as ReadonlyArray<string>)], parsed.command.name, version)
     } catch (e) {
-      // The commands' code is loaded on demand (one file per chunk): out of descriptors, loading it fails before any
+      // The commands' code is loaded on demand (dist/cli/run.cjs): out of descriptors, loading it fails before any
       // of our error handling exists. Anything else is a real defect and keeps its stack.
       const code = (e as NodeJS.ErrnoException | undefined)?.code
       if (code !== "EMFILE" && code !== "ENFILE") throw e

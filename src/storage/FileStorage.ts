@@ -118,7 +118,6 @@ export const resolvePath = (
 const codeOf = (err: unknown): string =>
   typeof err === "object" && err !== null && "code" in err && typeof err.code === "string" ? err.code : ""
 
-/** The typed error of a failed system call `op` on `path`. */
 /**
  * Bytes per write system call: 32 KiB. ext4 (Linux 6.18) gives a buffered write page-cache folios as large as the
  * call, and on this VM the fresh pages of large folios are often far dearer to touch (its free-page reporting hands
@@ -132,8 +131,8 @@ const codeOf = (err: unknown): string =>
 export const WRITE_CHUNK = 32 * 1024
 
 /**
- * Bytes per write call when writes go through libuv's pool (InlineIo sent them there: a disk that blocks, or
- * costly pages). Each pooled call is a round trip through a pool thread and the event loop: in 16 KiB calls that
+ * Bytes per write call when writes go through libuv's pool (InlineIo sent them there: a disk that blocks, or one
+ * that keeps up only slowly). Each pooled call is a round trip through a pool thread and the event loop: in 16 KiB calls that
  * cost 1 GiB downloads ~0.8 CPU s more (two slow runs of a full run with 16 KiB writes), so the pool keeps the
  * 128 KiB calls it had.
  */
@@ -151,6 +150,7 @@ export const POOL_WRITE_CHUNK = 128 * 1024
  */
 export const WRITES_IN_FLIGHT = 2
 
+/** The typed error of a failed system call `op` on `path`. */
 export const fromErrno = (op: "open" | "mkdir" | "read" | "write" | "close", path: string, err: unknown): Storage.StorageError => {
   const code = codeOf(err)
   const reason: Reason = code === "ENOSPC" || code === "EDQUOT"

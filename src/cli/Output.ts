@@ -41,8 +41,17 @@ export const formatBytes = (n: number): string => {
   return `${text} ${UNITS[u]}`
 }
 
-/** `1234567` → `1,234,567`. */
-export const groupDigits = (n: number): string => n.toLocaleString("en-US")
+/**
+ * `1234567` → `1,234,567` (integers; what `toLocaleString("en-US")` gives, without its first call's ~20 ms of ICU
+ * set-up, a tenth of `info`'s run).
+ */
+export const groupDigits = (n: number): string => {
+  if (!Number.isSafeInteger(n)) return n.toLocaleString("en-US")
+  const digits = String(Math.abs(n))
+  let out = digits.slice(0, ((digits.length - 1) % 3) + 1)
+  for (let i = out.length; i < digits.length; i += 3) out += `,${digits.slice(i, i + 3)}`
+  return n < 0 || Object.is(n, -0) ? `-${out}` : out
+}
 
 /** Seconds since the epoch → ISO 8601 UTC without milliseconds; `undefined` for values outside Date's range. */
 export const formatDate = (seconds: number): string | undefined => {

@@ -185,8 +185,8 @@ const runOnce = async (client: ClientName, run: number, s: Setup): Promise<Resul
     client, run, wall, cpu, rssMiB: t.maxRssKiB / 1024, seederCpu, othersCpu: Math.max(0, othersCpu), steal, load
   }
   console.log(
-    `${client.padEnd(10)} run ${run}: wall ${wall.toFixed(2)} s, CPU ${cpu.toFixed(2)} s (user ${t.user.toFixed(2)}, sys ${t.sys.toFixed(2)}), peak RSS ${r.rssMiB.toFixed(0)} MiB` +
-      ` | seeder CPU ${seederCpu.toFixed(2)} s, others ${r.othersCpu.toFixed(2)} s, steal ${steal.toFixed(2)} s, load before ${load.toFixed(2)} | sha256 ok` +
+    `${client.padEnd(10)} run ${run}: wall ${wall.toFixed(2)} s, CPU ${cpu.toFixed(2)} s (user ${t.user.toFixed(2)}, sys ${t.sys.toFixed(2)}), peak RSS ${r.rssMiB.toFixed(0)} MiB, ` +
+      `${(t.minorFaults / 1000).toFixed(1)} k page faults | seeder CPU ${seederCpu.toFixed(2)} s, others ${r.othersCpu.toFixed(2)} s, steal ${steal.toFixed(2)} s, load before ${load.toFixed(2)} | sha256 ok` +
       (steal > maxSteal ? ` | DISCARDED: steal > ${maxSteal} s` : "")
   )
   return r

@@ -539,6 +539,9 @@ const start = (
   Effect.gen(function*() {
     const client = yield* Client
     const m = source
+    // A download hashes within a second: the hash worker comes up meanwhile, beside the announce and the first
+    // connections, instead of on the first piece with the pieces behind it waiting in fresh memory.
+    if (!complete && client.hasher.warm !== undefined) yield* client.hasher.warm
     // Mutable: the storage asks it on each write, and `select` changes it while the torrent runs.
     const files = [...FileSelection.wantedFiles(m, options.only)]
     if (options.only !== undefined && options.only.length > 0 && !files.some((w) => w)) {

@@ -81,6 +81,28 @@ describe("Hasher pool", () => {
       expect(Bytes.toHex(r.digest)).toBe("a9993e364706816aba3e25717850c26c9cd0d89d")
     }))
 
+  it.live("warm starts one worker ahead of the first job, and the jobs use it; nothing after close", () =>
+    Effect.gen(function*() {
+      let pool: Hasher.PoolHasher | undefined
+      yield* Effect.scoped(Effect.gen(function*() {
+        const p = yield* Hasher.makePool({ workers: 2, inlineMax: 0 })
+        pool = p
+        expect(p.liveWorkers()).toBe(0)
+        yield* p.warm!
+        expect(p.liveWorkers()).toBe(1)
+        yield* p.warm!
+        expect(p.liveWorkers()).toBe(1) // one worker is enough to be ready; more start under load
+        const data = randomBytes(100_000, 7)
+        const want = Bytes.toHex(Bytes.sha1(data))
+        const r = yield* p.sha1(data)
+        expect(Bytes.toHex(r.digest)).toBe(want)
+        expect(p.liveWorkers()).toBe(1) // the idle, warmed worker took the job
+      }))
+      expect(pool!.liveWorkers()).toBe(0)
+      yield* pool!.warm!
+      expect(pool!.liveWorkers()).toBe(0)
+    }))
+
   it.live("works with PiecePool buffers: release after hashing puts the returned memory back", () =>
     Effect.scoped(Effect.gen(function*() {
       const hasher = yield* Hasher.makePool({ workers: 1, inlineMax: 0 })

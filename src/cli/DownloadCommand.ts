@@ -84,7 +84,7 @@ const noPeersOpt = Options.integer("no-peers-timeout").pipe(
 )
 
 const resumeIntervalOpt = Options.float("resume-interval").pipe(
-  Options.withDescription("seconds between fast-resume saves while pieces arrive (default 10; also every 32 MiB)"),
+  Options.withDescription("seconds between fast-resume saves while pieces arrive (default 10; also every 256 MiB)"),
   Options.optional
 )
 const saveTorrentOpt = Options.text("save-torrent").pipe(

@@ -108,7 +108,7 @@ export interface ClientOptions {
   readonly stateDir?: string | undefined
   /** Read and save fast-resume records in `stateDir` (default true). */
   readonly resume?: boolean | undefined
-  /** When records are saved (default every 10 s and every 32 MiB verified; see Torrent.ts `resume`). */
+  /** When records are saved (default every 10 s and every 256 MiB verified; see Torrent.ts `resume`). */
   readonly resumeSave?: Torrent.Options["resumeSave"]
   /** Between checks that no file was deleted, replaced or cut short under us (Torrent.ts `auditInterval`, 5 s). */
   readonly auditInterval?: Torrent.Options["auditInterval"]

@@ -18,7 +18,7 @@
  * with exactly the recorded size and mtime, and is long enough to hold the piece's bytes. A file that changed makes
  * every piece it touches untrusted, and only those.
  *
- * Saving (the torrent's job, Torrent.ts `resume`: every 10 s and every 32 MiB verified while pieces arrive, and
+ * Saving (the torrent's job, Torrent.ts `resume`: every 10 s and every 256 MiB verified while pieces arrive, and
  * when its scope closes, interruption included; ResumeStore.ts does the I/O): snapshot the verified bitfield, flush
  * storage, *then* stat the files and write. A piece written after the stat changes its file's mtime, so a crash
  * before the next save costs a re-hash of the files written since then, never a wrongly trusted piece.

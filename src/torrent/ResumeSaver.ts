@@ -1,10 +1,8 @@
 /**
  * Fast-resume saving (ResumeStore.ts) for a running torrent: a record is saved every `interval` (default 10 s) when
- * pieces were verified since, as soon as `bytes` more were (default 32 MiB), on completion, and when the torrent's
- * scope closes (bounded, 5 s). Each save flushes (fdatasyncs) what was written since the last one, so the flush on
- * completion waits only for the last ≤ 32 MiB to reach the disk: with saves every 256 MiB, a 512 MiB download spent
- * its last ~0.2 s in that flush (0.93 × the wall at 32 MiB, the same CPU: the writeback is the kernel's work, not
- * ours; docs/PERFORMANCE.md). A save is at most one per 250 ms poll.
+ * pieces were verified since, as soon as `bytes` (default 256 MiB: each save flushes the written files, which costs
+ * CPU and page-cache memory on fast downloads; a crash only costs re-hashing what the last record did not vouch
+ * for) more were, on completion, and when the torrent's scope closes (bounded, 5 s).
  *
  * Each save snapshots the verified pieces, flushes storage, then writes (ResumeRecord.ts "Saving"): never a record
  * claiming unflushed data. A failed flush is a storage failure (the torrent ends; the record is not saved); a
@@ -82,7 +80,7 @@ export const make = (options: Options): Effect.Effect<ResumeSaver, never, Scope.
         )
       })
     const everyMs = Duration.toMillis(options.interval ?? Duration.seconds(10))
-    const everyBytes = options.bytes ?? 32 * 1024 * 1024
+    const everyBytes = options.bytes ?? 256 * 1024 * 1024
     const run = Effect.gen(function*() {
       let lastAt = options.now()
       let lastCount = Bitfield.count(options.have)

@@ -140,8 +140,8 @@ export interface Options {
   /**
    * Fast-resume record (ResumeStore.ts): on start, pieces it trusts are had without hashing and only the others are
    * checked; it is saved every `resumeSave.interval` (default 10 s) when pieces were verified since, as soon as
-   * `resumeSave.bytes` (default 32 MiB: each save flushes what was written since the last, so that the flush on
-   * completion has little left to wait for) more were, on completion, and when the scope closes (bounded, 5 s). Each
+   * `resumeSave.bytes` (default 256 MiB: each save flushes the written files, which costs CPU and page-cache
+   * memory on fast downloads; a crash only costs re-hashing what the last record did not vouch for) more were, on completion, and when the scope closes (bounded, 5 s). Each
    * save snapshots the verified pieces, flushes storage, then writes (ResumeRecord.ts "Saving").
    */
   readonly resume?: ResumeStore.ResumeStore | undefined

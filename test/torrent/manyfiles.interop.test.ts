@@ -197,7 +197,7 @@ describe("many files (issue 13): more files than open descriptors, resume saves 
     "CLI `download T -o OUT --state-dir S`: exit 0, no warning, byte-identical to the seeder",
     async () => {
       const { out, state } = fresh("manyfiles-cli")
-      // The CLI sets neither the resume save size (32 MiB by default) nor the descriptor bound (64):
+      // The CLI sets neither the resume save size (256 MiB by default: never, here) nor the descriptor bound (64):
       // a save every 0.5 s, a few during the download and one at the end.
       const r = await runCli(["download", torrentFile, "-o", out, "--state-dir", state, "--resume-interval", "0.5"])
       const problems = [

@@ -71,6 +71,7 @@ import * as DownLimit from "./DownLimit.ts"
 import * as Extensions from "./Extensions.ts"
 import * as Download from "./Download.ts"
 import * as Finisher from "./Finisher.ts"
+import * as FlushAhead from "./FlushAhead.ts"
 import * as HashExchange from "./HashExchange.ts"
 import * as LeafBlame from "./LeafBlame.ts"
 import * as Integrity from "./Integrity.ts"
@@ -162,6 +163,11 @@ export interface Options {
   /** BEP 11 peer exchange with peers that support it (default true; never for a private torrent). */
   readonly pex?: boolean | undefined
   readonly resumeSave?: { readonly interval?: Duration.DurationInput; readonly bytes?: number } | undefined
+  /**
+   * Bytes of verified pieces between background flushes of the written data (FlushAhead.ts; default 32 MiB), so
+   * that completion's flush has only the rest to wait for; `Infinity` leaves it all to that flush.
+   */
+  readonly flushAhead?: number | undefined
   /**
    * Between checks that the files are still ours (`Storage.audit`: none deleted, replaced or cut short by something
    * else); default 5 s. Also run on completion and when a piece read for a peer fails its hash.
@@ -513,6 +519,12 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
     })
 
     // --- the finishers (the owner): verify, write, announce `have`, or strike and ban ---
+    const flushAhead = yield* FlushAhead.make({
+      flush: storage.flush,
+      every: options.flushAhead,
+      failStorage,
+      storageFailed: () => storageFailed
+    })
     const finisher = yield* Finisher.make({
       storage,
       picker: () => picker()!,
@@ -528,7 +540,10 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
       ban: swarm.ban,
       kickAll: download.kickAll,
       onBacklog: download.setPaused,
-      onVerified: waiters.verified,
+      onVerified: (index) => {
+        waiters.verified(index)
+        flushAhead.verified(pieceSize(index))
+      },
       after: Effect.zipRight(Effect.sync(download.updateInterest), completeIfDone),
       failStorage,
       storageFailed: () => storageFailed,
@@ -763,6 +778,7 @@ export const start = (options: Options): Effect.Effect<Torrent, never, Scope.Sco
           holepunchLog.take.pipe(Effect.flatMap((line) => Effect.logInfo(line)), Effect.forever, Effect.ignore)
         )
         if (saver !== undefined) yield* Effect.forkScoped(saver.run)
+        yield* Effect.forkScoped(flushAhead.run)
         yield* Effect.forkScoped(auditor)
         if (options.trackers !== false && m.trackers.length > 0) yield* Effect.forkScoped(announces)
         if (dht !== undefined) {

@@ -8,7 +8,9 @@ import * as Client from "../../src/session/Client.ts"
 import * as Hasher from "../../src/storage/Hasher.ts"
 import { type AnnounceRequest, Tracker } from "../../src/tracker/Tracker.ts"
 import { TrackerError } from "../../src/tracker/TrackerError.ts"
-import { tempDir, testClient } from "../support/download.ts"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { noTracker, tempDir, testClient } from "../support/download.ts"
 import { build } from "../support/seeder.ts"
 
 const b = build({ name: "c", pieceLength: 16384, files: [{ path: ["x"], length: 10 }, { path: ["y"], length: 20 }] })
@@ -68,6 +70,25 @@ describe("Client.download", () => {
       // Every announce of a run carries the same value; each run announced at least once.
       const of = (policy: string) => [...new Set(seen.filter(([p]) => p === policy).map(([, c]) => c ?? "none"))]
       expect([of("prefer"), of("require"), of("off")]).toEqual([["supported"], ["required"], ["none"]])
+    }))
+
+  it.scoped("a download warms the hasher as it starts, before anything is hashed; seeding does not", () =>
+    Effect.gen(function*() {
+      const calls: Array<string> = []
+      const recording = Layer.succeed(Hasher.Hasher, {
+        sha1: (data) => Effect.zipRight(Effect.sync(() => calls.push("sha1")), Hasher.inline.sha1(data)),
+        warm: Effect.sync(() => void calls.push("warm"))
+      })
+      const client = Client.layerWith({ noPeersTimeout: "1 hour" }).pipe(Layer.provide(noTracker), Layer.provide(recording))
+      yield* Effect.scoped(Client.download(tracked.metainfo, { outputDir: tempDir("warm") })).pipe(Effect.provide(client))
+      expect(calls).toEqual(["warm"])
+
+      calls.length = 0
+      const dir = tempDir("warm-seed")
+      Fs.writeFileSync(Path.join(dir, tracked.metainfo.name), tracked.files[0]!)
+      yield* Effect.scoped(Client.seed(tracked.metainfo, { dataDir: dir })).pipe(Effect.provide(client))
+      expect(calls.length).toBeGreaterThan(0) // the data was checked
+      expect(calls.every((c) => c === "sha1")).toBe(true)
     }))
 
   it("maps magnet so= ranges to file numbers", () => {

@@ -1,0 +1,12 @@
+// What an fdatasync of 512 MiB just written costs the calling process (CPU) and the caller (wall): node scratchpad/fdatasync-cost.cjs [DIR]
+const fs = require("fs"); const T = () => performance.now()
+const f = require("path").join(process.argv[2] ?? ".", "fsync-test.bin"); const buf = Buffer.alloc(32768, 7)
+const fd = fs.openSync(f, "w")
+let c0 = process.cpuUsage(), t0 = T()
+for (let i = 0; i < 512 * 32; i++) fs.writeSync(fd, buf, 0, buf.length, i * 32768)
+let c1 = process.cpuUsage(c0), t1 = T()
+fs.fdatasyncSync(fd)
+let c2 = process.cpuUsage(), t2 = T()
+const d = (a, b) => ((b.user - a.user + b.system - a.system) / 1e6).toFixed(3)
+console.log(`write 512 MiB: ${(t1 - t0).toFixed(0)} ms, cpu ${((c1.user + c1.system) / 1e6).toFixed(3)} s; fdatasync: ${(t2 - t1).toFixed(0)} ms, cpu ${d({user: c0.user + c1.user, system: c0.system + c1.system}, c2)} s`)
+fs.closeSync(fd); fs.unlinkSync(f)

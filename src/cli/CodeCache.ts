@@ -16,6 +16,7 @@
  * is code we run. `EFFECT_TORRENT_CODE_CACHE=off` turns it off; an absolute path there is the only directory used.
  * Written to a temporary name and renamed, so a concurrent start reads a whole file or none.
  */
+import { isAscii } from "node:buffer"
 import { createHash } from "node:crypto"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
@@ -65,7 +66,11 @@ export const defaultDirs = (bundle: string, env: NodeJS.ProcessEnv = process.env
 }
 
 /** The cache file's name for `source` run as `key` by this Node with these flags. */
-export const cacheName = (key: string, source: string, execArgv: ReadonlyArray<string> = process.execArgv): string => {
+export const cacheName = (
+  key: string,
+  source: string | Uint8Array,
+  execArgv: ReadonlyArray<string> = process.execArgv
+): string => {
   const h = createHash("sha256")
   h.update(source).update("\0").update(process.version).update("\0").update(process.arch)
   for (const a of execArgv) h.update("\0").update(a)
@@ -88,8 +93,11 @@ const readFirst = (dirs: ReadonlyArray<string>, name: string): Buffer | undefine
  * from the cache file for `key` when there is one V8 accepts.
  */
 export const load = <A>(file: string, key: string, dirs: ReadonlyArray<string> = defaultDirs(file)): Loaded<A> => {
-  const source = Fs.readFileSync(file, "utf8")
-  const name = cacheName(key, source)
+  // Read as bytes and hashed as such (the same digest as the text's UTF-8); an ASCII bundle (esbuild escapes the rest)
+  // is decoded as latin1, a copy: together ~7 ms less per start than reading it as UTF-8 and encoding it again.
+  const bytes = Fs.readFileSync(file)
+  const source = isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8")
+  const name = cacheName(key, bytes)
   const cachedData = readFirst(dirs, name)
   // The wrapper stays on the bundle's first line, so line numbers in stack traces are the file's own. Strict, as the
   // ES modules it was bundled from (the bundle's own "use strict" follows its banner, so it is no directive).

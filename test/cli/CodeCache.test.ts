@@ -73,6 +73,20 @@ describe("CodeCache", () => {
     expect(b.exports.version).toBe("two")
   })
 
+  it("text beyond ASCII is read as UTF-8 (the ASCII fast path decodes latin1), from source and from the cache", () => {
+    const { dirs, fresh, rewrite } = setup()
+    rewrite(program("naïve ✓ 𝄞"))
+    const a = CodeCache.load<Exports>(fresh(), "info", dirs)
+    expect(a.exports.version).toBe("naïve ✓ 𝄞")
+    a.save()
+    const b = CodeCache.load<Exports>(fresh(), "info", dirs)
+    expect(b.fromCache).toBe(true)
+    expect(b.exports.version).toBe("naïve ✓ 𝄞")
+    // The name hashes the file's bytes: the same as hashing its text as UTF-8.
+    expect(b.name).toBe(CodeCache.cacheName("info", program("naïve ✓ 𝄞")))
+    expect(CodeCache.cacheName("info", Buffer.from(program("one")))).toBe(CodeCache.cacheName("info", program("one")))
+  })
+
   it("a corrupt or truncated cache file is rejected: compiled from source, then written again", () => {
     const { dirs, fresh } = setup()
     const a = CodeCache.load<Exports>(fresh(), "seed", dirs)

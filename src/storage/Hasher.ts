@@ -61,9 +61,9 @@ export interface HasherShape {
   /** BEP 52 hashing; optional, so older implementations stay valid ({@link v2Piece} falls back to inline). */
   readonly v2?: ((data: Uint8Array, job: V2Job) => Effect.Effect<V2Result>) | undefined
   /**
-   * Hashing starts soon: get ready now. Optional. The pool starts its first worker here, so that the worker (~0.15 s
-   * to come up on this machine) runs by the time the first piece completes; started on that piece instead, a 512 MiB
-   * download had 22 pieces in fresh buffers waiting for it, against 5 (docs/PERFORMANCE.md).
+   * Hashing starts soon: get ready now. Optional. The pool starts its first worker here, so that the worker (0.1–0.15 s
+   * to come up on this machine) is running by the time the first piece completes, not started by it (a 512 MiB
+   * download: 0.94 × the CPU, peak RSS 117 against 130 MiB; docs/PERFORMANCE.md).
    */
   readonly warm?: Effect.Effect<void> | undefined
 }
